@@ -1,0 +1,76 @@
+"""The describe table: one row per parameter with its role, multipliers, init and LR.
+
+This is the µP inspector: what `mucore.parametrize` and `build_optimizer` do to each parameter,
+relative to the global HPs (TP5, Table 8).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mucore.context import MuSetup
+from mucore.init import init_std
+from mucore.optim import optimizer_family
+
+
+@dataclass(frozen=True)
+class DescribeRow:
+    """One parameter's µP facts.
+
+    Attributes:
+        name: canonical parameter name.
+        shape: its shape at this width.
+        role: input / hidden / output / vector.
+        width_mult: the multiplier m its role uses.
+        fan_in_mult: fan_in / fan_in0.
+        fan_out_mult: fan_out / fan_out0.
+        init: "normal", "zeros" or "ones".
+        init_std: std of the normal draw (0 for constant inits).
+        forward_mult: multiplier applied in the forward pass by the owning layer.
+        lr_mult: effective LR relative to the global LR for the chosen optimizer.
+    """
+
+    name: str
+    shape: list[int]
+    role: str
+    width_mult: float
+    fan_in_mult: float
+    fan_out_mult: float
+    init: str
+    init_std: float
+    forward_mult: float
+    lr_mult: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
+    """Rows for every parameter of the model that `setup` was made for, in model order."""
+    family = optimizer_family(optimizer)
+    rows = []
+    for name, info in setup.info.items():
+        std = init_std(info, setup)
+        if std is None:
+            init = "ones" if info.base.is_norm_gain else "zeros"
+            std_value = 0.0
+        else:
+            init = "zeros" if std == 0.0 else "normal"
+            std_value = std
+        rows.append(
+            DescribeRow(
+                name=name,
+                shape=list(info.shape),
+                role=info.role.value,
+                width_mult=info.width_mult,
+                fan_in_mult=info.fan_in_mult,
+                fan_out_mult=info.fan_out_mult,
+                init=init,
+                init_std=std_value,
+                forward_mult=setup.forward_mult(name),
+                lr_mult=setup.parametrization.lr_mult(info, family),
+            )
+        )
+    return rows
+

@@ -1,0 +1,99 @@
+"""Parametrize a built model: set its forward multipliers and (re-)initialise its weights.
+
+TP5 (Yang et al., 2022), Table 8: init stds per role. Every parameter is drawn from its own
+generator seeded by (seed, name), so the draw does not depend on parameter order, SP and µP
+draw the same noise at the base width (bit-identical models there), and re-initialising twice
+with the same seed changes nothing (idempotent).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import torch
+from torch import nn
+
+from mucore.context import MuContext, MuSetup, make_setup
+from mucore.hparams import HParams
+from mucore.layers import MuConfigurable
+from mucore.parametrizations import InitRule, Parametrization
+from mucore.roles import BaseShapes, ParamInfo, Role, canonical_name
+
+
+def parametrize(
+    model: nn.Module,
+    base_shapes: BaseShapes,
+    parametrization: str | Parametrization = "mup",
+    hparams: HParams | None = None,
+    *,
+    seed: int = 0,
+    reinit: bool = True,
+) -> MuSetup:
+    """Apply a parametrization to `model` in place and return its metadata.
+
+    Steps: 1. measure every parameter against the base shapes; 2. let every `MuConfigurable`
+    module set its forward multipliers; 3. if `reinit`, draw every parameter per its role's init
+    rule. Call with `reinit=False` after loading a state_dict to restore multipliers only.
+
+    Args:
+        model: a model built by the same factory as `base_shapes` (compiled models accepted).
+        base_shapes: from `infer_base_shapes`.
+        parametrization: "mup", "sp" or a registered table.
+        hparams: global knobs (sigma, alpha_out, alpha_attn, alpha_in, zero inits).
+        seed: init seed; each parameter's generator is seeded by (seed, name).
+        reinit: draw fresh weights (True) or only set multipliers (False).
+
+    Returns:
+        The `MuSetup` that optimizers and describe tables take.
+    """
+    hparams = hparams or HParams()
+    setup = make_setup(base_shapes.info_for(model), parametrization, hparams, base_shapes)
+    ctx = MuContext(setup)
+    for mod_name, module in model.named_modules():
+        if isinstance(module, MuConfigurable):
+            module.mu_configure(ctx, canonical_name(mod_name))
+    if reinit:
+        _reinit(model, ctx, seed)
+    return setup
+
+
+def init_std(info: ParamInfo, setup: MuSetup) -> float | None:
+    """The std a parameter is drawn with, or None when it keeps a constant default (0 or 1)."""
+    rule = setup.parametrization.rule(info.role).init
+    sigma = setup.hparams.init_std
+    if info.role is Role.OUTPUT and setup.hparams.zero_readout:
+        return 0.0
+    if rule is InitRule.KEEP:
+        return None if len(info.shape) <= 1 else sigma / math.sqrt(info.fan_in)
+    if rule is InitRule.BASE_FAN_IN:
+        return sigma / math.sqrt(info.base_fan_in)
+    return sigma / math.sqrt(info.fan_in)
+
+
+def _seeded_generator(seed: int, name: str) -> torch.Generator:
+    g = torch.Generator(device="cpu")
+    g.manual_seed((seed * 1_000_003 + zlib.crc32(name.encode())) % (2**63))
+    return g
+
+
+@torch.no_grad()
+def _reinit(model: nn.Module, ctx: MuContext, seed: int) -> None:
+    for raw_name, p in model.named_parameters():
+        name = canonical_name(raw_name)
+        info = ctx.param(name)
+        std = init_std(info, ctx.setup)
+        if std is None:
+            # Norm gains start at one, other vectors (biases, norm shifts) at zero.
+            p.fill_(1.0 if info.base.is_norm_gain else 0.0)
+            continue
+        # Draw on CPU from a per-name generator (order- and device-independent), then copy.
+        values = torch.randn(p.shape, generator=_seeded_generator(seed, name), dtype=torch.float32)
+        values.mul_(std)
+        if name in ctx.zero_rows:
+            rows = ctx.zero_rows[name]
+            if rows is None:
+                values.zero_()
+            else:
+                values[rows[0] : rows[1]] = 0.0
+        p.copy_(values.to(dtype=p.dtype))

@@ -1,0 +1,103 @@
+"""Drop-in layers whose forward multipliers µP sets from the width multiplier.
+
+Forward multipliers live on the *module* as plain floats (copied by deepcopy, seen by
+torch.compile as constants, restored by `mucore.parametrize` after a state_dict load), never as
+attributes bolted onto parameter tensors (lost by compile, FSDP and save/load).
+
+Any module may implement `MuConfigurable.mu_configure(ctx, prefix)`: `mucore.parametrize` calls
+it once per module with the width metadata of the whole model, so a module can compute its own
+multipliers (the attention scale, for example) from the rules table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from mucore.context import MuContext
+
+
+@runtime_checkable
+class MuConfigurable(Protocol):
+    """A module that sets its own width-dependent constants from a `MuContext`."""
+
+    def mu_configure(self, ctx: MuContext, prefix: str) -> None:
+        """Set multipliers for this module; `prefix` is its dotted name ('' for the root)."""
+        ...
+
+
+class Readout(nn.Linear):
+    """Output (readout) layer: y = W (x * forward_mult) + b, W of shape (out, in).
+
+    µP (TP5, Table 8 form): forward_mult = alpha_out / m where m is the fan_in width multiplier,
+    and W keeps the base model's init std sigma/sqrt(fan_in0). Under SP forward_mult = alpha_out.
+    `mucore.parametrize` sets `forward_mult`; a fresh module behaves like nn.Linear.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__(in_features, out_features, bias=bias)
+        self.forward_mult: float = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., in) -> (..., out)
+        return F.linear(x * self.forward_mult, self.weight, self.bias)
+
+    def mu_configure(self, ctx: MuContext, prefix: str) -> None:
+        self.forward_mult = ctx.forward_mult(_join(prefix, "weight"))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, forward_mult={self.forward_mult:g}"
+
+
+class InputScale(nn.Module):
+    """Multiplies its input by alpha_in (the input/embedding multiplier, a global µP knob).
+
+    Place it right after an input-like layer (first Linear, token + position embeddings). Its
+    multiplier does not depend on width under either parametrization; it exists so the knob can
+    be tuned on the proxy and transferred.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forward_mult: float = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.forward_mult
+
+    def mu_configure(self, ctx: MuContext, prefix: str) -> None:
+        self.forward_mult = ctx.hparams.input_mult
+
+    def extra_repr(self) -> str:
+        return f"forward_mult={self.forward_mult:g}"
+
+
+def attention_scale(
+    d_head: int, base_d_head: int, *, attn_mult: float = 1.0, use_mup: bool = True
+) -> float:
+    """Scale applied to q.k attention scores.
+
+    TP5, Section 4 / Appendix B: under µP the scores are q.k * alpha_attn / d_head, because q and
+    k become correlated during training and their dot product grows like d_head, not
+    sqrt(d_head). Taking alpha_attn' = alpha_attn * sqrt(d_head0) makes the base model identical
+    to SP's 1/sqrt(d_head). When d_head is fixed and heads are added instead (d_head ==
+    base_d_head), both forms equal alpha_attn / sqrt(d_head), which stays correct.
+
+    Args:
+        d_head: head dimension of this model.
+        base_d_head: head dimension of the base (proxy) model.
+        attn_mult: the global attention multiplier alpha_attn.
+        use_mup: True for the 1/d_head rule, False for SP's 1/sqrt(d_head).
+    """
+    if d_head <= 0 or base_d_head <= 0:
+        raise ValueError(f"head dims must be positive, got d_head={d_head}, base={base_d_head}")
+    if not use_mup:
+        return attn_mult / math.sqrt(d_head)
+    return attn_mult * math.sqrt(base_d_head) / d_head
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

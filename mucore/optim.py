@@ -1,0 +1,175 @@
+"""Optimizer builders whose param groups carry the per-role µP LR multipliers.
+
+TP5 (Yang et al., 2022), Table 8: with Adam the hidden weights' LR is divided by the width mult
+m; with SGD the input-like, output and vector-like LRs are multiplied by m. The multipliers come
+from the parametrization table, so this module never names a role.
+
+Weight decay is explicit:
+- "coupled" (the reference package's default): group weight_decay = wd / lr_mult, so PyTorch's
+  per-step shrink lr_g * wd_g equals lr * wd in every group, as in the base model;
+- "independent" (Wortsman et al., 2023): group weight_decay = wd / lr_g, so the per-step shrink
+  is wd times the schedule factor, independent of the LR and the width.
+
+LR schedules must scale groups relatively: `relative_schedule` wraps LambdaLR, which multiplies
+each group's own initial LR.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+from torch import nn
+
+from mucore.context import MuSetup
+from mucore.parametrizations import OptimizerFamily
+from mucore.roles import Role, canonical_name
+
+OptimizerName = Literal["adam", "adamw", "sgd"]
+WeightDecayMode = Literal["coupled", "independent"]
+
+FAMILY: dict[str, OptimizerFamily] = {
+    "adam": OptimizerFamily.ADAM,
+    "adamw": OptimizerFamily.ADAM,
+    "sgd": OptimizerFamily.SGD,
+}
+
+
+def optimizer_family(name: str) -> OptimizerFamily:
+    """The µP rule family of an optimizer name."""
+    try:
+        return FAMILY[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer '{name}': choose one of {sorted(FAMILY)}") from None
+
+
+def param_groups(
+    model: nn.Module,
+    setup: MuSetup,
+    optimizer: str,
+    lr: float,
+    *,
+    eps: float = 1e-8,
+    weight_decay: float = 0.0,
+    wd_mode: WeightDecayMode = "coupled",
+    decay_vectors: bool = False,
+    scale_eps: bool = False,
+) -> list[dict]:
+    """Group parameters by (role, LR mult, wd, eps); each group knows its names and multiplier.
+
+    Args:
+        model: the parametrized model (compiled models accepted).
+        setup: from `mucore.parametrize`.
+        optimizer: "adam", "adamw" or "sgd".
+        lr: the global learning rate (the one tuned on the proxy).
+        eps: Adam epsilon.
+        weight_decay: global weight decay.
+        wd_mode: "coupled" or "independent" (see module docstring).
+        decay_vectors: also decay vector-like params (biases, norm gains); off by default.
+        scale_eps: divide Adam eps by m for hidden weights (Everett et al., 2024), since their
+            gradients shrink like 1/m and a fixed eps would dominate at large width.
+    """
+    if not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
+    if wd_mode not in ("coupled", "independent"):
+        raise ValueError(f"wd_mode must be 'coupled' or 'independent', got {wd_mode!r}")
+    family = optimizer_family(optimizer)
+    groups: dict[tuple, dict] = {}
+    for raw_name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        info = setup.param(raw_name)
+        lr_mult = setup.parametrization.lr_mult(info, family)
+        group_lr = lr * lr_mult
+        wd = 0.0 if (info.role is Role.VECTOR and not decay_vectors) else weight_decay
+        if wd and wd_mode == "coupled":
+            wd = wd / lr_mult
+        elif wd and wd_mode == "independent":
+            wd = wd / group_lr
+        group_eps = eps / info.width_mult if (scale_eps and info.role is Role.HIDDEN) else eps
+        key = (info.role.value, lr_mult, wd, group_eps)
+        g = groups.setdefault(
+            key,
+            {
+                "params": [],
+                "param_names": [],
+                "role": info.role.value,
+                "lr_mult": lr_mult,
+                "lr": group_lr,
+                "weight_decay": wd,
+                "eps": group_eps,
+            },
+        )
+        g["params"].append(p)
+        g["param_names"].append(canonical_name(raw_name))
+    if family is OptimizerFamily.SGD:
+        for g in groups.values():
+            g.pop("eps")
+    return list(groups.values())
+
+
+def build_optimizer(
+    model: nn.Module,
+    setup: MuSetup,
+    optimizer: OptimizerName | str,
+    lr: float,
+    *,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    weight_decay: float = 0.0,
+    wd_mode: WeightDecayMode = "coupled",
+    decay_vectors: bool = False,
+    scale_eps: bool = False,
+) -> torch.optim.Optimizer:
+    """A torch optimizer over `model` with µP per-group learning rates.
+
+    Each param group carries `lr_mult`, `role` and `param_names` besides torch's own keys.
+    `group["lr"] = lr * group["lr_mult"]`, so at the base width every group has the global LR.
+
+    Raises:
+        ValueError: unknown optimizer, non-positive LR, unknown wd_mode.
+    """
+    groups = param_groups(
+        model,
+        setup,
+        optimizer,
+        lr,
+        eps=eps,
+        weight_decay=weight_decay,
+        wd_mode=wd_mode,
+        decay_vectors=decay_vectors,
+        scale_eps=scale_eps,
+    )
+    if optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
+    if optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
+
+
+def relative_schedule(
+    optimizer: torch.optim.Optimizer, factor: Callable[[int], float]
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """An LR schedule that multiplies every group's own initial LR by `factor(step)`.
+
+    Setting absolute LRs would erase the µP per-group multipliers; LambdaLR scales each group
+    relative to its `initial_lr`, so the ratios between groups always hold.
+    """
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda=factor)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0) -> Callable[[int], float]:
+    """Linear warm-up then cosine decay to `floor`, as a factor for `relative_schedule`."""
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        span = max(1, total_steps - warmup_steps)
+        progress = min(1.0, (step - warmup_steps) / span)
+        return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor

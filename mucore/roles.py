@@ -1,0 +1,347 @@
+"""Width-like dimension inference and per-parameter roles.
+
+TP5 (Yang et al., 2022), Section 5 and Table 8: every parameter dimension is either finite
+(vocab, classes, input features, a fixed head dim) or width-like (d_model, d_ff, channels). We
+find width-like dimensions by building the model at two widths and comparing shapes: a dimension
+that differs is width-like. From which dims are width-like we assign a role:
+
+- input-like: finite fan_in, width-like fan_out (first layer, embeddings);
+- hidden: width-like fan_in and fan_out;
+- output (readout): width-like fan_in, finite fan_out;
+- vector-like: at most one dim in all, width-like (biases, norm gains), or no width dim at all
+  (a readout bias, a fixed-size gain): such tensors keep their base rules.
+
+The result is a name-keyed, JSON-serialisable `BaseShapes`; nothing is stored on tensors, so it
+survives torch.compile (names gain an `_orig_mod.` prefix that we strip), deepcopy and
+state_dict round trips.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+COMPILE_PREFIX = "_orig_mod."
+
+
+class Role(StrEnum):
+    """Role of a parameter under the µP rules (TP5, Table 8)."""
+
+    INPUT = "input"
+    HIDDEN = "hidden"
+    OUTPUT = "output"
+    VECTOR = "vector"
+
+
+class ShapeInferenceError(ValueError):
+    """The two builds of a model cannot be matched into roles; the message names the fix."""
+
+
+def canonical_name(name: str) -> str:
+    """Strip wrapper prefixes (torch.compile's `_orig_mod.`) so names match the eager model."""
+    while COMPILE_PREFIX in name:
+        name = name.replace(COMPILE_PREFIX, "")
+    return name
+
+
+@dataclass(frozen=True)
+class BaseParam:
+    """What the base (proxy) model says about one parameter.
+
+    Attributes:
+        base_shape: shape at the base width.
+        width_dims: indices of width-like dimensions.
+        role: the parameter's role.
+        is_embedding: the weight of an nn.Embedding, laid out (vocab, width): its width-like
+            dim is dim 1, yet it is input-like.
+        is_norm_gain: the weight of a normalisation layer (initialised to ones, not zeros).
+    """
+
+    base_shape: tuple[int, ...]
+    width_dims: tuple[int, ...]
+    role: Role
+    is_embedding: bool = False
+    is_norm_gain: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_shape": list(self.base_shape),
+            "width_dims": list(self.width_dims),
+            "role": self.role.value,
+            "is_embedding": self.is_embedding,
+            "is_norm_gain": self.is_norm_gain,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaseParam:
+        return cls(
+            base_shape=tuple(int(x) for x in d["base_shape"]),
+            width_dims=tuple(int(x) for x in d["width_dims"]),
+            role=Role(d["role"]),
+            is_embedding=bool(d.get("is_embedding", False)),
+            is_norm_gain=bool(d.get("is_norm_gain", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One parameter of a concrete model, measured against its base.
+
+    Attributes:
+        name: canonical parameter name.
+        shape: shape in this model.
+        base: the base record.
+        fan_in_mult: fan_in / fan_in0 (1 when fan_in is finite).
+        fan_out_mult: fan_out / fan_out0 (1 when fan_out is finite).
+        fan_in: this model's fan_in (product of dims after the first; dim 0 for embeddings,
+            whose input is one-hot, is treated as fan_in = 1).
+        base_fan_in: the base model's fan_in.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    base: BaseParam
+    fan_in_mult: float
+    fan_out_mult: float
+    fan_in: int
+    base_fan_in: int
+
+    @property
+    def role(self) -> Role:
+        return self.base.role
+
+    @property
+    def width_mult(self) -> float:
+        """The multiplier m the role's rules use.
+
+        hidden/output: fan_in mult (TP5 Table 8); input-like: fan_out mult; vector-like: the
+        mult of its width-like dim (1 if it has none).
+        """
+        if self.role in (Role.HIDDEN, Role.OUTPUT):
+            return self.fan_in_mult
+        if self.role is Role.INPUT:
+            return self.fan_out_mult
+        if not self.base.width_dims:
+            return 1.0
+        d = self.base.width_dims[0]
+        return self.shape[d] / self.base.base_shape[d]
+
+
+@dataclass
+class BaseShapes:
+    """Name-keyed base-shape metadata for a model family (serialisable, tensor-free).
+
+    Build it with `infer_base_shapes`; query a concrete model with `info_for(model)`.
+    """
+
+    params: dict[str, BaseParam] = field(default_factory=dict)
+    base_width: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "base_width": self.base_width,
+            "params": {k: v.to_dict() for k, v in self.params.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BaseShapes:
+        return cls(
+            params={k: BaseParam.from_dict(v) for k, v in d["params"].items()},
+            base_width=d.get("base_width"),
+        )
+
+    def save(self, path: str | Path) -> None:
+        """Write as JSON (the only I/O mucore does besides bundles)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> BaseShapes:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def info_for(self, model: nn.Module) -> dict[str, ParamInfo]:
+        """Measure `model` against the base: one `ParamInfo` per canonical parameter name.
+
+        Raises:
+            ShapeInferenceError: a parameter is missing on either side, or a finite dimension
+                changed size (the model is not the family these base shapes describe).
+        """
+        seen: dict[str, ParamInfo] = {}
+        for raw_name, p in model.named_parameters():
+            name = canonical_name(raw_name)
+            if name not in self.params:
+                raise ShapeInferenceError(
+                    f"parameter '{name}' is not in the base shapes: build the base shapes from "
+                    "the same model factory (same depth and knobs) as this model"
+                )
+            base = self.params[name]
+            shape = tuple(p.shape)
+            seen[name] = _measure(name, shape, base)
+        missing = sorted(set(self.params) - set(seen))
+        if missing:
+            raise ShapeInferenceError(
+                f"model lacks parameters {missing[:5]} that the base shapes have: build the "
+                "model with the same factory and knobs as the base shapes"
+            )
+        return seen
+
+
+def _fan_in(shape: tuple[int, ...], is_embedding: bool) -> int:
+    if is_embedding or len(shape) < 2:
+        return 1
+    n = 1
+    for s in shape[1:]:
+        n *= s
+    return n
+
+
+def _measure(name: str, shape: tuple[int, ...], base: BaseParam) -> ParamInfo:
+    if len(shape) != len(base.base_shape):
+        raise ShapeInferenceError(
+            f"parameter '{name}' has rank {len(shape)} but rank {len(base.base_shape)} in the "
+            "base: build the model with the same factory as the base shapes"
+        )
+    for d, (n, n0) in enumerate(zip(shape, base.base_shape, strict=True)):
+        if d not in base.width_dims and n != n0:
+            raise ShapeInferenceError(
+                f"parameter '{name}' dim {d} is finite in the base shapes ({n0}) but is {n} "
+                "here: pass it as width-like, or keep that dimension fixed across widths"
+            )
+    ratios = [shape[d] / base.base_shape[d] for d in range(len(shape))]
+    if base.is_embedding:
+        fan_out_mult, fan_in_mult = ratios[1], 1.0
+    elif len(shape) >= 2:
+        fan_out_mult, fan_in_mult = ratios[0], ratios[1]
+    else:
+        fan_out_mult, fan_in_mult = ratios[0], 1.0
+    return ParamInfo(
+        name=name,
+        shape=shape,
+        base=base,
+        fan_in_mult=fan_in_mult,
+        fan_out_mult=fan_out_mult,
+        fan_in=_fan_in(shape, base.is_embedding),
+        base_fan_in=_fan_in(base.base_shape, base.is_embedding),
+    )
+
+
+_NORMS = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.RMSNorm)
+
+
+def _weights_of(model: nn.Module, kinds: tuple[type, ...]) -> set[str]:
+    out = set()
+    for mod_name, mod in model.named_modules():
+        if isinstance(mod, kinds):
+            out.add(canonical_name(f"{mod_name}.weight" if mod_name else "weight"))
+    return out
+
+
+def _role_from_dims(
+    name: str, ndim: int, width_dims: tuple[int, ...], is_embedding: bool
+) -> Role:
+    if ndim <= 1:
+        return Role.VECTOR
+    if is_embedding:
+        if width_dims == (1,):
+            return Role.INPUT
+        if not width_dims:
+            return Role.VECTOR
+        raise ShapeInferenceError(
+            f"embedding '{name}' has width-like dims {list(width_dims)}: only the embedding dim "
+            "(dim 1) may grow; keep the vocabulary size fixed or pass overrides={name!r: role}"
+        )
+    out_wide, in_wide = 0 in width_dims, 1 in width_dims
+    if out_wide and in_wide:
+        return Role.HIDDEN
+    if out_wide:
+        return Role.INPUT
+    if in_wide:
+        return Role.OUTPUT
+    raise ShapeInferenceError(
+        f"parameter '{name}' is a matrix with no width-like dimension: if it should grow with "
+        "width, make the factory scale it (and pass a second width that differs); if it is "
+        f"truly fixed, pass overrides={{'{name}': 'vector'}} to keep its base rules"
+    )
+
+
+def infer_base_shapes(
+    factory: Callable[[int], nn.Module],
+    base_width: int,
+    delta_width: int | None = None,
+    overrides: dict[str, Role | str] | None = None,
+) -> BaseShapes:
+    """Build the model at `base_width` and `delta_width`, compare shapes, assign roles.
+
+    TP5, Section 5 ("infshape"): a dimension whose size differs between the two builds is
+    width-like. Models are built on the meta device when the factory allows it (no memory).
+
+    Args:
+        factory: `f(width) -> nn.Module`, the same modules and names at every width.
+        base_width: width of the proxy whose HPs are tuned (where µP equals SP).
+        delta_width: a second width; default 2 * base_width.
+        overrides: explicit roles by parameter name, applied after inference.
+
+    Raises:
+        ShapeInferenceError: names differ between builds, a rank changes, or a matrix has no
+            width-like dim (and no override says what it is).
+    """
+    if base_width <= 0:
+        raise ValueError(f"base_width must be positive, got {base_width}")
+    delta_width = delta_width if delta_width is not None else 2 * base_width
+    if delta_width == base_width:
+        raise ValueError("delta_width must differ from base_width, or nothing can be compared")
+    overrides = {k: Role(v) for k, v in (overrides or {}).items()}
+    base_model, delta_model = _build(factory, base_width), _build(factory, delta_width)
+    base_params = {canonical_name(n): tuple(p.shape) for n, p in base_model.named_parameters()}
+    delta_params = {canonical_name(n): tuple(p.shape) for n, p in delta_model.named_parameters()}
+    only_one = sorted(set(base_params) ^ set(delta_params))
+    if only_one:
+        raise ShapeInferenceError(
+            f"parameters {only_one[:5]} exist at only one of widths {base_width} and "
+            f"{delta_width}: the factory must build the same modules at every width"
+        )
+    unknown = sorted(set(overrides) - set(base_params))
+    if unknown:
+        raise ShapeInferenceError(f"overrides name unknown parameters {unknown}")
+    embeddings = _weights_of(base_model, (nn.Embedding,))
+    norm_gains = _weights_of(base_model, _NORMS)
+    params: dict[str, BaseParam] = {}
+    for name, shape0 in base_params.items():
+        shape1 = delta_params[name]
+        if len(shape0) != len(shape1):
+            raise ShapeInferenceError(
+                f"parameter '{name}' changes rank between widths ({shape0} vs {shape1}): "
+                "the factory must keep the layout fixed"
+            )
+        width_dims = tuple(d for d, (a, b) in enumerate(zip(shape0, shape1, strict=True)) if a != b)
+        is_emb = name in embeddings
+        if name in overrides:
+            role = overrides[name]
+        else:
+            role = _role_from_dims(name, len(shape0), width_dims, is_emb)
+        params[name] = BaseParam(shape0, width_dims, role, is_emb, name in norm_gains)
+    return BaseShapes(params=params, base_width=base_width)
+
+
+def _build(factory: Callable[[int], nn.Module], width: int) -> nn.Module:
+    # The meta device allocates no memory, so inference at wide widths is free; factories that
+    # create real tensors internally (rare) fall back to CPU.
+    try:
+        with torch.device("meta"):
+            return factory(width)
+    except Exception:
+        return factory(width)
+
+
+def params_by_role(info: Iterable[ParamInfo]) -> dict[Role, list[str]]:
+    """Group parameter names by role (for describe tables and tests)."""
+    out: dict[Role, list[str]] = {r: [] for r in Role}
+    for p in info:
+        out[p.role].append(p.name)
+    return out
