@@ -94,7 +94,8 @@ def attention_scale(
     """
     if d_head <= 0 or base_d_head <= 0:
         raise ValueError(f"head dims must be positive, got d_head={d_head}, base={base_d_head}")
-    if not use_mup:
+    if not use_mup or d_head == base_d_head:
+        # Fixed head dim (or SP): the exact 1/sqrt(d_head) form, bit-equal to SP at any width.
         return attn_mult / math.sqrt(d_head)
     return attn_mult * math.sqrt(base_d_head) / d_head
 

@@ -254,7 +254,7 @@ def _role_from_dims(
             return Role.VECTOR
         raise ShapeInferenceError(
             f"embedding '{name}' has width-like dims {list(width_dims)}: only the embedding dim "
-            "(dim 1) may grow; keep the vocabulary size fixed or pass overrides={name!r: role}"
+            f"(dim 1) may grow; keep the vocabulary size fixed or pass overrides={{'{name}': role}}"
         )
     out_wide, in_wide = 0 in width_dims, 1 in width_dims
     if out_wide and in_wide:
@@ -296,7 +296,7 @@ def infer_base_shapes(
     delta_width = delta_width if delta_width is not None else 2 * base_width
     if delta_width == base_width:
         raise ValueError("delta_width must differ from base_width, or nothing can be compared")
-    overrides = {k: Role(v) for k, v in (overrides or {}).items()}
+    override_roles = {k: Role(v) for k, v in (overrides or {}).items()}
     base_model, delta_model = _build(factory, base_width), _build(factory, delta_width)
     base_params = {canonical_name(n): tuple(p.shape) for n, p in base_model.named_parameters()}
     delta_params = {canonical_name(n): tuple(p.shape) for n, p in delta_model.named_parameters()}
@@ -306,7 +306,7 @@ def infer_base_shapes(
             f"parameters {only_one[:5]} exist at only one of widths {base_width} and "
             f"{delta_width}: the factory must build the same modules at every width"
         )
-    unknown = sorted(set(overrides) - set(base_params))
+    unknown = sorted(set(override_roles) - set(base_params))
     if unknown:
         raise ShapeInferenceError(f"overrides name unknown parameters {unknown}")
     embeddings = _weights_of(base_model, (nn.Embedding,))
@@ -321,8 +321,8 @@ def infer_base_shapes(
             )
         width_dims = tuple(d for d, (a, b) in enumerate(zip(shape0, shape1, strict=True)) if a != b)
         is_emb = name in embeddings
-        if name in overrides:
-            role = overrides[name]
+        if name in override_roles:
+            role = override_roles[name]
         else:
             role = _role_from_dims(name, len(shape0), width_dims, is_emb)
         params[name] = BaseParam(shape0, width_dims, role, is_emb, name in norm_gains)

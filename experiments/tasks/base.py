@@ -1,0 +1,236 @@
+"""Task configs and the two task shapes every model trains on: image classification and byte LM.
+
+A `Task` owns its data as tensors on one device and hands out batches sampled with a caller's
+`torch.Generator`, so the same generator seed gives the same batches on every machine. Evaluation
+uses a fixed set of examples (`eval_batches`), never the generator, so val losses of different
+runs are comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from torch import Tensor
+
+Split = Literal["train", "val"]
+TaskName = Literal["digits", "bytes", "synthetic", "synthetic-lm", "file"]
+TaskKind = Literal["classification", "lm"]
+
+# LM evaluation: this many windows at fixed, evenly spaced offsets of a split (a deterministic
+# subset: the whole val stream would cost seq_len times more forward passes than it tells us).
+LM_EVAL_WINDOWS = 32
+
+
+class TaskConfig(BaseModel):
+    """The spec's `task:` block.
+
+    Attributes:
+        name: which dataset. "digits" (scikit-learn's 8x8 handwritten digits), "bytes"
+            (byte-level LM on Python standard-library sources), "synthetic" (Gaussian images
+            labelled by a random teacher net), "synthetic-lm" (a random sparse Markov chain),
+            "file" (a user's .txt for a byte LM, or .npz with arrays x and y for classification).
+        path: the user file, only for name == "file".
+        seq_len: context length of LM tasks (ignored by classification tasks).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: TaskName
+    path: str | None = None
+    seq_len: int = Field(default=64, ge=2, le=65536)
+
+    @model_validator(mode="after")
+    def _path_iff_file(self) -> TaskConfig:
+        if self.name == "file" and not self.path:
+            raise ValueError("task 'file' needs a path: set task.path to a .txt or .npz file")
+        if self.name != "file" and self.path is not None:
+            raise ValueError(
+                f"task.path is only used by task 'file', not '{self.name}': remove it or set "
+                "name: file"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What a model builder needs to know about a task (cheap to compute, picklable).
+
+    Attributes:
+        name: the task name ("digits", ...; "file" tasks keep "file").
+        kind: "classification" (inputs (B, C, H, W) float, targets (B,) int64) or "lm"
+            (inputs and targets (B, T) int64 tokens).
+        input_shape: one example's shape: (C, H, W) or (seq_len,).
+        n_outputs: number of classes, or the vocabulary size.
+        seq_len: context length for LM tasks, None for classification.
+        n_train: training examples (classification) or tokens (LM).
+        n_val: validation examples or tokens.
+    """
+
+    name: str
+    kind: TaskKind
+    input_shape: tuple[int, ...]
+    n_outputs: int
+    seq_len: int | None
+    n_train: int
+    n_val: int
+
+
+class Task:
+    """A dataset split into train and val, living on one device.
+
+    Subclasses implement `to`, `batch` and `eval_batches`; `loss` is shared.
+    """
+
+    info: TaskInfo
+
+    @property
+    def device(self) -> torch.device:
+        """Device the data lives on."""
+        raise NotImplementedError
+
+    def to(self, device: torch.device | str) -> Task:
+        """A task with the same data moved to `device` (this one is left untouched)."""
+        raise NotImplementedError
+
+    def batch(
+        self, split: Split, batch_size: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        """Sample a batch (with replacement) using `generator`; tensors are on `self.device`."""
+        raise NotImplementedError
+
+    def eval_batches(self, split: Split, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """A fixed, deterministic sequence of batches covering the split's eval set."""
+        raise NotImplementedError
+
+    def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Mean cross-entropy over every prediction.
+
+        Args:
+            logits: (B, V) or (B, T, V).
+            targets: (B,) or (B, T) int64 class ids.
+        """
+        n_classes = logits.shape[-1]
+        return F.cross_entropy(logits.reshape(-1, n_classes).float(), targets.reshape(-1))
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+
+
+def _sample_indices(
+    high: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Tensor:
+    """`batch_size` ints in [0, high) drawn on the generator's device, then moved to `device`."""
+    idx = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
+    return idx.to(device)
+
+
+class ClassificationTask(Task):
+    """Images (N, C, H, W) float32 with labels (N,) int64."""
+
+    def __init__(
+        self, info: TaskInfo, x_train: Tensor, y_train: Tensor, x_val: Tensor, y_val: Tensor
+    ) -> None:
+        self.info = info
+        self._data: dict[str, tuple[Tensor, Tensor]] = {
+            "train": (x_train, y_train),
+            "val": (x_val, y_val),
+        }
+
+    @property
+    def device(self) -> torch.device:
+        return self._data["train"][0].device
+
+    def arrays(self, split: Split) -> tuple[Tensor, Tensor]:
+        """The whole split: inputs (N, C, H, W) and labels (N,)."""
+        return self._data[_check_split(split)]
+
+    def to(self, device: torch.device | str) -> ClassificationTask:
+        (xt, yt), (xv, yv) = self._data["train"], self._data["val"]
+        return ClassificationTask(
+            self.info, xt.to(device), yt.to(device), xv.to(device), yv.to(device)
+        )
+
+    def batch(
+        self, split: Split, batch_size: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        _check_batch_size(batch_size)
+        x, y = self.arrays(split)
+        idx = _sample_indices(x.shape[0], batch_size, generator, x.device)  # (B,)
+        return x[idx], y[idx]  # (B, C, H, W), (B,)
+
+    def eval_batches(self, split: Split, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """The whole split in order, in chunks of `batch_size` (the last may be smaller)."""
+        _check_batch_size(batch_size)
+        x, y = self.arrays(split)
+        for start in range(0, x.shape[0], batch_size):
+            yield x[start : start + batch_size], y[start : start + batch_size]
+
+
+class LMTask(Task):
+    """A token stream per split, stored compactly as uint8; batches are int64 windows."""
+
+    def __init__(self, info: TaskInfo, train_tokens: Tensor, val_tokens: Tensor) -> None:
+        if info.seq_len is None:
+            raise ValueError("an LM task needs info.seq_len")
+        self.info = info
+        self.seq_len: int = info.seq_len
+        self._tokens: dict[str, Tensor] = {"train": train_tokens, "val": val_tokens}
+        for split, tokens in self._tokens.items():
+            if tokens.ndim != 1 or tokens.numel() < self.seq_len + 1:
+                raise ValueError(
+                    f"{split} stream has {tokens.numel()} tokens; seq_len {self.seq_len} needs "
+                    f"at least {self.seq_len + 1}"
+                )
+
+    @property
+    def device(self) -> torch.device:
+        return self._tokens["train"].device
+
+    def tokens(self, split: Split) -> Tensor:
+        """The whole split as a 1-D uint8 stream."""
+        return self._tokens[_check_split(split)]
+
+    def to(self, device: torch.device | str) -> LMTask:
+        return LMTask(self.info, self._tokens["train"].to(device), self._tokens["val"].to(device))
+
+    def _windows(self, stream: Tensor, starts: Tensor) -> tuple[Tensor, Tensor]:
+        offsets = torch.arange(self.seq_len + 1, device=stream.device)  # (T+1,)
+        window = stream[starts[:, None] + offsets[None, :]].long()  # (B, T+1)
+        return window[:, :-1], window[:, 1:]  # x (B, T), y (B, T): y is x shifted by one
+
+    def batch(
+        self, split: Split, batch_size: int, generator: torch.Generator
+    ) -> tuple[Tensor, Tensor]:
+        _check_batch_size(batch_size)
+        stream = self.tokens(split)
+        n_starts = stream.numel() - self.seq_len  # last start leaves room for seq_len + 1 tokens
+        starts = _sample_indices(n_starts, batch_size, generator, stream.device)  # (B,)
+        return self._windows(stream, starts)
+
+    def eval_starts(self, split: Split) -> Tensor:
+        """The fixed window offsets used by `eval_batches`: evenly spaced over the split."""
+        stream = self.tokens(split)
+        last = stream.numel() - self.seq_len - 1
+        n = min(LM_EVAL_WINDOWS, last + 1)
+        return torch.linspace(0, last, n, dtype=torch.float64).round().long().to(stream.device)
+
+    def eval_batches(self, split: Split, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
+        """`LM_EVAL_WINDOWS` windows at fixed offsets, in chunks of `batch_size`."""
+        _check_batch_size(batch_size)
+        stream = self.tokens(split)
+        starts = self.eval_starts(split)
+        for i in range(0, starts.numel(), batch_size):
+            yield self._windows(stream, starts[i : i + batch_size])
+
+
+def _check_split(split: str) -> str:
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    return split
