@@ -12,6 +12,7 @@ Typical use::
 """
 
 from mucore.context import MuContext, MuSetup
+from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
 from mucore.describe import DescribeRow, describe
 from mucore.hparams import HParams
 from mucore.init import init_std, parametrize
@@ -49,6 +50,9 @@ __all__ = [
     "SP",
     "BaseParam",
     "BaseShapes",
+    "CoordCheckResult",
+    "CoordRecord",
+    "CoordSlope",
     "DescribeRow",
     "HParams",
     "InitRule",
@@ -66,10 +70,12 @@ __all__ = [
     "attention_scale",
     "build_optimizer",
     "canonical_name",
+    "coord_check",
     "describe",
     "get_parametrization",
     "infer_base_shapes",
     "init_std",
+    "log2_slope",
     "optimizer_family",
     "param_groups",
     "parametrization_names",

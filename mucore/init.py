@@ -50,12 +50,37 @@ def parametrize(
     hparams = hparams or HParams()
     setup = make_setup(base_shapes.info_for(model), parametrization, hparams, base_shapes)
     ctx = MuContext(setup)
+    _check_readouts(model, setup)
     for mod_name, module in model.named_modules():
         if isinstance(module, MuConfigurable):
             module.mu_configure(ctx, canonical_name(mod_name))
     if reinit:
         _reinit(model, ctx, seed)
     return setup
+
+
+def _check_readouts(model: nn.Module, setup: MuSetup) -> None:
+    """Fail loudly when an output-role weight sits in a layer that cannot apply its multiplier.
+
+    µP's readout rule (TP5, Table 8) lives partly in the forward pass (alpha_out / m on the
+    readout input); a plain nn.Linear head would silently train as SP. Only checked when the
+    rules or knobs ask for a multiplier other than 1.
+    """
+    rule = setup.parametrization.rule(Role.OUTPUT)
+    if rule.forward_exp == 0.0 and setup.hparams.output_mult == 1.0:
+        return
+    for mod_name, module in model.named_modules():
+        if isinstance(module, MuConfigurable):
+            continue
+        for p_name, _ in module.named_parameters(recurse=False):
+            name = canonical_name(f"{mod_name}.{p_name}" if mod_name else p_name)
+            if setup.param(name).role is Role.OUTPUT:
+                raise ValueError(
+                    f"parameter '{name}' is output-like (width-like fan_in, finite fan_out) but "
+                    f"its module is {type(module).__name__}, which cannot apply the readout "
+                    "multiplier: use mucore.Readout for the head; if it is a lookup table laid "
+                    "out (positions, width), make it an nn.Embedding so it is input-like"
+                )
 
 
 def init_std(info: ParamInfo, setup: MuSetup) -> float | None:

@@ -48,6 +48,9 @@ def canonical_name(name: str) -> str:
     """Strip wrapper prefixes (torch.compile's `_orig_mod.`) so names match the eager model."""
     while COMPILE_PREFIX in name:
         name = name.replace(COMPILE_PREFIX, "")
+    # The compiled wrapper's own child is named "_orig_mod" (no dot): it is the eager root.
+    if name == COMPILE_PREFIX[:-1]:
+        return ""
     return name
 
 
@@ -296,7 +299,14 @@ def infer_base_shapes(
     delta_width = delta_width if delta_width is not None else 2 * base_width
     if delta_width == base_width:
         raise ValueError("delta_width must differ from base_width, or nothing can be compared")
-    override_roles = {k: Role(v) for k, v in (overrides or {}).items()}
+    override_roles: dict[str, Role] = {}
+    for k, v in (overrides or {}).items():
+        try:
+            override_roles[canonical_name(k)] = Role(v)
+        except ValueError:
+            raise ShapeInferenceError(
+                f"override for '{k}' has unknown role {v!r}: use one of {[r.value for r in Role]}"
+            ) from None
     base_model, delta_model = _build(factory, base_width), _build(factory, delta_width)
     base_params = {canonical_name(n): tuple(p.shape) for n, p in base_model.named_parameters()}
     delta_params = {canonical_name(n): tuple(p.shape) for n, p in delta_model.named_parameters()}
@@ -308,7 +318,10 @@ def infer_base_shapes(
         )
     unknown = sorted(set(override_roles) - set(base_params))
     if unknown:
-        raise ShapeInferenceError(f"overrides name unknown parameters {unknown}")
+        raise ShapeInferenceError(
+            f"overrides name unknown parameters {unknown}: use names from "
+            f"model.named_parameters(), e.g. {sorted(base_params)[:5]}"
+        )
     embeddings = _weights_of(base_model, (nn.Embedding,))
     norm_gains = _weights_of(base_model, _NORMS)
     params: dict[str, BaseParam] = {}

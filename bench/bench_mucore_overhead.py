@@ -1,0 +1,113 @@
+"""Overhead of mucore on a training step: a µP MLP (Readout, InputScale, per-role Adam groups)
+against the same MLP in plain torch (nn.Linear head, torch.optim.Adam with one group).
+
+Both run at the same width on the same batch; repetitions are interleaved (mup, plain, mup, ...)
+in one process so machine load drifts hit both alike. Prints the median time per step of each
+and the median of the per-repetition ratios.
+
+    .venv/bin/python bench/bench_mucore_overhead.py [--width 1024] [--depth 3] [--batch 64] [--steps 20] [--reps 9]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+import mucore  # noqa: E402
+
+D_IN, N_OUT = 64, 10
+
+
+class Net(nn.Module):
+    """Linear(64, w) -> [InputScale] -> ReLU -> (depth-1) x [Linear(w, w) -> ReLU] -> head."""
+
+    def __init__(self, width: int, depth: int, mup_layers: bool) -> None:
+        super().__init__()
+        self.inp = nn.Linear(D_IN, width)
+        self.input_scale = mucore.InputScale() if mup_layers else nn.Identity()
+        self.hidden = nn.ModuleList(nn.Linear(width, width) for _ in range(depth - 1))
+        self.readout = mucore.Readout(width, N_OUT) if mup_layers else nn.Linear(width, N_OUT)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, 64) -> (B, 10)
+        h = torch.relu(self.input_scale(self.inp(x)))
+        for layer in self.hidden:
+            h = torch.relu(layer(h))
+        return self.readout(h)
+
+
+def time_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[Tensor, Tensor], steps: int
+) -> float:
+    """Seconds per training step (forward, backward, optimizer step), averaged over `steps`."""
+    x, y = batch
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+    return (time.perf_counter() - t0) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--width", type=int, default=1024)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--reps", type=int, default=9)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    print("command:", shlex.join([".venv/bin/python", *sys.argv]))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}, width {args.width}, "
+        f"depth {args.depth}, batch {args.batch}, steps/rep {args.steps}, reps {args.reps}"
+    )
+
+    shapes = mucore.infer_base_shapes(lambda w: Net(w, args.depth, True), base_width=64)
+    mup_model = Net(args.width, args.depth, True)
+    setup = mucore.parametrize(mup_model, shapes, "mup", mucore.HParams(), seed=0)
+    mup_opt = mucore.build_optimizer(mup_model, setup, "adam", 1e-3)
+    plain_model = Net(args.width, args.depth, False)
+    plain_opt = torch.optim.Adam(plain_model.parameters(), lr=1e-3)
+    print(f"mucore param groups: {len(mup_opt.param_groups)}; plain: {len(plain_opt.param_groups)}")
+
+    g = torch.Generator().manual_seed(0)
+    batch = (
+        torch.randn(args.batch, D_IN, generator=g),
+        torch.randint(0, N_OUT, (args.batch,), generator=g),
+    )
+    for model, opt in ((mup_model, mup_opt), (plain_model, plain_opt)):  # warm-up (allocations)
+        time_steps(model, opt, batch, 3)
+
+    mup_t, plain_t, ratios = [], [], []
+    for rep in range(args.reps):
+        # Alternate which goes first so a within-rep drift does not favour one side.
+        order = [("mup", mup_model, mup_opt), ("plain", plain_model, plain_opt)]
+        if rep % 2:
+            order.reverse()
+        got = {name: time_steps(m, o, batch, args.steps) for name, m, o in order}
+        mup_t.append(got["mup"])
+        plain_t.append(got["plain"])
+        ratios.append(got["mup"] / got["plain"])
+    print(
+        f"median step time: mucore {statistics.median(mup_t) * 1e3:.2f} ms, "
+        f"plain torch {statistics.median(plain_t) * 1e3:.2f} ms"
+    )
+    print(f"per-rep ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"median ratio mucore / plain: {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()

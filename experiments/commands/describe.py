@@ -1,0 +1,67 @@
+"""`python -m experiments describe`: the µP table of a zoo model (role, multipliers, init, LR)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from experiments.coordcheck import MODEL_KINDS, PARAMETRIZATIONS, describe_rows
+
+COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `describe` sub-command."""
+    p = subparsers.add_parser(
+        "describe",
+        help="per-parameter µP table: role, width mult, init std, forward mult, LR mult",
+        description=__doc__,
+    )
+    p.add_argument("--model", required=True, choices=MODEL_KINDS)
+    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS)
+    p.add_argument("--width", type=int, required=True)
+    p.add_argument("--base-width", type=int, default=64)
+    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--json", type=Path, default=None, help="write {'rows': [...]} here")
+    p.set_defaults(func=run)
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Fixed-width text table of describe rows."""
+
+    def cell(row: dict[str, Any], col: str) -> str:
+        v = row[col]
+        if col == "shape":
+            return "x".join(str(s) for s in v)
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        return str(v)
+
+    cells = [[cell(r, c) for c in COLUMNS] for r in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(COLUMNS)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
+    out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the table, write JSON, print it."""
+    rows = describe_rows(args.model, args.param, args.width, args.base_width, args.optimizer)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "model": args.model,
+                    "param": args.param,
+                    "width": args.width,
+                    "base_width": args.base_width,
+                    "optimizer": args.optimizer,
+                    "rows": rows,
+                }
+            )
+        )
+    print(format_table(rows))
+    return 0

@@ -1,0 +1,275 @@
+"""Coordinate checks and describe tables for zoo models: the data behind the CLI and dashboard.
+
+Picks a default task and one fixed batch per model kind, builds the zoo factory, and runs
+`mucore.coord_check` (TP5, Yang et al., 2022, Appendix D) or `mucore.describe`. Functions here
+return data and never print; bad input raises `UserError` naming the input and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+from torch import Tensor, nn
+
+import mucore
+from experiments.errors import UserError
+from experiments.models import (
+    CNNConfig,
+    GPTConfig,
+    MLPConfig,
+    ModelConfig,
+    check_task,
+    check_widths,
+    model_factory,
+)
+from experiments.tasks import Task, TaskConfig, load_task, task_info
+
+MODEL_KINDS = ("mlp", "gpt", "cnn")
+PARAMETRIZATIONS = ("sp", "mup")
+OPTIMIZERS = ("adam", "sgd")
+
+# Default tasks: digits is a real (small) image dataset; bytes a real byte-level text stream,
+# with a short context so the widest GPT stays cheap on a CPU.
+DEFAULT_TASKS: dict[str, TaskConfig] = {
+    "mlp": TaskConfig(name="digits"),
+    "cnn": TaskConfig(name="digits"),
+    "gpt": TaskConfig(name="bytes", seq_len=32),
+}
+# Fixed-batch sizes: the CNN's width x width 3x3 convs on 8x8 images cost ~64x an MLP layer per
+# sample, so it gets a smaller batch; a GPT batch holds batch x seq_len tokens.
+DEFAULT_BATCH: dict[str, int] = {"mlp": 64, "cnn": 16, "gpt": 8}
+# A seed for the batch draw that differs from the init seed, so batch and weights are unrelated.
+_BATCH_SEED_OFFSET = 10_007
+
+
+@dataclass
+class CoordCheckSetup:
+    """Everything a coord check on one zoo model needs.
+
+    Attributes:
+        model: the zoo config.
+        task: the loaded task (its `loss` is the loss function).
+        factory: `width -> nn.Module`.
+        batch: the fixed (inputs, targets) used at every step and width.
+    """
+
+    model: ModelConfig
+    task: Task
+    factory: Callable[[int], nn.Module]
+    batch: tuple[Tensor, Tensor]
+
+
+def default_model_config(kind: str) -> ModelConfig:
+    """The zoo's default config of a model kind ("mlp", "gpt", "cnn").
+
+    Raises:
+        UserError: unknown kind.
+    """
+    if kind == "mlp":
+        return MLPConfig()
+    if kind == "gpt":
+        return GPTConfig()
+    if kind == "cnn":
+        return CNNConfig()
+    raise UserError(f"unknown model '{kind}': choose one of {', '.join(MODEL_KINDS)}")
+
+
+def _as_model_config(model: str | ModelConfig | dict[str, Any]) -> ModelConfig:
+    if isinstance(model, str):
+        return default_model_config(model)
+    if isinstance(model, dict):
+        try:
+            return TypeAdapter(ModelConfig).validate_python(model)
+        except ValidationError as exc:
+            raise UserError(f"invalid model config {model}: {exc}") from None
+    return model
+
+
+def validate_widths(widths: Sequence[int]) -> list[int]:
+    """At least two positive, strictly increasing widths.
+
+    Raises:
+        UserError: naming the offending width.
+    """
+    ws = [int(w) for w in widths]
+    if len(ws) < 2:
+        raise UserError(f"a coord check needs at least two widths, got {ws}: e.g. 64,128,256,512")
+    for w in ws:
+        if w < 1:
+            raise UserError(f"widths must be >= 1, got {w}")
+    for a, b in zip(ws, ws[1:], strict=False):
+        if b <= a:
+            raise UserError(f"width ladder must increase: got {b} after {a}")
+    return ws
+
+
+def parse_widths(text: str) -> list[int]:
+    """Parse "64,128,256" into increasing widths.
+
+    Raises:
+        UserError: not integers, or not increasing.
+    """
+    try:
+        ws = [int(p) for p in text.replace(" ", "").split(",") if p]
+    except ValueError:
+        raise UserError(
+            f"--widths must be comma-separated integers like 64,128,256, got {text!r}"
+        ) from None
+    return validate_widths(ws)
+
+
+def prepare(
+    model: str | ModelConfig | dict[str, Any],
+    widths: Sequence[int],
+    *,
+    task: TaskConfig | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+) -> CoordCheckSetup:
+    """Pick the task and fixed batch for a model kind and build its factory.
+
+    Args:
+        model: a kind ("mlp", "gpt", "cnn") or a full zoo config.
+        widths: the widths that will be built (checked against the model's constraints).
+        task: override the default task of the kind.
+        batch_size: override the default fixed-batch size of the kind.
+        seed: seeds the batch draw (offset from the init seed).
+
+    Raises:
+        UserError: unknown model, a model/task mismatch, or widths the model cannot be built at.
+    """
+    cfg = _as_model_config(model)
+    task_cfg = task or DEFAULT_TASKS[cfg.kind]
+    bs = batch_size or DEFAULT_BATCH[cfg.kind]
+    if bs < 1:
+        raise UserError(f"batch size must be >= 1, got {bs}")
+    loaded = load_task(task_cfg)
+    errors = check_task(cfg, loaded.info) + check_widths(cfg, loaded.info, list(widths))
+    if errors:
+        raise UserError("; ".join(errors))
+    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
+    batch = loaded.batch("train", bs, gen)
+    return CoordCheckSetup(cfg, loaded, model_factory(cfg, loaded.info), batch)
+
+
+def run_coord_check(
+    model: str | ModelConfig | dict[str, Any],
+    param: str,
+    widths: Sequence[int],
+    *,
+    steps: int = 5,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    seed: int = 0,
+    base_width: int | None = None,
+    zero_readout: bool = True,
+    tolerance: float = 0.15,
+    task: TaskConfig | None = None,
+    batch_size: int | None = None,
+) -> mucore.CoordCheckResult:
+    """Coordinate check of a zoo model over a width ladder (TP5, Appendix D).
+
+    Args:
+        model: "mlp", "gpt", "cnn" or a zoo config.
+        param: "sp" or "mup".
+        widths: increasing widths, ideally spanning >= 8x.
+        steps: training steps recorded (step 1 is the model at init).
+        optimizer: "adam" or "sgd".
+        lr: global learning rate.
+        seed: init seed (the batch uses a seed derived from it).
+        base_width: width where µP equals SP; default the first width.
+        zero_readout: zero-initialise the readout (TP5's recommendation), so the output is
+            exactly 0 at step 1 at every width instead of shrinking like 1/sqrt(m).
+        tolerance: largest |slope| that passes.
+        task, batch_size: override the kind's default task and fixed-batch size.
+
+    Raises:
+        UserError: any bad input, named with its fix.
+    """
+    ws = validate_widths(widths)
+    if param not in PARAMETRIZATIONS:
+        raise UserError(
+            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
+        )
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    if not lr > 0:
+        raise UserError(f"--lr must be > 0, got {lr}")
+    base = ws[0] if base_width is None else int(base_width)
+    if base < 1:
+        raise UserError(f"--base-width must be >= 1, got {base}")
+    prepared = prepare(model, [*ws, base], task=task, batch_size=batch_size, seed=seed)
+    shapes = infer_shapes(prepared.factory, base, ws)
+    return mucore.coord_check(
+        prepared.factory,
+        shapes,
+        ws,
+        prepared.batch,
+        prepared.task.loss,
+        parametrization=param,
+        hparams=mucore.HParams(zero_readout=zero_readout),
+        optimizer=optimizer,
+        lr=lr,
+        steps=steps,
+        seed=seed,
+        tolerance=tolerance,
+    )
+
+
+def infer_shapes(
+    factory: Callable[[int], nn.Module], base_width: int, widths: Sequence[int] = ()
+) -> mucore.BaseShapes:
+    """Base shapes at `base_width`, compared against another width of the ladder (or 2x).
+
+    Raises:
+        UserError: the model family cannot be matched into µP roles.
+    """
+    delta = next((w for w in widths if w != base_width), 2 * base_width)
+    try:
+        return mucore.infer_base_shapes(factory, base_width, delta)
+    except mucore.ShapeInferenceError as exc:
+        raise UserError(str(exc)) from None
+
+
+def describe_rows(
+    model: str | ModelConfig | dict[str, Any],
+    param: str,
+    width: int,
+    base_width: int,
+    optimizer: str = "adam",
+    *,
+    task: TaskConfig | None = None,
+) -> list[dict[str, Any]]:
+    """The µP describe table of a zoo model at `width` against `base_width`, as dicts.
+
+    The model is built on the meta device (no memory at any width) and parametrized without
+    drawing weights: describe needs only shapes and rules.
+
+    Raises:
+        UserError: unknown model/parametrization/optimizer, or widths the model cannot take.
+    """
+    if param not in PARAMETRIZATIONS:
+        raise UserError(
+            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
+        )
+    if optimizer not in (*OPTIMIZERS, "adamw"):
+        raise UserError(f"unknown optimizer '{optimizer}': choose one of adam, adamw, sgd")
+    if width < 1 or base_width < 1:
+        raise UserError(f"--width and --base-width must be >= 1, got {width} and {base_width}")
+    cfg = _as_model_config(model)
+    info = task_info(task or DEFAULT_TASKS[cfg.kind])
+    errors = check_task(cfg, info) + check_widths(cfg, info, [width, base_width])
+    if errors:
+        raise UserError("; ".join(errors))
+    factory = model_factory(cfg, info)
+    shapes = infer_shapes(factory, base_width, [width])
+    with torch.device("meta"):
+        net = factory(width)
+    setup = mucore.parametrize(net, shapes, param, mucore.HParams(), reinit=False)
+    return [row.to_dict() for row in mucore.describe(setup, optimizer)]
