@@ -1,0 +1,89 @@
+"""Store schema and migrations. Version 1; each later version appends one migration."""
+
+from __future__ import annotations
+
+import duckdb
+
+SCHEMA_V1 = """
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE SEQUENCE IF NOT EXISTS sweep_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS run_ids START 1;
+CREATE SEQUENCE IF NOT EXISTS aux_ids START 1;
+CREATE TABLE IF NOT EXISTS sweeps (
+    id BIGINT PRIMARY KEY,
+    name VARCHAR NOT NULL,
+    spec JSON NOT NULL,
+    spec_hash VARCHAR NOT NULL,
+    created TIMESTAMP NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id BIGINT PRIMARY KEY,
+    sweep_id BIGINT NOT NULL,
+    run_key VARCHAR NOT NULL,
+    width INTEGER NOT NULL,
+    parametrization VARCHAR NOT NULL,
+    lr DOUBLE NOT NULL,
+    seed INTEGER NOT NULL,
+    hparams JSON NOT NULL,
+    payload JSON NOT NULL,
+    job_fn VARCHAR NOT NULL,
+    state VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    owner VARCHAR,
+    steps_done INTEGER NOT NULL DEFAULT 0,
+    steps_total INTEGER NOT NULL DEFAULT 0,
+    error VARCHAR,
+    device VARCHAR,
+    queued_at TIMESTAMP,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    wall_s DOUBLE,
+    samples_per_s DOUBLE,
+    final_train_loss DOUBLE,
+    final_val_loss DOUBLE,
+    peak_mem_bytes BIGINT,
+    result JSON,
+    UNIQUE (sweep_id, run_key)
+);
+CREATE TABLE IF NOT EXISTS metrics (
+    run_id BIGINT NOT NULL,
+    attempt INTEGER NOT NULL,
+    step INTEGER NOT NULL,
+    name VARCHAR NOT NULL,
+    value DOUBLE
+);
+CREATE TABLE IF NOT EXISTS ingested_chunks (path VARCHAR PRIMARY KEY, rows BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS coord_checks (id BIGINT PRIMARY KEY, created TIMESTAMP NOT NULL, model VARCHAR, param VARCHAR, verdict VARCHAR, result JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS exports (id BIGINT PRIMARY KEY, sweep_id BIGINT NOT NULL, created TIMESTAMP NOT NULL, path VARCHAR, bundle JSON NOT NULL);
+CREATE TABLE IF NOT EXISTS runners (token VARCHAR PRIMARY KEY, pid INTEGER NOT NULL, host VARCHAR NOT NULL, started TIMESTAMP NOT NULL, heartbeat TIMESTAMP NOT NULL);
+"""
+
+# Each entry upgrades from version i+1 to i+2. Example of a future migration:
+#   "ALTER TABLE runs ADD COLUMN tokens_seen BIGINT"
+MIGRATIONS: list[str] = []
+SCHEMA_VERSION = 1 + len(MIGRATIONS)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
+    """Create tables on a new store and apply pending migrations; returns the version."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(SCHEMA_V1)
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+        version = row[0] if row and row[0] is not None else None
+        if version is None:
+            con.execute("INSERT INTO schema_version VALUES (?)", [1])
+            version = 1
+        if version > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"store schema v{version} is newer than this code (v{SCHEMA_VERSION}): upgrade mutransfer"
+            )
+        while version < SCHEMA_VERSION:
+            con.execute(MIGRATIONS[version - 1])
+            version += 1
+            con.execute("INSERT INTO schema_version VALUES (?)", [version])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return int(version)
