@@ -10,6 +10,7 @@ conflict is retried with jittered backoff and is never shown to a user unless it
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,16 @@ from pathlib import Path
 import duckdb
 
 LOCK_TIMEOUT_S = 60.0
-_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file")
+_LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file", "already attached")
+# DuckDB also refuses a second connection to the same file from another thread of this
+# process ("Unique file handle conflict"), so threads of one process take turns per file.
+_THREAD_LOCKS: dict[str, threading.RLock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+def _thread_lock(path: Path) -> threading.RLock:
+    with _THREAD_LOCKS_GUARD:
+        return _THREAD_LOCKS.setdefault(str(path), threading.RLock())
 
 
 class StoreBusyError(RuntimeError):
@@ -39,20 +49,21 @@ def connect(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.Du
     """
     deadline = time.monotonic() + timeout_s
     delay = 0.005
-    while True:
+    with _thread_lock(path):
+        while True:
+            try:
+                con = duckdb.connect(str(path))
+                break
+            except duckdb.Error as exc:
+                if not _is_lock_error(exc):
+                    raise
+                if time.monotonic() > deadline:
+                    raise StoreBusyError(
+                        f"the store {path} stayed locked for {timeout_s:.0f} s: {exc}"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 1.6, 0.25)
         try:
-            con = duckdb.connect(str(path))
-            break
-        except duckdb.Error as exc:
-            if not _is_lock_error(exc):
-                raise
-            if time.monotonic() > deadline:
-                raise StoreBusyError(
-                    f"the store {path} stayed locked for {timeout_s:.0f} s: {exc}"
-                ) from exc
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 1.6, 0.25)
-    try:
-        yield con
-    finally:
-        con.close()
+            yield con
+        finally:
+            con.close()

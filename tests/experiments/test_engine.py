@@ -1,0 +1,228 @@
+"""The store and runner with a real DuckDB file and real worker processes.
+
+Acceptance (engine issue): concurrent workers + reader + second sweep without lock errors and
+with exact row counts; kill -9 of a worker mid-run; kill -9 of the runner mid-sweep then
+resume, each run done exactly once; diverged runs are data; cancel and retry.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from experiments.runner import run_sweep
+from experiments.store import RunRow, Store
+from experiments.store.chunks import ChunkWriter
+from experiments.store.store import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+JOBS = "tests.experiments.engine_jobs"
+
+
+def rows(n: int, job: str = "count_job", **payload: object) -> list[RunRow]:
+    return [
+        RunRow(
+            run_key=f"r{i}",
+            width=64 * (1 + i % 2),
+            parametrization="mup" if i % 2 else "sp",
+            lr=2.0 ** -(i + 1),
+            seed=0,
+            hparams={"init_std": 1.0, "output_mult": 1.0},
+            payload={"loss": 1.0 + i, **payload},
+            steps_total=int(payload.get("points", 10)),  # type: ignore[call-overload]
+            job_fn=f"{JOBS}:{job}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_schema_version_and_sweep_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    assert store.schema_version() == 1
+    sid = store.create_sweep("demo", {"name": "demo", "widths": [64, 128]}, rows(4))
+    sweep = store.get_sweep(sid)
+    assert sweep is not None and sweep["spec"]["widths"] == [64, 128] and len(sweep["spec_hash"]) == 64
+    summary = store.list_sweeps()[0]
+    assert (summary.id, summary.state, summary.counts) == (sid, "queued", {"queued": 4})
+    frame = store.runs_frame(sid)
+    assert list(frame["state"]) == ["queued"] * 4
+    assert frame["log2_lr"].tolist() == [-1.0, -2.0, -3.0, -4.0]
+
+
+def test_chunks_are_atomic_and_ingest_is_idempotent(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    sid = store.create_sweep("demo", {}, rows(1))
+    claim = store.claim(1, "test-owner")[0]
+    writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt, flush_every=10**9)
+    for step in range(1000):
+        writer.add(step, {"train_loss": step * 0.5})
+    # A half-written file under a temp name must never be picked up.
+    (claim.directory / f".tmp-999-part-{claim.attempt}-999999.parquet").write_bytes(b"PAR1 half")
+    writer.flush()
+    assert store.ingest() == 1000
+    assert store.ingest() == 0  # idempotent
+    assert store.metric_count() == 1000
+    assert store.rebuild_metrics() == 1000  # the DB can be rebuilt from the chunks alone
+    m = store.metrics_frame(sid)
+    assert len(m) == 1000 and m["value"].max() == 499.5
+    thin = store.metrics_frame(sid, max_points=50)
+    assert 45 <= len(thin) <= 60 and thin["step"].max() == 999
+
+
+def test_sweep_runs_to_completion_with_diverged_and_failed_runs(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    runs = rows(3, points=5) + rows(1, points=5, state="diverged")[:1] + rows(1, job="failing_job")
+    for i, r in enumerate(runs):
+        r.run_key = f"k{i}"
+    sid = store.create_sweep("mix", {}, runs)
+    summary = run_sweep(db, sid, workers=2)
+    assert summary.counts == {"done": 3, "diverged": 1, "failed": 1}
+    frame = store.runs_frame(sid).set_index("run_key")
+    assert "boom" in frame.loc["k4", "error"]
+    assert frame.loc["k0", "final_train_loss"] == 1.0
+    # every reported metric of the finished runs is stored (5 points x 2 names each)
+    m = store.metrics_frame(sid)
+    assert len(m) == 4 * 5 * 2 + 1
+
+
+def _reader_script(db: Path, seconds: float) -> str:
+    return textwrap.dedent(
+        f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from experiments.store import Store
+        s = Store({str(db)!r})
+        n = 0
+        end = time.monotonic() + {seconds}
+        while time.monotonic() < end:
+            s.list_sweeps(); s.metric_count()
+            n += 1
+        print(n)
+        """
+    )
+
+
+def test_concurrent_runner_reader_and_second_sweep(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid1 = store.create_sweep("one", {}, rows(6, points=20, sleep_s=0.01))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", _reader_script(db, 8.0)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    spec = tmp_path / "second.yaml"
+    spec.write_text(
+        "name: second\nmodel: {kind: mlp, depth: 1}\ntask: {name: synthetic}\nwidths: [16, 32]\n"
+        "base_width: 16\nparametrizations: [mup]\noptimizer: {name: adam}\nlrs: [0.01]\n"
+        "seeds: [0]\nsteps: 20\nbatch_size: 16\nlog_every: 5\n"
+    )
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "sweep", "run", str(spec), "--db", str(db), "--workers", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    summary = run_sweep(db, sid1, workers=2)
+    out, err = cli.communicate(timeout=300)
+    r_out, r_err = reader.communicate(timeout=60)
+    assert cli.returncode == 0, err
+    assert reader.returncode == 0, r_err
+    assert "lock" not in (err + r_err).lower()
+    assert int(r_out.strip()) > 5  # the reader really ran queries meanwhile
+    assert summary.counts == {"done": 6}
+    sid2 = int(out.strip().splitlines()[-1])
+    assert store.list_sweeps(sid2)[0].counts == {"done": 2}
+    # exact metric rows: 6 runs x 20 points x 2 names, plus the CLI sweep's train_loss rows
+    m1 = store.metrics_frame(sid1)
+    assert len(m1) == 6 * 20 * 2
+    with duckdb.connect(str(db), read_only=True) as con:
+        dup = con.execute(
+            "SELECT count(*) FROM (SELECT run_id, attempt, step, name FROM metrics GROUP BY ALL HAVING count(*) > 1)"
+        ).fetchone()
+    assert dup == (0,)
+
+
+def test_kill_worker_mid_run_fails_that_run_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    pid_file = tmp_path / "victim.pid"
+    victim = RunRow("victim", 64, "mup", 0.01, 0, payload={"pid_file": str(pid_file)},
+                    steps_total=5, job_fn=f"{JOBS}:slow_job")
+    others = rows(4, points=10, sleep_s=0.02)
+    sid = store.create_sweep("kill-worker", {}, [victim, *others])
+
+    def killer() -> None:
+        assert wait_for(lambda: Path(str(pid_file) + ".flushed").exists(), 60)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    import threading
+
+    t = threading.Thread(target=killer)
+    t.start()
+    summary = run_sweep(db, sid, workers=2)
+    t.join()
+    assert summary.counts == {"done": 4, "failed": 1}
+    frame = store.runs_frame(sid).set_index("run_key")
+    assert "worker died" in frame.loc["victim", "error"]
+    victim_id = int(frame.loc["victim", "run_id"])
+    m = store.metrics_frame(sid, run_ids=[victim_id])
+    assert m["step"].tolist() == [1, 2, 3, 4, 5]  # metrics reported before the kill are kept
+
+
+def test_kill_runner_mid_sweep_then_resume_runs_each_once(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("kill-runner", {}, rows(6, points=30, sleep_s=0.03))
+    runner = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "sweep", "resume", str(sid), "--db", str(db)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )
+    assert wait_for(lambda: store.list_sweeps(sid)[0].counts.get("done", 0) >= 1, 120)
+    os.killpg(runner.pid, signal.SIGKILL)  # the runner and its workers, like a crashed server
+    runner.wait()
+    before = store.runs_frame(sid)
+    assert (before["state"] == "running").any() or (before["state"] == "queued").any()
+    done_before = set(before.loc[before["state"] == "done", "run_key"])
+    summary = run_sweep(db, sid, workers=2)
+    assert summary.counts == {"done": 6}
+    after = store.runs_frame(sid).set_index("run_key")
+    # finished runs were not repeated; interrupted ones ran again as a new attempt
+    assert all(after.loc[k, "attempts"] == 1 for k in done_before)
+    m = store.metrics_frame(sid)
+    assert len(m) == 6 * 30 * 2  # latest attempt of each run, each exactly once
+
+
+def test_cancel_sweep_leaves_nothing_running_and_retry_requeues(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("cancel", {}, rows(4, points=400, sleep_s=0.02))
+    import threading
+
+    def cancel_soon() -> None:
+        assert wait_for(lambda: store.list_sweeps(sid)[0].counts.get("running", 0) >= 1, 60)
+        store.cancel_sweep(sid)
+
+    t = threading.Thread(target=cancel_soon)
+    t.start()
+    summary = run_sweep(db, sid, workers=2)
+    t.join()
+    assert summary.counts == {"cancelled": 4}
+    assert store.retry_failed(sid) == 4
+    assert store.list_sweeps(sid)[0].counts == {"queued": 4}
+
+
+@pytest.mark.parametrize("bad", ["not-a-path", "tests.experiments.engine_jobs:nope"])
+def test_bad_job_function_fails_the_run_with_its_error(tmp_path: Path, bad: str) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    r = rows(1)[0]
+    r.job_fn = bad
+    sid = store.create_sweep("bad-job", {}, [r])
+    assert run_sweep(db, sid, workers=1).counts == {"failed": 1}
+    assert store.runs_frame(sid)["error"].iloc[0]
