@@ -1,0 +1,369 @@
+"""`python -m experiments sweep ...`: run, queue, resume, inspect, cancel and retry sweeps.
+
+    sweep run SPEC.yaml [--workers N] [--executor local|ray]   # foreground; prints the id last
+    sweep submit SPEC.yaml                                     # queue for the background runner
+    sweep resume SWEEP_ID                                      # finish an interrupted sweep
+    sweep status [SWEEP_ID] [--json]
+    sweep cancel SWEEP_ID
+    sweep retry SWEEP_ID                                       # re-queue failed runs
+
+Every command takes `--db PATH` (default: Settings().db_path). A spec is validated before the
+store is opened, so a bad spec writes nothing, not even the database file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from experiments.errors import UserError
+from experiments.settings import Settings
+
+# Seconds between progress polls of the store while a foreground sweep runs.
+PROGRESS_POLL_S = 1.0
+
+
+def add_db_arg(p: argparse.ArgumentParser) -> None:
+    """The `--db PATH` flag every store command takes."""
+    p.add_argument(
+        "--db", type=Path, default=None,
+        help="DuckDB store file (default: MUTRANSFER_DB_PATH or data/mutransfer.duckdb)",
+    )
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    """The store path from `--db`, else from the settings."""
+    return Path(args.db) if args.db is not None else Settings().db_path
+
+
+def open_store(path: Path, create: bool = False) -> Any:
+    """Open the store; refuses to create a new file unless `create`.
+
+    Raises:
+        UserError: the file does not exist and `create` is False.
+    """
+    if not create and not path.exists():
+        raise UserError(
+            f"no store at {path}: run `python -m experiments sweep run SPEC.yaml --db {path}` "
+            "first, or pass the right --db"
+        )
+    from experiments.store import Store
+
+    if create:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return Store(path)
+
+
+def parse_sweep_id(text: str) -> int:
+    """A sweep id from the command line.
+
+    Raises:
+        UserError: not a positive integer.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise UserError(f"SWEEP_ID must be an integer (see `sweep status`), got {text!r}") from None
+    if value < 1:
+        raise UserError(f"SWEEP_ID must be >= 1 (see `sweep status`), got {value}")
+    return value
+
+
+def summary_dict(s: Any) -> dict[str, Any]:
+    """A sweep summary (pydantic model, dataclass or dict) as plain JSON data."""
+    if hasattr(s, "to_dict"):
+        data = s.to_dict()
+    elif hasattr(s, "model_dump"):
+        data = s.model_dump(mode="json")
+    elif isinstance(s, dict):
+        data = dict(s)
+    else:
+        data = {k: getattr(s, k) for k in ("id", "name", "state", "counts", "created",
+                                           "steps_done", "steps_total", "eta_s") if hasattr(s, k)}
+    return json.loads(json.dumps(data, default=str))
+
+
+def find_sweep(store: Any, sweep_id: int) -> dict[str, Any]:
+    """The summary of one sweep.
+
+    Raises:
+        UserError: no sweep has this id.
+    """
+    sweeps = [summary_dict(s) for s in store.list_sweeps()]
+    for s in sweeps:
+        if int(s["id"]) == sweep_id:
+            return s
+    known = ", ".join(str(s["id"]) for s in sweeps[-10:]) or "none yet"
+    raise UserError(f"no sweep with id {sweep_id} in this store (ids: {known}): see `sweep status`")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `sweep` and its sub-commands."""
+    sweep = subparsers.add_parser("sweep", help="run, queue, resume, inspect, cancel sweeps",
+                                  description=__doc__,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = sweep.add_subparsers(dest="sweep_command", required=True, metavar="SUBCOMMAND")
+
+    p = sub.add_parser("run", help="run a spec to completion in the foreground; prints the id")
+    p.add_argument("spec", type=Path, help="spec file (.yaml or .json)")
+    p.add_argument("--workers", type=int, default=None, help="parallel worker processes")
+    p.add_argument("--executor", choices=("local", "ray"), default=None,
+                   help="where runs execute (default: MUTRANSFER_EXECUTOR or local)")
+    p.add_argument("--ray-address", default=None, metavar="ADDR",
+                   help="with --executor ray: auto (start or join a local Ray), ray://HOST:10001 "
+                        "(default: MUTRANSFER_RAY_ADDRESS or auto); see docs/RAY.md")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("submit", help="queue a spec for the background runner; prints the id")
+    p.add_argument("spec", type=Path)
+    add_db_arg(p)
+    p.set_defaults(func=cmd_submit)
+
+    p = sub.add_parser("resume", help="finish an interrupted sweep in the foreground")
+    p.add_argument("sweep_id")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--executor", choices=("local", "ray"), default=None)
+    add_db_arg(p)
+    p.set_defaults(func=cmd_resume)
+
+    p = sub.add_parser("status", help="sweeps with their run counts by state")
+    p.add_argument("sweep_id", nargs="?", default=None)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("cancel", help="cancel a sweep's queued and running runs")
+    p.add_argument("sweep_id")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_cancel)
+
+    p = sub.add_parser("retry", help="re-queue a sweep's failed runs (then `sweep resume`)")
+    p.add_argument("sweep_id")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_retry)
+
+
+def _check_workers(workers: int | None) -> None:
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers must be >= 1, got {workers}")
+
+
+def _run_foreground(path: Path, sweep_id: int, workers: int | None, executor: str | None,
+                    ray_address: str | None = None) -> Any:
+    """`run_sweep` with a progress display on stderr (tqdm on a TTY, plain lines otherwise)."""
+    from experiments.runner import run_sweep
+
+    params = inspect.signature(run_sweep).parameters
+    kwargs: dict[str, Any] = {}
+    settings = Settings()
+    if workers is not None or settings.workers is not None:
+        kwargs["workers"] = workers if workers is not None else settings.workers
+    chosen = executor or settings.executor
+    if "executor" in params:
+        kwargs["executor"] = chosen
+    elif chosen != "local":
+        raise UserError("--executor ray is not available in this build yet: use --executor local")
+    if "ray_address" in params and chosen == "ray":
+        kwargs["ray_address"] = ray_address or settings.ray_address
+    progress = _Progress(sweep_id)
+    if "progress_cb" in params:
+        kwargs["progress_cb"] = progress.from_summary
+        try:
+            return run_sweep(path, sweep_id, **kwargs)
+        finally:
+            progress.close()
+    result: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            result["summary"] = run_sweep(path, sweep_id, **kwargs)
+        except BaseException as exc:  # re-raised in the main thread
+            result["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"sweep-{sweep_id}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(PROGRESS_POLL_S)
+        progress.poll(path)
+    progress.close()
+    if "error" in result:
+        raise result["error"]
+    return result.get("summary")
+
+
+class _Progress:
+    """Shows done/total runs: a tqdm bar on a TTY, a plain line every 10% otherwise."""
+
+    def __init__(self, sweep_id: int) -> None:
+        self.sweep_id = sweep_id
+        self.tty = sys.stderr.isatty()
+        self.bar: Any = None
+        self.last_pct = -1
+
+    def update(self, done: int, total: int, *_: Any, **__: Any) -> None:
+        """Show `done` of `total` runs finished."""
+        if total <= 0:
+            return
+        if self.tty:
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=f"sweep {self.sweep_id}", unit="run",
+                                file=sys.stderr)
+            self.bar.n = done
+            self.bar.refresh()
+            return
+        pct = int(100 * done / total) // 10 * 10
+        if pct > self.last_pct:
+            self.last_pct = pct
+            print(f"sweep {self.sweep_id}: {done}/{total} runs finished", file=sys.stderr,
+                  flush=True)
+
+    def from_summary(self, summary: Any) -> None:
+        """Show the counts of a store summary (the runner's progress callback)."""
+        counts = summary_dict(summary).get("counts") or {}
+        total = sum(counts.values())
+        done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
+        self.update(done, total)
+
+    def poll(self, path: Path) -> None:
+        """Read the counts from the store (skipped silently when it is busy)."""
+        try:
+            from experiments.store import Store
+
+            for s in Store(path).list_sweeps():
+                d = summary_dict(s)
+                if int(d["id"]) == self.sweep_id:
+                    counts = d.get("counts") or {}
+                    total = sum(counts.values())
+                    done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
+                    self.update(done, total)
+        except Exception:  # noqa: BLE001 - progress is best-effort; the runner owns the store
+            pass
+
+    def close(self) -> None:
+        """Finish the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _finish_message(sweep_id: int, summary: Any) -> None:
+    if summary is None:
+        return
+    d = summary_dict(summary)
+    counts = ", ".join(f"{k} {v}" for k, v in sorted((d.get("counts") or {}).items()))
+    print(f"sweep {sweep_id} {d.get('state', '')}: {counts}", file=sys.stderr, flush=True)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Validate the spec, create the sweep, run it to completion, print the id last."""
+    from experiments.spec import create_sweep, load_spec
+
+    _check_workers(args.workers)
+    spec = load_spec(args.spec)  # before the store: a bad spec writes nothing
+    path = db_path(args)
+    sweep_id = create_sweep(open_store(path, create=True), spec)
+    print(f"sweep {sweep_id} '{spec.name}': {spec.n_runs()} runs", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    summary = _run_foreground(path, sweep_id, args.workers, args.executor, args.ray_address)
+    _finish_message(sweep_id, summary)
+    print(f"finished in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    print(sweep_id, flush=True)
+    return 0
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    """Validate the spec, queue its runs, make sure the background runner runs; print the id."""
+    from experiments.runner import ensure_background_runner
+    from experiments.spec import create_sweep, load_spec
+
+    spec = load_spec(args.spec)
+    path = db_path(args)
+    sweep_id = create_sweep(open_store(path, create=True), spec)
+    ensure_background_runner(path)
+    print(f"queued sweep {sweep_id} '{spec.name}': {spec.n_runs()} runs; follow it with "
+          f"`python -m experiments sweep status {sweep_id} --db {path}`", file=sys.stderr)
+    print(sweep_id, flush=True)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Re-queue runs a crash left running, then run what is left in the foreground."""
+    _check_workers(args.workers)
+    sweep_id = parse_sweep_id(args.sweep_id)
+    path = db_path(args)
+    store = open_store(path)
+    find_sweep(store, sweep_id)
+    for name in ("resume", "requeue_interrupted", "recover_orphans"):
+        fn = getattr(store, name, None)
+        if callable(fn):
+            fn(sweep_id)
+            break
+    del store
+    summary = _run_foreground(path, sweep_id, args.workers, args.executor)
+    _finish_message(sweep_id, summary)
+    print(sweep_id, flush=True)
+    return 0
+
+
+def format_status(sweeps: list[dict[str, Any]]) -> str:
+    """A fixed-width table: id, name, state, runs done/total, counts by state."""
+    header = ("id", "name", "state", "done", "counts")
+    rows = []
+    for s in sweeps:
+        counts = s.get("counts") or {}
+        total = sum(counts.values())
+        done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
+        rows.append((str(s["id"]), str(s["name"]), str(s["state"]), f"{done}/{total}",
+                     " ".join(f"{k}={v}" for k, v in sorted(counts.items()))))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print sweeps (one, or all) as JSON or a table."""
+    path = db_path(args)
+    store = open_store(path)
+    if args.sweep_id is not None:
+        sweeps = [find_sweep(store, parse_sweep_id(args.sweep_id))]
+    else:
+        sweeps = [summary_dict(s) for s in store.list_sweeps()]
+    if args.json:
+        print(json.dumps(sweeps, indent=2))
+    else:
+        print(format_status(sweeps) if sweeps else f"no sweeps in {path}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Cancel every queued or running run of a sweep."""
+    sweep_id = parse_sweep_id(args.sweep_id)
+    store = open_store(db_path(args))
+    find_sweep(store, sweep_id)
+    store.cancel_sweep(sweep_id)
+    print(f"cancelled sweep {sweep_id}")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    """Re-queue a sweep's failed runs; they run with `sweep resume` or the background runner."""
+    sweep_id = parse_sweep_id(args.sweep_id)
+    path = db_path(args)
+    store = open_store(path)
+    find_sweep(store, sweep_id)
+    n = store.retry_failed(sweep_id)
+    count = f"{n} failed run(s)" if isinstance(n, int) else "failed runs"
+    print(f"re-queued {count} of sweep {sweep_id}; run them with "
+          f"`python -m experiments sweep resume {sweep_id} --db {path}` (or let the background "
+          "runner pick them up)")
+    return 0

@@ -1,0 +1,680 @@
+"""The sweep spec: one pydantic model behind the dashboard form, YAML files, the CLI and the store.
+
+    spec = load_spec("experiments/configs/quick.yaml")   # or SweepSpec.model_validate(data)
+    runs = spec.expand()                                  # list[RunConfig], one per run
+    plan = spec.estimate()                                # runs, params, FLOPs, memory
+    sweep_id = create_sweep(Store(db_path), spec)
+
+A sweep trains one model family at every width of a ladder, in every parametrization, over a
+learning-rate grid (TP5, Yang et al., 2022: under µP the optimal LR stays put as width grows;
+under SP it drifts). Runs are the cross product
+
+    widths x parametrizations x lrs x seeds x hparam_grid
+
+`hparam_grid` sweeps other global µP knobs (e.g. `{output_mult: [0.5, 1, 2]}`); each of its
+combinations is crossed with the whole LR grid, so the LR is re-tuned for every knob setting.
+
+Validation collects every problem as a pydantic error located at the field it concerns
+(`widths`, `task`, `lr_grid.step`, ...), with a message that names the field and the fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from experiments.device import device_problem
+from experiments.errors import UserError
+from experiments.models import (
+    CNNConfig,
+    GPTConfig,
+    MLPConfig,
+    ModelConfig,
+    check_task,
+    check_widths,
+    count_params,
+)
+from experiments.tasks import TaskConfig, TaskInfo, task_info
+from experiments.train import HParamsConfig, OptimizerConfig, RunConfig
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import pandas as pd
+
+MAX_RUNS = 20_000
+# Memory refused above min(this cap, physical RAM) on the CPU, or the GPU's memory on CUDA.
+MEMORY_CAP_BYTES = 16 * 2**30
+# Bytes per parameter: fp32 weights, gradients and two Adam moments.
+BYTES_PER_PARAM = 4 * 4
+# Activations kept for backward per (example, position, width unit, layer), in fp32 values.
+ACTIVATIONS_PER_UNIT = 8
+# Throughput assumptions of the compute-time estimate (rough; for planning, not promises).
+CPU_FLOP_PER_S = 2e10
+GPU_FLOP_PER_S = 2e13
+CPU_STEP_OVERHEAD_S = 1e-3
+GPU_STEP_OVERHEAD_S = 5e-4
+PARAMETRIZATIONS: tuple[Literal["sp", "mup"], ...] = ("sp", "mup")
+GRID_HPARAMS = ("init_std", "output_mult", "attn_mult", "input_mult")
+
+
+class LRGrid(BaseModel):
+    """A log2-spaced learning-rate grid: 2**log2_min, 2**(log2_min + step), ..., 2**log2_max.
+
+    Attributes:
+        log2_min: log2 of the smallest LR.
+        log2_max: log2 of the largest LR (included when the steps land on it).
+        step: spacing in log2 units (1 = powers of two, 0.5 = sqrt(2) apart).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    log2_min: float = Field(default=-14.0, allow_inf_nan=False)
+    log2_max: float = Field(default=-4.0, allow_inf_nan=False)
+    step: float = Field(default=1.0, allow_inf_nan=False)
+
+    @field_validator("step")
+    @classmethod
+    def _positive_step(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError(f"lr_grid.step must be > 0, got {v:g}: use e.g. 1 or 0.5")
+        return v
+
+    @model_validator(mode="after")
+    def _nonempty(self) -> LRGrid:
+        if self.log2_min > self.log2_max:
+            raise ValueError(
+                f"lr_grid is empty: log2_min {self.log2_min:g} > log2_max {self.log2_max:g}; "
+                "swap them"
+            )
+        if self.log2_max > 10 or self.log2_min < -60:
+            raise ValueError(
+                f"lr_grid spans 2^{self.log2_min:g}..2^{self.log2_max:g}: keep log2 LRs in "
+                "[-60, 10] (typical Adam LRs are 2^-14..2^-2)"
+            )
+        return self
+
+    def log2_values(self) -> list[float]:
+        """The grid points in log2 units, rounded to 1e-9 so 0.1-steps do not drift."""
+        n = int(math.floor((self.log2_max - self.log2_min) / self.step + 1e-9)) + 1
+        return [round(self.log2_min + i * self.step, 9) for i in range(n)]
+
+
+class SweepSpec(BaseModel):
+    """A µTransfer sweep.
+
+    Attributes:
+        name: a label for the sweep (shown in the dashboard and `sweep status`).
+        model: the zoo model, picked by `kind` (mlp, gpt, cnn).
+        task: the dataset (digits, bytes, synthetic, synthetic-lm, file).
+        widths: the width ladder, strictly increasing.
+        base_width: the proxy width where µP equals SP; must be one of the widths.
+        parametrizations: which parametrizations to train ("sp", "mup").
+        optimizer: optimizer settings (the LR comes from the grid).
+        lr_grid: a log2 grid of learning rates (give exactly one of lr_grid and lrs).
+        lrs: an explicit list of learning rates (give exactly one of lr_grid and lrs).
+        hparams: fixed global µP knobs (init_std, output_mult, attn_mult, input_mult, zero inits).
+        hparam_grid: global knobs to sweep too, e.g. {output_mult: [0.5, 1, 2]}; crossed with
+            the LR grid, overriding the same keys of hparams.
+        seeds: init and batch seeds; every run is repeated per seed.
+        steps: optimizer steps per run.
+        batch_size: examples (sequences for LM tasks) per step.
+        log_every: steps per logged train-loss window (<= steps).
+        device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="sweep", min_length=1, max_length=200)
+    model: ModelConfig = Field(default_factory=MLPConfig)
+    task: TaskConfig = Field(default_factory=lambda: TaskConfig(name="digits"))
+    widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
+    base_width: int = Field(default=64, ge=1)
+    parametrizations: list[Literal["sp", "mup"]] = Field(
+        default_factory=lambda: list(PARAMETRIZATIONS)
+    )
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr_grid: LRGrid | None = None
+    lrs: list[float] | None = None
+    hparams: HParamsConfig = Field(default_factory=HParamsConfig)
+    hparam_grid: dict[str, list[float]] = Field(default_factory=dict)
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    steps: int = Field(default=300, ge=1, le=10_000_000)
+    batch_size: int = Field(default=64, ge=1, le=1_000_000)
+    log_every: int = Field(default=10, ge=1)
+    device: str = "auto"
+
+    @field_validator("name")
+    @classmethod
+    def _name_printable(cls, v: str) -> str:
+        if not v.strip() or any(ord(c) < 32 for c in v):
+            raise ValueError("name must be non-blank text on one line: e.g. name: quick-mlp")
+        return v.strip()
+
+    @field_validator("widths")
+    @classmethod
+    def _widths_increase(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("widths is empty: give a ladder like [64, 128, 256, 512]")
+        for w in v:
+            if w < 1:
+                raise ValueError(f"widths must be >= 1: got {w}; use e.g. [64, 128, 256]")
+        for prev, cur in itertools.pairwise(v):
+            if cur <= prev:
+                raise ValueError(
+                    f"widths must increase: got {cur} after {prev}; sort the ladder and drop "
+                    "repeats"
+                )
+        return v
+
+    @field_validator("parametrizations")
+    @classmethod
+    def _params_unique(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("parametrizations is empty: use [sp, mup] (or one of them)")
+        if len(set(v)) != len(v):
+            raise ValueError(f"parametrizations has repeats {v}: list each once")
+        return v
+
+    @field_validator("lrs")
+    @classmethod
+    def _lrs_positive(cls, v: list[float] | None) -> list[float] | None:
+        if v is None:
+            return v
+        if not v:
+            raise ValueError("lrs is empty: give learning rates like [1e-3, 3e-3] or use lr_grid")
+        for i, lr in enumerate(v):
+            if not (math.isfinite(lr) and lr > 0):
+                raise ValueError(
+                    f"lrs[{i}] must be a finite number > 0, got {lr!r}: remove or fix it"
+                )
+        if len(set(v)) != len(v):
+            raise ValueError("lrs has repeats: list each learning rate once")
+        return sorted(v)
+
+    @field_validator("hparam_grid")
+    @classmethod
+    def _grid_known(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
+        for key, values in v.items():
+            if key not in GRID_HPARAMS:
+                raise ValueError(
+                    f"hparam_grid key '{key}' is not a sweepable knob: use one of "
+                    f"{list(GRID_HPARAMS)} (sweep the LR with lr_grid)"
+                )
+            if not values:
+                raise ValueError(f"hparam_grid.{key} is empty: give values like [0.5, 1, 2]")
+            for x in values:
+                if not (math.isfinite(x) and x > 0):
+                    raise ValueError(
+                        f"hparam_grid.{key} values must be finite numbers > 0, got {x!r}"
+                    )
+            if len(set(values)) != len(values):
+                raise ValueError(f"hparam_grid.{key} has repeats {values}: list each once")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds_unique(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("seeds is empty: use e.g. [0] or [0, 1]")
+        if len(set(v)) != len(v):
+            raise ValueError(f"seeds has repeats {v}: list each seed once")
+        if any(s < 0 for s in v):
+            raise ValueError(f"seeds must be >= 0, got {v}")
+        return v
+
+    @field_validator("device")
+    @classmethod
+    def _device_ok(cls, v: str) -> str:
+        problem = device_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_checks(cls, data: Any, handler: Any) -> SweepSpec:
+        spec: SweepSpec = handler(data)
+        problems = check_spec(spec)
+        if problems:
+            raise ValidationError.from_exception_data(
+                cls.__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("value_error", "{msg}", {"msg": msg}),
+                        loc=tuple(loc.split(".")) if loc else (),
+                        input=_value_at(spec, loc),
+                    )
+                    for loc, messages in problems.items()
+                    for msg in messages
+                ],
+            )
+        return spec
+
+    # --- Derived views ------------------------------------------------------------------------
+
+    def log2_lrs(self) -> list[float]:
+        """The learning rates in log2 units, ascending."""
+        if self.lr_grid is not None:
+            return self.lr_grid.log2_values()
+        return [math.log2(lr) for lr in (self.lrs or [])]
+
+    def lrs_resolved(self) -> list[float]:
+        """The learning rates, ascending (2**x for a grid; the list as given, sorted, for lrs)."""
+        if self.lr_grid is not None:
+            return [2.0**x for x in self.lr_grid.log2_values()]
+        return list(self.lrs or [])
+
+    def hparam_combos(self) -> list[dict[str, float]]:
+        """Every combination of `hparam_grid` values (one empty dict when it is empty)."""
+        keys = sorted(self.hparam_grid)
+        return [dict(zip(keys, values, strict=True)) for values in
+                itertools.product(*(self.hparam_grid[k] for k in keys))]
+
+    def n_runs(self) -> int:
+        """How many runs `expand` makes (without building them)."""
+        return (len(self.widths) * len(self.parametrizations) * len(self.log2_lrs())
+                * len(self.seeds) * len(self.hparam_combos()))
+
+    def expand(self) -> list[RunConfig]:
+        """One `RunConfig` per run, ordered width, parametrization, knobs, seed, LR."""
+        runs = []
+        base_hp = self.hparams.model_dump()
+        for width, param, combo, seed, lr in itertools.product(
+            self.widths, self.parametrizations, self.hparam_combos(), self.seeds,
+            self.lrs_resolved(),
+        ):
+            runs.append(
+                RunConfig(
+                    sweep_name=self.name,
+                    model=self.model,
+                    task=self.task,
+                    width=width,
+                    base_width=self.base_width,
+                    parametrization=param,
+                    optimizer=self.optimizer,
+                    lr=lr,
+                    hparams=HParamsConfig(**{**base_hp, **combo}),
+                    seed=seed,
+                    steps=self.steps,
+                    batch_size=self.batch_size,
+                    log_every=self.log_every,
+                    device=self.device,
+                )
+            )
+        return runs
+
+    def estimate(self) -> SweepEstimate:
+        """Runs, parameters per width, compute and memory: the "before launch" numbers."""
+        return estimate(self)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML (fields in declaration order; `load_spec` reads it back)."""
+        data = self.model_dump(mode="json", exclude_none=True)
+        return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
+
+
+def run_key(run: RunConfig) -> str:
+    """A readable key, unique within a sweep: `w256-mup-lr2^-8-s0[-output_mult=2]`."""
+    key = f"w{run.width}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}-s{run.seed}"
+    defaults = HParamsConfig().model_dump()
+    extra = [f"{k}={v:g}" for k, v in run.hparams.model_dump().items()
+             if k in GRID_HPARAMS and v != defaults[k]]
+    return "-".join([key, *extra])
+
+
+def spec_lrs(spec: SweepSpec) -> list[float]:
+    """The spec's learning rates in log2 units (what the dashboard prints as 2^x)."""
+    return spec.log2_lrs()
+
+
+def spec_hash(spec: SweepSpec) -> str:
+    """A short content hash of everything that changes results (not `name`, not `device`).
+
+    Two specs with equal hashes train the same runs; a store can use it to spot duplicates.
+    """
+    data = spec.model_dump(mode="json", exclude={"name", "device"})
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _value_at(spec: SweepSpec, loc: str) -> Any:
+    value: Any = spec
+    for part in loc.split(".") if loc else ():
+        value = getattr(value, part, None)
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
+
+
+# --- Cross-field checks ----------------------------------------------------------------------
+
+
+def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
+    """Problems that need several fields (or the machine) to see, by dotted field path.
+
+    Part of `SweepSpec` validation (so a spec object is normally clean); callable on its own,
+    e.g. to re-check a stored spec on another machine.
+
+    Returns:
+        {field path: [messages]}; "" is the whole spec. Empty when the spec can run.
+    """
+    problems: dict[str, list[str]] = {}
+
+    def add(loc: str, msg: str) -> None:
+        problems.setdefault(loc, []).append(msg)
+
+    if spec.base_width not in spec.widths:
+        add("base_width", f"base_width {spec.base_width} is not in widths {spec.widths}: add it "
+            f"to the ladder or pick one of them (usually the smallest, {spec.widths[0]})")
+    if (spec.lr_grid is None) == (spec.lrs is None):
+        which = "both" if spec.lr_grid is not None else "neither"
+        add("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
+            "lr_grid: {log2_min: -14, log2_max: -4, step: 1}")
+    if spec.log_every > spec.steps:
+        add("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: use "
+            f"log_every <= steps (e.g. {max(1, spec.steps // 10)})")
+    if spec.optimizer.schedule == "cosine" and spec.optimizer.warmup_steps >= spec.steps:
+        add("optimizer.warmup_steps", f"optimizer.warmup_steps {spec.optimizer.warmup_steps} "
+            f"must be < steps {spec.steps}")
+    for key in spec.hparam_grid:
+        if getattr(spec.hparams, key) != HParamsConfig().model_dump()[key]:
+            add("hparam_grid", f"hparam_grid sweeps {key} and hparams also sets it: remove "
+                f"hparams.{key}")
+
+    try:
+        info = task_info(spec.task)
+    except UserError as exc:
+        add("task.path" if spec.task.name == "file" else "task", str(exc))
+        return problems
+    for msg in check_task(spec.model, info):
+        add("task", msg)
+    if "task" in problems:
+        return problems
+    width_errors = check_widths(spec.model, info, spec.widths)
+    if spec.base_width not in spec.widths:
+        width_errors += check_widths(spec.model, info, [spec.base_width])
+    for msg in width_errors:
+        add("widths", msg)
+    if width_errors:
+        return problems
+
+    n = spec.n_runs()
+    if n > MAX_RUNS:
+        add("", f"too many runs: {len(spec.widths)} widths x {len(spec.parametrizations)} "
+            f"parametrizations x {len(spec.log2_lrs())} lrs x {len(spec.seeds)} seeds x "
+            f"{len(spec.hparam_combos())} hparam_grid combos = {n:,} > {MAX_RUNS:,}: use fewer "
+            "widths, seeds or a coarser lr_grid.step")
+    widest = spec.widths[-1]
+    need = _memory_bytes(spec, info, widest, count_params(spec.model, info, widest))
+    limit, where = memory_limit(spec.device)
+    if need > limit:
+        add("widths", f"estimated memory {need / 2**30:.1f} GiB at width {widest} (batch_size "
+            f"{spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: use smaller widths "
+            "or a smaller batch_size")
+    return problems
+
+
+def memory_limit(device: str) -> tuple[int, str]:
+    """The most memory one run may need, and where that limit comes from."""
+    if device != "cpu":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+                return int(torch.cuda.get_device_properties(index).total_memory), "of GPU memory"
+        except (RuntimeError, AssertionError):  # pragma: no cover - broken CUDA install
+            pass
+    try:
+        ram = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        ram = MEMORY_CAP_BYTES
+    if ram < MEMORY_CAP_BYTES:
+        return ram, "of RAM on this machine"
+    return MEMORY_CAP_BYTES, "per-run cap"
+
+
+# --- Estimates -------------------------------------------------------------------------------
+
+
+def _positions(info: TaskInfo) -> int:
+    """Positions per example that every layer processes: tokens for LM, pixels for a CNN."""
+    if info.kind == "lm" and info.seq_len:
+        return info.seq_len
+    return 1
+
+
+def _layers_and_width_factor(model: ModelConfig) -> tuple[int, int]:
+    """(layers, activation width per layer in units of width) for the activation estimate."""
+    if isinstance(model, GPTConfig):
+        return model.depth, 4 + 2 * model.mlp_ratio  # qkv, attn out, residuals, MLP hidden
+    if isinstance(model, CNNConfig):
+        return model.stages + 1, 3  # conv out, norm out, relu out
+    return model.depth, 2  # linear out, activation out
+
+
+def _memory_bytes(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> int:
+    """Weights + grads + 2 Adam moments, plus activations kept for backward (fp32, rough)."""
+    positions = _positions(info)
+    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
+        positions = info.input_shape[1] * info.input_shape[2]
+    layers, per_layer = _layers_and_width_factor(spec.model)
+    act = spec.batch_size * positions * width * layers * per_layer * ACTIVATIONS_PER_UNIT // 2
+    if isinstance(spec.model, GPTConfig) and info.seq_len:
+        n_heads = (width // spec.model.head_dim if spec.model.head_mode == "fixed_dim"
+                   else spec.model.n_heads or 1)
+        act += spec.batch_size * n_heads * info.seq_len**2 * spec.model.depth * 4 * 2
+    logits = spec.batch_size * positions * info.n_outputs * 4 * 3
+    return params * BYTES_PER_PARAM + act + logits
+
+
+def _flops_per_step(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> float:
+    """About 6 x params x positions per example (forward + backward), plus attention."""
+    positions = _positions(info)
+    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
+        positions = info.input_shape[1] * info.input_shape[2]
+    flops = 6.0 * params * positions * spec.batch_size
+    if isinstance(spec.model, GPTConfig) and info.seq_len:
+        flops += 6.0 * spec.batch_size * info.seq_len**2 * width * spec.model.depth
+    return flops
+
+
+@dataclass(frozen=True)
+class WidthEstimate:
+    """Per-width numbers of a sweep plan.
+
+    Attributes:
+        width: the width.
+        params: parameters of the model at this width.
+        flops_per_step: forward + backward FLOPs of one training step (rough).
+        memory_bytes: peak memory of one run (weights, grads, Adam state, activations).
+        runs: runs at this width.
+    """
+
+    width: int
+    params: int
+    flops_per_step: float
+    memory_bytes: int
+    runs: int
+
+
+@dataclass(frozen=True)
+class SweepEstimate:
+    """What a sweep will cost, before it is launched.
+
+    Attributes:
+        n_runs: number of runs.
+        total_steps: optimizer steps over all runs.
+        total_flops: training FLOPs over all runs (about 6 x params x tokens).
+        peak_memory_bytes: the widest run's estimated peak memory.
+        est_compute_s: single-worker compute time on the spec's device (rough: FLOPs at an
+            assumed throughput plus a per-step overhead that dominates small models).
+        device: "cpu" or "cuda": the device type the time estimate assumes.
+        widths: per-width numbers.
+    """
+
+    n_runs: int
+    total_steps: int
+    total_flops: float
+    peak_memory_bytes: int
+    est_compute_s: float
+    device: str
+    widths: list[WidthEstimate] = field(default_factory=list)
+
+    def widths_frame(self) -> pd.DataFrame:
+        """One row per width: width, params, flops_per_step, memory_MiB, runs."""
+        import pandas as pd
+
+        return pd.DataFrame(
+            {
+                "width": [w.width for w in self.widths],
+                "params": [w.params for w in self.widths],
+                "flops_per_step": [w.flops_per_step for w in self.widths],
+                "memory_MiB": [round(w.memory_bytes / 2**20, 1) for w in self.widths],
+                "runs": [w.runs for w in self.widths],
+            }
+        )
+
+
+def estimate(spec: SweepSpec) -> SweepEstimate:
+    """Runs, parameters per width, FLOPs, time and memory of a valid spec.
+
+    Raises:
+        UserError: the task cannot be loaded (a file task whose file vanished).
+    """
+    import torch
+
+    info = task_info(spec.task)
+    runs_per_width = spec.n_runs() // len(spec.widths)
+    on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
+    rate, overhead = (GPU_FLOP_PER_S, GPU_STEP_OVERHEAD_S) if on_gpu else (CPU_FLOP_PER_S,
+                                                                            CPU_STEP_OVERHEAD_S)
+    per_width = []
+    total_flops = 0.0
+    seconds = 0.0
+    for w in spec.widths:
+        params = count_params(spec.model, info, w)
+        fps = _flops_per_step(spec, info, w, params)
+        per_width.append(WidthEstimate(w, params, fps, _memory_bytes(spec, info, w, params),
+                                       runs_per_width))
+        total_flops += fps * spec.steps * runs_per_width
+        seconds += runs_per_width * spec.steps * max(overhead, fps / rate)
+    return SweepEstimate(
+        n_runs=spec.n_runs(),
+        total_steps=spec.n_runs() * spec.steps,
+        total_flops=total_flops,
+        peak_memory_bytes=max(w.memory_bytes for w in per_width),
+        est_compute_s=seconds,
+        device="cuda" if on_gpu else "cpu",
+        widths=per_width,
+    )
+
+
+# --- Files and errors ------------------------------------------------------------------------
+
+
+def format_validation_error(err: ValidationError) -> str:
+    """Pydantic errors as "field.path: message" lines (list items as `widths[2]`)."""
+    lines = []
+    for e in err.errors():
+        path = ""
+        for part in e["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += f".{part}" if path else str(part)
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key: remove it (check the spelling against the documented keys)"
+        elif e["type"] == "missing":
+            msg = "required: add it"
+        lines.append(f"{path}: {msg}" if path else msg)
+    return "\n".join(lines)
+
+
+def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
+    """Validate spec data (a dict from YAML, JSON or a form).
+
+    Raises:
+        UserError: the data is not a mapping or is invalid; the message lists every problem
+            as "field: message" lines.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source} must be a mapping of spec keys (name, model, task, widths, "
+                        f"...), got {type(data).__name__}")
+    try:
+        return SweepSpec.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"invalid {source}:\n{format_validation_error(exc)}") from None
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    """Read and validate a spec file (.yaml/.yml, or .json).
+
+    Raises:
+        UserError: the file is missing or unreadable, has a syntax error (with its line), or
+            the spec is invalid (every problem, one "field: message" line each).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"spec file {p} does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read spec file {p}: {exc}") from None
+    if p.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{p}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    else:
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise UserError(f"{p}: YAML syntax error{where}: {problem}") from None
+    return parse_spec(data, source=f"spec {p}")
+
+
+def create_sweep(store: Any, spec: SweepSpec) -> int:
+    """Write the sweep and all its runs (queued) to the store; returns the sweep id.
+
+    Args:
+        store: an `experiments.store.Store`.
+        spec: a validated spec.
+    """
+    from experiments.store import RunRow
+
+    rows = []
+    for run in spec.expand():
+        rows.append(
+            RunRow(
+                run_key=run_key(run),
+                width=run.width,
+                parametrization=run.parametrization,
+                lr=run.lr,
+                seed=run.seed,
+                hparams=run.hparams.model_dump(),
+                payload=run.model_dump(mode="json"),
+            )
+        )
+    data = spec.model_dump(mode="json")
+    return int(store.create_sweep(spec.name, data, rows))

@@ -1,0 +1,401 @@
+"""Train one run of a sweep: one (width, parametrization, LR, seed, global HPs) point.
+
+    result = train_run(run, reporter)       # in-process
+    out = run_job(payload, reporter)        # what runner workers call ("experiments.train:run_job")
+
+Steps: 1. pick the device; 2. build the zoo model at `run.width`, measure it against the base
+shapes (inferred once per process from the model factory) and parametrize it (SP or µP, TP5,
+Yang et al., 2022); 3. train `steps` steps of the optimizer with batches drawn from a generator
+seeded by the run's seed; 4. report the mean train loss of every `log_every` window; 5. evaluate.
+
+Losses are accumulated on the device and read back only at log points, so a GPU run syncs with
+the host once per `log_every` steps.
+
+Result definitions (what the analysis reads):
+- final_train_loss: the mean training loss over the last 10% of steps (at least one step). A
+  window mean, not a single batch, so the LR-vs-loss curves the transfer analysis fits are
+  smooth; every run of a sweep averages the same number of steps.
+- final_val_loss: the mean loss over the task's fixed val eval set (`Task.eval_batches`).
+- diverged: the loss of a log window is non-finite, or exceeds max(2 x initial, initial + 2)
+  where initial is the loss before the first update. The run stops there; divergence is data
+  (a too-large LR), not an error.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Literal, Protocol
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+import mucore
+from experiments.device import device_label, resolve_device
+from experiments.models import ModelConfig, build_model, model_factory
+from experiments.tasks import Task, TaskConfig, load_task
+
+# Batches come from their own generator, seeded apart from the init seed so that the draw of
+# batches and the draw of weights are unrelated streams.
+BATCH_SEED_OFFSET = 1_000_003
+# Fraction of the steps whose mean train loss is the run's final_train_loss.
+FINAL_LOSS_FRACTION = 0.1
+# Blow-up rule: a window mean above max(factor x initial, initial + margin) is divergence.
+DIVERGENCE_FACTOR = 2.0
+DIVERGENCE_MARGIN = 2.0
+# Batch size of the final evaluation passes (memory-bound only; any value gives the same loss).
+EVAL_BATCH_SIZE = 256
+
+
+class OptimizerConfig(BaseModel):
+    """The spec's `optimizer:` block (mucore.build_optimizer arguments except the LR).
+
+    Attributes:
+        name: "adam", "adamw" or "sgd". µP's per-group LR rules differ between the Adam family
+            and SGD (TP5, Table 8).
+        betas: Adam/AdamW betas.
+        eps: Adam/AdamW epsilon.
+        momentum: SGD momentum.
+        weight_decay: global weight decay (0 disables it).
+        wd_mode: "coupled" keeps the per-step shrink lr x wd of the base model in every group
+            (the reference package's choice); "independent" makes it wd per step, whatever the LR.
+        scale_eps: divide Adam epsilon by the width mult for hidden weights (Everett et al.,
+            2024): their gradients shrink with width, so a fixed epsilon would dominate.
+        schedule: "constant" LR, or linear warm-up then "cosine" decay to zero.
+        warmup_steps: warm-up steps of the cosine schedule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    wd_mode: Literal["coupled", "independent"] = "coupled"
+    scale_eps: bool = False
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"optimizer.betas must each be in [0, 1), got {list(v)}: use e.g. [0.9, 0.999]")
+        return v
+
+
+class HParamsConfig(BaseModel):
+    """The spec's `hparams:` block: the global µP knobs of `mucore.HParams`.
+
+    Attributes:
+        init_std: sigma, the global init scale.
+        output_mult: alpha_out, the readout multiplier (µP divides it by the width mult).
+        attn_mult: alpha_attn, the attention score multiplier (GPT only).
+        input_mult: alpha_in, the input/embedding multiplier.
+        zero_readout: initialise the readout to zero (network output is 0 at init).
+        zero_query: initialise the attention query to zero (GPT only).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    init_std: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    output_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    attn_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    input_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    zero_readout: bool = False
+    zero_query: bool = False
+
+    def to_mucore(self) -> mucore.HParams:
+        """The `mucore.HParams` these values describe."""
+        return mucore.HParams(**self.model_dump())
+
+
+class RunConfig(BaseModel):
+    """One resolved run of a sweep; stored as JSON in the runs table (the job payload).
+
+    Attributes:
+        sweep_name: name of the sweep the run belongs to (for logs).
+        model: the zoo model config.
+        task: the task config.
+        width: the run's width.
+        base_width: the proxy width where µP equals SP (base shapes are measured there).
+        parametrization: "sp" or "mup" (any registered mucore parametrization).
+        optimizer: optimizer settings.
+        lr: the global learning rate.
+        hparams: global µP knobs.
+        seed: init and batch seed.
+        steps: optimizer steps.
+        batch_size: examples (sequences for LM tasks) per step.
+        log_every: steps per reported train-loss window.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sweep_name: str = ""
+    model: ModelConfig
+    task: TaskConfig
+    width: int = Field(ge=1)
+    base_width: int = Field(ge=1)
+    parametrization: str = "mup"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr: float = Field(gt=0, allow_inf_nan=False)
+    hparams: HParamsConfig = Field(default_factory=HParamsConfig)
+    seed: int = Field(default=0, ge=0)
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    log_every: int = Field(default=10, ge=1)
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        if self.parametrization not in mucore.parametrization_names():
+            raise ValueError(
+                f"parametrization '{self.parametrization}' is unknown: use one of "
+                f"{mucore.parametrization_names()}"
+            )
+        return self
+
+
+class RunResult(BaseModel):
+    """What a run returns (the job result stored beside the run).
+
+    Attributes:
+        state: "done", "diverged" (stopped by the blow-up rule) or "cancelled".
+        final_train_loss: mean train loss over the last 10% of steps (for a stopped run: the
+            mean of its last finite log window, or None).
+        final_val_loss: val-set loss at the end (None when the run did not finish).
+        steps_done: optimizer steps taken.
+        wall_s: wall time of the whole run (setup, training, evaluation).
+        samples_per_s: training throughput: examples per second, or tokens per second for LM
+            tasks.
+        device: where it trained, e.g. "cpu" or "cuda:0 (NVIDIA H100 ...)".
+        peak_mem_bytes: torch.cuda.max_memory_allocated on a GPU; None on the CPU.
+        initial_loss: loss of the first batch before any update.
+    """
+
+    state: Literal["done", "diverged", "cancelled"]
+    final_train_loss: float | None
+    final_val_loss: float | None
+    steps_done: int
+    wall_s: float
+    samples_per_s: float
+    device: str
+    peak_mem_bytes: int | None
+    initial_loss: float | None = None
+
+
+class Reporter(Protocol):
+    """Where a run sends its progress (the runner's worker side implements it)."""
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Record metrics at `step` (long format: one row per name)."""
+        ...
+
+    def progress(self, step: int, total: int) -> None:
+        """`step` of `total` steps done."""
+        ...
+
+    def cancelled(self) -> bool:
+        """Whether the run should stop now (checked at log points)."""
+        ...
+
+
+class NullReporter:
+    """A reporter that drops everything and never cancels (scripts, benchmarks)."""
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        """Ignore metrics."""
+
+    def progress(self, step: int, total: int) -> None:
+        """Ignore progress."""
+
+    def cancelled(self) -> bool:
+        """Never cancelled."""
+        return False
+
+
+_SHAPES_CACHE: dict[tuple[str, str, int], mucore.BaseShapes] = {}
+_TASK_CACHE: dict[tuple[str, str], Task] = {}
+
+
+def base_shapes_for(run: RunConfig) -> mucore.BaseShapes:
+    """The base shapes of the run's model family, inferred once per process and cached.
+
+    µP measures every parameter against the model at `base_width` (and a second width to find
+    which dimensions grow); all runs of a sweep share them.
+    """
+    key = (run.model.model_dump_json(), run.task.model_dump_json(), run.base_width)
+    shapes = _SHAPES_CACHE.get(key)
+    if shapes is None:
+        info = load_task(run.task).info
+        shapes = mucore.infer_base_shapes(model_factory(run.model, info), run.base_width)
+        _SHAPES_CACHE[key] = shapes
+    return shapes
+
+
+def _task_on(cfg: TaskConfig, device: torch.device) -> Task:
+    """The task's data on `device`, cached per process (one copy per device)."""
+    key = (cfg.model_dump_json(), str(device))
+    task = _TASK_CACHE.get(key)
+    if task is None:
+        task = load_task(cfg).to(device)
+        _TASK_CACHE[key] = task
+    return task
+
+
+def _evaluate(model: torch.nn.Module, task: Task, split: Literal["train", "val"]) -> float:
+    """Mean loss over the task's fixed eval set of `split` (weighted by batch size)."""
+    model.eval()
+    total = torch.zeros((), device=task.device)
+    count = 0
+    with torch.no_grad():
+        for x, y in task.eval_batches(split, EVAL_BATCH_SIZE):
+            total += task.loss(model(x), y) * x.shape[0]
+            count += x.shape[0]
+    model.train()
+    return float(total.item() / max(count, 1))
+
+
+def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
+    """Train one run and return its result (divergence and cancellation are results, not errors).
+
+    Deterministic on the CPU for a fixed seed: weights come from `mucore.parametrize(seed=...)`
+    and batches from a CPU `torch.Generator` seeded by the seed.
+
+    Args:
+        run: the resolved run.
+        reporter: receives `train_loss` every `log_every` steps (the window mean), `val_loss`
+            at the end, progress at every log point; its `cancelled()` is polled at log points.
+
+    Returns:
+        The run's `RunResult`.
+
+    Raises:
+        ValueError: the device is not available here.
+        experiments.errors.UserError: the model cannot be built for the task at this width.
+    """
+    t_start = time.perf_counter()
+    device = resolve_device(run.device)
+    torch.manual_seed(run.seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    # 1. Task, model, parametrization, optimizer.
+    task = _task_on(run.task, device)
+    info = task.info
+    shapes = base_shapes_for(run)
+    with device:
+        model = build_model(run.model, info, run.width)
+    model.to(device)
+    setup = mucore.parametrize(
+        model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
+    )
+    opt_cfg = run.optimizer
+    optimizer = mucore.build_optimizer(
+        model,
+        setup,
+        opt_cfg.name,
+        run.lr,
+        betas=opt_cfg.betas,
+        eps=opt_cfg.eps,
+        momentum=opt_cfg.momentum,
+        weight_decay=opt_cfg.weight_decay,
+        wd_mode=opt_cfg.wd_mode,
+        scale_eps=opt_cfg.scale_eps,
+    )
+    scheduler = None
+    if opt_cfg.schedule == "cosine":
+        scheduler = mucore.relative_schedule(
+            optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps, run.steps)
+        )
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
+
+    # 2. Train. Loss sums stay on the device; .item() only at log points.
+    tail_start = run.steps - max(1, round(FINAL_LOSS_FRACTION * run.steps)) + 1
+    window_sum = torch.zeros((), device=device)
+    tail_sum = torch.zeros((), device=device)
+    initial_t: torch.Tensor | None = None
+    initial: float | None = None
+    last_window: float | None = None
+    window_start = 1
+    state: Literal["done", "diverged", "cancelled"] = "done"
+    steps_done = 0
+    model.train()
+    t_train = time.perf_counter()
+    for step in range(1, run.steps + 1):
+        x, y = task.batch("train", run.batch_size, generator)
+        loss = task.loss(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        steps_done = step
+        detached = loss.detach()
+        if initial_t is None:
+            initial_t = detached.clone()
+        window_sum += detached
+        if step >= tail_start:
+            tail_sum += detached
+        if step % run.log_every == 0 or step == run.steps:
+            if initial is None:
+                initial = float(initial_t.item())
+            window_mean = float(window_sum.item()) / (step - window_start + 1)
+            window_sum.zero_()
+            window_start = step + 1
+            reporter.metrics(step, {"train_loss": window_mean})
+            reporter.progress(step, run.steps)
+            limit = max(DIVERGENCE_FACTOR * initial, initial + DIVERGENCE_MARGIN)
+            if not math.isfinite(window_mean) or window_mean > limit:
+                state = "diverged"
+                if math.isfinite(window_mean):
+                    last_window = window_mean
+                break
+            last_window = window_mean
+            if reporter.cancelled():
+                state = "cancelled"
+                break
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    train_s = time.perf_counter() - t_train
+
+    # 3. Final losses.
+    final_train: float | None
+    final_val: float | None = None
+    if state == "done":
+        final_train = float(tail_sum.item()) / (run.steps - tail_start + 1)
+        final_val = _evaluate(model, task, "val")
+        if not math.isfinite(final_val):
+            final_val = None
+        reporter.metrics(steps_done, {"val_loss": final_val if final_val is not None else math.nan})
+        if not math.isfinite(final_train):
+            final_train, state = None, "diverged"
+    else:
+        final_train = last_window
+
+    per_step = run.batch_size * (info.seq_len if info.kind == "lm" and info.seq_len else 1)
+    peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
+    return RunResult(
+        state=state,
+        final_train_loss=final_train,
+        final_val_loss=final_val,
+        steps_done=steps_done,
+        wall_s=time.perf_counter() - t_start,
+        samples_per_s=per_step * steps_done / max(train_s, 1e-9),
+        device=device_label(device),
+        peak_mem_bytes=peak,
+        initial_loss=initial,
+    )
+
+
+def run_job(payload: dict[str, Any], reporter: Reporter) -> dict[str, Any]:
+    """The runner's job function: a `RunConfig` JSON payload in, a `RunResult` JSON dict out.
+
+    Raises:
+        pydantic.ValidationError: the payload is not a valid RunConfig.
+    """
+    run = RunConfig.model_validate(payload)
+    return train_run(run, reporter).model_dump(mode="json")
