@@ -11,6 +11,7 @@ Typical use::
     opt = mucore.build_optimizer(model, setup, "adam", lr=2**-8)
 """
 
+from mucore.bundle import BundleError, apply_bundle, load_bundle
 from mucore.context import MuContext, MuSetup
 from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
 from mucore.describe import DescribeRow, describe
@@ -50,6 +51,7 @@ __all__ = [
     "SP",
     "BaseParam",
     "BaseShapes",
+    "BundleError",
     "CoordCheckResult",
     "CoordRecord",
     "CoordSlope",
@@ -67,6 +69,7 @@ __all__ = [
     "Role",
     "RoleRule",
     "ShapeInferenceError",
+    "apply_bundle",
     "attention_scale",
     "build_optimizer",
     "canonical_name",
@@ -74,6 +77,7 @@ __all__ = [
     "describe",
     "get_parametrization",
     "infer_base_shapes",
+    "load_bundle",
     "init_std",
     "log2_slope",
     "optimizer_family",

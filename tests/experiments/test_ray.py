@@ -197,10 +197,10 @@ TINY_SPEC = (
 
 
 def _tiny_sweep(db: Path) -> int:
+    import yaml
+
     from experiments.spec import create_sweep, parse_spec
     from experiments.store import Store
-
-    import yaml
 
     return create_sweep(Store(db), parse_spec(yaml.safe_load(TINY_SPEC)))
 

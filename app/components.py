@@ -1,0 +1,73 @@
+"""Small widgets shared by several pages (sweep picker, plain-word help texts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app import state
+
+# Plain-word explanations of µP terms, used as `help=` texts across the pages.
+HELP = {
+    "mup": (
+        "µP (Maximal Update Parametrization) rescales each layer's initialisation, output "
+        "multiplier and learning rate with width, so the best hyperparameters of a narrow model "
+        "stay the best for a wide one."
+    ),
+    "sp": "SP (standard parametrization) is PyTorch's default: the same init rule and one global LR for every width.",
+    "base_width": (
+        "The width at which µP and SP coincide. Multipliers are ratios to it: a layer at width "
+        "1024 with base width 64 has width multiplier 16."
+    ),
+    "widths": "The model widths to train (hidden size, d_model or channels). Each must be larger than the previous.",
+    "lr_grid": (
+        "Learning rates are tried on a log2 grid: -10 means 2^-10 ≈ 0.00098. Each step of 1 "
+        "doubles the LR."
+    ),
+    "seeds": "Each grid point is trained once per seed; the chart shows the mean and the min-max band.",
+    "transfer": (
+        "Transfer is confirmed when each width's best log2 LR stays within the tolerance of the "
+        "others, i.e. the drift line is flat."
+    ),
+    "coord_check": (
+        "A coordinate check trains a few steps at several widths and measures the average size "
+        "of every layer's output. Under µP the sizes stay flat as width grows (slope ≈ 0)."
+    ),
+    "width_mult": "width / base width of the dimension that grows with the model.",
+    "lr_mult": "This parameter's effective LR divided by the global LR.",
+    "forward_mult": "A constant the layer multiplies its output by in the forward pass.",
+    "drift": "Slope of the best log2 LR against log2 width: how many LR doublings the optimum moves per width doubling.",
+}
+
+
+def sweep_label(summary: Any) -> str:
+    """`name · #id · state` for a sweep summary."""
+    return f"{summary.name} · #{summary.id} · {summary.state}"
+
+
+def sweep_picker(key: str, sweeps: list[Any] | None = None, label: str = "Sweep") -> Any | None:
+    """A selectbox over the store's sweeps (newest first) bound to the shared current sweep.
+
+    Args:
+        key: the widget key (each page uses its own, so pages never fight over one widget).
+        sweeps: the list to choose from (default: every sweep in the store).
+        label: widget label.
+
+    Returns:
+        The chosen SweepSummary, or None (with an explanation drawn) when the store is empty.
+    """
+    if sweeps is None:
+        sweeps = state.store().list_sweeps()
+    if not sweeps:
+        st.info("No sweeps yet. Launch one from **Setup**, or try the quick demo on the **Overview** page.")
+        return None
+    sweeps = sorted(sweeps, key=lambda s: s.id, reverse=True)
+    by_id = {s.id: s for s in sweeps}
+    current = state.current_sweep_id()
+    index = list(by_id).index(current) if current in by_id else 0
+    chosen = st.selectbox(
+        label, list(by_id), index=index, key=key, format_func=lambda i: sweep_label(by_id[i])
+    )
+    state.set_current_sweep(chosen)
+    return by_id.get(chosen)

@@ -1,0 +1,98 @@
+"""Short engine jobs started from the browser (coordinate check, verification) as subprocesses.
+
+Each job is a `python -m experiments ...` command with a fixed argument list (never a shell,
+never text the browser typed as code) that writes its result as JSON to a file. Jobs live in
+one process-wide registry (`st.cache_resource`), keyed by what was asked, so a rerun, another
+tab, or a second click on the same request finds the running job instead of starting a new one.
+Pages poll `status()` from an `st.fragment(run_every=...)`; no thread ever calls Streamlit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import streamlit as st
+
+from experiments.settings import PROJECT_ROOT
+
+JobState = Literal["running", "done", "failed"]
+
+
+@dataclass
+class CliJob:
+    """One `python -m experiments` subprocess and the JSON file it writes."""
+
+    args: list[str]
+    out_path: Path
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    _result: dict[str, Any] | None = field(default=None, repr=False)
+
+    def status(self) -> JobState:
+        """running, done (exit 0 and a JSON result), or failed."""
+        code = self.proc.poll()
+        if code is None:
+            return "running"
+        return "done" if code == 0 and self.out_path.exists() else "failed"
+
+    def result(self) -> dict[str, Any]:
+        """The parsed JSON result of a finished job."""
+        if self._result is None:
+            self._result = json.loads(self.out_path.read_text())
+        return self._result
+
+    def error(self) -> str:
+        """The last lines the command printed (its message for a user error)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return "\n".join(lines[-12:]) or f"exit code {self.proc.returncode}"
+
+
+class JobRegistry:
+    """Process-wide map from a request key to its job (at most one job per key)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, CliJob] = {}
+        self._lock = threading.Lock()  # sessions run scripts in parallel threads
+        self._dir = Path(tempfile.mkdtemp(prefix="mutransfer-jobs-"))
+
+    def get(self, key: str) -> CliJob | None:
+        """The job started for `key`, if any."""
+        return self._jobs.get(key)
+
+    def start(self, key: str, args: list[str], restart: bool = False) -> CliJob:
+        """Start `python -m experiments *args --json <out>` unless one is running for `key`.
+
+        Args:
+            key: what identifies the request (same key, same job).
+            args: the CLI arguments, without `--json`.
+            restart: start again even when a finished job exists for `key`.
+        """
+        with self._lock:
+            job = self._jobs.get(key)
+            if job is not None and (job.status() == "running" or not restart):
+                return job
+            n = len(self._jobs)
+            out = self._dir / f"job-{n}.json"
+            log = self._dir / f"job-{n}.log"
+            with log.open("wb") as log_file:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "experiments", *args, "--json", str(out)],
+                    cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                )
+            job = CliJob(args=args, out_path=out, log_path=log, proc=proc)
+            self._jobs[key] = job
+            return job
+
+
+@st.cache_resource(show_spinner=False)
+def registry() -> JobRegistry:
+    """The one job registry of this server process."""
+    return JobRegistry()

@@ -1,0 +1,67 @@
+"""Turning a spec into a sweep: validate, check what the browser may ask for, create, start.
+
+Launch = create the sweep in the store + make sure the engine's background runner is running.
+The page never trains anything itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from app import form, presets, safety, state
+from experiments.errors import UserError
+
+
+class LaunchError(Exception):
+    """The spec could not be launched; the message says why in plain words."""
+
+
+def validate(data: dict[str, Any]) -> tuple[Any | None, dict[str, list[str]]]:
+    """Validate browser-supplied spec data.
+
+    Returns:
+        (spec, {}) when valid, else (None, errors by dotted field path; "" for the whole spec).
+    """
+    from experiments.spec import SweepSpec, check_spec
+
+    try:
+        data = safety.check_browser_spec(data, safety.datasets_dir(state.db_path()))
+        spec = SweepSpec.model_validate(data)
+    except safety.UnsafeSpecError as exc:
+        return None, {"task.path" if "task file" in str(exc) or "task 'file'" in str(exc) else "": [str(exc)]}
+    except ValidationError as exc:
+        return None, form.errors_by_field(exc)
+    problems = check_spec(spec)
+    if problems:
+        return None, problems
+    return spec, {}
+
+
+def launch(spec: Any) -> int:
+    """Create the sweep for a validated spec and start the background runner.
+
+    Returns:
+        The new sweep's id.
+    """
+    from experiments.spec import create_sweep
+
+    try:
+        sweep_id = create_sweep(state.store(), spec)
+    except UserError as exc:
+        raise LaunchError(str(exc)) from exc
+    state.ensure_runner()
+    return int(sweep_id)
+
+
+def launch_quick_demo() -> int:
+    """Launch the quick-demo preset (steps lowered by MUTRANSFER_QUICK_STEPS if set)."""
+    try:
+        data = presets.quick_spec_data()
+    except (OSError, ValueError) as exc:
+        raise LaunchError(f"cannot read the quick-demo preset: {exc}") from exc
+    spec, errors = validate(data)
+    if spec is None:
+        raise LaunchError("the quick-demo preset is invalid: " + "; ".join(m for ms in errors.values() for m in ms))
+    return launch(spec)

@@ -1,0 +1,95 @@
+"""Export: the tuned hyperparameters of a sweep as a bundle for the wide target model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import bundles, components, jobs, state
+
+st.title("Export a hyperparameter bundle")
+st.caption(
+    "A bundle records the model, the parametrization, the base width and the hyperparameters "
+    "tuned on the sweep, with a hash, so the wide target model can be trained with exactly them."
+)
+
+sweep = components.sweep_picker("export_sweep")
+if sweep is None:
+    st.stop()
+
+widths = bundles.target_width_choices(state.store(), sweep.id)
+c1, c2 = st.columns([1, 3])
+target_width = c1.selectbox(
+    "Target width", widths, index=len(widths) - 1 if widths else None, key="export_target",
+    help="The width of the model you will train with these hyperparameters.",
+)
+if target_width is None:
+    st.info("This sweep has no widths yet.")
+    st.stop()
+
+try:
+    bundle = bundles.export(state.store(), sweep.id, int(target_width))
+except bundles.ExportError as exc:
+    st.warning(f"No bundle yet: {exc}", icon=":material/warning:")
+    if not st.checkbox(
+        "Export anyway", key="export_force",
+        help="Like the CLI's --force: the bundle records that transfer was not confirmed.",
+    ):
+        st.stop()
+    try:
+        bundle = bundles.export(state.store(), sweep.id, int(target_width), force=True)
+    except bundles.ExportError as exc2:
+        st.error(str(exc2))
+        st.stop()
+
+preview, use = st.columns([3, 2], gap="large")
+with preview:
+    st.subheader("Bundle preview")
+    facts = bundles.summary(bundle)
+    cols = st.columns(len(facts))
+    for col, (label, value) in zip(cols, facts.items(), strict=True):
+        col.metric(label, value)
+    st.json(bundles.as_dict(bundle), expanded=1)
+    d1, d2 = st.columns(2)
+    stem = f"{sweep.name}-w{target_width}"
+    d1.download_button(
+        "Download JSON", data=bundles.to_json(bundle), file_name=f"{stem}.json", mime="application/json",
+        key="export_json", type="primary", icon=":material/download:",
+    )
+    d2.download_button(
+        "Download YAML", data=bundles.to_yaml(bundle), file_name=f"{stem}.yaml", mime="application/x-yaml",
+        key="export_yaml", icon=":material/download:",
+    )
+with use:
+    st.subheader("Use it")
+    st.caption("Load the bundle, check its hash, and get the target model and its optimizer:")
+    st.code(bundles.load_snippet(f"{stem}.json"), language="python")
+
+    st.subheader("Verify")
+    st.caption(
+        "Trains the target width at the transferred LR and at its neighbours on the grid, and "
+        "checks that the transferred LR is within one grid step of the best."
+    )
+    verify_key = bundles.verify_key(sweep.id, bundle)
+    if st.button("Launch verification", key="export_verify", icon=":material/verified:"):
+        jobs.registry().start(verify_key, bundles.verify_args(state.db_path(), bundle), restart=True)
+
+    @st.fragment(run_every=2)
+    def verify_panel() -> None:
+        job = jobs.registry().get(verify_key)
+        if job is None:
+            st.caption("Not verified yet.")
+            return
+        status = job.status()
+        if status == "running":
+            st.info("Verification running in the background...", icon=":material/hourglass_top:")
+        elif status == "failed":
+            st.error(f"Verification failed:\n\n```\n{job.error()}\n```")
+        else:
+            result = job.result()
+            if result.get("within_one_step"):
+                st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
+            else:
+                st.error("**Not verified**: the target's best LR is more than one grid step away.")
+            st.dataframe(bundles.verify_table(result), hide_index=True, key="export_verify_table")
+
+    verify_panel()

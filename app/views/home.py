@@ -1,0 +1,55 @@
+"""Overview: what µTransfer is, where the store lives, what is in it, and the quick demo."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import launch, nav, state
+
+st.title("µTransfer dashboard")
+st.markdown(
+    "Wide neural networks are expensive to tune. **µTransfer** parametrizes a model in **µP** "
+    "(the Maximal Update Parametrization), which scales each layer's initialisation and "
+    "learning rate with width so that training behaves the same at every size. Then the best "
+    "hyperparameters found on a narrow, cheap proxy can be copied unchanged to the wide target "
+    "model, and this dashboard shows whether that actually held for your model."
+)
+
+sweeps = state.store().list_sweeps()
+counts: dict[str, int] = {}
+for s in sweeps:
+    for name, n in (s.counts or {}).items():
+        counts[name] = counts.get(name, 0) + n
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("Sweeps", len(sweeps))
+c2.metric("Runs", sum(counts.values()))
+c3.metric("Running or queued", counts.get("running", 0) + counts.get("queued", 0))
+c4.metric("Finished", counts.get("done", 0) + counts.get("diverged", 0))
+st.caption(f"Store: `{state.db_path()}`")
+
+st.divider()
+demo, steps = st.columns([1, 2])
+with demo:
+    st.subheader("Quick demo")
+    st.markdown(
+        "Train a small MLP on a toy task at a few widths and learning rates, in SP and in µP, "
+        "on this machine's CPU (about two minutes). Then look at **Transfer**."
+    )
+    if st.button("Launch the quick demo", key="home_quick_demo", type="primary", icon=":material/rocket_launch:"):
+        try:
+            sweep_id = launch.launch_quick_demo()
+        except launch.LaunchError as exc:
+            st.error(str(exc))
+        else:
+            state.set_current_sweep(sweep_id)
+            st.switch_page(nav.page("runs.py"))
+with steps:
+    st.subheader("How to use it")
+    st.markdown(
+        "1. **Coord check**: make sure the model is really in µP (activations stay flat with width).\n"
+        "2. **Setup**: choose the model, widths and learning-rate grid; launch a sweep.\n"
+        "3. **Runs**: watch progress, cancel or retry.\n"
+        "4. **Transfer**: see whether the best learning rate stays put as width grows.\n"
+        "5. **Export**: save the tuned hyperparameters for the wide model as a bundle."
+    )
+    st.page_link(nav.page("setup.py"), label="Set up a sweep", icon=":material/tune:")

@@ -1,0 +1,101 @@
+"""Runs: live table of sweeps and runs, cancel/retry, per-run loss curves, errors."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app import charts, components, state, tables
+
+REFRESH_S = 2
+CURVE_POINTS = 300  # per run and metric, downsampled in the store query
+
+st.title("Runs")
+st.caption(
+    f"Live view of the store (refreshes every {REFRESH_S} s). Runs execute in the background "
+    "runner process, so closing this tab does not stop them."
+)
+
+PROGRESS = st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent")
+
+
+@st.fragment(run_every=REFRESH_S)
+def sweeps_panel() -> None:
+    table = tables.sweeps_table(state.store().list_sweeps())
+    if table.empty:
+        st.info("No sweeps yet. Launch one from **Setup**, or the quick demo on the **Overview** page.")
+        return
+    st.dataframe(
+        table, key="runs_sweeps_table", hide_index=True, width="stretch",
+        column_config={"progress": PROGRESS, "id": st.column_config.NumberColumn("id", format="%d")},
+    )
+
+
+@st.fragment(run_every=REFRESH_S)
+def runs_panel(sweep_id: int) -> None:
+    store = state.store()
+    runs = store.runs_frame(sweep_id)
+    table = tables.runs_table(runs)
+    counts = table["state"].value_counts().to_dict() if not table.empty else {}
+    cols = st.columns(6)
+    for col, name in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled"), strict=True):
+        col.metric(name, counts.get(name, 0))
+
+    left, mid, right, _ = st.columns([1, 1, 1, 3])
+    active = bool(counts.get("queued", 0) or counts.get("running", 0))
+    if left.button("Cancel sweep", key="runs_cancel_sweep", disabled=not active, icon=":material/stop:"):
+        store.cancel_sweep(sweep_id)
+        st.toast(f"Sweep #{sweep_id}: cancelling queued and running runs")
+    failed = counts.get("failed", 0) + counts.get("cancelled", 0)
+    if mid.button(f"Retry failed ({failed})", key="runs_retry", disabled=not failed, icon=":material/replay:"):
+        store.retry_failed(sweep_id)
+        state.ensure_runner()
+        st.toast(f"Sweep #{sweep_id}: failed runs queued again")
+    # Labels leave out the state: a label that changed every refresh would reset the picker.
+    labels = {int(r["run_id"]): f"#{int(r['run_id'])} {tables.run_label(r)}" for r in runs.to_dict("records")}
+    chosen = st.session_state.get("runs_pick", [])
+    cancellable = [i for i in chosen if i in labels and runs.loc[runs.run_id == i, "state"].iloc[0] in tables.ACTIVE_STATES]
+    if right.button(f"Cancel selected ({len(cancellable)})", key="runs_cancel_runs", disabled=not cancellable):
+        for run_id in cancellable:
+            store.cancel_run(run_id)
+        st.toast(f"Cancelling {len(cancellable)} run(s)")
+
+    st.dataframe(
+        table, key="runs_runs_table", hide_index=True, width="stretch", height=360,
+        column_config={
+            "progress": PROGRESS,
+            "log2_lr": st.column_config.NumberColumn("log2 LR", format="%.2f"),
+            "final_train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
+            "final_val_loss": st.column_config.NumberColumn("val loss", format="%.4f"),
+        },
+    )
+
+    errors = tables.failed_runs(runs)
+    if not errors.empty:
+        with st.expander(f"{len(errors)} failed run(s): errors", expanded=True):
+            for row in errors.itertuples():
+                st.markdown(f"**#{int(row.run_id)} {tables.run_label(row._asdict())}**")
+                st.code(str(row.error or "no error text recorded"), language="text")
+
+    st.subheader("Loss curves")
+    st.multiselect(
+        "Runs to plot", list(labels), key="runs_pick", format_func=lambda i: labels.get(i, str(i)),
+        help="Pick runs to see their training (solid) and validation (dotted) loss.",
+        placeholder="Choose runs (the first running or finished runs are shown by default)",
+    )
+    picked = [i for i in st.session_state.get("runs_pick", []) if i in labels]
+    if not picked:
+        started = runs[runs["state"] != "queued"].sort_values("run_id")
+        picked = [int(i) for i in started["run_id"].head(4)]
+    if picked:
+        metrics = store.metrics_frame(sweep_id, run_ids=picked, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
+        st.plotly_chart(charts.loss_curves_figure(metrics, labels=labels), key="runs_curves")
+    else:
+        st.caption("No run has started yet.")
+
+
+sweeps_panel()
+st.divider()
+st.subheader("Sweep details")
+sweep = components.sweep_picker("runs_sweep")
+if sweep is not None:
+    runs_panel(sweep.id)

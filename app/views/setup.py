@@ -1,0 +1,215 @@
+"""Setup: build a sweep spec with a form generated from `experiments.spec.SweepSpec`.
+
+Every edit re-validates the spec, so errors show next to their fields and the summary (runs,
+parameters per width, compute and memory) is always current. Launching goes through a form:
+nothing reaches the store until the spec is valid and the user presses Launch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+import yaml
+from experiments.spec import SweepSpec, estimate, spec_lrs
+
+from app import charts, components, form, launch, nav, presets, safety, state
+from experiments.models import ModelConfig
+from experiments.tasks import TaskConfig
+
+MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
+TASK_NAMES = form.literal_options(TaskConfig, "name")
+
+PREFIX = "setup"
+VALUES = "setup_values"  # the spec data the widgets start from (a preset or an upload)
+MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "cnn": "CNN"}
+FIELD_LABELS = {
+    "widths": "width ladder",
+    "base_width": "base width",
+    "parametrizations": "parametrizations",
+    "batch_size": "batch size",
+}
+
+
+def load_values(data: dict[str, Any]) -> None:
+    """Start the form over from `data`: drop every setup widget's state."""
+    for key in [k for k in st.session_state if str(k).startswith(PREFIX + ".")]:
+        del st.session_state[key]
+    st.session_state[VALUES] = data
+
+
+def lr_inputs(values: dict[str, Any]) -> dict[str, Any]:
+    """The LR widgets; returns `{"lr_grid": {...}}` or `{"lrs": [...]}` (exactly one, as the
+    spec requires)."""
+    grid = dict(values.get("lr_grid") or {})
+    explicit = values.get("lrs")
+    modes = ["log2 grid", "explicit list"]
+    mode = st.radio(
+        "Learning rates", modes, index=1 if explicit and not grid else 0, key=f"{PREFIX}.lr_mode",
+        horizontal=True, label_visibility="collapsed",
+    )
+    if mode == "explicit list":
+        text = st.text_input(
+            "learning rates", value=", ".join(str(x) for x in explicit or [1e-3, 3e-3, 1e-2]),
+            key=f"{PREFIX}.lrs", help="Comma-separated learning rates, e.g. 0.001, 0.003, 0.01.",
+        )
+        return {"lrs": form.parse_number_list(text)}
+    c1, c2, c3 = st.columns(3)
+    log2_min = c1.number_input("log2 min", value=float(grid.get("log2_min", -14.0)), step=0.5,
+                               key=f"{PREFIX}.lr_grid.log2_min", help="log2 of the smallest LR.")
+    log2_max = c2.number_input("log2 max", value=float(grid.get("log2_max", -4.0)), step=0.5,
+                               key=f"{PREFIX}.lr_grid.log2_max", help="log2 of the largest LR.")
+    step = c3.number_input("step (log2)", value=float(grid.get("step", 1.0)), step=0.25,
+                           key=f"{PREFIX}.lr_grid.step",
+                           help="Spacing of the grid: 1 doubles the LR per point, 0.5 is finer.")
+    return {"lr_grid": {"log2_min": log2_min, "log2_max": log2_max, "step": step}}
+
+
+if VALUES not in st.session_state:
+    load_values(presets.quick_spec_data())
+
+st.title("Set up a sweep")
+st.caption(
+    "A sweep trains the same model at several widths over a grid of learning rates, in SP and "
+    "in µP, so the Transfer page can show whether the best learning rate moves with width."
+)
+
+# --- Load and save ----------------------------------------------------------------------------
+load_col, upload_col = st.columns([1, 2])
+with load_col:
+    if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
+        load_values(presets.quick_spec_data())
+        st.rerun()
+with upload_col:
+    upload = st.file_uploader(
+        "Load a spec (YAML)", type=["yaml", "yml", "json"], key="setup_upload",
+        help="Data only. A task file must be in the datasets folder next to the store.",
+    )
+    if upload is not None and st.session_state.get("setup_upload_id") != upload.file_id:
+        st.session_state["setup_upload_id"] = upload.file_id
+        try:
+            load_values(safety.parse_uploaded_spec(upload.getvalue()))
+        except safety.UnsafeSpecError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+
+values: dict[str, Any] = st.session_state[VALUES]
+spec_form = form.ModelForm(PREFIX)
+data: dict[str, Any] = {}
+
+edit, summary = st.columns([3, 2], gap="large")
+with edit:
+    # --- Model: the kind picks which knobs exist ------------------------------------------
+    st.subheader("Model")
+    model_values = dict(values.get("model") or {})
+    kinds = list(MODEL_CLASSES)
+    kind = st.selectbox(
+        "Architecture", kinds, key=f"{PREFIX}.model.kind",
+        index=kinds.index(model_values.get("kind", "mlp")) if model_values.get("kind", "mlp") in kinds else 0,
+        format_func=lambda k: MODEL_LABELS.get(k, k), help="The model zoo. Its width is set by the ladder below.",
+    )
+    model_cls = MODEL_CLASSES[kind]
+    if model_values.get("kind") != kind:
+        model_values = {}
+    data["model"] = {"kind": kind, **spec_form.render(st, model_cls, model_values, path=f"model.{kind}")}
+    spec_form.slot(st, "model")
+
+    # --- Task -------------------------------------------------------------------------------
+    st.subheader("Task")
+    task_values = dict(values.get("task") or {})
+    task_names = TASK_NAMES
+    t1, t2 = st.columns(2)
+    task_name = t1.selectbox(
+        "Task", task_names, key=f"{PREFIX}.task.name",
+        index=task_names.index(task_values["name"]) if task_values.get("name") in task_names else 0,
+        help="digits and synthetic are image classification (MLP, CNN); bytes and synthetic-lm "
+        "are byte-level language modelling (GPT); file is your own data from the datasets folder.",
+    )
+    task: dict[str, Any] = {"name": task_name}
+    if task_name in ("bytes", "synthetic-lm", "file"):
+        task["seq_len"] = t2.number_input(
+            "sequence length", min_value=2, max_value=4096, value=int(task_values.get("seq_len", 64)),
+            key=f"{PREFIX}.task.seq_len", help="Context length of language-model tasks.",
+        )
+    if task_name == "file":
+        folder = safety.datasets_dir(state.db_path())
+        files = safety.list_datasets(folder)
+        if not files:
+            st.info(f"No dataset files yet. Put a .txt (byte LM) or .npz (x, y arrays) in `{folder}`.")
+        task["path"] = st.selectbox("Dataset file", files, key=f"{PREFIX}.task.path", index=None,
+                                    placeholder="Choose a file from the datasets folder")
+    spec_form.slot(st, "task")
+    data["task"] = task
+
+    # --- Everything else, generated from the spec model -------------------------------------
+    st.subheader("Sweep")
+    rest = spec_form.render(
+        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs"), labels=FIELD_LABELS
+    )
+    data.update(rest)
+
+    # --- Learning rates: a log2 grid (the usual) or an explicit list ------------------------
+    st.subheader("Learning rates", help=components.HELP["lr_grid"])
+    data.update(lr_inputs(values))
+    spec_form.slot(st, "lr_grid")
+    spec_form.slot(st, "lrs")
+    lr_slot = st.empty()
+
+spec, errors = launch.validate({"name": values.get("name", "sweep"), **data})
+leftover = spec_form.show_errors(errors)
+for messages in leftover.values():
+    for message in messages:
+        st.error(message, icon=":material/error:")
+
+if spec is not None:
+    lrs = spec_lrs(spec)
+    lr_slot.caption(
+        f"{len(lrs)} learning rates: " + ", ".join(f"2^{x:g} = {2.0 ** x:.3g}" for x in lrs)
+    )
+
+with summary:
+    st.subheader("Before launch")
+    if spec is None:
+        st.warning("Fix the fields marked in red to see the plan.", icon=":material/edit:")
+    else:
+        plan = estimate(spec)
+        m1, m2 = st.columns(2)
+        m1.metric("Runs", f"{plan.n_runs:,}")
+        m2.metric("Training steps", f"{plan.total_steps:,}")
+        m3, m4 = st.columns(2)
+        m3.metric("Compute", f"{plan.total_flops:.2e} FLOP", help="About 6 x parameters x tokens, summed over runs.")
+        m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
+                  help="Widest model: weights, gradients, optimizer state and activations.")
+        st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
+        st.caption(
+            "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
+            + f". {components.HELP['base_width']}"
+        )
+        st.download_button(
+            "Download spec (YAML)", data=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
+            file_name=f"{spec.name}.yaml", mime="application/x-yaml", key="setup_download",
+            icon=":material/download:",
+        )
+
+    with st.form("setup_launch"):
+        name = st.text_input("Sweep name", value=str(values.get("name", "sweep")), key=f"{PREFIX}.name",
+                             help="A label for this sweep in the Runs and Transfer pages.")
+        name_slot = st.empty()
+        submitted = st.form_submit_button("Launch sweep", type="primary", icon=":material/rocket_launch:")
+
+if submitted:
+    final, final_errors = launch.validate({**data, "name": name})
+    if final is None:
+        for message in form.pop_errors(final_errors, "name"):
+            name_slot.error(message)
+        if final_errors:
+            st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
+    else:
+        try:
+            sweep_id = launch.launch(final)
+        except launch.LaunchError as exc:
+            st.error(f"Nothing was launched: {exc}")
+        else:
+            state.set_current_sweep(sweep_id)
+            st.switch_page(nav.page("runs.py"))

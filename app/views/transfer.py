@@ -1,0 +1,118 @@
+"""Transfer: did the optimal learning rate stay put as the model got wider?"""
+
+from __future__ import annotations
+
+import json
+
+import streamlit as st
+
+from app import charts, components, state, tables
+
+CURVE_POINTS = 400
+
+st.title("Transfer")
+st.caption(
+    "Final loss against learning rate, one curve per width. Under µP the curves' minima line up "
+    "(the best LR transfers from narrow to wide); under SP they slide left as width grows."
+)
+
+sweep = components.sweep_picker("transfer_sweep")
+if sweep is None:
+    st.stop()
+
+store = state.store()
+runs = store.runs_frame(sweep.id)
+finished = runs[runs["state"].isin(["done", "diverged"])]
+
+top_left, top_mid, top_right = st.columns([2, 2, 3])
+loss = top_left.radio(
+    "Loss", ["final_train_loss", "final_val_loss"], key="transfer_loss", horizontal=True,
+    format_func=lambda c: "train" if "train" in c else "validation",
+    help="Which final loss ranks the learning rates.",
+)
+tolerance = top_mid.number_input(
+    "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
+    help=components.HELP["transfer"],
+)
+top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
+
+report_json: dict | None = None
+analysis_error: str | None = None
+if len(finished):
+    from experiments.analysis import analyze
+
+    try:
+        report = analyze(runs, tolerance=float(tolerance), loss=loss)
+        raw = report.to_contract_json()
+        report_json = json.loads(raw) if isinstance(raw, str) else raw
+    except Exception as exc:  # analysis refuses partial data in plain words; show them
+        analysis_error = str(exc)
+
+widths_frame, drift_frame = tables.report_frames(report_json or {})
+
+chart_col, verdict_col = st.columns([4, 1.3])
+with chart_col:
+    event = st.plotly_chart(
+        charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None, loss=loss),
+        key="transfer_chart", on_select="rerun", selection_mode="points",
+    )
+with verdict_col:
+    st.subheader("Verdict")
+    if report_json is None:
+        st.info(analysis_error or "Waiting for finished runs.")
+    else:
+        if report_json.get("verdict") == "confirmed":
+            st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
+        else:
+            st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
+        for row in drift_frame.itertuples():
+            low, high = row.drift_ci_low, row.drift_ci_high
+            interval = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
+            st.metric(
+                f"{charts.param_label(row.parametrization)} drift",
+                f"{row.drift_slope:+.2f}" if row.drift_slope is not None else "—",
+                help=components.HELP["drift"] + interval,
+            )
+        st.caption(f"Tolerance: ±{report_json.get('tolerance', tolerance)} log2 LR per width doubling.")
+        for warning in report_json.get("warnings") or []:
+            st.warning(warning if isinstance(warning, str) else warning.get("message", str(warning)))
+
+st.subheader("Optimal learning rate vs width")
+st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
+
+# --- Training curves for one grid point: a click on the chart, or the selectboxes -------------
+st.subheader("Training curves at one grid point")
+points = (event.selection.points if event and event.selection else None) or []
+clicked = next((p.get("customdata") for p in points if p.get("customdata")), None)
+if clicked and tuple(clicked[:3]) != st.session_state.get("transfer_last_click"):
+    # A new click moves the selectboxes; later selectbox changes win until the next click.
+    st.session_state["transfer_last_click"] = tuple(clicked[:3])
+    st.session_state["transfer_pick_param"] = str(clicked[0])
+    st.session_state["transfer_pick_width"] = int(float(clicked[1]))
+    st.session_state["transfer_pick_lr"] = float(clicked[2])
+
+if finished.empty:
+    st.caption("Click a point once runs have finished.")
+    st.stop()
+st.caption("Click a point on the chart above, or choose here.")
+c1, c2, c3 = st.columns(3)
+params = charts.param_order(finished["parametrization"].unique())
+param = c1.selectbox("Parametrization", params, key="transfer_pick_param", format_func=charts.param_label)
+at_param = finished[finished["parametrization"] == param]
+width = c2.selectbox("Width", sorted(int(w) for w in at_param["width"].unique()), key="transfer_pick_width")
+at_width = at_param[at_param["width"] == width]
+log2_lr = c3.selectbox(
+    "log2 LR", sorted(float(x) for x in at_width["log2_lr"].unique()), key="transfer_pick_lr",
+    format_func=lambda x: f"{x:.2f}  (LR {2.0 ** x:.2e})",
+)
+picked = at_width[at_width["log2_lr"] == log2_lr]
+run_ids = [int(i) for i in picked["run_id"]]
+metrics = store.metrics_frame(sweep.id, run_ids=run_ids, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
+labels = {int(r.run_id): f"seed {int(r.seed)}" + (" (diverged)" if r.state == "diverged" else "") for r in picked.itertuples()}
+st.plotly_chart(
+    charts.loss_curves_figure(
+        metrics, labels=labels,
+        title=f"{charts.param_label(param)}, width {width}, log2 LR {log2_lr:.2f}",
+    ),
+    key="transfer_curves",
+)

@@ -1,0 +1,550 @@
+"""HP bundles: the transferred hyperparameters of a sweep, as a versioned, hashed file.
+
+Tensor Programs V (Yang et al., 2022), Algorithm 1 (µTransfer): tune on the proxy ladder, copy
+to the target. `export_bundle` analyses a sweep (`experiments.analysis.analyze`), picks the
+transferred global HPs (µP: the stable optimum of every swept HP; the spec's value for the
+others), and writes everything needed to reproduce the target's setup:
+
+- the spec, the parametrization and its rules version, the base shapes (role and base dims
+  of every parameter), the global HPs, the LR and the optimizer settings;
+- the per-parameter table at the target width (role, init std, forward and LR multipliers,
+  absolute LR), from `mucore.describe`;
+- the evidence: sweep id, per-width optima, drift, verdict, warnings, whether the export was
+  forced past a "not confirmed" verdict, library versions;
+- a content hash (sha256 of the canonical JSON of all the rest; see `mucore.bundle`).
+
+    bundle = export_bundle(store, sweep_id, target_width=2048)
+    write_bundle(bundle, "bundle.json")                  # or .yaml / .yml
+    bundle = read_bundle("bundle.json")                  # validates schema and hash
+    model, opt = apply(bundle, target_model(bundle))    # mucore.apply_bundle underneath
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from torch import nn
+
+import mucore
+from experiments.analysis import TransferReport, analyze
+from experiments.errors import UserError
+from experiments.models import ModelConfig, build_model, model_factory
+from experiments.tasks import TaskConfig, TaskInfo, task_info
+from experiments.train import HParamsConfig, OptimizerConfig
+from mucore.bundle import BundleError, content_hash
+
+LIBRARY_VERSION = "0.1.0"  # pyproject's [project].version; the repo is not pip-installed
+
+
+class ParamRow(BaseModel):
+    """One parameter of the target model, as `mucore.describe` reports it, plus its LR.
+
+    Attributes:
+        name: canonical parameter name.
+        shape: shape at the target width.
+        role: input / hidden / output / vector (TP5, Table 8).
+        width_mult: the multiplier m its role uses at the target width.
+        init: "normal", "zeros" or "ones".
+        init_std: std of its normal init (0 for constant inits).
+        forward_mult: forward multiplier of its layer.
+        lr_mult: LR relative to the global LR.
+        lr: the absolute learning rate of its optimizer group (lr x lr_mult).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    role: str
+    width_mult: float
+    fan_in_mult: float
+    fan_out_mult: float
+    init: str
+    init_std: float
+    forward_mult: float
+    lr_mult: float
+    lr: float
+
+
+class WidthEvidence(BaseModel):
+    """One width's optimum (log2 units) in the evidence."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    width: int
+    opt_log2: float | None
+    ci_low: float | None
+    ci_high: float | None
+    best_loss: float | None
+
+
+class DriftEvidence(BaseModel):
+    """One HP's drift in one parametrization, as exported."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    drift_slope: float | None
+    drift_ci: list[float] | None
+    predicted_log2: float | None
+    extrapolated: bool
+    widths: list[WidthEvidence]
+
+
+class Evidence(BaseModel):
+    """Why these HPs: the analysis the export was based on.
+
+    Attributes:
+        sweep_id: the sweep in the store.
+        sweep_name: its name.
+        spec_hash: the store's hash of the spec, when known.
+        loss: the loss column the optima were taken on.
+        tolerance: the drift tolerance of the verdict (log2 per width doubling).
+        verdict: "confirmed" or "not_confirmed".
+        reason: the verdict's reason.
+        warnings: the analysis warnings.
+        forced: exported although the verdict was not confirmed (`--force`).
+        drift: per HP ("lr", "output_mult", ...), per parametrization, the optima and drift.
+        n_runs: runs analysed.
+        versions: library, mucore rules, torch, python.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sweep_id: int | None
+    sweep_name: str
+    spec_hash: str | None = None
+    loss: str
+    tolerance: float
+    verdict: Literal["confirmed", "not_confirmed"]
+    reason: str
+    warnings: list[str]
+    forced: bool
+    drift: dict[str, dict[str, DriftEvidence]]
+    n_runs: int
+    versions: dict[str, str]
+
+
+class HPBundle(BaseModel):
+    """A versioned HP bundle (schema 1). `content_hash` covers every other field.
+
+    Attributes:
+        kind: always "mutransfer-hp-bundle".
+        schema_version: bumped on any incompatible change.
+        created: ISO 8601 UTC time the newest run behind the evidence finished (the export
+            time when built without a store), so re-exporting gives identical bytes.
+        spec: the sweep spec (as stored).
+        model: the model config (from the spec), to rebuild the target.
+        task: the task config (from the spec).
+        parametrization: "mup" (or "sp" for a baseline bundle).
+        rules_version: the mucore rules version of that parametrization.
+        base_width: the proxy width the base shapes are measured at.
+        base_shapes: `mucore.BaseShapes.to_dict()`: role and base dims of every parameter.
+        hparams: `mucore.HParams` dict: the transferred global HPs (sigma, alpha_out, ...).
+        lr: the transferred global learning rate.
+        log2_lr: log2 of `lr`.
+        optimizer: the optimizer settings (name, betas, eps, weight decay, schedule, ...).
+        target_width: the width the table below is computed at.
+        param_table: per-parameter µP facts at the target width.
+        evidence: the analysis behind the choice.
+        content_hash: sha256 of the canonical JSON of everything else.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["mutransfer-hp-bundle"] = "mutransfer-hp-bundle"  # mucore.bundle.BUNDLE_KIND
+    schema_version: Literal[1] = 1  # mucore.bundle.SCHEMA_VERSION
+    created: str
+    spec: dict[str, Any]
+    model: dict[str, Any]
+    task: dict[str, Any]
+    parametrization: str
+    rules_version: str
+    base_width: int
+    base_shapes: dict[str, Any]
+    hparams: dict[str, Any]
+    lr: float = Field(gt=0)
+    log2_lr: float
+    optimizer: dict[str, Any]
+    target_width: int = Field(ge=1)
+    param_table: list[ParamRow]
+    evidence: Evidence
+    content_hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """The plain-JSON form (what is written, hashed and handed to mucore)."""
+        return self.model_dump(mode="json")
+
+    def with_hash(self) -> HPBundle:
+        """A copy whose `content_hash` matches its content."""
+        return self.model_copy(update={"content_hash": content_hash(self.body())})
+
+    def model_config_obj(self) -> ModelConfig:
+        """The model config as the zoo's pydantic model."""
+        return TypeAdapter(ModelConfig).validate_python(self.model)
+
+    def task_config(self) -> TaskConfig:
+        """The task config as the zoo's pydantic model."""
+        return TaskConfig.model_validate(self.task)
+
+    def summary(self) -> str:
+        """A few human lines: what, for which width, the verdict, the evidence."""
+        ev = self.evidence
+        hp = ", ".join(f"{k}={v:g}" for k, v in self.hparams.items() if isinstance(v, float))
+        lines = [
+            f"HP bundle (schema {self.schema_version}), created {self.created}",
+            f"sweep {ev.sweep_id} '{ev.sweep_name}': {self.model.get('kind')} on "
+            f"{self.task.get('name')}, base width {self.base_width}, target width "
+            f"{self.target_width}",
+            f"parametrization {self.parametrization} (rules {self.rules_version}), optimizer "
+            f"{self.optimizer.get('name')}, lr {self.lr:.4g} (2^{self.log2_lr:.3g}), {hp}",
+            f"verdict: {ev.verdict}{' (export forced)' if ev.forced else ''}: {ev.reason}",
+        ]
+        lr = ev.drift.get("lr", {})
+        for param, d in lr.items():
+            if d.drift_slope is not None and d.drift_ci is not None:
+                lines.append(f"  {param} LR drift {d.drift_slope:+.3f} log2/doubling, 95% CI "
+                             f"[{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]")
+        lines += [f"warning: {w}" for w in ev.warnings]
+        lines.append(f"{len(self.param_table)} parameters; content hash {self.content_hash[:16]}")
+        return "\n".join(lines)
+
+
+# --- Building ----------------------------------------------------------------------------------
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "mutransfer": LIBRARY_VERSION,
+        "mucore_rules": ",".join(f"{n}={mucore.get_parametrization(n).version}"
+                                 for n in mucore.parametrization_names()),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _parts(spec: dict[str, Any]) -> tuple[ModelConfig, TaskConfig, OptimizerConfig,
+                                          HParamsConfig, int]:
+    """The spec blocks the bundle needs, validated one by one (no device or memory checks:
+    a bundle exported on a GPU machine must still load on a laptop)."""
+    try:
+        model = TypeAdapter(ModelConfig).validate_python(spec["model"])
+        task = TaskConfig.model_validate(spec["task"])
+        opt = OptimizerConfig.model_validate(spec.get("optimizer", {}))
+        hp = HParamsConfig.model_validate(spec.get("hparams", {}))
+        base_width = int(spec["base_width"])
+    except (KeyError, ValidationError) as exc:
+        raise UserError(f"the sweep's stored spec is not usable for a bundle ({exc}): re-create "
+                        "the sweep from a valid spec") from None
+    return model, task, opt, hp, base_width
+
+
+def _meta_model(model_cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
+    with torch.device("meta"):
+        return build_model(model_cfg, info, width)
+
+
+def param_table(
+    model_cfg: ModelConfig,
+    info: TaskInfo,
+    shapes: mucore.BaseShapes,
+    parametrization: str,
+    hparams: mucore.HParams,
+    optimizer: str,
+    lr: float,
+    width: int,
+) -> list[ParamRow]:
+    """The per-parameter µP table at `width` (TP5, Table 8), with absolute LRs.
+
+    Built on the meta device, so any target width costs no memory.
+    """
+    model = _meta_model(model_cfg, info, width)
+    setup = mucore.parametrize(model, shapes, parametrization, hparams, reinit=False)
+    return [ParamRow(**row.to_dict(), lr=lr * row.lr_mult)
+            for row in mucore.describe(setup, optimizer)]
+
+
+def _evidence_drift(report: TransferReport) -> dict[str, dict[str, DriftEvidence]]:
+    out: dict[str, dict[str, DriftEvidence]] = {}
+    for hp, by_param in {"lr": report.lr, **report.hparams}.items():
+        out[hp] = {
+            p: DriftEvidence(
+                drift_slope=d.drift_slope,
+                drift_ci=d.drift_ci,
+                predicted_log2=d.predicted_log2,
+                extrapolated=d.extrapolated,
+                widths=[WidthEvidence(width=w.width, opt_log2=w.opt_log2, ci_low=w.ci_low,
+                                      ci_high=w.ci_high, best_loss=w.best_loss)
+                        for w in d.widths],
+            )
+            for p, d in by_param.items()
+        }
+    return out
+
+
+def build_bundle(
+    spec: dict[str, Any],
+    report: TransferReport,
+    target_width: int,
+    *,
+    sweep_id: int | None = None,
+    spec_hash: str | None = None,
+    parametrization: str = "mup",
+    force: bool = False,
+    created: datetime | None = None,
+) -> HPBundle:
+    """Assemble (and hash) a bundle from a spec and its analysis.
+
+    The transferred HPs: the LR and every swept global HP take the analysis's prediction at
+    `target_width` for `parametrization` (µP: the stable optimum, the mean of the per-width
+    optima; SP: the drift line); unswept HPs keep the spec's values.
+
+    Args:
+        spec: the sweep spec as stored (a dict).
+        report: `analyze(runs, target_width=target_width)`.
+        target_width: the width of the model the bundle is for.
+        sweep_id: the store's sweep id (evidence).
+        spec_hash: the store's spec hash (evidence).
+        parametrization: which parametrization's HPs to export ("mup" normally).
+        force: export although the verdict is not confirmed (recorded as `forced`).
+        created: export time (default now, UTC).
+
+    Raises:
+        UserError: the verdict is not confirmed and not `force`; the sweep has no optimum
+            for `parametrization`; the target width cannot be built.
+    """
+    if target_width < 1:
+        raise UserError(f"--target-width must be >= 1, got {target_width}")
+    if report.verdict != "confirmed" and not force:
+        raise UserError(f"the sweep's transfer verdict is not confirmed ({report.reason}): fix "
+                        "the sweep, or pass --force to export anyway (the bundle records "
+                        "forced: true)")
+    lr_drift = report.lr.get(parametrization)
+    if lr_drift is None or lr_drift.predict(target_width) is None:
+        have = sorted(report.lr)
+        raise UserError(f"the sweep has no {parametrization} LR optimum to export (it has "
+                        f"{have or 'no'} parametrizations with results): pick one of them or "
+                        "finish the sweep")
+    model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
+    info = task_info(task_cfg)
+    log2_lr = float(lr_drift.predict(target_width))  # type: ignore[arg-type]
+    hparams = hp_cfg.model_dump()
+    for hp, by_param in report.hparams.items():
+        d = by_param.get(parametrization)
+        pred = d.predict(target_width) if d is not None else None
+        if pred is not None:
+            hparams[hp] = 2.0**pred
+    mu_hparams = mucore.HParams.from_dict(hparams)
+    shapes = mucore.infer_base_shapes(model_factory(model_cfg, info), base_width)
+    lr = 2.0**log2_lr
+    table = param_table(model_cfg, info, shapes, parametrization, mu_hparams, opt_cfg.name, lr,
+                        target_width)
+    rules = mucore.get_parametrization(parametrization)
+    evidence = Evidence(
+        sweep_id=sweep_id,
+        sweep_name=str(spec.get("name", "")),
+        spec_hash=spec_hash,
+        loss=report.loss,
+        tolerance=report.tolerance,
+        verdict=report.verdict,
+        reason=report.reason,
+        warnings=list(report.warnings),
+        forced=bool(force and report.verdict != "confirmed"),
+        drift=_evidence_drift(report),
+        n_runs=report.n_runs,
+        versions=_versions(),
+    )
+    bundle = HPBundle(
+        created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
+        spec=json.loads(json.dumps(spec, default=str)),
+        model=model_cfg.model_dump(mode="json"),
+        task=task_cfg.model_dump(mode="json"),
+        parametrization=parametrization,
+        rules_version=rules.version,
+        base_width=base_width,
+        base_shapes=shapes.to_dict(),
+        hparams=mu_hparams.to_dict(),
+        lr=lr,
+        log2_lr=log2_lr,
+        optimizer=opt_cfg.model_dump(mode="json"),
+        target_width=target_width,
+        param_table=table,
+        evidence=evidence,
+    )
+    return bundle.with_hash()
+
+
+def export_bundle(
+    store: Any,
+    sweep_id: int,
+    target_width: int,
+    force: bool = False,
+    *,
+    tolerance: float = 0.25,
+    loss: str = "final_train_loss",
+    parametrization: str = "mup",
+) -> HPBundle:
+    """Analyse a stored sweep and build its bundle for `target_width`.
+
+    Args:
+        store: an `experiments.store.Store`.
+        sweep_id: the sweep.
+        target_width: the target model's width.
+        force: export even when the verdict is not confirmed (recorded in the bundle).
+        tolerance: the verdict's drift tolerance (log2 per width doubling).
+        loss: the loss column to optimise.
+        parametrization: whose HPs to export.
+
+    Raises:
+        UserError: unknown sweep, not confirmed without `force`, nothing to export.
+    """
+    sweep = store.get_sweep(sweep_id)
+    if sweep is None:
+        raise UserError(f"no sweep {sweep_id} in the store: see `python -m experiments sweep "
+                        "status` for the ids")
+    runs = store.runs_frame(sweep_id)
+    report = analyze(runs, tolerance=tolerance, loss=loss, target_width=target_width)
+    return build_bundle(sweep["spec"], report, target_width, sweep_id=sweep_id,
+                        spec_hash=sweep.get("spec_hash"), parametrization=parametrization,
+                        force=force, created=_evidence_time(runs))
+
+
+def _evidence_time(runs: Any) -> datetime | None:
+    """When the newest run behind the evidence finished (UTC), or None if none has.
+
+    A bundle's `created` is this time rather than the wall clock so that exporting the same
+    sweep for the same target twice, from the CLI or the dashboard, gives identical bytes.
+    """
+    if "finished_at" not in runs or runs["finished_at"].isna().all():
+        return None
+    newest = runs["finished_at"].dropna().max().to_pydatetime()
+    # The store writes naive UTC timestamps.
+    return newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest.astimezone(UTC)
+
+
+# --- Files -------------------------------------------------------------------------------------
+
+
+def _is_yaml(path: Path) -> bool:
+    return path.suffix.lower() in (".yaml", ".yml")
+
+
+def write_bundle(bundle: HPBundle, path: str | Path) -> Path:
+    """Write the bundle as JSON, or YAML for a .yaml/.yml path; returns the path.
+
+    Raises:
+        UserError: the bundle's hash does not match its content (it was modified in memory).
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(bundle_yaml(bundle) if _is_yaml(p) else bundle_json(bundle), encoding="utf-8")
+    return p
+
+
+def _checked_body(bundle: HPBundle) -> dict[str, Any]:
+    body = bundle.body()
+    if content_hash(body) != bundle.content_hash:
+        raise UserError("the bundle was changed after it was hashed: call bundle.with_hash()")
+    return body
+
+
+def bundle_json(bundle: HPBundle) -> str:
+    """The bundle's JSON text, byte for byte what `write_bundle` puts in a .json file.
+
+    Raises:
+        UserError: the bundle's hash does not match its content.
+    """
+    return json.dumps(_checked_body(bundle), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def bundle_yaml(bundle: HPBundle) -> str:
+    """The bundle's YAML text, what `write_bundle` puts in a .yaml/.yml file.
+
+    Raises:
+        UserError: the bundle's hash does not match its content.
+    """
+    return yaml.safe_dump(_checked_body(bundle), sort_keys=False, allow_unicode=True)
+
+
+def parse_bundle(data: Any, source: str = "bundle") -> HPBundle:
+    """Verify a parsed bundle (hash, schema) and return it as an `HPBundle`.
+
+    Raises:
+        UserError: tampered (hash mismatch), unknown schema or invalid fields; the message
+            says which and how to fix it.
+    """
+    if not isinstance(data, dict):
+        raise UserError(f"{source} is not an HP bundle (expected a mapping, got "
+                        f"{type(data).__name__}): export one with `python -m experiments export`")
+    try:
+        mucore.load_bundle(data)
+    except BundleError as exc:
+        raise UserError(f"{source}: {str(exc).removeprefix('bundle: ')}") from None
+    try:
+        return HPBundle.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        raise UserError(f"{source} is not a valid HP bundle ({problems}): re-export it") from None
+
+
+def read_bundle(path: str | Path) -> HPBundle:
+    """Read and verify a JSON or YAML bundle file.
+
+    Raises:
+        UserError: missing or unparsable file, hash mismatch, or invalid schema.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"bundle {p} does not exist: check the path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read bundle {p}: {exc}") from None
+    try:
+        data = yaml.safe_load(text) if _is_yaml(p) else json.loads(text)
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise UserError(f"bundle {p} is not valid {'YAML' if _is_yaml(p) else 'JSON'} ({exc}): "
+                        "re-export it") from None
+    return parse_bundle(data, source=f"bundle {p}")
+
+
+# --- Using -------------------------------------------------------------------------------------
+
+
+def target_model(bundle: HPBundle, width: int | None = None) -> nn.Module:
+    """Build the bundle's model family at its target width (or `width`), on the CPU."""
+    cfg = bundle.model_config_obj()
+    return build_model(cfg, task_info(bundle.task_config()), width or bundle.target_width)
+
+
+def apply(bundle: HPBundle, model: nn.Module, seed: int = 0) -> tuple[nn.Module,
+                                                                      torch.optim.Optimizer]:
+    """`mucore.apply_bundle` for an `HPBundle`; mismatches become `UserError`s.
+
+    Raises:
+        UserError: the model's parameter names, shapes or roles differ from the bundle's.
+    """
+    try:
+        return mucore.apply_bundle(bundle.body(), model, seed=seed)
+    except BundleError as exc:
+        raise UserError(str(exc)) from None
+
+
+def log2_grid_step(spec: dict[str, Any]) -> float:
+    """The sweep's LR grid step in log2 units (median spacing for an explicit `lrs` list)."""
+    grid = spec.get("lr_grid")
+    if grid:
+        return float(grid.get("step", 1.0))
+    lrs = sorted(math.log2(x) for x in spec.get("lrs") or [])
+    if len(lrs) < 2:
+        return 1.0
+    diffs = sorted(b - a for a, b in zip(lrs, lrs[1:], strict=False))
+    return float(diffs[len(diffs) // 2])

@@ -1,0 +1,74 @@
+"""`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25]`: µTransfer verdict.
+
+Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss; per
+parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
+tolerance and the per-width optima in agreement) and warnings. See experiments.analysis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from experiments.analysis import DEFAULT_TOLERANCE, TransferReport, analyze
+from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
+from experiments.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `analyze` command."""
+    p = subparsers.add_parser("analyze", help="optimal LR per width, drift, transfer verdict",
+                              description=__doc__)
+    p.add_argument("sweep_id")
+    p.add_argument("--json", type=Path, default=None, help="write the report here")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="allowed |µP drift| in log2 LR per width doubling (default 0.25)")
+    p.add_argument("--loss", choices=("final_train_loss", "final_val_loss"),
+                   default="final_train_loss", help="the loss to optimise")
+    p.add_argument("--target-width", type=int, default=None,
+                   help="also predict the optimal LR at this width")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_analyze)
+
+
+def format_report(report: TransferReport) -> str:
+    """The report as a few human lines."""
+    lines = [f"verdict: {report.verdict}", f"reason: {report.reason}"]
+    for param, d in report.lr.items():
+        slope = "n/a" if d.drift_slope is None else f"{d.drift_slope:+.3f}"
+        ci = "" if d.drift_ci is None else f" [{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]"
+        lines.append(f"{param}: drift {slope} log2 LR per width doubling{ci}")
+        for w in d.widths:
+            if w.opt_log2 is None:
+                lines.append(f"  width {w.width:>6}: no optimum ({w.status})")
+                continue
+            lines.append(f"  width {w.width:>6}: opt 2^{w.opt_log2:.3f} "
+                         f"[{w.ci_low:.3f}, {w.ci_high:.3f}]  best loss {w.best_loss:.4f}")
+        if d.predicted_log2 is not None:
+            tag = " (extrapolated)" if d.extrapolated else ""
+            lines.append(f"  predicted at width {d.target_width}: 2^{d.predicted_log2:.3f}{tag}")
+    lines += [f"warning: {w}" for w in report.warnings]
+    return "\n".join(lines)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Analyse, print, write JSON."""
+    sweep_id = parse_sweep_id(args.sweep_id)
+    if not args.tolerance > 0:
+        raise UserError(f"--tolerance must be > 0 (log2 LR per width doubling), got "
+                        f"{args.tolerance}: use e.g. 0.25")
+    if args.target_width is not None and args.target_width < 1:
+        raise UserError(f"--target-width must be >= 1, got {args.target_width}")
+    store = open_store(db_path(args))
+    find_sweep(store, sweep_id)
+    try:
+        report = analyze(store.runs_frame(sweep_id), tolerance=args.tolerance, loss=args.loss,
+                         target_width=args.target_width)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report.to_contract_json(), indent=1, allow_nan=False))
+    print(format_report(report))
+    return 0

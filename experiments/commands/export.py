@@ -1,0 +1,57 @@
+"""`python -m experiments export SWEEP_ID --target-width N --out bundle.json [--force]`.
+
+Analyses the sweep, and writes an HP bundle (JSON, or YAML for .yaml/.yml) with the transferred
+HPs, the base shapes, the per-parameter table at the target width and the evidence. A sweep whose
+verdict is not confirmed is refused unless --force (the bundle then records forced: true). The
+export is recorded in the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from experiments.analysis import DEFAULT_TOLERANCE
+from experiments.bundle import export_bundle, write_bundle
+from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
+from experiments.errors import UserError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `export` command."""
+    p = subparsers.add_parser("export", help="write the sweep's transferred HPs as a bundle",
+                              description=__doc__)
+    p.add_argument("sweep_id")
+    p.add_argument("--target-width", type=int, required=True, help="width of the target model")
+    p.add_argument("--out", type=Path, required=True, help="bundle path (.json, .yaml or .yml)")
+    p.add_argument("--force", action="store_true",
+                   help="export even when the verdict is not confirmed (recorded in the bundle)")
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                   help="allowed |µP drift| in log2 LR per width doubling (default 0.25)")
+    p.add_argument("--loss", choices=("final_train_loss", "final_val_loss"),
+                   default="final_train_loss")
+    p.add_argument("--parametrization", default="mup", help="whose HPs to export (default mup)")
+    add_db_arg(p)
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Analyse, build, write and record the bundle."""
+    sweep_id = parse_sweep_id(args.sweep_id)
+    if args.target_width < 1:
+        raise UserError(f"--target-width must be >= 1, got {args.target_width}")
+    if not args.tolerance > 0:
+        raise UserError(f"--tolerance must be > 0, got {args.tolerance}: use e.g. 0.25")
+    if args.out.suffix.lower() not in (".json", ".yaml", ".yml"):
+        raise UserError(f"--out {args.out} must end in .json, .yaml or .yml")
+    store = open_store(db_path(args))
+    find_sweep(store, sweep_id)
+    bundle = export_bundle(store, sweep_id, args.target_width, force=args.force,
+                           tolerance=args.tolerance, loss=args.loss,
+                           parametrization=args.parametrization)
+    path = write_bundle(bundle, args.out)
+    if hasattr(store, "record_export"):
+        store.record_export(sweep_id, bundle.body(), str(path.resolve()))
+    print(bundle.summary())
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,292 @@
+"""Verify a bundle: train the target-width model with the transferred HPs and check the LR.
+
+Tensor Programs V (Yang et al., 2022), Section 7: the test of µTransfer is whether the HPs
+tuned on the proxies are (near) optimal for the wide target. Steps:
+
+1. From the bundle: the target width, the transferred log2 LR L, the global HPs, the
+   optimizer, the training recipe (steps, batch size, seeds) of the sweep.
+2. Train the target in the bundle's parametrization at L + k * step for k in
+   -bracket..bracket (step: the sweep's LR grid step), every seed of the sweep, in-process
+   with `experiments.train.train_run` (deterministic on the CPU for fixed seeds).
+3. The target's own optimum: the seed-mean loss curve over the bracket, refined by the same
+   parabola as the sweep analysis (`experiments.analysis.curves.curve_optimum`).
+4. Report: `within_one_step` = |L - optimum| <= one grid step; `loss_gap` = seed-mean loss
+   at L minus the best bracket point's (>= 0; +inf when L diverged, written as null).
+5. Baseline: SP at its extrapolated LR (the SP drift line at the target width, from the
+   bundle's evidence), trained the same way, with its loss gap to the transferred µP run.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from experiments.analysis.curves import curve_optimum
+from experiments.bundle import HPBundle, log2_grid_step
+from experiments.errors import UserError
+from experiments.train import HParamsConfig, NullReporter, OptimizerConfig, RunConfig, train_run
+
+
+class VerifyPoint(BaseModel):
+    """One LR of the bracket (or the SP baseline).
+
+    Attributes:
+        parametrization: "mup" or "sp".
+        offset_steps: k, the distance from the transferred LR in grid steps (None: baseline).
+        log2_lr: the LR trained, log2.
+        loss: seed-mean final loss (None when any seed diverged).
+        seed_losses: per-seed final losses (None for a diverged seed).
+        states: per-seed run states.
+    """
+
+    parametrization: str
+    offset_steps: int | None
+    log2_lr: float
+    loss: float | None
+    seed_losses: list[float | None]
+    states: list[str]
+
+
+class VerifyReport(BaseModel):
+    """What `python -m experiments verify` writes.
+
+    Attributes:
+        target_width: the width trained.
+        parametrization: the bundle's parametrization.
+        transferred_log2_lr: the bundle's LR, log2.
+        step: the bracket spacing (the sweep's LR grid step), log2.
+        bracket: points on each side of the transferred LR.
+        opt_log2_lr: the target's own optimum over the bracket (None when all diverged).
+        opt_refined: whether the parabola refined it.
+        opt_at_edge: "lower"/"upper" when the best bracket point is at the bracket's edge.
+        within_one_step: |transferred - optimum| <= one grid step.
+        transferred_loss: seed-mean loss at the transferred LR (None if it diverged).
+        best_log2_lr: the best bracket point.
+        best_loss: its seed-mean loss.
+        loss_gap: transferred_loss - best_loss (None if the transferred LR diverged).
+        points: every bracket point.
+        sp_baseline: SP at its extrapolated LR, when the bundle's evidence has an SP drift.
+        sp_gap: SP baseline loss - transferred loss (positive: µTransfer did better).
+        loss: the loss column compared ("final_train_loss" or "final_val_loss").
+        seeds: seeds trained per point.
+        steps: optimizer steps per run.
+        device: the device runs trained on.
+        wall_s: total wall time.
+        warnings: plain-words caveats.
+    """
+
+    target_width: int
+    parametrization: str
+    transferred_log2_lr: float
+    step: float
+    bracket: int
+    opt_log2_lr: float | None
+    opt_refined: bool
+    opt_at_edge: str | None
+    within_one_step: bool
+    transferred_loss: float | None
+    best_log2_lr: float | None
+    best_loss: float | None
+    loss_gap: float | None
+    points: list[VerifyPoint]
+    sp_baseline: VerifyPoint | None = None
+    sp_gap: float | None = None
+    loss: str
+    seeds: list[int]
+    steps: int
+    device: str
+    wall_s: float
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_contract_json(self) -> dict[str, Any]:
+        """The `verify --json` document (every field; the contract keys at the top level)."""
+        return self.model_dump(mode="json")
+
+    def summary(self) -> str:
+        """Human lines: the bracket table and the outcome."""
+        lines = [f"target width {self.target_width}, {self.parametrization}, transferred LR "
+                 f"2^{self.transferred_log2_lr:.3g}, bracket ±{self.bracket} x {self.step:g}"]
+        for p in self.points:
+            loss = "diverged" if p.loss is None else f"{p.loss:.4f}"
+            lines.append(f"  {p.offset_steps:+d}  2^{p.log2_lr:.3g}  {loss}")
+        opt = "none" if self.opt_log2_lr is None else f"2^{self.opt_log2_lr:.3g}"
+        gap = "n/a" if self.loss_gap is None else f"{self.loss_gap:.4f}"
+        lines.append(f"target optimum {opt}; within one grid step: {self.within_one_step}; "
+                     f"loss gap to the best bracket point {gap}")
+        if self.sp_baseline is not None:
+            sp = self.sp_baseline
+            loss = "diverged" if sp.loss is None else f"{sp.loss:.4f}"
+            lines.append(f"SP baseline at its extrapolated LR 2^{sp.log2_lr:.3g}: {loss}")
+        lines += [f"warning: {w}" for w in self.warnings]
+        return "\n".join(lines)
+
+
+Progress = Callable[[str], None]
+
+
+def _train_point(
+    bundle: HPBundle,
+    parametrization: str,
+    log2_lr: float,
+    hparams: dict[str, Any],
+    seeds: list[int],
+    steps: int,
+    device: str,
+    loss: str,
+    offset: int | None,
+) -> VerifyPoint:
+    spec = bundle.spec
+    losses: list[float | None] = []
+    states: list[str] = []
+    for seed in seeds:
+        run = RunConfig(
+            sweep_name=f"verify-{spec.get('name', 'bundle')}",
+            model=bundle.model_config_obj(),
+            task=bundle.task_config(),
+            width=bundle.target_width,
+            base_width=bundle.base_width,
+            parametrization=parametrization,
+            optimizer=OptimizerConfig.model_validate(bundle.optimizer),
+            lr=2.0**log2_lr,
+            hparams=HParamsConfig.model_validate(hparams),
+            seed=seed,
+            steps=steps,
+            batch_size=int(spec.get("batch_size", 64)),
+            log_every=min(int(spec.get("log_every", 10)), steps),
+            device=device,
+        )
+        result = train_run(run, NullReporter())
+        value = getattr(result, loss)
+        ok = result.state == "done" and value is not None and math.isfinite(value)
+        losses.append(float(value) if ok else None)
+        states.append(result.state)
+    finite = [x for x in losses if x is not None]
+    mean = float(np.mean(finite)) if len(finite) == len(losses) and finite else None
+    return VerifyPoint(parametrization=parametrization, offset_steps=offset, log2_lr=log2_lr,
+                       loss=mean, seed_losses=losses, states=states)
+
+
+def verify_bundle(
+    bundle: HPBundle,
+    bracket: int = 2,
+    *,
+    step: float | None = None,
+    seeds: list[int] | None = None,
+    steps: int | None = None,
+    device: str | None = None,
+    sp_baseline: bool = True,
+    progress: Progress | None = None,
+) -> VerifyReport:
+    """Train the bundle's target with its transferred LR and a bracket around it (TP5, §7).
+
+    Args:
+        bundle: a verified bundle (`read_bundle`).
+        bracket: grid points on each side of the transferred LR (>= 1).
+        step: bracket spacing in log2 units (default: the sweep's LR grid step).
+        seeds: seeds per point (default: the sweep's seeds).
+        steps: optimizer steps per run (default: the sweep's).
+        device: "cpu", "cuda", "auto" (default: the sweep's device).
+        sp_baseline: also train SP at its extrapolated LR, when the evidence has one.
+        progress: called with one line per trained point.
+
+    Returns:
+        The `VerifyReport`.
+
+    Raises:
+        UserError: bracket < 1, a non-positive step or steps, empty seeds.
+    """
+    if bracket < 1:
+        raise UserError(f"--bracket must be >= 1 (points on each side of the transferred LR), "
+                        f"got {bracket}: use e.g. 2")
+    spec = bundle.spec
+    step = float(step if step is not None else log2_grid_step(spec))
+    if not (math.isfinite(step) and step > 0):
+        raise UserError(f"the bracket step must be a positive number of log2 units, got {step}")
+    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
+    if not seeds:
+        raise UserError("seeds is empty: give at least one seed, e.g. [0]")
+    steps = int(steps if steps is not None else spec.get("steps", 300))
+    if steps < 1:
+        raise UserError(f"steps must be >= 1, got {steps}")
+    device = device or str(spec.get("device", "auto"))
+    loss = bundle.evidence.loss
+    say = progress or (lambda _line: None)
+    t0 = time.perf_counter()
+    warn: list[str] = []
+
+    center = bundle.log2_lr
+    points = []
+    for k in range(-bracket, bracket + 1):
+        p = _train_point(bundle, bundle.parametrization, center + k * step, bundle.hparams, seeds,
+                         steps, device, loss, k)
+        say(f"{bundle.parametrization} 2^{p.log2_lr:.3g}: "
+            f"{'diverged' if p.loss is None else f'{p.loss:.4f}'}")
+        points.append(p)
+
+    xs = np.array([p.log2_lr for p in points])
+    ys = np.array([math.inf if p.loss is None else p.loss for p in points])
+    opt = curve_optimum(xs, ys)
+    transferred = points[bracket]
+    if opt is None:
+        warn.append("every bracket point diverged at the target width: the transferred LR is "
+                    "far too large; check the bundle's evidence")
+        within, best_x, best_loss, gap = False, None, None, None
+    else:
+        within = bool(abs(center - opt.opt_log2) <= step + 1e-9)
+        i = int(np.argmin(ys))
+        best_x, best_loss = float(xs[i]), float(ys[i])
+        gap = None if transferred.loss is None else max(0.0, transferred.loss - best_loss)
+        if opt.edge is not None:
+            warn.append(f"the target's best LR is at the {opt.edge} end of the bracket "
+                        f"(2^{opt.grid_log2:.3g}): its optimum may lie beyond; widen --bracket")
+    if transferred.loss is None:
+        warn.append("the transferred LR diverged at the target width")
+
+    baseline = None
+    sp_gap = None
+    sp_drift = bundle.evidence.drift.get("lr", {}).get("sp")
+    if sp_baseline and bundle.parametrization != "sp":
+        if sp_drift is None or sp_drift.predicted_log2 is None:
+            warn.append("no SP baseline: the sweep has no SP drift to extrapolate")
+        else:
+            sp_hparams = {k: v for k, v in spec.get("hparams", {}).items()}
+            for hp, by_param in bundle.evidence.drift.items():
+                d = by_param.get("sp")
+                if hp != "lr" and d is not None and d.predicted_log2 is not None:
+                    sp_hparams[hp] = 2.0**d.predicted_log2
+            baseline = _train_point(bundle, "sp", sp_drift.predicted_log2, sp_hparams, seeds,
+                                    steps, device, loss, None)
+            say(f"sp baseline 2^{baseline.log2_lr:.3g}: "
+                f"{'diverged' if baseline.loss is None else f'{baseline.loss:.4f}'}")
+            if baseline.loss is not None and transferred.loss is not None:
+                sp_gap = baseline.loss - transferred.loss
+
+    return VerifyReport(
+        target_width=bundle.target_width,
+        parametrization=bundle.parametrization,
+        transferred_log2_lr=center,
+        step=step,
+        bracket=bracket,
+        opt_log2_lr=None if opt is None else opt.opt_log2,
+        opt_refined=bool(opt is not None and opt.refined),
+        opt_at_edge=None if opt is None else opt.edge,
+        within_one_step=within,
+        transferred_loss=transferred.loss,
+        best_log2_lr=best_x,
+        best_loss=best_loss,
+        loss_gap=gap,
+        points=points,
+        sp_baseline=baseline,
+        sp_gap=sp_gap,
+        loss=loss,
+        seeds=seeds,
+        steps=steps,
+        device=device,
+        wall_s=time.perf_counter() - t0,
+        warnings=warn,
+    )

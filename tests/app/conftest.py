@@ -1,0 +1,39 @@
+"""Fixtures for dashboard tests: a fresh store per test and an AppTest of the real app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = str(ROOT / "app" / "main.py")
+
+
+@pytest.fixture
+def db_path(tmp_path, monkeypatch) -> Path:
+    """A store path in a temp dir, exported as MUTRANSFER_DB_PATH for the app under test."""
+    path = tmp_path / "store" / "mutransfer.duckdb"
+    path.parent.mkdir()
+    monkeypatch.setenv("MUTRANSFER_DB_PATH", str(path))
+    return path
+
+
+@pytest.fixture
+def open_page(db_path) -> Callable[..., AppTest]:
+    """`open_page("views/runs.py")` -> an AppTest that has run that page once."""
+
+    def _open(page: str | None = None, timeout: float = 60, **session: object) -> AppTest:
+        at = AppTest.from_file(MAIN, default_timeout=timeout)
+        for key, value in session.items():
+            at.session_state[key] = value
+        at.run()
+        if page is not None:
+            at.switch_page(page)
+            at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    return _open

@@ -1,0 +1,171 @@
+"""AppTest tests of every page against a real store (no browser; reruns driven by `at.run()`).
+
+Sweeps are created through the same spec + store calls the pages use and trained by the
+engine's real foreground runner with a few steps, so the pages see genuine rows.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from app import presets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TINY_STEPS = "12"
+
+
+@pytest.fixture
+def no_runner(monkeypatch):
+    """Record background-runner starts instead of spawning one (tests drive runs themselves)."""
+    calls = []
+    from app import state
+
+    monkeypatch.setattr(state, "ensure_runner", lambda: calls.append(state.db_path()))
+    return calls
+
+
+@pytest.fixture
+def tiny_quick(monkeypatch):
+    monkeypatch.setenv(presets.QUICK_STEPS_ENV, TINY_STEPS)
+
+
+def make_sweep(db_path, **overrides) -> int:
+    """Create the (tiny) quick-demo sweep in the store at `db_path`; returns its id."""
+    from experiments.spec import SweepSpec, create_sweep
+    from experiments.store import Store
+
+    spec = SweepSpec.model_validate({**presets.quick_spec_data(), **overrides})
+    return int(create_sweep(Store(db_path), spec))
+
+
+def run_all(db_path, sweep_id) -> None:
+    from experiments.runner import run_sweep
+
+    run_sweep(db_path, sweep_id, workers=1)
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    """One tiny quick-demo sweep trained to the end, shared by the read-only page tests."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv(presets.QUICK_STEPS_ENV, TINY_STEPS)
+    db = tmp_path_factory.mktemp("finished") / "store.duckdb"
+    sweep_id = make_sweep(db)
+    run_all(db, sweep_id)
+    mp.undo()
+    return db, sweep_id
+
+
+def test_home_counts_and_quick_demo(open_page, db_path, no_runner, tiny_quick):
+    at = open_page()
+    assert at.title[0].value == "µTransfer dashboard"
+    assert any(str(db_path.name) in c.value for c in at.caption)
+    assert at.metric[0].value == "0"
+    at.button(key="home_quick_demo").click().run()
+    from experiments.store import Store
+
+    sweeps = Store(db_path).list_sweeps()
+    assert len(sweeps) == 1 and no_runner == [db_path.resolve()]
+    assert at.session_state["current_sweep_id"] == sweeps[0].id
+
+
+def test_setup_bad_field_shows_error_and_launches_nothing(open_page, db_path, no_runner):
+    at = open_page("views/setup.py")
+    assert not at.error
+    at.text_input(key="setup.widths").set_value("256, 128").run()
+    assert any("increas" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="FormSubmitter:setup_launch-Launch sweep").click().run()
+    assert any("Nothing was launched" in e.value for e in at.error)
+    from experiments.store import Store
+
+    assert Store(db_path).list_sweeps() == [] and no_runner == []
+
+
+def test_setup_valid_form_creates_sweep(open_page, db_path, no_runner):
+    at = open_page("views/setup.py")
+    at.text_input(key="setup.name").set_value("from-form")
+    at.button(key="FormSubmitter:setup_launch-Launch sweep").click().run()
+    assert not at.exception
+    from experiments.store import Store
+
+    sweeps = Store(db_path).list_sweeps()
+    assert [s.name for s in sweeps] == ["from-form"] and len(no_runner) == 1
+
+
+def test_setup_refuses_file_task_outside_datasets(open_page, db_path, no_runner, tmp_path):
+    from app import launch
+
+    at = open_page("views/setup.py")  # gives the page's session a store path
+    outside = tmp_path / "secret.txt"
+    outside.write_text("x" * 1000)
+    data = {**presets.quick_spec_data(), "task": {"name": "file", "path": str(outside)}}
+    spec, errors = launch.validate(data)
+    assert spec is None and any("outside the datasets folder" in m for ms in errors.values() for m in ms)
+    assert at is not None
+
+
+def test_runs_table_updates_as_runs_finish(open_page, db_path, tiny_quick):
+    sweep_id = make_sweep(db_path)
+    at = open_page("views/runs.py", current_sweep_id=sweep_id)
+    metrics = {m.label: m.value for m in at.metric}
+    assert int(metrics["queued"]) > 0 and metrics["done"] == "0"
+    run_all(db_path, sweep_id)
+    at.run()  # what run_every would do
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["queued"] == "0" and int(metrics["done"]) + int(metrics["diverged"]) > 0
+    assert at.get("plotly_chart"), "loss curves drawn for finished runs"
+
+
+def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch):
+    db, sweep_id = finished_sweep
+    monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
+    at = open_page("views/transfer.py", current_sweep_id=sweep_id)
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3  # transfer, optimum vs width, curves
+    fig = json.loads(charts[0].proto.spec)
+    titles = [a["text"] for a in fig["layout"]["annotations"]]
+    assert "SP (standard)" in titles and "µP" in titles
+    verdicts = [s.value for s in at.success] + [e.value for e in at.error]
+    assert any("Transfer" in v for v in verdicts), verdicts
+
+
+def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
+    db, sweep_id = finished_sweep
+    monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
+    at = open_page("views/export.py", current_sweep_id=sweep_id)
+    target = int(at.selectbox(key="export_target").value)
+    # A tiny sweep may not confirm transfer: then the page offers the CLI's --force.
+    force = any(c.key == "export_force" for c in at.checkbox)
+    if force:
+        at.checkbox(key="export_force").check().run()
+    assert not at.exception
+    assert any(h.value == "Bundle preview" for h in at.subheader)
+    from experiments.store import Store
+
+    from app import bundles
+
+    page_json = bundles.to_json(bundles.export(Store(db), sweep_id, target, force=force))
+    out = tmp_path / "cli.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments", "export", str(sweep_id), "--db", str(db),
+         "--target-width", str(target), "--out", str(out), *(["--force"] if force else [])],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert page_json == out.read_text(encoding="utf-8"), "the page offers the CLI's exact bytes"
+    assert yaml.safe_load(bundles.to_yaml(bundles.export(Store(db), sweep_id, target, force=force))) \
+        == json.loads(page_json)
+
+
+def test_coord_check_and_inspector_pages_render(open_page):
+    at = open_page("views/coord_check.py")
+    assert at.button(key="FormSubmitter:coord_form-Run coordinate check")
+    at = open_page("views/inspector.py")
+    assert at.selectbox(key="insp_model").value == "mlp"

@@ -1,0 +1,78 @@
+"""Display-table shaping: progress, ETA, ordering, report and coord-check flattening."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+
+from app import tables
+
+
+def test_fmt_duration():
+    assert tables.fmt_duration(None) == "—"
+    assert tables.fmt_duration(float("nan")) == "—"
+    assert tables.fmt_duration(5) == "5s"
+    assert tables.fmt_duration(95) == "1m 35s"
+    assert tables.fmt_duration(3 * 3600 + 120) == "3h 02m"
+
+
+def test_sweeps_table_progress_and_eta():
+    sweeps = [
+        SimpleNamespace(id=1, name="a", state="done", counts={"done": 4}, created="t", steps_done=40, steps_total=40, eta_s=None),
+        SimpleNamespace(id=2, name="b", state="running", counts={"done": 1, "running": 1, "queued": 2},
+                        created="t", steps_done=15, steps_total=40, eta_s=65.0),
+    ]
+    t = tables.sweeps_table(sweeps)
+    assert list(t["id"]) == [2, 1]
+    assert t.loc[0, "progress"] == 15 / 40 and t.loc[0, "eta"] == "1m 05s" and t.loc[0, "runs"] == 4
+    assert t.loc[1, "eta"] == "—"
+    assert tables.sweeps_table([]).empty
+
+
+def runs_frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "run_id": [1, 2, 3, 4], "parametrization": ["mup", "mup", "sp", "sp"], "width": [64, 128, 64, 128],
+        "log2_lr": [-8.0] * 4, "seed": [0] * 4, "state": ["done", "running", "failed", "queued"],
+        "steps_done": [100, 25, 3, 0], "steps_total": [100] * 4, "wall_s": [10.0, 5.0, 1.0, None],
+        "final_train_loss": [0.5, None, None, None], "final_val_loss": [0.6, None, None, None],
+        "device": ["cpu", "cpu", "cpu", None], "attempts": [1, 1, 2, 0], "error": [None, None, "boom", None],
+    })
+
+
+def test_runs_table_orders_and_eta():
+    t = tables.runs_table(runs_frame())
+    assert list(t["state"]) == ["running", "failed", "queued", "done"]
+    assert t.loc[0, "progress"] == 0.25 and t.loc[0, "eta"] == "15s"  # 5 s for 25 steps, 75 left
+    assert t.loc[1, "eta"] == "—" and t.loc[0, "parametrization"] == "µP"
+    assert list(tables.failed_runs(runs_frame())["run_id"]) == [3]
+    assert tables.run_label(runs_frame().iloc[0]) == "µP w=64 log2 LR -8.0 seed 0"
+
+
+def test_report_frames():
+    contract = {"verdict": "confirmed", "tolerance": 0.25, "warnings": [], "parametrizations": {
+        "mup": {"drift_slope": 0.02, "drift_ci": [-0.1, 0.14], "widths": [
+            {"width": 64, "opt_log2_lr": -7.9, "ci_low": -8.2, "ci_high": -7.6, "best_loss": 0.4},
+            {"width": 128, "opt_log2_lr": None, "ci_low": None, "ci_high": None, "best_loss": None}]}}}
+    widths, drift = tables.report_frames(contract)
+    assert list(widths["width"]) == [64, 128] and widths["opt_log2_lr"].isna().tolist() == [False, True]
+    assert drift.loc[0, "drift_ci_high"] == 0.14
+    w0, d0 = tables.report_frames({})
+    assert w0.empty and "opt_log2_lr" in w0 and d0.empty
+
+
+def test_coord_frames_and_pivot():
+    result = {"param": "mup", "verdict": "pass", "max_abs_slope": 0.05,
+              "modules": [{"module": "readout", "step": 1, "slope": 0.01}, {"module": "readout", "step": 2, "slope": 0.05}],
+              "table": [{"step": 1, "module": "readout", "width": 64, "mean_abs": 0.3, "extra": 1}]}
+    acts, slopes = tables.coord_frames(result)
+    assert list(acts.columns) == ["step", "module", "width", "value"]
+    assert list(tables.slope_pivot(slopes).columns) == ["step 1", "step 2"]
+
+
+def test_describe_compare():
+    base = [{"name": "w", "shape": [64, 10], "role": "input", "init_std": 0.3}]
+    target = [{"name": "w", "shape": [1024, 10], "role": "input", "width_mult": 16.0, "init_std": 0.3,
+               "forward_mult": 1.0, "lr_mult": 1.0}]
+    t = tables.describe_compare(base, target)
+    assert t.loc[0, "shape (base)"] == "64 x 10" and t.loc[0, "shape (target)"] == "1024 x 10"

@@ -1,0 +1,196 @@
+"""HP bundles end to end through a real store and the CLI: analyze -> export -> show -> load ->
+apply to the target model; tampered bundles, forced exports and mismatched models.
+
+The sweep's runs are finished with synthetic losses whose optima are known (no training), so
+these tests are fast; the training path is covered by test_verify.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import mucore
+from experiments.bundle import apply, read_bundle, target_model
+from experiments.cli import main
+from experiments.errors import UserError
+from experiments.spec import SweepSpec, create_sweep
+from experiments.store import Store
+
+SPEC = {
+    "name": "bundle-test",
+    "model": {"kind": "mlp", "depth": 2},
+    "task": {"name": "digits"},
+    "widths": [32, 64, 128],
+    "base_width": 32,
+    "parametrizations": ["sp", "mup"],
+    "optimizer": {"name": "adam"},
+    "lr_grid": {"log2_min": -11, "log2_max": -3, "step": 1},
+    "hparams": {"init_std": 1.0, "output_mult": 1.0},
+    "seeds": [0, 1],
+    "steps": 20,
+    "batch_size": 16,
+    "log_every": 10,
+    "device": "cpu",
+}
+MUP_OPT = -6.3
+
+
+def true_optimum(param: str, width: int) -> float:
+    return MUP_OPT if param == "mup" else -5.5 - 0.8 * math.log2(width / 32)
+
+
+def make_store(tmp_path: Path, mup_drift: float = 0.0) -> tuple[Path, int]:
+    """A store holding the sweep, every run finished with a synthetic bowl in log2 LR."""
+    db = tmp_path / "store.duckdb"
+    store = Store(db)
+    sweep_id = create_sweep(store, SweepSpec.model_validate(SPEC))
+    rng = torch.Generator().manual_seed(0)
+    for claim in store.claim(10_000, "test", sweep_id):
+        p = claim.payload
+        x = math.log2(p["lr"])
+        opt = true_optimum(p["parametrization"], p["width"])
+        if p["parametrization"] == "mup":
+            opt += mup_drift * math.log2(p["width"] / 32)
+        noise = 0.002 * float(torch.randn((), generator=rng))
+        if x - opt > 2.5:
+            result = {"state": "diverged", "final_train_loss": None, "final_val_loss": None}
+        else:
+            loss = 0.1 + 0.05 * (x - opt) ** 2 + noise
+            result = {"state": "done", "final_train_loss": loss, "final_val_loss": loss}
+        assert store.finish(claim.run_id, claim.attempt, {**result, "steps_done": 20})
+    return db, sweep_id
+
+
+@pytest.fixture(scope="module")
+def confirmed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+    """One store shared by the tests that only read it (and record exports)."""
+    return make_store(tmp_path_factory.mktemp("confirmed"))
+
+
+def test_round_trip_export_load_apply_matches_describe(tmp_path: Path, confirmed: tuple[Path, int],
+                                                       capsys: pytest.CaptureFixture) -> None:
+    db, sid = confirmed
+    out = tmp_path / "analysis.json"
+    assert main(["analyze", str(sid), "--json", str(out), "--db", str(db)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "confirmed", doc["reason"]
+    assert doc["parametrizations"]["sp"]["drift_slope"] == pytest.approx(-0.8, abs=0.15)
+
+    path = tmp_path / "bundle.json"
+    rc = main(["export", str(sid), "--target-width", "512", "--out", str(path), "--db", str(db)])
+    assert rc == 0
+    assert str(path.resolve()) in [e["path"] for e in Store(db).list_exports(sid)]
+    bundle = read_bundle(path)
+    assert bundle.target_width == 512 and bundle.parametrization == "mup"
+    assert bundle.log2_lr == pytest.approx(MUP_OPT, abs=0.1)
+    assert bundle.evidence.verdict == "confirmed" and not bundle.evidence.forced
+    assert bundle.evidence.sweep_id == sid
+    assert set(bundle.evidence.versions) >= {"mutransfer", "torch", "python"}
+    assert bundle.base_shapes["params"]["hidden.0.weight"]["role"] == "hidden"
+
+    assert main(["bundle", "show", str(path)]) == 0
+    assert "valid: schema and content hash check out" in capsys.readouterr().out
+
+    # Build the target, apply, and compare with describe at width 512.
+    model, opt = apply(bundle, target_model(bundle), seed=0)
+    shapes = mucore.infer_base_shapes(lambda w: target_model(bundle, w), 32)
+    ref = mucore.parametrize(target_model(bundle), shapes, "mup", mucore.HParams(), seed=0)
+    rows = {r.name: r for r in mucore.describe(ref, "adam")}
+    table = {r.name: r for r in bundle.param_table}
+    for group in opt.param_groups:
+        for name in group["param_names"]:
+            assert group["lr"] == pytest.approx(bundle.lr * rows[name].lr_mult, rel=1e-12)
+            assert table[name].lr == pytest.approx(group["lr"], rel=1e-12)
+    for name, row in rows.items():
+        assert table[name].init_std == pytest.approx(row.init_std, rel=1e-12)
+        assert table[name].role == row.role
+    hidden = dict(model.named_parameters())["hidden.0.weight"]
+    assert hidden.std().item() == pytest.approx(rows["hidden.0.weight"].init_std, rel=0.05)
+    assert rows["hidden.0.weight"].lr_mult == pytest.approx(32 / 512)
+
+
+def test_yaml_bundle_round_trips(tmp_path: Path, confirmed: tuple[Path, int]) -> None:
+    db, sid = confirmed
+    yml = tmp_path / "bundle.yaml"
+    assert main(["export", str(sid), "--target-width", "256", "--out", str(yml),
+                 "--db", str(db)]) == 0
+    assert isinstance(yaml.safe_load(yml.read_text()), dict)
+    bundle = read_bundle(yml)
+    assert bundle.target_width == 256
+    as_json = tmp_path / "bundle.json"
+    assert main(["export", str(sid), "--target-width", "256", "--out", str(as_json),
+                 "--db", str(db)]) == 0
+    assert read_bundle(as_json).lr == bundle.lr
+
+
+def test_tampered_and_invalid_bundles_exit_2(tmp_path: Path, confirmed: tuple[Path, int],
+                                             capsys: pytest.CaptureFixture) -> None:
+    db, sid = confirmed
+    path = tmp_path / "bundle.json"
+    assert main(["export", str(sid), "--target-width", "512", "--out", str(path),
+                 "--db", str(db)]) == 0
+    data = json.loads(path.read_text())
+    data["lr"] *= 4
+    path.write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["bundle", "show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "content hash mismatch: the file was edited after export; re-export it" in err
+
+    data["lr"] /= 4
+    data["surprise"] = 1
+    from mucore.bundle import content_hash
+
+    data["content_hash"] = content_hash(data)
+    path.write_text(json.dumps(data))
+    assert main(["bundle", "show", str(path)]) == 2
+    assert "surprise" in capsys.readouterr().err
+    assert main(["bundle", "show", str(tmp_path / "missing.json")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_not_confirmed_needs_force_and_records_it(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    db, sid = make_store(tmp_path, mup_drift=-0.7)
+    path = tmp_path / "bundle.json"
+    args = ["export", str(sid), "--target-width", "512", "--out", str(path), "--db", str(db)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not confirmed" in err and "--force" in err
+    assert not path.exists()
+    assert main([*args, "--force"]) == 0
+    bundle = read_bundle(path)
+    assert bundle.evidence.forced and bundle.evidence.verdict == "not_confirmed"
+    assert "export forced" in bundle.summary()
+
+
+def test_mismatched_model_is_refused(tmp_path: Path, confirmed: tuple[Path, int]) -> None:
+    db, sid = confirmed
+    path = tmp_path / "bundle.json"
+    assert main(["export", str(sid), "--target-width", "512", "--out", str(path),
+                 "--db", str(db)]) == 0
+    bundle = read_bundle(path)
+    with pytest.raises(UserError, match=r"'hidden.0.weight' has shape \[256, 256\] but "
+                                        r"\[512, 512\]"):
+        apply(bundle, target_model(bundle, 256))
+    deeper = torch.nn.Sequential(torch.nn.Linear(64, 512))
+    with pytest.raises(UserError, match="parameters the bundle lacks"):
+        apply(bundle, deeper)
+
+
+def test_cli_input_errors(tmp_path: Path, confirmed: tuple[Path, int],
+                          capsys: pytest.CaptureFixture) -> None:
+    db, sid = confirmed
+    assert main(["analyze", "99", "--db", str(db)]) == 2
+    assert "no sweep with id 99" in capsys.readouterr().err
+    assert main(["analyze", str(sid), "--tolerance", "0", "--db", str(db)]) == 2
+    assert "--tolerance must be > 0" in capsys.readouterr().err
+    assert main(["export", str(sid), "--target-width", "512", "--out",
+                 str(tmp_path / "b.txt"), "--db", str(db)]) == 2
+    assert "must end in .json, .yaml or .yml" in capsys.readouterr().err

@@ -1,0 +1,108 @@
+"""Verification of a bundle by training: the transferred LR at a target 4x wider than the
+ladder's top is within one grid step of that width's own optimum (TP5, Section 7).
+
+The sweep is trained in-process (no store, no worker processes) on the digits MLP: ladder
+32..128, a short LR grid, one seed, short runs; the target is width 512.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from experiments.analysis import analyze
+from experiments.bundle import build_bundle, write_bundle
+from experiments.cli import main
+from experiments.errors import UserError
+from experiments.spec import SweepSpec
+from experiments.train import NullReporter, train_run
+from experiments.verify import verify_bundle
+
+torch.set_num_threads(1)
+
+SPEC = {
+    "name": "verify-test",
+    "model": {"kind": "mlp", "depth": 2},
+    "task": {"name": "digits"},
+    "widths": [32, 64, 128],
+    "base_width": 32,
+    "parametrizations": ["sp", "mup"],
+    "optimizer": {"name": "adam"},
+    "lr_grid": {"log2_min": -10, "log2_max": -3, "step": 1},
+    "hparams": {"init_std": 1.0, "output_mult": 1.0},
+    "seeds": [0],
+    "steps": 100,
+    "batch_size": 32,
+    "log_every": 10,
+    "device": "cpu",
+}
+
+
+def train_sweep(spec: SweepSpec) -> pd.DataFrame:
+    """Every run of the spec, trained here; a frame shaped like Store.runs_frame."""
+    rows = []
+    for run in spec.expand():
+        result = train_run(run, NullReporter())
+        rows.append({"width": run.width, "parametrization": run.parametrization, "lr": run.lr,
+                     "log2_lr": math.log2(run.lr), "seed": run.seed,
+                     "init_std": run.hparams.init_std, "output_mult": run.hparams.output_mult,
+                     "state": result.state, "final_train_loss": result.final_train_loss,
+                     "final_val_loss": result.final_val_loss})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.slow
+def test_transferred_lr_is_within_one_step_at_4x_width(tmp_path: Path) -> None:
+    spec = SweepSpec.model_validate(SPEC)
+    runs = train_sweep(spec)
+    report = analyze(runs, target_width=512)
+    bundle = build_bundle(spec.model_dump(mode="json"), report, 512, force=True)
+    path = write_bundle(bundle, tmp_path / "bundle.json")
+    out = tmp_path / "verify.json"
+    assert main(["verify", str(path), "--bracket", "2", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert {"target_width", "transferred_log2_lr", "opt_log2_lr", "within_one_step",
+            "loss_gap"} <= set(doc)
+    assert doc["target_width"] == 512
+    assert doc["transferred_log2_lr"] == pytest.approx(bundle.log2_lr)
+    assert doc["within_one_step"] is True, doc
+    assert abs(doc["transferred_log2_lr"] - doc["opt_log2_lr"]) <= 1.0
+    assert 0.0 <= doc["loss_gap"] < 0.1
+    assert len(doc["points"]) == 5
+    # SP at its extrapolated LR is the baseline; it is trained and reported.
+    assert doc["sp_baseline"]["parametrization"] == "sp"
+    assert doc["sp_baseline"]["log2_lr"] < doc["transferred_log2_lr"]
+
+
+def test_verify_refuses_a_zero_bracket(tmp_path: Path) -> None:
+    from experiments.analysis import analyze as run_analysis
+    from tests.experiments.test_analysis import surface
+
+    runs = surface({"mup": {32: -6.0, 64: -6.0, 128: -6.0}})
+    bundle = build_bundle(SweepSpec.model_validate(SPEC).model_dump(mode="json"),
+                          run_analysis(runs, target_width=512), 512)
+    with pytest.raises(UserError, match="--bracket must be >= 1"):
+        verify_bundle(bundle, 0)
+
+
+def test_verify_small_bracket_is_deterministic(tmp_path: Path) -> None:
+    """Two tiny verifications (bracket 1, few steps) give identical reports."""
+    from tests.experiments.test_analysis import surface
+
+    runs = surface({"mup": {32: -6.0, 64: -6.0, 128: -6.0}, "sp": {32: -6.0, 64: -7.0,
+                                                                   128: -8.0}})
+    bundle = build_bundle(SweepSpec.model_validate(SPEC).model_dump(mode="json"),
+                          analyze(runs, target_width=256), 256)
+    a = verify_bundle(bundle, 1, steps=10, device="cpu")
+    b = verify_bundle(bundle, 1, steps=10, device="cpu")
+    strip = {"wall_s"}
+    assert a.model_dump(exclude=strip) == b.model_dump(exclude=strip)
+    assert [p.offset_steps for p in a.points] == [-1, 0, 1]
+    assert a.sp_baseline is not None
+    assert a.sp_baseline.log2_lr == pytest.approx(-6.0 - 1.0 * 3, abs=0.2)  # SP line at 256
+    assert json.loads(json.dumps(a.to_contract_json(), allow_nan=False))["target_width"] == 256
