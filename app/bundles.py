@@ -76,6 +76,9 @@ def summary(bundle: Any) -> dict[str, str]:
         "Base width": str(data.get("base_width", "—")),
         "Parametrization": {"mup": "µP", "sp": "SP"}.get(str(data.get("parametrization")), str(data.get("parametrization"))),
         "Learning rate": f"{float(lr):.3g}" if lr is not None else "—",
+        "Verdict": {"confirmed": "confirmed", "not_confirmed": "not confirmed"}.get(
+            str((data.get("evidence") or {}).get("verdict")), "—")
+        + (" (forced)" if (data.get("evidence") or {}).get("forced") else ""),
     }
 
 

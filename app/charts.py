@@ -384,6 +384,10 @@ def loss_curves_figure(
     return fig
 
 
+# Mean |activation| at or below this is a zero output (e.g. zero readout at init): not drawn.
+ZERO_ACTIVATION = 1e-9
+
+
 def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 360) -> go.Figure:
     """Coordinate check small multiples: one panel per step, mean |activation| vs width.
 
@@ -411,11 +415,14 @@ def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 36
         at_step = table[table["step"] == step]
         for module, color in zip(modules, palette, strict=True):
             pts = at_step[at_step["module"] == module].sort_values("width")
+            # Exact zeros (a zero-initialised readout before its first update) have no place
+            # on a log axis; drawing them at a floor would squash every other line flat.
+            pts = pts[pts["value"] > ZERO_ACTIVATION]
             if pts.empty:
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=pts["width"], y=pts["value"].clip(lower=1e-12), mode="lines+markers", name=module,
+                    x=pts["width"], y=pts["value"], mode="lines+markers", name=module,
                     legendgroup=module, showlegend=col == 1, line={"color": color, "width": 1.5},
                     marker={"size": 5, "color": color},
                     hovertemplate=f"{module}<br>width %{{x}}<br>mean |x| %{{y:.3g}}<extra>step {step}</extra>",

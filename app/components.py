@@ -42,8 +42,8 @@ HELP = {
 
 
 def sweep_label(summary: Any) -> str:
-    """`name · #id · state` for a sweep summary."""
-    return f"{summary.name} · #{summary.id} · {summary.state}"
+    """`name · #id` for a sweep summary (its state is shown live beside it, not frozen here)."""
+    return f"{summary.name} · #{summary.id}"
 
 
 def sweep_picker(key: str, sweeps: list[Any] | None = None, label: str = "Sweep") -> Any | None:

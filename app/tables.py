@@ -93,7 +93,11 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "width": runs["width"],
             "log2_lr": runs["log2_lr"],
             "seed": runs["seed"],
-            "progress": [_fraction(d, t) for d, t in zip(runs["steps_done"], runs["steps_total"], strict=True)],
+            # A diverged run stops at the blow-up: it is finished, so its bar is full.
+            "progress": [
+                1.0 if st in ("done", "diverged") else _fraction(d, t)
+                for st, d, t in zip(runs["state"], runs["steps_done"], runs["steps_total"], strict=True)
+            ],
             "eta": run_eta_s(runs).map(fmt_duration),
             "final_train_loss": runs.get("final_train_loss"),
             "final_val_loss": runs.get("final_val_loss"),

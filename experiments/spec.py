@@ -52,7 +52,7 @@ from experiments.models import (
     count_params,
 )
 from experiments.tasks import TaskConfig, TaskInfo, task_info
-from experiments.train import HParamsConfig, OptimizerConfig, RunConfig
+from experiments.train import HParamsConfig, OptimizerConfig, Precision, RunConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -71,6 +71,9 @@ CPU_STEP_OVERHEAD_S = 1e-3
 GPU_STEP_OVERHEAD_S = 5e-4
 PARAMETRIZATIONS: tuple[Literal["sp", "mup"], ...] = ("sp", "mup")
 GRID_HPARAMS = ("init_std", "output_mult", "attn_mult", "input_mult")
+# Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
+# hash of every spec written before them is unchanged.
+HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False}
 
 
 class LRGrid(BaseModel):
@@ -136,6 +139,10 @@ class SweepSpec(BaseModel):
         batch_size: examples (sequences for LM tasks) per step.
         log_every: steps per logged train-loss window (<= steps).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
+        precision: "fp32" (default), or "bf16": forward and loss under bfloat16 autocast
+            (parameters and optimizer state stay fp32). Changes results slightly.
+        compile: train through `torch.compile` (default false). Needs a working C/C++
+            compiler (and Triton on GPUs); a run that cannot compile fails saying so.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -158,6 +165,8 @@ class SweepSpec(BaseModel):
     batch_size: int = Field(default=64, ge=1, le=1_000_000)
     log_every: int = Field(default=10, ge=1)
     device: str = "auto"
+    precision: Precision = "fp32"
+    compile: bool = False
 
     @field_validator("name")
     @classmethod
@@ -315,6 +324,8 @@ class SweepSpec(BaseModel):
                     batch_size=self.batch_size,
                     log_every=self.log_every,
                     device=self.device,
+                    precision=self.precision,
+                    compile=self.compile,
                 )
             )
         return runs
@@ -347,8 +358,12 @@ def spec_hash(spec: SweepSpec) -> str:
     """A short content hash of everything that changes results (not `name`, not `device`).
 
     Two specs with equal hashes train the same runs; a store can use it to spot duplicates.
+    Fields in `HASH_NEUTRAL_DEFAULTS` count only when they differ from their default.
     """
     data = spec.model_dump(mode="json", exclude={"name", "device"})
+    for key, default in HASH_NEUTRAL_DEFAULTS.items():
+        if data.get(key) == default:
+            data.pop(key)
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -392,6 +407,9 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
     if spec.optimizer.schedule == "cosine" and spec.optimizer.warmup_steps >= spec.steps:
         add("optimizer.warmup_steps", f"optimizer.warmup_steps {spec.optimizer.warmup_steps} "
             f"must be < steps {spec.steps}")
+    if spec.precision == "bf16" and not _bf16_ok(spec.device):
+        add("precision", f"precision bf16 needs a GPU with bfloat16 support and device "
+            f"'{spec.device}' has none: use precision: fp32 (or device: cpu)")
     for key in spec.hparam_grid:
         if getattr(spec.hparams, key) != HParamsConfig().model_dump()[key]:
             add("hparam_grid", f"hparam_grid sweeps {key} and hparams also sets it: remove "
@@ -428,6 +446,25 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
             f"{spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: use smaller widths "
             "or a smaller batch_size")
     return problems
+
+
+def _bf16_ok(device: str) -> bool:
+    """Whether bf16 autocast can run on `device` ("auto" counts as the CUDA GPU when present).
+
+    CPU autocast supports bf16 everywhere; CUDA needs a GPU that does (Ampere or newer).
+    """
+    if device == "cpu":
+        return True
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return True  # "auto" falls back to the CPU; "cuda" is refused by `device` itself
+        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
+        with torch.cuda.device(index):
+            return bool(torch.cuda.is_bf16_supported())
+    except (RuntimeError, AssertionError):  # pragma: no cover - broken CUDA install
+        return True
 
 
 def memory_limit(device: str) -> tuple[int, str]:

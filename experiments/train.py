@@ -9,7 +9,17 @@ Yang et al., 2022); 3. train `steps` steps of the optimizer with batches drawn f
 seeded by the run's seed; 4. report the mean train loss of every `log_every` window; 5. evaluate.
 
 Losses are accumulated on the device and read back only at log points, so a GPU run syncs with
-the host once per `log_every` steps.
+the host once per `log_every` steps (batch indices reach the GPU through pinned, non-blocking
+copies for the same reason).
+
+Speed switches (both off by default, which keeps results bit-identical to runs made before they
+existed):
+- precision "bf16": forward and loss under `torch.autocast(device_type, dtype=torch.bfloat16)`
+  (CPU or CUDA); parameters, gradients and optimizer state stay fp32.
+- compile: the training forward goes through `torch.compile(model)`; the optimizer and µP
+  metadata use the eager module (its parameters are the compiled wrapper's). A compiler that
+  cannot work here fails the run at its first step with a message saying to set
+  `compile: false`.
 
 Result definitions (what the analysis reads):
 - final_train_loss: the mean training loss over the last 10% of steps (at least one step). A
@@ -23,8 +33,10 @@ Result definitions (what the analysis reads):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import torch
@@ -32,6 +44,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 import mucore
 from experiments.device import device_label, resolve_device
+from experiments.errors import UserError
 from experiments.models import ModelConfig, build_model, model_factory
 from experiments.tasks import Task, TaskConfig, load_task
 
@@ -45,6 +58,8 @@ DIVERGENCE_FACTOR = 2.0
 DIVERGENCE_MARGIN = 2.0
 # Batch size of the final evaluation passes (memory-bound only; any value gives the same loss).
 EVAL_BATCH_SIZE = 256
+
+Precision = Literal["fp32", "bf16"]
 
 
 class OptimizerConfig(BaseModel):
@@ -129,6 +144,8 @@ class RunConfig(BaseModel):
         batch_size: examples (sequences for LM tasks) per step.
         log_every: steps per reported train-loss window.
         device: "auto", "cpu", "cuda" or "cuda:N".
+        precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
+        compile: train through `torch.compile(model)`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -147,6 +164,8 @@ class RunConfig(BaseModel):
     batch_size: int = Field(ge=1)
     log_every: int = Field(default=10, ge=1)
     device: str = "auto"
+    precision: Precision = "fp32"
+    compile: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -173,6 +192,8 @@ class RunResult(BaseModel):
         device: where it trained, e.g. "cpu" or "cuda:0 (NVIDIA H100 ...)".
         peak_mem_bytes: torch.cuda.max_memory_allocated on a GPU; None on the CPU.
         initial_loss: loss of the first batch before any update.
+        precision: the run's precision ("fp32" or "bf16").
+        compiled: whether training went through torch.compile.
     """
 
     state: Literal["done", "diverged", "cancelled"]
@@ -184,6 +205,8 @@ class RunResult(BaseModel):
     device: str
     peak_mem_bytes: int | None
     initial_loss: float | None = None
+    precision: Precision = "fp32"
+    compiled: bool = False
 
 
 class Reporter(Protocol):
@@ -245,14 +268,44 @@ def _task_on(cfg: TaskConfig, device: torch.device) -> Task:
     return task
 
 
-def _evaluate(model: torch.nn.Module, task: Task, split: Literal["train", "val"]) -> float:
+def autocast_context(
+    precision: Precision, device: torch.device
+) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A factory of the context that forward and loss run under for `precision`.
+
+    fp32 gets a no-op context (not a disabled autocast) so fp32 runs execute exactly the code
+    they always did; bf16 gets `torch.autocast(device.type, dtype=torch.bfloat16)`.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
+
+
+def compile_failure(exc: BaseException) -> UserError:
+    """The error a run raises when torch.compile cannot build its model here."""
+    return UserError(
+        f"torch.compile failed on this machine ({type(exc).__name__}: {str(exc)[:500]}); set "
+        "`compile: false` in the spec (a C/C++ compiler and, on GPUs, Triton are needed)"
+    )
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    task: Task,
+    split: Literal["train", "val"],
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+) -> float:
     """Mean loss over the task's fixed eval set of `split` (weighted by batch size)."""
     model.eval()
     total = torch.zeros((), device=task.device)
     count = 0
     with torch.no_grad():
         for x, y in task.eval_batches(split, EVAL_BATCH_SIZE):
-            total += task.loss(model(x), y) * x.shape[0]
+            with autocast():
+                loss = task.loss(model(x), y)
+            total += loss.float() * x.shape[0]
             count += x.shape[0]
     model.train()
     return float(total.item() / max(count, 1))
@@ -264,6 +317,9 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
     Deterministic on the CPU for a fixed seed: weights come from `mucore.parametrize(seed=...)`
     and batches from a CPU `torch.Generator` seeded by the seed.
 
+    The step loop makes no host sync outside log points: no `.item()`, `float(tensor)` or
+    Python branch on a tensor value; losses accumulate on the device.
+
     Args:
         run: the resolved run.
         reporter: receives `train_loss` every `log_every` steps (the window mean), `val_loss`
@@ -274,7 +330,8 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
 
     Raises:
         ValueError: the device is not available here.
-        experiments.errors.UserError: the model cannot be built for the task at this width.
+        experiments.errors.UserError: the model cannot be built for the task at this width, or
+            `compile` is on and torch.compile cannot compile it here.
     """
     t_start = time.perf_counter()
     device = resolve_device(run.device)
@@ -312,6 +369,13 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
         )
     generator = torch.Generator(device="cpu")
     generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
+    autocast = autocast_context(run.precision, device)
+    # Compiled forward for training only: the optimizer above holds the eager module's
+    # parameters (the same tensors the wrapper trains), and evaluation stays eager so eval/no-grad
+    # mode does not trigger a second compilation.
+    forward: Callable[[torch.Tensor], torch.Tensor] = (
+        torch.compile(model) if run.compile else model
+    )
 
     # 2. Train. Loss sums stay on the device; .item() only at log points.
     tail_start = run.steps - max(1, round(FINAL_LOSS_FRACTION * run.steps)) + 1
@@ -327,14 +391,23 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
     t_train = time.perf_counter()
     for step in range(1, run.steps + 1):
         x, y = task.batch("train", run.batch_size, generator)
-        loss = task.loss(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        try:
+            with autocast():
+                loss = task.loss(forward(x), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        except Exception as exc:
+            # torch.compile compiles lazily, at the first forward and backward: a missing
+            # compiler surfaces here and should say what to change, not look like a model bug.
+            if run.compile and step == 1:
+                raise compile_failure(exc) from exc
+            raise
         optimizer.step()
         if scheduler is not None:
             scheduler.step()
         steps_done = step
-        detached = loss.detach()
+        # fp32 accumulators whatever the compute dtype (a no-op for fp32 losses).
+        detached = loss.detach().float()
         if initial_t is None:
             initial_t = detached.clone()
         window_sum += detached
@@ -367,7 +440,7 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
     final_val: float | None = None
     if state == "done":
         final_train = float(tail_sum.item()) / (run.steps - tail_start + 1)
-        final_val = _evaluate(model, task, "val")
+        final_val = _evaluate(model, task, "val", autocast)
         if not math.isfinite(final_val):
             final_val = None
         reporter.metrics(steps_done, {"val_loss": final_val if final_val is not None else math.nan})
@@ -388,6 +461,8 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
         device=device_label(device),
         peak_mem_bytes=peak,
         initial_loss=initial,
+        precision=run.precision,
+        compiled=run.compile,
     )
 
 

@@ -70,6 +70,7 @@ with use:
         "checks that the transferred LR is within one grid step of the best."
     )
     verify_key = bundles.verify_key(sweep.id, bundle)
+    sweep_id, width = int(sweep.id), int(target_width)
     if st.button("Launch verification", key="export_verify", icon=":material/verified:"):
         jobs.registry().start(verify_key, bundles.verify_args(state.db_path(), bundle), restart=True)
 
@@ -77,7 +78,15 @@ with use:
     def verify_panel() -> None:
         job = jobs.registry().get(verify_key)
         if job is None:
-            st.caption("Not verified yet.")
+            # Verifications are kept in the store beside their sweep: show the latest one.
+            stored = [v for v in state.store().list_verifications(sweep_id)
+                      if v["target_width"] == width]
+            if not stored:
+                st.caption("Not verified yet at this width.")
+                return
+            last = stored[0]
+            st.caption(f"Last verification, {last['created']:%Y-%m-%d %H:%M} UTC:")
+            show_result(last["result"])
             return
         status = job.status()
         if status == "running":
@@ -85,11 +94,13 @@ with use:
         elif status == "failed":
             st.error(f"Verification failed:\n\n```\n{job.error()}\n```")
         else:
-            result = job.result()
-            if result.get("within_one_step"):
-                st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
-            else:
-                st.error("**Not verified**: the target's best LR is more than one grid step away.")
-            st.dataframe(bundles.verify_table(result), hide_index=True, key="export_verify_table")
+            show_result(job.result())
+
+    def show_result(result: dict) -> None:
+        if result.get("within_one_step"):
+            st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
+        else:
+            st.error("**Not verified**: the target's best LR is more than one grid step away.")
+        st.dataframe(bundles.verify_table(result), hide_index=True, key="export_verify_table")
 
     verify_panel()

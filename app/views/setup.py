@@ -11,10 +11,10 @@ from typing import Any
 
 import streamlit as st
 import yaml
-from experiments.spec import SweepSpec, estimate, spec_lrs
 
 from app import charts, components, form, launch, nav, presets, safety, state
 from experiments.models import ModelConfig
+from experiments.spec import SweepSpec, estimate, spec_lrs
 from experiments.tasks import TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}

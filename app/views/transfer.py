@@ -65,14 +65,18 @@ with verdict_col:
             st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
         else:
             st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
+        if report_json.get("reason"):
+            st.caption(str(report_json["reason"]))
         for row in drift_frame.itertuples():
             low, high = row.drift_ci_low, row.drift_ci_high
-            interval = f" [{low:+.2f}, {high:+.2f}]" if low is not None and high is not None else ""
+            has_ci = low is not None and high is not None and low == low and high == high
             st.metric(
                 f"{charts.param_label(row.parametrization)} drift",
                 f"{row.drift_slope:+.2f}" if row.drift_slope is not None else "—",
-                help=components.HELP["drift"] + interval,
+                help=components.HELP["drift"],
             )
+            if has_ci:
+                st.caption(f"95% interval [{low:+.2f}, {high:+.2f}] log2 LR per doubling")
         st.caption(f"Tolerance: ±{report_json.get('tolerance', tolerance)} log2 LR per width doubling.")
         for warning in report_json.get("warnings") or []:
             st.warning(warning if isinstance(warning, str) else warning.get("message", str(warning)))

@@ -624,9 +624,10 @@ def analyze(
             -tolerance <= mup.drift_ci[0] and mup.drift_ci[1] <= tolerance
         ):
             words = "LR" if hp == "lr" else hp
-            warn.append(f"mup: the {words} drift interval {_fmt_ci(mup.drift_ci)} does not lie "
-                        f"within the tolerance ±{tolerance:g}: add widths or seeds for a "
-                        "tighter estimate")
+            warn.append(f"mup: the {words} drift's 95% interval {_fmt_ci(mup.drift_ci)} is "
+                        f"wider than the tolerance ±{tolerance:g}, so the verdict rests on the "
+                        "drift estimate and the agreement of the per-width optima; add widths "
+                        "or seeds to narrow the interval")
     confirmed = all(v.verdict == "confirmed" for v in verdicts)
     reason = "; ".join(v.reason for v in verdicts) if len(verdicts) > 1 else verdicts[0].reason
     return TransferReport(

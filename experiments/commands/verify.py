@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sp-baseline", action="store_true", help="skip the SP baseline run")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--db", type=Path, default=None,
-                   help="store to record the verification in (when the store supports it)")
+                   help="store to record the verification in, beside the bundle's sweep")
     p.set_defaults(func=cmd_verify)
 
 
@@ -46,11 +46,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(doc, indent=1, allow_nan=False))
-    if args.db is not None and args.db.exists():
+    if args.db is not None:
         from experiments.store import Store
 
-        store = Store(args.db)
-        if hasattr(store, "record_verification"):
-            store.record_verification(bundle.evidence.sweep_id, doc)
+        Store(args.db).record_verification(bundle.evidence.sweep_id, doc, bundle.content_hash)
     print(report.summary())
     return 0

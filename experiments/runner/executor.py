@@ -59,6 +59,29 @@ def default_workers() -> tuple[int, int]:
     return max(1, cores), 1
 
 
+def worker_device(slot: int, n_gpus: int) -> str | None:
+    """The device local worker `slot` is pinned to: cuda:(slot % n_gpus), or None without GPUs.
+
+    Workers past the GPU count wrap around, so with more workers than GPUs each GPU is shared
+    by the same number of workers (give or take one).
+    """
+    if slot < 0:
+        raise ValueError(f"worker slot must be >= 0, got {slot}")
+    return f"cuda:{slot % n_gpus}" if n_gpus > 0 else None
+
+
+def assign_device(requested: str, worker: str | None) -> str:
+    """The device a run asking for `requested` trains on in a worker pinned to `worker`.
+
+    "auto" and a bare "cuda" follow the worker's GPU (otherwise every worker would pile onto
+    cuda:0); "cpu" and an explicit "cuda:N" are the spec's choice and are kept. A worker with
+    no GPU changes nothing.
+    """
+    if worker is not None and requested in ("auto", "cuda"):
+        return worker
+    return requested
+
+
 @dataclass
 class _Slot:
     process: Any
@@ -70,7 +93,9 @@ class _Slot:
 class LocalExecutor:
     """N long-lived worker processes (spawned: torch imported once each), one job per worker.
 
-    With GPUs, worker i is pinned to cuda:i, so each GPU runs one job at a time.
+    With GPUs, worker i is pinned to cuda:(i % GPUs) (`worker_device`), and runs whose spec
+    says "auto" or "cuda" train there (`assign_device`); by default there is one worker per
+    GPU, so each GPU runs one job at a time.
     """
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
@@ -85,7 +110,7 @@ class LocalExecutor:
             gpus = torch.cuda.device_count()
         except Exception:  # noqa: BLE001
             gpus = 0
-        self.slots = [self._spawn(i, f"cuda:{i % gpus}" if gpus else None) for i in range(self.n)]
+        self.slots = [self._spawn(i, worker_device(i, gpus)) for i in range(self.n)]
 
     def _spawn(self, i: int, device: str | None) -> _Slot:
         inbox = self.ctx.Queue()
@@ -104,8 +129,10 @@ class LocalExecutor:
     def submit(self, claim: Claim) -> None:
         for s in self.slots:
             if s.claim is None and s.process.is_alive():
-                if s.device and claim.payload.get("device", "auto") == "auto":
-                    claim.payload = {**claim.payload, "device": s.device}
+                requested = str(claim.payload.get("device", "auto"))
+                device = assign_device(requested, s.device)
+                if device != requested:
+                    claim.payload = {**claim.payload, "device": device}
                 s.claim = claim
                 s.inbox.put(claim)
                 return

@@ -1,4 +1,4 @@
-"""Store schema and migrations. Version 1; each later version appends one migration."""
+"""Store schema and migrations. Version 1, then one migration per later version (v2: verifications)."""
 
 from __future__ import annotations
 
@@ -60,7 +60,18 @@ CREATE TABLE IF NOT EXISTS runners (token VARCHAR PRIMARY KEY, pid INTEGER NOT N
 
 # Each entry upgrades from version i+1 to i+2. Example of a future migration:
 #   "ALTER TABLE runs ADD COLUMN tokens_seen BIGINT"
-MIGRATIONS: list[str] = []
+MIGRATIONS: list[str] = [
+    # v2: verification jobs of exported bundles, kept beside their sweep.
+    """CREATE TABLE IF NOT EXISTS verifications (
+        id BIGINT PRIMARY KEY,
+        sweep_id BIGINT,
+        created TIMESTAMP NOT NULL,
+        bundle_hash VARCHAR,
+        target_width INTEGER,
+        within_one_step BOOLEAN,
+        result JSON NOT NULL
+    )""",
+]
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 

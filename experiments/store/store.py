@@ -234,7 +234,12 @@ class Store:
         with connect(self.path) as con:
             rows = con.execute(
                 f"""SELECT s.id, s.name, s.created, s.spec_hash, r.state, count(r.run_id),
-                           coalesce(sum(r.steps_done), 0), coalesce(sum(r.steps_total), 0),
+                           -- A finished run is complete work however early it stopped (a
+                           -- diverged run ends at the blow-up), so progress reaches 100%.
+                           coalesce(sum(CASE WHEN r.state IN ('done', 'diverged', 'failed',
+                                                             'cancelled')
+                                             THEN r.steps_total ELSE r.steps_done END), 0),
+                           coalesce(sum(r.steps_total), 0),
                            min(r.started_at)
                     FROM sweeps s LEFT JOIN runs r ON r.sweep_id = s.id {where}
                     GROUP BY s.id, s.name, s.created, s.spec_hash, r.state
@@ -554,9 +559,9 @@ class Store:
                 return 0
             con.execute("BEGIN TRANSACTION")
             try:
+                # Row counts from the Parquet footers: no second decode of the data pages.
                 counts = con.execute(
-                    "SELECT filename, count(*) FROM read_parquet(?, filename = true) GROUP BY filename",
-                    [new],
+                    "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [new]
                 ).fetchall()
                 con.execute(
                     """INSERT INTO metrics SELECT run_id, attempt, step, name, value
@@ -628,6 +633,36 @@ class Store:
                 f"SELECT id, sweep_id, created, path FROM exports {cond} ORDER BY id DESC", params
             ).fetchall()
         return [dict(zip(("id", "sweep_id", "created", "path"), r, strict=True)) for r in rows]
+
+
+    def record_verification(self, sweep_id: int | None, result: dict[str, Any],
+                            bundle_hash: str | None = None) -> int:
+        """Store a verification report (the `verify --json` dict) beside its sweep; returns its id."""
+        with connect(self.path) as con:
+            vid = int(con.execute("SELECT nextval('aux_ids')").fetchone()[0])  # type: ignore[index]
+            con.execute(
+                "INSERT INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [vid, sweep_id, _now(), bundle_hash, result.get("target_width"),
+                 result.get("within_one_step"), json.dumps(result, default=str)],
+            )
+        return vid
+
+    def list_verifications(self, sweep_id: int | None = None) -> list[dict[str, Any]]:
+        """Recorded verifications, newest first: id, sweep_id, created, bundle_hash,
+        target_width, within_one_step and the full `result` dict."""
+        cond = "WHERE sweep_id = ?" if sweep_id is not None else ""
+        params = [sweep_id] if sweep_id is not None else []
+        with connect(self.path) as con:
+            rows = con.execute(
+                "SELECT id, sweep_id, created, bundle_hash, target_width, within_one_step, result "
+                f"FROM verifications {cond} ORDER BY id DESC", params,
+            ).fetchall()
+        keys = ("id", "sweep_id", "created", "bundle_hash", "target_width", "within_one_step",
+                "result")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for row in out:
+            row["result"] = json.loads(row["result"])
+        return out
 
 
 def _finite(x: Any) -> float | None:

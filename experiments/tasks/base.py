@@ -126,8 +126,15 @@ def _check_batch_size(batch_size: int) -> None:
 def _sample_indices(
     high: int, batch_size: int, generator: torch.Generator, device: torch.device
 ) -> Tensor:
-    """`batch_size` ints in [0, high) drawn on the generator's device, then moved to `device`."""
+    """`batch_size` ints in [0, high) drawn on the generator's device, then moved to `device`.
+
+    A CPU-to-GPU copy goes through pinned memory without blocking: a plain (blocking) copy
+    makes the host wait for the GPU's whole queue, i.e. a host sync on every training step.
+    """
     idx = torch.randint(high, (batch_size,), generator=generator, device=generator.device)
+    if device.type == "cuda" and idx.device.type == "cpu":
+        # The caching host allocator keeps the pinned block alive until the copy has run.
+        return idx.pin_memory().to(device, non_blocking=True)
     return idx.to(device)
 
 

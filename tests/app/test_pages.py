@@ -147,9 +147,8 @@ def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
         at.checkbox(key="export_force").check().run()
     assert not at.exception
     assert any(h.value == "Bundle preview" for h in at.subheader)
-    from experiments.store import Store
-
     from app import bundles
+    from experiments.store import Store
 
     page_json = bundles.to_json(bundles.export(Store(db), sweep_id, target, force=force))
     out = tmp_path / "cli.json"
@@ -169,3 +168,18 @@ def test_coord_check_and_inspector_pages_render(open_page):
     assert at.button(key="FormSubmitter:coord_form-Run coordinate check")
     at = open_page("views/inspector.py")
     assert at.selectbox(key="insp_model").value == "mlp"
+
+
+def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeypatch):
+    db, sweep_id = finished_sweep
+    monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
+    from experiments.store import Store
+
+    at = open_page("views/export.py", current_sweep_id=sweep_id)
+    target = int(at.selectbox(key="export_target").value)
+    assert any("Not verified yet" in c.value for c in at.caption)
+    Store(db).record_verification(sweep_id, {"target_width": target, "within_one_step": True,
+                                             "transferred_log2_lr": -7.0, "opt_log2_lr": -7.5,
+                                             "loss_gap": 0.002}, "hash")
+    at.run()
+    assert any("Verified" in s.value for s in at.success), [s.value for s in at.success]

@@ -289,24 +289,3 @@ def test_bad_input_names_the_fix() -> None:
         analyze(surface({"mup": MUP_OPT}), tolerance=0)
     empty = analyze(surface({"mup": MUP_OPT}).iloc[:0])
     assert empty.verdict == "not_confirmed"
-
-
-@pytest.mark.slow
-def test_quick_preset_confirms_mup_not_sp_from_the_cli(tmp_path) -> None:
-    """The shipped quick preset, run for real through the CLI: µP confirmed, SP drifts."""
-    from pathlib import Path
-
-    from experiments.cli import main
-
-    root = Path(__file__).resolve().parents[2]
-    db = tmp_path / "quick.duckdb"
-    assert main(["sweep", "run", str(root / "experiments/configs/quick.yaml"), "--db", str(db),
-                 "--workers", "1"]) == 0
-    out = tmp_path / "analysis.json"
-    assert main(["analyze", "1", "--json", str(out), "--db", str(db)]) == 0
-    doc = json.loads(out.read_text())
-    assert doc["verdict"] == "confirmed", doc["reason"]
-    mup, sp = doc["parametrizations"]["mup"], doc["parametrizations"]["sp"]
-    assert abs(mup["drift_slope"]) <= doc["tolerance"]
-    # SP's optimum falls with width: its drift alone fails the same rule.
-    assert sp["drift_slope"] < -doc["tolerance"]

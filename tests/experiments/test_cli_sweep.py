@@ -145,3 +145,14 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     per_run = metrics.groupby("run_id")["step"].max()
     assert len(per_run) == len(runs)  # every run logged its train loss
     assert (per_run[per_run.index.isin([x["run_id"] for x in finished])] == spec.steps).all()
+
+    # The transfer analysis of the same sweep, from the CLI: µP confirmed, SP drifts.
+    out = tmp_path / "analysis.json"
+    r = cli("analyze", str(sweep_id), "--db", str(db), "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["verdict"] == "confirmed", doc["reason"]
+    mup, sp = doc["parametrizations"]["mup"], doc["parametrizations"]["sp"]
+    assert abs(mup["drift_slope"]) <= doc["tolerance"]
+    # SP's optimum falls with width: its drift alone fails the same rule.
+    assert sp["drift_slope"] < -doc["tolerance"]

@@ -20,6 +20,7 @@ import pytest
 from experiments.runner import run_sweep
 from experiments.store import RunRow, Store
 from experiments.store.chunks import ChunkWriter
+from experiments.store.schema import SCHEMA_V1, SCHEMA_VERSION
 from experiments.store.store import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,7 @@ def rows(n: int, job: str = "count_job", **payload: object) -> list[RunRow]:
 
 def test_schema_version_and_sweep_round_trip(tmp_path: Path) -> None:
     store = Store(tmp_path / "s.duckdb")
-    assert store.schema_version() == 1
+    assert store.schema_version() == SCHEMA_VERSION == 2
     sid = store.create_sweep("demo", {"name": "demo", "widths": [64, 128]}, rows(4))
     sweep = store.get_sweep(sid)
     assert sweep is not None and sweep["spec"]["widths"] == [64, 128] and len(sweep["spec_hash"]) == 64
@@ -54,6 +55,26 @@ def test_schema_version_and_sweep_round_trip(tmp_path: Path) -> None:
     frame = store.runs_frame(sid)
     assert list(frame["state"]) == ["queued"] * 4
     assert frame["log2_lr"].tolist() == [-1.0, -2.0, -3.0, -4.0]
+
+
+def test_v1_store_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) -> None:
+    import duckdb
+
+    path = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(path))  # a store as version 1 of the code left it
+    con.execute(SCHEMA_V1)
+    con.execute("INSERT INTO schema_version VALUES (1)")
+    con.execute("INSERT INTO sweeps VALUES (7, 'old', '{}', 'h', now())")
+    con.close()
+    store = Store(path)
+    assert store.schema_version() == SCHEMA_VERSION
+    assert [s.id for s in store.list_sweeps()] == [7]
+    vid = store.record_verification(7, {"target_width": 512, "within_one_step": True,
+                                        "loss_gap": 0.01}, "abc")
+    [row] = store.list_verifications(7)
+    assert (row["id"], row["target_width"], row["within_one_step"], row["bundle_hash"]) == \
+        (vid, 512, True, "abc")
+    assert row["result"]["loss_gap"] == 0.01 and store.list_verifications(8) == []
 
 
 def test_chunks_are_atomic_and_ingest_is_idempotent(tmp_path: Path) -> None:

@@ -90,6 +90,8 @@ INVALID = [
     ("hparam-nonpositive", with_(hparams={"init_std": 0}), "hparams.init_std"),
     ("hparam-grid-unknown", with_(hparam_grid={"lr": [1, 2]}), "hparam_grid"),
     ("device-bogus", with_(device="tpu"), "device"),
+    ("precision-unknown", with_(precision="fp16"), "precision: Input should be 'fp32' or 'bf16'"),
+    ("compile-not-bool", with_(compile="sometimes"), "compile:"),
 ]
 
 
@@ -229,3 +231,31 @@ def test_quick_preset_shape() -> None:
     assert set(spec.parametrizations) == {"sp", "mup"}
     assert spec.widths[-1] / spec.widths[0] >= 8
     assert spec.estimate().est_compute_s < 300
+
+
+def test_precision_and_compile_default_off_and_reach_every_run() -> None:
+    spec = SweepSpec.model_validate(valid())
+    assert spec.precision == "fp32" and spec.compile is False
+    assert all(r.precision == "fp32" and r.compile is False for r in spec.expand())
+    fast = SweepSpec.model_validate(with_(precision="bf16", compile=True))
+    assert all(r.precision == "bf16" and r.compile is True for r in fast.expand())
+
+
+def test_new_fields_at_their_defaults_keep_the_spec_hash() -> None:
+    # The hash of a spec written before precision/compile existed: the dump without them.
+    import hashlib
+    import json
+
+    spec = SweepSpec.model_validate(valid())
+    old = spec.model_dump(mode="json", exclude={"name", "device", "precision", "compile"})
+    blob = json.dumps(old, sort_keys=True, separators=(",", ":"))
+    assert spec_hash(spec) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert spec_hash(spec.model_copy(update={"precision": "bf16"})) != spec_hash(spec)
+    assert spec_hash(spec.model_copy(update={"compile": True})) != spec_hash(spec)
+
+
+def test_precision_and_compile_round_trip_through_yaml(tmp_path: Path) -> None:
+    spec = SweepSpec.model_validate(with_(precision="bf16", compile=True))
+    path = tmp_path / "s.yaml"
+    path.write_text(spec.to_yaml())
+    assert load_spec(path) == spec

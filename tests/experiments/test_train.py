@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
+import experiments
+import mucore as mucore_pkg
+from experiments.errors import UserError
 from experiments.train import RunConfig, RunResult, run_job, train_run
 
 
@@ -114,3 +120,110 @@ def test_lm_task_reports_tokens_per_second() -> None:
     result = train_run(run, RecordingReporter())
     assert result.state == "done" and result.final_val_loss is not None
     assert result.final_train_loss is not None and result.final_train_loss < 6.0  # ~ln(256)=5.5
+
+
+def test_bf16_autocast_trains_and_stays_close_to_fp32() -> None:
+    fp32 = train_run(make_run(steps=40), RecordingReporter())
+    rep = RecordingReporter()
+    bf16 = train_run(make_run(steps=40, precision="bf16"), rep)
+    assert bf16.state == "done" and bf16.precision == "bf16" and fp32.precision == "fp32"
+    assert bf16.final_train_loss is not None and math.isfinite(bf16.final_train_loss)
+    assert bf16.final_val_loss is not None and math.isfinite(bf16.final_val_loss)
+    losses = [v for _, name, v in rep.rows if name == "train_loss"]
+    assert bf16.initial_loss is not None and losses[-1] < bf16.initial_loss
+    assert fp32.final_train_loss is not None and fp32.final_val_loss is not None
+    # bf16 rounds activations (8 mantissa bits): close, but not the same numbers.
+    assert bf16.final_train_loss != fp32.final_train_loss
+    assert bf16.final_train_loss == pytest.approx(fp32.final_train_loss, rel=2e-2)
+    assert bf16.final_val_loss == pytest.approx(fp32.final_val_loss, rel=2e-2)
+
+
+def test_bf16_keeps_parameters_and_adam_state_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mucore
+
+    built: list[torch.optim.Optimizer] = []
+    real = mucore.build_optimizer
+
+    def spy(*args: Any, **kwargs: Any) -> torch.optim.Optimizer:
+        opt = real(*args, **kwargs)
+        built.append(opt)
+        return opt
+
+    monkeypatch.setattr(mucore, "build_optimizer", spy)
+    train_run(make_run(steps=5, log_every=5, precision="bf16"), RecordingReporter())
+    (opt,) = built
+    for group in opt.param_groups:
+        for p in group["params"]:
+            assert p.dtype == torch.float32
+            assert opt.state[p]["exp_avg"].dtype == torch.float32
+
+
+SYNC_METHODS = ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
+OUR_CODE = (str(Path(experiments.__file__).parent), str(Path(mucore_pkg.__file__).parent))
+
+
+def _count_host_reads(monkeypatch: pytest.MonkeyPatch, run: RunConfig) -> int:
+    """Run `run`, counting tensor-to-Python reads (host syncs on a GPU) made by our own code.
+
+    Reads inside torch itself are not ours to remove (e.g. Adam's step counter, a CPU tensor by
+    design, so not a GPU sync); only calls whose caller frame is in experiments/ or mucore/ count.
+    """
+    count = 0
+
+    def wrap(name: str) -> Any:
+        real = getattr(torch.Tensor, name)
+
+        def counted(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            nonlocal count
+            if sys._getframe(1).f_code.co_filename.startswith(OUR_CODE):
+                count += 1
+            return real(self, *args, **kwargs)
+
+        return counted
+
+    for name in SYNC_METHODS:
+        monkeypatch.setattr(torch.Tensor, name, wrap(name))
+    try:
+        train_run(run, RecordingReporter())
+    finally:
+        monkeypatch.undo()
+    return count
+
+
+def test_step_loop_reads_tensors_only_at_log_points(monkeypatch: pytest.MonkeyPatch) -> None:
+    train_run(make_run(steps=2, log_every=1), RecordingReporter())  # warm the task/shape caches
+    four_logs = _count_host_reads(monkeypatch, make_run(steps=40, log_every=10))
+    four_logs_more_steps = _count_host_reads(monkeypatch, make_run(steps=160, log_every=40))
+    eight_logs = _count_host_reads(monkeypatch, make_run(steps=40, log_every=5))
+    assert four_logs > 0  # the counter sees the log-point reads
+    assert four_logs_more_steps == four_logs  # 4x the steps, same log points: no extra reads
+    assert eight_logs - four_logs == 4  # one read per extra log point (the window mean)
+
+
+def test_compile_failure_says_to_set_compile_false(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What a machine without a C compiler does: torch.compile returns a wrapper whose first call
+    # raises (compilation is lazy). Simulated so the test does not depend on this machine.
+    def broken_compile(model: torch.nn.Module, **kwargs: Any) -> Any:
+        def call(*args: Any) -> Any:
+            raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    with pytest.raises(UserError) as info:
+        train_run(make_run(steps=5, log_every=5, compile=True), RecordingReporter())
+    assert "torch.compile failed" in str(info.value) and "compile: false" in str(info.value)
+    assert "InvalidCxxCompiler" in str(info.value)
+    # The same failure in an eager run is not blamed on the compiler.
+    eager = train_run(make_run(steps=5, log_every=5), RecordingReporter())
+    assert eager.state == "done" and eager.compiled is False
+
+
+@pytest.mark.slow
+def test_compiled_run_matches_the_eager_run() -> None:
+    eager = train_run(make_run(steps=20, log_every=10), RecordingReporter())
+    compiled = train_run(make_run(steps=20, log_every=10, compile=True), RecordingReporter())
+    assert compiled.state == "done" and compiled.compiled is True
+    assert eager.final_train_loss is not None and eager.final_val_loss is not None
+    assert compiled.final_train_loss == pytest.approx(eager.final_train_loss, rel=1e-3)
+    assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, rel=1e-3)

@@ -64,8 +64,13 @@ def test_transferred_lr_is_within_one_step_at_4x_width(tmp_path: Path) -> None:
     bundle = build_bundle(spec.model_dump(mode="json"), report, 512, force=True)
     path = write_bundle(bundle, tmp_path / "bundle.json")
     out = tmp_path / "verify.json"
-    assert main(["verify", str(path), "--bracket", "2", "--json", str(out)]) == 0
+    db = tmp_path / "store.duckdb"
+    assert main(["verify", str(path), "--bracket", "2", "--json", str(out), "--db", str(db)]) == 0
     doc = json.loads(out.read_text())
+    from experiments.store import Store
+
+    [recorded] = Store(db).list_verifications()  # kept in the store, beside the sweep
+    assert recorded["result"] == doc and recorded["bundle_hash"] == bundle.content_hash
     assert {"target_width", "transferred_log2_lr", "opt_log2_lr", "within_one_step",
             "loss_gap"} <= set(doc)
     assert doc["target_width"] == 512
