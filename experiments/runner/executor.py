@@ -14,7 +14,7 @@ import multiprocessing as mp
 import os
 import queue
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from experiments.runner.worker import worker_main
@@ -33,7 +33,12 @@ class Executor(Protocol):
         ...
 
     def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
-        """Events since the last poll (waits up to `timeout_s` for the first)."""
+        """Events since the last poll (waits up to `timeout_s` for the first).
+
+        Each is (kind, run_id, attempt, data): "progress" (steps done), "result" (the job's
+        result dict), "error" (text), "lost" (its worker died under it: text), "requeue"
+        (handed out but never started: text).
+        """
         ...
 
     def busy(self) -> int:
@@ -82,16 +87,29 @@ def assign_device(requested: str, worker: str | None) -> str:
     return requested
 
 
+# Claims a worker holds at once: the one it trains and one waiting in its inbox. The waiting
+# one starts the moment the first ends, so a worker never idles while the runner writes the
+# last result and claims the next run (tens of milliseconds of DuckDB transactions per run,
+# which short runs would otherwise pay in full; bench/bench_scheduling.py). Still one job at
+# a time per worker, hence per GPU.
+PREFETCH = 2
+
+
 @dataclass
 class _Slot:
     process: Any
     inbox: Any
     device: str | None
-    claim: Claim | None = None
+    # claims[0] is the one training (or about to); the rest wait in the inbox, in order.
+    claims: list[Claim] = field(default_factory=list)
 
 
 class LocalExecutor:
     """N long-lived worker processes (spawned: torch imported once each), one job per worker.
+
+    Each worker is handed up to `PREFETCH` claims (one training, the next waiting). A worker
+    that dies loses the run it was training ("lost": failed, as the crash policy says) and
+    hands back the ones still waiting ("requeue": they never started).
 
     With GPUs, worker i is pinned to cuda:(i % GPUs) (`worker_device`), and runs whose spec
     says "auto" or "cuda" train there (`assign_device`); by default there is one worker per
@@ -120,23 +138,42 @@ class LocalExecutor:
         proc.start()
         return _Slot(proc, inbox, device)
 
+    def wait_ready(self, timeout_s: float = 120.0) -> bool:
+        """Block until every worker has started (torch imported); False on timeout.
+
+        Only before the first `submit` (afterwards "ready" events are consumed by `poll`).
+        """
+        if self.busy():
+            raise RuntimeError("wait_ready must be called before any claim is submitted")
+        ready: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(ready) < self.n:
+            try:
+                ev = self.outbox.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return False
+            if ev[0] == "ready":
+                ready.add(int(ev[1]))
+        return True
+
     def free_slots(self) -> int:
-        return sum(1 for s in self.slots if s.claim is None and s.process.is_alive())
+        return sum(PREFETCH - len(s.claims) for s in self.slots if s.process.is_alive())
 
     def busy(self) -> int:
-        return sum(1 for s in self.slots if s.claim is not None)
+        return sum(len(s.claims) for s in self.slots)
 
     def submit(self, claim: Claim) -> None:
-        for s in self.slots:
-            if s.claim is None and s.process.is_alive():
-                requested = str(claim.payload.get("device", "auto"))
-                device = assign_device(requested, s.device)
-                if device != requested:
-                    claim.payload = {**claim.payload, "device": device}
-                s.claim = claim
-                s.inbox.put(claim)
-                return
-        raise RuntimeError("no free worker")
+        # The least-loaded live worker: idle workers first, so a half-empty pool spreads out.
+        live = [s for s in self.slots if s.process.is_alive() and len(s.claims) < PREFETCH]
+        if not live:
+            raise RuntimeError("no free worker")
+        s = min(live, key=lambda slot: len(slot.claims))
+        requested = str(claim.payload.get("device", "auto"))
+        device = assign_device(requested, s.device)
+        if device != requested:
+            claim.payload = {**claim.payload, "device": device}
+        s.claims.append(claim)
+        s.inbox.put(claim)
 
     def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
         events: list[tuple[Any, ...]] = []
@@ -151,16 +188,20 @@ class LocalExecutor:
                 continue
             if ev[0] in ("result", "error"):
                 for s in self.slots:
-                    if s.claim and s.claim.run_id == ev[1] and s.claim.attempt == ev[2]:
-                        s.claim = None
+                    s.claims = [c for c in s.claims
+                                if not (c.run_id == ev[1] and c.attempt == ev[2])]
             events.append(ev)
-        # A worker that died (kill -9, OOM) loses its claim; replace it.
+        # A worker that died (kill -9, OOM) loses the claim it was training; the ones waiting
+        # in its inbox never started and go back to the queue. Replace the worker.
         for i, s in enumerate(self.slots):
             if not s.process.is_alive():
                 code = s.process.exitcode
-                if s.claim is not None:
-                    events.append(("lost", s.claim.run_id, s.claim.attempt,
+                if s.claims:
+                    lost, *waiting = s.claims
+                    events.append(("lost", lost.run_id, lost.attempt,
                                    f"worker died (exit code {code})"))
+                    events.extend(("requeue", c.run_id, c.attempt,
+                                   "its worker died before it started") for c in waiting)
                 self.slots[i] = self._spawn(i, s.device)
         return events
 

@@ -22,6 +22,7 @@ import math
 import os
 import socket
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from experiments.store.chunks import run_dir
-from experiments.store.db import connect
+from experiments.store.db import connect, held
 from experiments.store.schema import ensure_schema
 
 TERMINAL_STATES = ("done", "diverged", "failed", "cancelled")
@@ -544,19 +545,42 @@ class Store:
         return {"queued": counts.get("queued", 0), "running": counts.get("running", 0)}
 
     # ---- metrics ingest -----------------------------------------------------------------
-    def _chunk_files(self) -> list[str]:
-        return sorted(str(p) for p in (self.root / "chunks").glob("*/*/part-*.parquet"))
+    def _chunk_files(self, directories: list[Path] | None = None) -> list[str]:
+        if directories is None:
+            return sorted(str(p) for p in (self.root / "chunks").glob("*/*/part-*.parquet"))
+        return sorted(str(p) for d in directories for p in Path(d).glob("part-*.parquet"))
 
-    def ingest(self) -> int:
-        """Batch every not-yet-ingested chunk into the metrics table; returns rows added."""
-        files = self._chunk_files()
+    def batch(self) -> AbstractContextManager[Any]:
+        """A block in which this thread's store operations share one connection (`db.held`).
+
+        Cheaper for a burst of small operations; other processes wait until it ends.
+        """
+        return held(self.path)
+
+    def ingest(self, directories: list[Path] | None = None) -> int:
+        """Batch not-yet-ingested chunks into the metrics table; returns rows added.
+
+        Args:
+            directories: only these run folders (`run_dir`, e.g. the runs in flight), so the
+                cost follows the live runs, not the store's history; None scans every run.
+        """
+        files = self._chunk_files(directories)
         if not files:
             return 0
         with connect(self.path) as con:
-            done = {r[0] for r in con.execute("SELECT path FROM ingested_chunks").fetchall()}
+            done = {
+                r[0]
+                for r in con.execute(
+                    "SELECT path FROM ingested_chunks WHERE path IN (SELECT unnest(?::VARCHAR[]))",
+                    [files],
+                ).fetchall()
+            }
             new = [f for f in files if f not in done]
             if not new:
                 return 0
+            # Rows may land in any order (every metrics query sorts): lets DuckDB decode and
+            # insert the chunks in parallel (~1.5x faster, bench/bench_ingest.py).
+            con.execute("SET preserve_insertion_order = false")
             con.execute("BEGIN TRANSACTION")
             try:
                 # Row counts from the Parquet footers: no second decode of the data pages.
@@ -577,6 +601,8 @@ class Store:
             except Exception:
                 con.execute("ROLLBACK")
                 raise
+            finally:
+                con.execute("RESET preserve_insertion_order")
         return sum(seen.values())
 
     def rebuild_metrics(self) -> int:

@@ -246,3 +246,83 @@ def test_bad_job_function_fails_the_run_with_its_error(tmp_path: Path, bad: str)
     sid = store.create_sweep("bad-job", {}, [r])
     assert run_sweep(db, sid, workers=1).counts == {"failed": 1}
     assert store.runs_frame(sid)["error"].iloc[0]
+
+
+def test_run_waiting_behind_a_killed_run_is_requeued_not_failed(tmp_path: Path) -> None:
+    # One worker holds two claims (PREFETCH): the victim training, the other waiting in its
+    # inbox. Killing the worker fails the victim only; the waiting run never started, so it
+    # goes back to the queue and finishes on the replacement worker.
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    pid_file = tmp_path / "victim.pid"
+    victim = RunRow("victim", 64, "mup", 0.01, 0, payload={"pid_file": str(pid_file)},
+                    steps_total=5, job_fn=f"{JOBS}:slow_job")
+    waiting = RunRow("waiting", 64, "sp", 0.01, 0, payload={"points": 3}, steps_total=3,
+                     job_fn=f"{JOBS}:count_job")
+    sid = store.create_sweep("prefetch", {}, [victim, waiting])
+
+    def killer() -> None:
+        assert wait_for(lambda: Path(str(pid_file) + ".flushed").exists(), 60)
+        # Both runs were handed out before the kill: the waiting one is "running" too.
+        assert store.list_sweeps(sid)[0].counts == {"running": 2}
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+
+    import threading
+
+    t = threading.Thread(target=killer)
+    t.start()
+    summary = run_sweep(db, sid, workers=1)
+    t.join()
+    assert summary.counts == {"done": 1, "failed": 1}
+    frame = store.runs_frame(sid).set_index("run_key")
+    assert frame.loc["victim", "state"] == "failed" and "worker died" in frame.loc["victim", "error"]
+    assert frame.loc["waiting", "state"] == "done" and int(frame.loc["waiting", "attempts"]) == 2
+    m = store.metrics_frame(sid, run_ids=[int(frame.loc["waiting", "run_id"])])
+    assert m[m["name"] == "train_loss"]["step"].tolist() == [1, 2, 3]  # once, not twice
+
+
+def test_store_operations_share_one_attachment_and_roll_back_on_error(tmp_path: Path) -> None:
+    from experiments.store.db import connect
+
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("batch", {}, rows(3))
+    with store.batch() as outer:
+        claims = store.claim(2, "owner")
+        with connect(store.path) as inner:
+            assert inner is outer  # reused, not re-attached
+        assert store.finish(claims[0].run_id, claims[0].attempt, {"state": "done"})
+    with pytest.raises(duckdb.Error), connect(store.path) as con:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("UPDATE runs SET state = 'cancelled'")
+        con.execute("SELECT * FROM no_such_table")
+    # The failed transaction left nothing behind, and the file is free for another process.
+    assert store.list_sweeps(sid)[0].counts == {"done": 1, "running": 1, "queued": 1}
+    probe = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print(c.execute('SELECT count(*) FROM runs').fetchone()[0])"
+    out = subprocess.run([sys.executable, "-c", probe, str(db)], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip() == "3", out.stderr
+
+
+def test_ingest_of_chosen_run_folders_leaves_the_others(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.duckdb")
+    store.create_sweep("two", {}, rows(2))
+    a, b = store.claim(2, "owner")
+    for claim in (a, b):
+        writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt)
+        writer.add(1, {"train_loss": 1.0})
+        writer.flush()
+    assert store.ingest([a.directory]) == 1
+    assert store.ingest([a.directory]) == 0
+    assert store.ingest() == 1  # the full scan finds b's chunk
+    assert store.metric_count() == 2
+
+
+def test_wait_ready_returns_once_every_worker_has_started() -> None:
+    from experiments.runner import LocalExecutor
+
+    ex = LocalExecutor(2)
+    try:
+        assert ex.wait_ready(timeout_s=120)
+        assert ex.free_slots() == 4 and ex.busy() == 0  # two claims per worker (PREFETCH)
+    finally:
+        ex.shutdown()
