@@ -57,7 +57,11 @@ def main() -> int:
 
     spec = load_spec(QUICK)
     plan = spec.estimate()
+    from experiments.store import Store
+
+    devices = sorted(set(Store(db).runs_frame(int(sweep_id))["device"].dropna()))
     print(f"runs: {plan.n_runs}  steps: {plan.total_steps}  counts: {counts}")
+    print(f"device(s): {', '.join(devices) or 'unknown'}")
     print(f"estimate (1 worker): {plan.est_compute_s:.0f} s")
     print(f"wall: {wall:.1f} s  ({'within' if wall <= TARGET_S else 'OVER'} the {TARGET_S:.0f} s target)")
     if not args.keep:
