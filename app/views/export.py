@@ -44,10 +44,12 @@ except bundles.ExportError as exc:
 preview, use = st.columns([3, 2], gap="large")
 with preview:
     st.subheader("Bundle preview")
-    facts = bundles.summary(bundle)
-    cols = st.columns(len(facts))
-    for col, (label, value) in zip(cols, facts.items(), strict=True):
-        col.metric(label, value)
+    facts = list(bundles.summary(bundle).items())
+    # Three tiles a row: five in one row truncate the LR and the verdict.
+    for start in range(0, len(facts), 3):
+        row = facts[start:start + 3]
+        for col, (label, value) in zip(st.columns(3), row, strict=False):
+            col.metric(label, value)
     st.json(bundles.as_dict(bundle), expanded=1)
     d1, d2 = st.columns(2)
     stem = f"{sweep.name}-w{target_width}"
@@ -62,7 +64,7 @@ with preview:
 with use:
     st.subheader("Use it")
     st.caption("Load the bundle, check its hash, and get the target model and its optimizer:")
-    st.code(bundles.load_snippet(f"{stem}.json"), language="python")
+    st.code(bundles.load_snippet(f"{stem}.json"), language="python", wrap_lines=True)
 
     st.subheader("Verify")
     st.caption(

@@ -53,7 +53,8 @@ widths_frame, drift_frame = tables.report_frames(report_json or {})
 chart_col, verdict_col = st.columns([4, 1.3])
 with chart_col:
     event = st.plotly_chart(
-        charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None, loss=loss),
+        charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None, loss=loss,
+                               height=620),
         key="transfer_chart", on_select="rerun", selection_mode="points",
     )
 with verdict_col:

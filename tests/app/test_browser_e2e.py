@@ -9,6 +9,7 @@ artifacts/screenshots/ (gitignored).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -74,8 +75,14 @@ def server(tmp_path):
             pytest.fail("streamlit did not become healthy:\n" + (tmp_path / "streamlit.log").read_text())
         yield url, db
     finally:
-        # The server and everything it started (the background runner and its workers) share
-        # the session we gave the server: stop exactly that group.
+        # The background runner the dashboard started runs in its own session (it outlives the
+        # server by design), so stop its group first, then the server's.
+        from experiments.store import Store
+
+        if db.exists():
+            for runner in Store(db).live_runners():
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(runner["pid"], signal.SIGTERM)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
@@ -112,6 +119,8 @@ def test_quick_demo_end_to_end(server, tmp_path):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
+        # Page loads here include starting processes and training: wait for them, not 5 s.
+        expect.set_options(timeout=30_000)
 
         # Overview -> quick demo.
         page.goto(url)
