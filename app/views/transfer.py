@@ -34,6 +34,11 @@ tolerance = top_mid.number_input(
     "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
     help=components.HELP["transfer"],
 )
+strict = top_mid.checkbox(
+    "Strict: the drift's whole 95% interval within the tolerance", key="transfer_strict",
+    help="Off: the drift estimate must be within the tolerance and the per-width optima must "
+    "agree. On: also the drift's 95% interval, which needs more widths or seeds to be narrow.",
+)
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 
 report_json: dict | None = None
@@ -42,7 +47,7 @@ if len(finished):
     from experiments.analysis import analyze
 
     try:
-        report = analyze(runs, tolerance=float(tolerance), loss=loss)
+        report = analyze(runs, tolerance=float(tolerance), loss=loss, strict_interval=strict)
         raw = report.to_contract_json()
         report_json = json.loads(raw) if isinstance(raw, str) else raw
     except Exception as exc:  # analysis refuses partial data in plain words; show them

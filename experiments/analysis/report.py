@@ -27,8 +27,11 @@ picture, as data:
    (c) the per-width optima agree within their intervals: the intervals, widened by one grid
        step, share a common value (max lower end - min upper end <= one grid step).
    The slope's interval is reported beside it, and a warning says when it is wider than the
-   tolerance; it is not part of the rule because with 3-5 widths a t-interval is often wider
-   than any useful tolerance even when the optimum does not move at all.
+   tolerance; it is not part of the default rule because with 3-5 widths a t-interval is often
+   wider than any useful tolerance even when the optimum does not move at all (the quick
+   preset: slope -0.09, interval [-1.47, +1.30]). `strict_interval=True` (CLI
+   `analyze --strict-interval`) adds (d) the whole interval lies within the tolerance, for
+   sweeps with enough widths and seeds to afford it.
 
 The input is a runs DataFrame like `Store.runs_frame`; everything is pure (no store, no torch).
 """
@@ -532,7 +535,9 @@ def _fmt_ci(ci: list[float] | None) -> str:
     return "[n/a]" if ci is None else f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
-def _verdict(hp: str, by_param: dict[str, DriftResult], tol: float) -> HPVerdict:
+def _verdict(
+    hp: str, by_param: dict[str, DriftResult], tol: float, strict_interval: bool = False
+) -> HPVerdict:
     """Apply the rule of the module docstring to one HP."""
     words = "LR" if hp == "lr" else hp
     mup = by_param.get(VERDICT_PARAMETRIZATION)
@@ -559,6 +564,11 @@ def _verdict(hp: str, by_param: dict[str, DriftResult], tol: float) -> HPVerdict
              f"(95% CI {_fmt_ci(mup.drift_ci)})")
     if abs(mup.drift_slope) > tol:
         return no(f"{drift} exceeds the tolerance ±{tol:g}")
+    if strict_interval and not (
+        mup.drift_ci is not None and -tol <= mup.drift_ci[0] and mup.drift_ci[1] <= tol
+    ):
+        return no(f"{drift}: the interval is not within the tolerance ±{tol:g} (strict rule); "
+                  "add widths or seeds to narrow it")
     step = mup.grid_step or 0.0
     if not mup.optima_agree:
         return no(f"{drift} is within ±{tol:g}, but the per-width optima disagree: their "
@@ -577,6 +587,7 @@ def analyze(
     target_width: int | None = None,
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = BOOTSTRAP_SEED,
+    strict_interval: bool = False,
 ) -> TransferReport:
     """Analyse a sweep's runs for µTransfer (TP5, Yang et al., 2022): optima, drift, verdict.
 
@@ -590,6 +601,8 @@ def analyze(
             drift line, flagged as extrapolation outside the ladder).
         n_bootstrap: bootstrap resamples over seeds (0 disables the bootstrap).
         seed: the bootstrap's RNG seed (the analysis is deterministic for a fixed seed).
+        strict_interval: also require the µP drift's whole 95% interval within the tolerance
+            (rule (d) of the module docstring).
 
     Returns:
         The `TransferReport`; its `to_contract_json()` is the `analyze --json` document.
@@ -617,7 +630,7 @@ def analyze(
             if param in STABLE_PARAMETRIZATIONS:
                 _warn_monotone(d, warn)
             results[hp][param] = d
-    verdicts = [_verdict(hp, results[hp], tolerance) for hp in hps]
+    verdicts = [_verdict(hp, results[hp], tolerance, strict_interval) for hp in hps]
     for hp in hps:
         mup = results[hp].get(VERDICT_PARAMETRIZATION)
         if mup is not None and mup.drift_ci is not None and not (

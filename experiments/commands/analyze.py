@@ -1,4 +1,4 @@
-"""`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25]`: µTransfer verdict.
+"""`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25] [--strict-interval]`.
 
 Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss; per
 parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
@@ -28,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    default="final_train_loss", help="the loss to optimise")
     p.add_argument("--target-width", type=int, default=None,
                    help="also predict the optimal LR at this width")
+    p.add_argument("--strict-interval", action="store_true",
+                   help="also require the µP drift's whole 95%% interval within the tolerance")
     add_db_arg(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -64,7 +66,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     find_sweep(store, sweep_id)
     try:
         report = analyze(store.runs_frame(sweep_id), tolerance=args.tolerance, loss=args.loss,
-                         target_width=args.target_width)
+                         target_width=args.target_width, strict_interval=args.strict_interval)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.json is not None:

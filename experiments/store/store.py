@@ -302,7 +302,8 @@ class Store:
         With `max_points`, every (run, name) series is thinned in SQL to about that many
         points (every k-th row, last row kept), so charts stay fast on millions of rows.
         """
-        self.ingest()
+        # Only this sweep's run folders: the cost follows the sweep, not the store's history.
+        self.ingest(sorted((self.root / "chunks" / str(int(sweep_id))).glob("*")))
         conds = ["r.sweep_id = ?", "m.attempt = r.attempts"]
         params: list[Any] = [sweep_id]
         if run_ids is not None:

@@ -134,6 +134,16 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     assert "SP (standard)" in titles and "µP" in titles
     verdicts = [s.value for s in at.success] + [e.value for e in at.error]
     assert any("Transfer" in v for v in verdicts), verdicts
+    # The strict rule (whole drift interval within tolerance) gives the analysis' own verdict.
+    from experiments.analysis import analyze
+    from experiments.store import Store
+
+    strict = analyze(Store(db).runs_frame(sweep_id), strict_interval=True).verdict
+    at.checkbox(key="transfer_strict").check().run()
+    assert not at.exception
+    want = "Transfer confirmed" if strict == "confirmed" else "Transfer not confirmed"
+    verdicts = [s.value for s in at.success] + [e.value for e in at.error]
+    assert any(want in v for v in verdicts), (want, verdicts)
 
 
 def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):

@@ -289,3 +289,18 @@ def test_bad_input_names_the_fix() -> None:
         analyze(surface({"mup": MUP_OPT}), tolerance=0)
     empty = analyze(surface({"mup": MUP_OPT}).iloc[:0])
     assert empty.verdict == "not_confirmed"
+
+
+def test_strict_interval_rule_needs_the_whole_interval_within_tolerance() -> None:
+    # Noisy seeds: the slope is small (default rule confirms) but its interval pokes out.
+    runs = surface({"mup": MUP_OPT, "sp": SP_OPT}, noise=0.04, rng_seed=1)
+    default = analyze(runs)
+    strict = analyze(runs, strict_interval=True)
+    lo, hi = default.lr["mup"].drift_ci
+    assert default.verdict == "confirmed" and abs(default.lr["mup"].drift_slope) <= 0.25
+    assert hi > 0.25  # the interval is wider than the tolerance ...
+    assert any("wider than the tolerance" in w for w in default.warnings)  # ... and said so
+    assert strict.verdict == "not_confirmed"
+    assert "not within the tolerance ±0.25 (strict rule)" in strict.reason
+    # A clean sweep passes the strict rule too.
+    assert analyze(surface({"mup": MUP_OPT, "sp": SP_OPT}), strict_interval=True).verdict == "confirmed"

@@ -156,3 +156,12 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     assert abs(mup["drift_slope"]) <= doc["tolerance"]
     # SP's optimum falls with width: its drift alone fails the same rule.
     assert sp["drift_slope"] < -doc["tolerance"]
+    # The strict rule also wants the drift's whole 95% interval within the tolerance: three
+    # seeds at four widths cannot narrow it that far, and the verdict says so.
+    lo, hi = mup["drift_ci"]
+    strict_out = out.with_name("strict.json")
+    r = cli("analyze", str(sweep_id), "--db", str(db), "--json", str(strict_out), "--strict-interval")
+    assert r.returncode == 0, r.stderr
+    strict = json.loads(strict_out.read_text())
+    inside = -doc["tolerance"] <= lo and hi <= doc["tolerance"]
+    assert strict["verdict"] == ("confirmed" if inside else "not_confirmed"), strict["reason"]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -168,25 +169,45 @@ def test_concurrent_runner_reader_and_second_sweep(tmp_path: Path) -> None:
     assert dup == (0,)
 
 
-def test_kill_worker_mid_run_fails_that_run_only(tmp_path: Path) -> None:
-    db = tmp_path / "s.duckdb"
-    store = Store(db)
+def victim_row(tmp_path: Path) -> tuple[RunRow, Path]:
+    """A run that writes its worker's pid, flushes 5 metric points, then works for a minute."""
     pid_file = tmp_path / "victim.pid"
-    victim = RunRow("victim", 64, "mup", 0.01, 0, payload={"pid_file": str(pid_file)},
-                    steps_total=5, job_fn=f"{JOBS}:slow_job")
-    others = rows(4, points=10, sleep_s=0.02)
-    sid = store.create_sweep("kill-worker", {}, [victim, *others])
+    row = RunRow("victim", 64, "mup", 0.01, 0, payload={"pid_file": str(pid_file)},
+                 steps_total=5, job_fn=f"{JOBS}:slow_job")
+    return row, pid_file
+
+
+def run_killing_the_victim(
+    db: Path, sweep_id: int, pid_file: Path, workers: int, before_kill: Any = None
+) -> tuple[Any, Any]:
+    """Run the sweep while a thread kill -9s the victim's worker once its metrics are flushed.
+
+    Returns the sweep summary and what `before_kill()` returned just before the kill.
+    """
+    import threading
+
+    seen: dict[str, Any] = {}
 
     def killer() -> None:
-        assert wait_for(lambda: Path(str(pid_file) + ".flushed").exists(), 60)
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-
-    import threading
+        if wait_for(lambda: Path(str(pid_file) + ".flushed").exists(), 60):
+            seen["before"] = before_kill() if before_kill else None
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
 
     t = threading.Thread(target=killer)
     t.start()
-    summary = run_sweep(db, sid, workers=2)
+    summary = run_sweep(db, sweep_id, workers=workers)
     t.join()
+    assert "before" in seen, "the victim never flushed its metrics"
+    return summary, seen["before"]
+
+
+def test_kill_worker_mid_run_fails_that_run_only(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    victim, pid_file = victim_row(tmp_path)
+    others = rows(4, points=10, sleep_s=0.02)
+    sid = store.create_sweep("kill-worker", {}, [victim, *others])
+    summary, _ = run_killing_the_victim(db, sid, pid_file, workers=2)
     assert summary.counts == {"done": 4, "failed": 1}
     frame = store.runs_frame(sid).set_index("run_key")
     assert "worker died" in frame.loc["victim", "error"]
@@ -254,25 +275,15 @@ def test_run_waiting_behind_a_killed_run_is_requeued_not_failed(tmp_path: Path) 
     # goes back to the queue and finishes on the replacement worker.
     db = tmp_path / "s.duckdb"
     store = Store(db)
-    pid_file = tmp_path / "victim.pid"
-    victim = RunRow("victim", 64, "mup", 0.01, 0, payload={"pid_file": str(pid_file)},
-                    steps_total=5, job_fn=f"{JOBS}:slow_job")
+    victim, pid_file = victim_row(tmp_path)
     waiting = RunRow("waiting", 64, "sp", 0.01, 0, payload={"points": 3}, steps_total=3,
                      job_fn=f"{JOBS}:count_job")
     sid = store.create_sweep("prefetch", {}, [victim, waiting])
-
-    def killer() -> None:
-        assert wait_for(lambda: Path(str(pid_file) + ".flushed").exists(), 60)
-        # Both runs were handed out before the kill: the waiting one is "running" too.
-        assert store.list_sweeps(sid)[0].counts == {"running": 2}
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-
-    import threading
-
-    t = threading.Thread(target=killer)
-    t.start()
-    summary = run_sweep(db, sid, workers=1)
-    t.join()
+    summary, counts_at_kill = run_killing_the_victim(
+        db, sid, pid_file, workers=1, before_kill=lambda: store.list_sweeps(sid)[0].counts
+    )
+    # Both runs were handed out before the kill: the waiting one was "running" too.
+    assert counts_at_kill == {"running": 2}
     assert summary.counts == {"done": 1, "failed": 1}
     frame = store.runs_frame(sid).set_index("run_key")
     assert frame.loc["victim", "state"] == "failed" and "worker died" in frame.loc["victim", "error"]
