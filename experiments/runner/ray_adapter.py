@@ -2,33 +2,49 @@
 
 Inside the Ray task, `run_claim_in_ray` runs the job exactly as a local worker does: same job
 function, metrics to the same atomic Parquet chunks (on storage shared with the driver), the
-same CANCEL marker. A lost task (its worker process or node died) becomes a "lost" event, so
+same CANCEL marker; progress through a small file in the run folder. A lost task (its worker process or node died) becomes a "lost" event, so
 the local crash policy applies unchanged.
 """
 
 from __future__ import annotations
 
+import time
 import traceback
+from pathlib import Path
 from typing import Any
 
 from experiments.runner.ray_executor import RayExecutor
-from experiments.runner.worker import resolve_job
-from experiments.store.chunks import ChunkWriter, write_result_journal
+from experiments.runner.worker import PROGRESS_INTERVAL_S, resolve_job
+from experiments.store.chunks import ChunkWriter, atomic_write_bytes, write_result_journal
 from experiments.store.store import Claim
 
 
+def progress_path(claim: Claim) -> Path:
+    """Where a Ray task leaves its latest step count for the driver (one small file)."""
+    return claim.directory / f"progress-{claim.attempt}"
+
+
 class _FileReporter:
-    """Reporter for a Ray task: chunks + cancel marker; progress arrives with the result."""
+    """Reporter for a Ray task: chunks, cancel marker, and a progress file the driver polls.
+
+    Progress goes through the run folder (shared storage, like the chunks) rather than a Ray
+    channel, so it needs nothing from the cluster beyond what metrics already need.
+    """
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
         self.writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt)
+        self._last_progress = 0.0
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         self.writer.add(step, values)
 
     def progress(self, step: int, total: int) -> None:
-        """Not streamed through Ray (the result carries steps_done)."""
+        """Write the step count atomically, at most every PROGRESS_INTERVAL_S (and at the end)."""
+        now = time.monotonic()
+        if now - self._last_progress >= PROGRESS_INTERVAL_S or step >= total:
+            self._last_progress = now
+            atomic_write_bytes(progress_path(self.claim), str(int(step)).encode())
 
     def cancelled(self) -> bool:
         return (self.claim.directory / "CANCEL").exists()
@@ -62,6 +78,7 @@ class RayRunnerExecutor:
         )
         self.ray.start()
         self.claims: dict[str, Claim] = {}
+        self._reported: dict[str, int] = {}  # last step sent per job, so unchanged files stay quiet
 
     def free_slots(self) -> int:
         return int(self.ray.free_slots)
@@ -74,9 +91,23 @@ class RayRunnerExecutor:
         self.claims[job_id] = claim
         self.ray.submit(job_id, claim, device=str(claim.payload.get("device", "auto")))
 
-    def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
+    def _progress_events(self) -> list[tuple[Any, ...]]:
+        """("progress", ...) for every in-flight claim whose progress file moved on."""
         events: list[tuple[Any, ...]] = []
-        for outcome in self.ray.poll(timeout_s):
+        for job_id, claim in self.claims.items():
+            try:
+                step = int(progress_path(claim).read_text())
+            except (OSError, ValueError):
+                continue  # not started yet, or the rename has not landed
+            if step != self._reported.get(job_id):
+                self._reported[job_id] = step
+                events.append(("progress", claim.run_id, claim.attempt, step))
+        return events
+
+    def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
+        events: list[tuple[Any, ...]] = self._progress_events()
+        for outcome in self.ray.poll(0.0 if events else timeout_s):
+            self._reported.pop(outcome.job_id, None)
             claim = self.claims.pop(outcome.job_id, None)
             if claim is None:
                 continue

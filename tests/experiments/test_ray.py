@@ -250,3 +250,43 @@ def test_cancelling_a_ray_sweep_leaves_no_run_running(ray_session: None, tmp_pat
     t.join()
     assert summary.counts == {"cancelled": 4}
     assert "running" not in set(store.runs_frame(sid)["state"])
+
+
+@pytest.mark.ray
+def test_ray_runs_stream_their_progress_to_the_store(ray_session: None, tmp_path: Path) -> None:
+    import threading
+
+    from experiments.runner import run_sweep
+    from experiments.store import RunRow, Store
+    from experiments.store.store import wait_for
+
+    db = tmp_path / "progress.duckdb"
+    store = Store(db)
+    runs = [
+        RunRow(f"r{i}", 16, "mup", 0.01, 0, payload={"points": 80, "sleep_s": 0.05},
+               steps_total=80, job_fn="tests.experiments.engine_jobs:count_job")
+        for i in range(2)
+    ]
+    sid = store.create_sweep("ray-progress", {}, runs)
+    done = threading.Event()
+    seen: list[int] = []
+
+    def watch() -> None:
+        # A run part-way through, as the Runs page shows it: running with 0 < steps < total.
+        def midway() -> bool:
+            frame = store.runs_frame(sid)
+            live = frame[(frame["state"] == "running") & (frame["steps_done"] > 0)
+                         & (frame["steps_done"] < 80)]
+            seen.extend(int(s) for s in live["steps_done"])
+            return bool(seen) or done.is_set()
+
+        wait_for(midway, 60, interval_s=0.2)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    summary = run_sweep(db, sid, workers=2, executor="ray")
+    done.set()
+    t.join()
+    assert summary.counts == {"done": 2}
+    assert seen, "no run was ever seen part-way through: progress did not reach the store"
+    assert set(store.runs_frame(sid)["steps_done"]) == {80}
