@@ -8,6 +8,7 @@ runs are comparable.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -80,32 +81,32 @@ class TaskInfo:
     n_val: int
 
 
-class Task:
+class Task(abc.ABC):
     """A dataset split into train and val, living on one device.
 
-    Subclasses implement `to`, `batch` and `eval_batches`; `loss` is shared.
+    Subclasses implement `device`, `to`, `batch` and `eval_batches`; `loss` is shared.
     """
 
     info: TaskInfo
 
     @property
+    @abc.abstractmethod
     def device(self) -> torch.device:
         """Device the data lives on."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def to(self, device: torch.device | str) -> Task:
         """A task with the same data moved to `device` (this one is left untouched)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def batch(
         self, split: Split, batch_size: int, generator: torch.Generator
     ) -> tuple[Tensor, Tensor]:
         """Sample a batch (with replacement) using `generator`; tensors are on `self.device`."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def eval_batches(self, split: Split, batch_size: int) -> Iterator[tuple[Tensor, Tensor]]:
         """A fixed, deterministic sequence of batches covering the split's eval set."""
-        raise NotImplementedError
 
     def loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Mean cross-entropy over every prediction.

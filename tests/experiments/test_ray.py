@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -222,56 +223,54 @@ def test_local_and_ray_executors_store_identical_results(ray_session: None, tmp_
     assert results["local"] == results["ray"]
 
 
-@pytest.mark.ray
-def test_cancelling_a_ray_sweep_leaves_no_run_running(ray_session: None, tmp_path: Path) -> None:
+def _ray_sweep_with_watcher(
+    db: Path, n: int, points: int, sleep_s: float, watcher: Any
+) -> tuple[Any, Any, int]:
+    """A sweep of `n` slow count jobs run through Ray while `watcher(store, sweep_id, done)`
+    runs in a thread (`done` is set when the sweep returns). Returns (summary, store, id)."""
     import threading
 
     from experiments.runner import run_sweep
     from experiments.store import RunRow, Store
-    from experiments.store.store import wait_for
 
-    db = tmp_path / "cancel.duckdb"
     store = Store(db)
     runs = [
-        RunRow(f"r{i}", 16, "mup", 0.01, 0, payload={"points": 400, "sleep_s": 0.02},
-               steps_total=400, job_fn="tests.experiments.engine_jobs:count_job")
-        for i in range(4)
+        RunRow(f"r{i}", 16, "mup", 0.01, 0, payload={"points": points, "sleep_s": sleep_s},
+               steps_total=points, job_fn="tests.experiments.engine_jobs:count_job")
+        for i in range(n)
     ]
-    sid = store.create_sweep("ray-cancel", {}, runs)
-
-    def cancel_soon() -> None:
-        assert wait_for(lambda: store.list_sweeps(sid)[0].counts.get("running", 0) >= 1, 60)
-        time.sleep(0.5)
-        store.cancel_sweep(sid)
-
-    t = threading.Thread(target=cancel_soon)
+    sid = store.create_sweep(db.stem, {}, runs)
+    done = threading.Event()
+    t = threading.Thread(target=watcher, args=(store, sid, done))
     t.start()
     summary = run_sweep(db, sid, workers=2, executor="ray")
+    done.set()
     t.join()
+    return summary, store, sid
+
+
+@pytest.mark.ray
+def test_cancelling_a_ray_sweep_leaves_no_run_running(ray_session: None, tmp_path: Path) -> None:
+    from experiments.store.store import wait_for
+
+    def cancel_soon(store: Any, sid: int, done: Any) -> None:
+        if wait_for(lambda: store.list_sweeps(sid)[0].counts.get("running", 0) >= 1, 60):
+            time.sleep(0.5)
+            store.cancel_sweep(sid)
+
+    summary, store, sid = _ray_sweep_with_watcher(tmp_path / "cancel.duckdb", 4, 400, 0.02,
+                                                  cancel_soon)
     assert summary.counts == {"cancelled": 4}
     assert "running" not in set(store.runs_frame(sid)["state"])
 
 
 @pytest.mark.ray
 def test_ray_runs_stream_their_progress_to_the_store(ray_session: None, tmp_path: Path) -> None:
-    import threading
-
-    from experiments.runner import run_sweep
-    from experiments.store import RunRow, Store
     from experiments.store.store import wait_for
 
-    db = tmp_path / "progress.duckdb"
-    store = Store(db)
-    runs = [
-        RunRow(f"r{i}", 16, "mup", 0.01, 0, payload={"points": 80, "sleep_s": 0.05},
-               steps_total=80, job_fn="tests.experiments.engine_jobs:count_job")
-        for i in range(2)
-    ]
-    sid = store.create_sweep("ray-progress", {}, runs)
-    done = threading.Event()
     seen: list[int] = []
 
-    def watch() -> None:
+    def watch(store: Any, sid: int, done: Any) -> None:
         # A run part-way through, as the Runs page shows it: running with 0 < steps < total.
         def midway() -> bool:
             frame = store.runs_frame(sid)
@@ -282,11 +281,7 @@ def test_ray_runs_stream_their_progress_to_the_store(ray_session: None, tmp_path
 
         wait_for(midway, 60, interval_s=0.2)
 
-    t = threading.Thread(target=watch)
-    t.start()
-    summary = run_sweep(db, sid, workers=2, executor="ray")
-    done.set()
-    t.join()
+    summary, store, sid = _ray_sweep_with_watcher(tmp_path / "progress.duckdb", 2, 80, 0.05, watch)
     assert summary.counts == {"done": 2}
     assert seen, "no run was ever seen part-way through: progress did not reach the store"
     assert set(store.runs_frame(sid)["steps_done"]) == {80}
