@@ -1,11 +1,13 @@
-"""The executor interface: where claimed runs execute (local processes today, Ray next).
+"""The executor interface: where claimed runs execute (local processes, or Ray tasks).
 
 The runner loop (`experiments.runner.loop`) owns the store; an executor only runs claims and
 reports events. Events are tuples:
     ("progress", run_id, attempt, step)
     ("result", run_id, attempt, result_dict)
     ("error", run_id, attempt, error_text)          # the job raised: the run failed
-    ("lost", run_id, attempt, reason)               # the worker died under it
+    ("lost", run_id, attempt, reason)               # the worker died under it: the run failed
+    ("requeue", run_id, attempt, reason)            # never started, or lost with its Ray node:
+                                                    # queued again while attempts remain
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ class Executor(Protocol):
 
         Each is (kind, run_id, attempt, data): "progress" (steps done), "result" (the job's
         result dict), "error" (text), "lost" (its worker died under it: text), "requeue"
-        (handed out but never started: text).
+        (never started, or lost with a Ray worker or node: text).
         """
         ...
 

@@ -90,7 +90,9 @@ def run_pending(
                         store.ingest([directory] if directory else None)
                         store.fail(run_id, attempt, str(ev[3]))
                     elif kind == "requeue":
-                        # Handed to a worker that died before starting it: not a failure.
+                        # Never started (its local worker died first) or lost with its Ray
+                        # node: back to the queue while attempts remain (MAX_ATTEMPTS).
+                        store.ingest([directory] if directory else None)
                         store.fail(run_id, attempt, str(ev[3]), requeue=True)
                 free = ex.free_slots()
                 if free:

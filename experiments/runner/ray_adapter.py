@@ -2,8 +2,9 @@
 
 Inside the Ray task, `run_claim_in_ray` runs the job exactly as a local worker does: same job
 function, metrics to the same atomic Parquet chunks (on storage shared with the driver), the
-same CANCEL marker; progress through a small file in the run folder. A lost task (its worker process or node died) becomes a "lost" event, so
-the local crash policy applies unchanged.
+same CANCEL marker; progress through a small file in the run folder. A lost task (its worker
+process or node died) becomes a "requeue" event: the run goes back to the queue while it has
+attempts left (MAX_ATTEMPTS), then fails.
 """
 
 from __future__ import annotations
@@ -117,8 +118,11 @@ class RayRunnerExecutor:
             elif outcome.kind == "cancelled":
                 events.append(("result", claim.run_id, claim.attempt, {"state": "cancelled"}))
             else:
+                # Its Ray worker or node died: back to the queue while it has attempts left
+                # (the runner's policy, MAX_ATTEMPTS), since on a cluster that is usually the
+                # node's fault, not the run's.
                 reason = outcome.error or "Ray task lost (worker or node died)"
-                events.append(("lost", claim.run_id, claim.attempt, reason))
+                events.append(("requeue", claim.run_id, claim.attempt, reason))
         return events
 
     def shutdown(self) -> None:

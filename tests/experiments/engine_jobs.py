@@ -48,3 +48,18 @@ def failing_job(payload: dict[str, Any], reporter: Any) -> dict[str, Any]:
     """Raise after one metric point."""
     reporter.metrics(1, {"train_loss": 1.0})
     raise RuntimeError("boom: this job always fails")
+
+
+def die_once_job(payload: dict[str, Any], reporter: Any) -> dict[str, Any]:
+    """Report two points, then kill -9 its own process on the first attempt; finish on the next.
+
+    A marker file (payload["marker"]) remembers the first attempt across processes.
+    """
+    reporter.metrics(1, {"train_loss": 1.0})
+    marker = Path(payload["marker"])
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        reporter.metrics(2, {"train_loss": 2.0})
+        reporter.writer.flush()  # durable before the kill
+        os.kill(os.getpid(), 9)
+    return {"state": "done", "final_train_loss": 0.5, "steps_done": 1}

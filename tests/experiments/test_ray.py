@@ -285,3 +285,34 @@ def test_ray_runs_stream_their_progress_to_the_store(ray_session: None, tmp_path
     assert summary.counts == {"done": 2}
     assert seen, "no run was ever seen part-way through: progress did not reach the store"
     assert set(store.runs_frame(sid)["steps_done"]) == {80}
+
+
+@pytest.mark.ray
+def test_a_lost_ray_task_is_requeued_and_finishes(ray_session: None, tmp_path: Path) -> None:
+    from experiments.runner import run_sweep
+    from experiments.store import RunRow, Store
+
+    db = tmp_path / "lost.duckdb"
+    store = Store(db)
+    marker = tmp_path / "died-once"
+    runs = [
+        RunRow("phoenix", 16, "mup", 0.01, 0, payload={"marker": str(marker)}, steps_total=1,
+               job_fn="tests.experiments.engine_jobs:die_once_job"),
+        RunRow("steady", 16, "sp", 0.01, 0, payload={"points": 3}, steps_total=3,
+               job_fn="tests.experiments.engine_jobs:count_job"),
+    ]
+    sid = store.create_sweep("ray-lost", {}, runs)
+    summary = run_sweep(db, sid, workers=2, executor="ray")
+    assert marker.exists()  # the first attempt really died (kill -9 of its Ray worker)
+    assert summary.counts == {"done": 2}
+    frame = store.runs_frame(sid).set_index("run_key")
+    assert int(frame.loc["phoenix", "attempts"]) == 2 and int(frame.loc["steady", "attempts"]) == 1
+    # Metrics flushed before the kill were kept (as the first attempt's rows).
+    from experiments.store.db import connect
+
+    with connect(store.path) as con:
+        first = con.execute(
+            "SELECT step FROM metrics WHERE run_id = ? AND attempt = 1 ORDER BY step",
+            [int(frame.loc["phoenix", "run_id"])],
+        ).fetchall()
+    assert [s for (s,) in first] == [1, 2]
