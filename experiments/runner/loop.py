@@ -82,17 +82,15 @@ def run_pending(
                         continue
                     progress.pop(run_id, None)
                     directory = in_flight.pop(run_id, None)
+                    # The attempt's last chunks land before its state changes.
+                    store.ingest([directory] if directory else None)
                     if kind == "result":
-                        # The run's last chunks land before its state says done.
-                        store.ingest([directory] if directory else None)
                         store.finish(run_id, attempt, ev[3])
                     elif kind in ("error", "lost"):
-                        store.ingest([directory] if directory else None)
                         store.fail(run_id, attempt, str(ev[3]))
                     elif kind == "requeue":
                         # Never started (its local worker died first) or lost with its Ray
                         # node: back to the queue while attempts remain (MAX_ATTEMPTS).
-                        store.ingest([directory] if directory else None)
                         store.fail(run_id, attempt, str(ev[3]), requeue=True)
                 free = ex.free_slots()
                 if free:

@@ -9,13 +9,12 @@ attempts left (MAX_ATTEMPTS), then fails.
 
 from __future__ import annotations
 
-import time
 import traceback
 from pathlib import Path
 from typing import Any
 
 from experiments.runner.ray_executor import RayExecutor
-from experiments.runner.worker import PROGRESS_INTERVAL_S, resolve_job
+from experiments.runner.worker import ProgressThrottle, resolve_job
 from experiments.store.chunks import ChunkWriter, atomic_write_bytes, write_result_journal
 from experiments.store.store import Claim
 
@@ -35,16 +34,14 @@ class _FileReporter:
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
         self.writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt)
-        self._last_progress = 0.0
+        self._throttle = ProgressThrottle()
 
     def metrics(self, step: int, values: dict[str, float]) -> None:
         self.writer.add(step, values)
 
     def progress(self, step: int, total: int) -> None:
-        """Write the step count atomically, at most every PROGRESS_INTERVAL_S (and at the end)."""
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL_S or step >= total:
-            self._last_progress = now
+        """Write the step count atomically (rate-limited like a local worker's reports)."""
+        if self._throttle.due(step, total):
             atomic_write_bytes(progress_path(self.claim), str(int(step)).encode())
 
     def cancelled(self) -> bool:

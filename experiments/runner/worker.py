@@ -23,6 +23,21 @@ from experiments.store.store import Claim
 PROGRESS_INTERVAL_S = 0.5
 
 
+class ProgressThrottle:
+    """Says when a progress report is due: at most every `interval_s`, and always at the end."""
+
+    def __init__(self, interval_s: float = PROGRESS_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self._last = 0.0
+
+    def due(self, step: int, total: int) -> bool:
+        now = time.monotonic()
+        if now - self._last >= self.interval_s or step >= total:
+            self._last = now
+            return True
+        return False
+
+
 def resolve_job(path: str) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     """Import "module:function"."""
     module, _, name = path.partition(":")
@@ -40,7 +55,7 @@ class ChunkReporter:
         self.outbox = outbox
         self.parent_pid = parent_pid
         self.writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt)
-        self._last_progress = 0.0
+        self._throttle = ProgressThrottle()
 
     def _check_parent(self) -> None:
         if os.getppid() != self.parent_pid:
@@ -56,9 +71,7 @@ class ChunkReporter:
 
     def progress(self, step: int, total: int) -> None:
         """Tell the runner how far the run is (rate-limited)."""
-        now = time.monotonic()
-        if now - self._last_progress >= PROGRESS_INTERVAL_S or step >= total:
-            self._last_progress = now
+        if self._throttle.due(step, total):
             self.outbox.put(("progress", self.claim.run_id, self.claim.attempt, int(step)))
 
     def cancelled(self) -> bool:

@@ -58,7 +58,7 @@ def held(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckD
     """Keep one connection to `path` open for every `connect` of this thread inside the block.
 
     For a burst of operations that belong together (the runner writing a result and claiming
-    the next run): one open and one checkpointing close instead of one per operation. Other
+    the next run): one attach and one (checkpointing) detach instead of one per operation. Other
     processes wait meanwhile, so keep the block short and never sleep or wait inside it.
     """
     cons = _held_connections()

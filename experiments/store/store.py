@@ -661,7 +661,6 @@ class Store:
             ).fetchall()
         return [dict(zip(("id", "sweep_id", "created", "path"), r, strict=True)) for r in rows]
 
-
     def record_verification(self, sweep_id: int | None, result: dict[str, Any],
                             bundle_hash: str | None = None) -> int:
         """Store a verification report (the `verify --json` dict) beside its sweep; returns its id."""
