@@ -35,10 +35,10 @@ from torch import nn
 
 import mucore
 from experiments.analysis import TransferReport, analyze
+from experiments.config import HParamsConfig, OptimizerConfig
 from experiments.errors import UserError
 from experiments.models import ModelConfig, build_model, model_factory
 from experiments.tasks import TaskConfig, TaskInfo, task_info
-from experiments.train import HParamsConfig, OptimizerConfig
 from mucore.bundle import BundleError, content_hash
 
 LIBRARY_VERSION = "0.1.0"  # pyproject's [project].version; the repo is not pip-installed

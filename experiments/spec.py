@@ -40,6 +40,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from experiments.config import HParamsConfig, OptimizerConfig, Precision, RunConfig
 from experiments.device import device_problem
 from experiments.errors import UserError
 from experiments.models import (
@@ -52,7 +53,6 @@ from experiments.models import (
     count_params,
 )
 from experiments.tasks import TaskConfig, TaskInfo, task_info
-from experiments.train import HParamsConfig, OptimizerConfig, Precision, RunConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd

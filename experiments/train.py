@@ -40,12 +40,12 @@ from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 import mucore
+from experiments.config import Precision, RunConfig, RunResult
 from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
-from experiments.models import ModelConfig, build_model, model_factory
+from experiments.models import build_model, model_factory
 from experiments.tasks import Task, TaskConfig, load_task
 
 # Batches come from their own generator, seeded apart from the init seed so that the draw of
@@ -58,156 +58,6 @@ DIVERGENCE_FACTOR = 2.0
 DIVERGENCE_MARGIN = 2.0
 # Batch size of the final evaluation passes (memory-bound only; any value gives the same loss).
 EVAL_BATCH_SIZE = 256
-
-Precision = Literal["fp32", "bf16"]
-
-
-class OptimizerConfig(BaseModel):
-    """The spec's `optimizer:` block (mucore.build_optimizer arguments except the LR).
-
-    Attributes:
-        name: "adam", "adamw" or "sgd". µP's per-group LR rules differ between the Adam family
-            and SGD (TP5, Table 8).
-        betas: Adam/AdamW betas.
-        eps: Adam/AdamW epsilon.
-        momentum: SGD momentum.
-        weight_decay: global weight decay (0 disables it).
-        wd_mode: "coupled" keeps the per-step shrink lr x wd of the base model in every group
-            (the reference package's choice); "independent" makes it wd per step, whatever the LR.
-        scale_eps: divide Adam epsilon by the width mult for hidden weights (Everett et al.,
-            2024): their gradients shrink with width, so a fixed epsilon would dominate.
-        schedule: "constant" LR, or linear warm-up then "cosine" decay to zero.
-        warmup_steps: warm-up steps of the cosine schedule.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: Literal["adam", "adamw", "sgd"] = "adam"
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = Field(default=1e-8, gt=0)
-    momentum: float = Field(default=0.0, ge=0, lt=1)
-    weight_decay: float = Field(default=0.0, ge=0)
-    wd_mode: Literal["coupled", "independent"] = "coupled"
-    scale_eps: bool = False
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = Field(default=0, ge=0)
-
-    @field_validator("betas")
-    @classmethod
-    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
-        if not all(0.0 <= b < 1.0 for b in v):
-            raise ValueError(f"optimizer.betas must each be in [0, 1), got {list(v)}: use e.g. [0.9, 0.999]")
-        return v
-
-
-class HParamsConfig(BaseModel):
-    """The spec's `hparams:` block: the global µP knobs of `mucore.HParams`.
-
-    Attributes:
-        init_std: sigma, the global init scale.
-        output_mult: alpha_out, the readout multiplier (µP divides it by the width mult).
-        attn_mult: alpha_attn, the attention score multiplier (GPT only).
-        input_mult: alpha_in, the input/embedding multiplier.
-        zero_readout: initialise the readout to zero (network output is 0 at init).
-        zero_query: initialise the attention query to zero (GPT only).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    init_std: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    output_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    attn_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    input_mult: float = Field(default=1.0, gt=0, allow_inf_nan=False)
-    zero_readout: bool = False
-    zero_query: bool = False
-
-    def to_mucore(self) -> mucore.HParams:
-        """The `mucore.HParams` these values describe."""
-        return mucore.HParams(**self.model_dump())
-
-
-class RunConfig(BaseModel):
-    """One resolved run of a sweep; stored as JSON in the runs table (the job payload).
-
-    Attributes:
-        sweep_name: name of the sweep the run belongs to (for logs).
-        model: the zoo model config.
-        task: the task config.
-        width: the run's width.
-        base_width: the proxy width where µP equals SP (base shapes are measured there).
-        parametrization: "sp" or "mup" (any registered mucore parametrization).
-        optimizer: optimizer settings.
-        lr: the global learning rate.
-        hparams: global µP knobs.
-        seed: init and batch seed.
-        steps: optimizer steps.
-        batch_size: examples (sequences for LM tasks) per step.
-        log_every: steps per reported train-loss window.
-        device: "auto", "cpu", "cuda" or "cuda:N".
-        precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
-        compile: train through `torch.compile(model)`.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    sweep_name: str = ""
-    model: ModelConfig
-    task: TaskConfig
-    width: int = Field(ge=1)
-    base_width: int = Field(ge=1)
-    parametrization: str = "mup"
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    lr: float = Field(gt=0, allow_inf_nan=False)
-    hparams: HParamsConfig = Field(default_factory=HParamsConfig)
-    seed: int = Field(default=0, ge=0)
-    steps: int = Field(ge=1)
-    batch_size: int = Field(ge=1)
-    log_every: int = Field(default=10, ge=1)
-    device: str = "auto"
-    precision: Precision = "fp32"
-    compile: bool = False
-
-    @model_validator(mode="after")
-    def _check(self) -> RunConfig:
-        if self.parametrization not in mucore.parametrization_names():
-            raise ValueError(
-                f"parametrization '{self.parametrization}' is unknown: use one of "
-                f"{mucore.parametrization_names()}"
-            )
-        return self
-
-
-class RunResult(BaseModel):
-    """What a run returns (the job result stored beside the run).
-
-    Attributes:
-        state: "done", "diverged" (stopped by the blow-up rule) or "cancelled".
-        final_train_loss: mean train loss over the last 10% of steps (for a stopped run: the
-            mean of its last finite log window, or None).
-        final_val_loss: val-set loss at the end (None when the run did not finish).
-        steps_done: optimizer steps taken.
-        wall_s: wall time of the whole run (setup, training, evaluation).
-        samples_per_s: training throughput: examples per second, or tokens per second for LM
-            tasks.
-        device: where it trained, e.g. "cpu" or "cuda:0 (NVIDIA H100 ...)".
-        peak_mem_bytes: torch.cuda.max_memory_allocated on a GPU; None on the CPU.
-        initial_loss: loss of the first batch before any update.
-        precision: the run's precision ("fp32" or "bf16").
-        compiled: whether training went through torch.compile.
-    """
-
-    state: Literal["done", "diverged", "cancelled"]
-    final_train_loss: float | None
-    final_val_loss: float | None
-    steps_done: int
-    wall_s: float
-    samples_per_s: float
-    device: str
-    peak_mem_bytes: int | None
-    initial_loss: float | None = None
-    precision: Precision = "fp32"
-    compiled: bool = False
-
 
 class Reporter(Protocol):
     """Where a run sends its progress (the runner's worker side implements it)."""

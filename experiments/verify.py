@@ -28,8 +28,9 @@ from pydantic import BaseModel, Field
 
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle import HPBundle, log2_grid_step
+from experiments.config import HParamsConfig, OptimizerConfig, RunConfig
 from experiments.errors import UserError
-from experiments.train import HParamsConfig, NullReporter, OptimizerConfig, RunConfig, train_run
+from experiments.train import NullReporter, train_run
 
 
 class VerifyPoint(BaseModel):

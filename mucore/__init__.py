@@ -9,82 +9,110 @@ Typical use::
     model = factory(1024)
     setup = mucore.parametrize(model, shapes, "mup", mucore.HParams(output_mult=2.0), seed=0)
     opt = mucore.build_optimizer(model, setup, "adam", lr=2**-8)
+
+The public names load on first use (PEP 562), so `import mucore.hparams` or
+`import mucore.parametrizations` stays torch-free: the spec and form layers of `experiments`
+read the knob and parametrization tables without paying for torch.
 """
 
-from mucore.bundle import BundleError, apply_bundle, load_bundle
-from mucore.context import MuContext, MuSetup
-from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
-from mucore.describe import DescribeRow, describe
-from mucore.hparams import HParams
-from mucore.init import init_std, parametrize
-from mucore.layers import InputScale, MuConfigurable, Readout, attention_scale
-from mucore.optim import (
-    build_optimizer,
-    optimizer_family,
-    param_groups,
-    relative_schedule,
-    warmup_cosine,
-)
-from mucore.parametrizations import (
-    MUP,
-    SP,
-    InitRule,
-    OptimizerFamily,
-    Parametrization,
-    RoleRule,
-    get_parametrization,
-    parametrization_names,
-    register_parametrization,
-)
-from mucore.roles import (
-    BaseParam,
-    BaseShapes,
-    ParamInfo,
-    Role,
-    ShapeInferenceError,
-    canonical_name,
-    infer_base_shapes,
-)
+from __future__ import annotations
 
-__all__ = [
-    "MUP",
-    "SP",
-    "BaseParam",
-    "BaseShapes",
-    "BundleError",
-    "CoordCheckResult",
-    "CoordRecord",
-    "CoordSlope",
-    "DescribeRow",
-    "HParams",
-    "InitRule",
-    "InputScale",
-    "MuConfigurable",
-    "MuContext",
-    "MuSetup",
-    "OptimizerFamily",
-    "ParamInfo",
-    "Parametrization",
-    "Readout",
-    "Role",
-    "RoleRule",
-    "ShapeInferenceError",
-    "apply_bundle",
-    "attention_scale",
-    "build_optimizer",
-    "canonical_name",
-    "coord_check",
-    "describe",
-    "get_parametrization",
-    "infer_base_shapes",
-    "load_bundle",
-    "init_std",
-    "log2_slope",
-    "optimizer_family",
-    "param_groups",
-    "parametrization_names",
-    "parametrize",
-    "register_parametrization",
-    "relative_schedule",
-    "warmup_cosine",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "BundleError": "bundle",
+    "apply_bundle": "bundle",
+    "load_bundle": "bundle",
+    "MuContext": "context",
+    "MuSetup": "context",
+    "CoordCheckResult": "coord",
+    "CoordRecord": "coord",
+    "CoordSlope": "coord",
+    "coord_check": "coord",
+    "log2_slope": "coord",
+    "DescribeRow": "summary",
+    "describe": "summary",
+    "HParams": "hparams",
+    "init_std": "init",
+    "parametrize": "init",
+    "InputScale": "layers",
+    "MuConfigurable": "layers",
+    "Readout": "layers",
+    "attention_scale": "layers",
+    "build_optimizer": "optim",
+    "optimizer_family": "optim",
+    "param_groups": "optim",
+    "relative_schedule": "optim",
+    "warmup_cosine": "optim",
+    "MUP": "parametrizations",
+    "SP": "parametrizations",
+    "InitRule": "parametrizations",
+    "OptimizerFamily": "parametrizations",
+    "Parametrization": "parametrizations",
+    "RoleRule": "parametrizations",
+    "get_parametrization": "parametrizations",
+    "parametrization_names": "parametrizations",
+    "register_parametrization": "parametrizations",
+    "BaseParam": "roles",
+    "BaseShapes": "roles",
+    "ParamInfo": "roles",
+    "Role": "roles",
+    "ShapeInferenceError": "roles",
+    "canonical_name": "roles",
+    "infer_base_shapes": "roles",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's submodule on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mucore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"mucore.{module}"), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # static checkers see the eager imports
+    from mucore.bundle import BundleError, apply_bundle, load_bundle
+    from mucore.context import MuContext, MuSetup
+    from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
+    from mucore.summary import DescribeRow, describe
+    from mucore.hparams import HParams
+    from mucore.init import init_std, parametrize
+    from mucore.layers import InputScale, MuConfigurable, Readout, attention_scale
+    from mucore.optim import (
+        build_optimizer,
+        optimizer_family,
+        param_groups,
+        relative_schedule,
+        warmup_cosine,
+    )
+    from mucore.parametrizations import (
+        MUP,
+        SP,
+        InitRule,
+        OptimizerFamily,
+        Parametrization,
+        RoleRule,
+        get_parametrization,
+        parametrization_names,
+        register_parametrization,
+    )
+    from mucore.roles import (
+        BaseParam,
+        BaseShapes,
+        ParamInfo,
+        Role,
+        ShapeInferenceError,
+        canonical_name,
+        infer_base_shapes,
+    )

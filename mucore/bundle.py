@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mucore.describe import describe
+from mucore.summary import describe
 from mucore.hparams import HParams
 from mucore.init import parametrize
 from mucore.optim import build_optimizer

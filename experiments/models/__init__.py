@@ -12,145 +12,49 @@ learning rates (TP5, Yang et al., 2022). At the base width both give identical m
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
+import importlib
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import nn
-
-from experiments.errors import UserError
-from experiments.models.cnn import CNN
-from experiments.models.configs import CNNConfig, GPTConfig, MLPConfig, ModelConfig
-from experiments.models.gpt import GPT, CausalSelfAttention
-from experiments.models.mlp import MLP
-from experiments.tasks import TaskInfo
-
-__all__ = [
-    "CNN",
-    "GPT",
-    "MLP",
-    "CNNConfig",
-    "CausalSelfAttention",
-    "GPTConfig",
-    "MLPConfig",
-    "ModelConfig",
-    "build_model",
-    "check_task",
-    "check_widths",
-    "count_params",
-    "model_factory",
-]
-
-_TASKS_FOR_KIND = {
-    "lm": "'bytes', 'synthetic-lm', or 'file' with a .txt",
-    "classification": "'digits', 'synthetic', or 'file' with a .npz",
+# Public name -> submodule, loaded on first use (PEP 562) so that `experiments.models.configs`
+# (the spec's `model:` block) imports without torch.
+_EXPORTS: dict[str, str] = {
+    "CNN": "cnn",
+    "GPT": "gpt",
+    "CausalSelfAttention": "gpt",
+    "MLP": "mlp",
+    "CNNConfig": "configs",
+    "GPTConfig": "configs",
+    "MLPConfig": "configs",
+    "ModelConfig": "configs",
+    "build_model": "zoo",
+    "check_task": "zoo",
+    "check_widths": "zoo",
+    "count_params": "zoo",
+    "model_factory": "zoo",
 }
 
-
-def _needed_kind(cfg: ModelConfig) -> str:
-    return "lm" if isinstance(cfg, GPTConfig) else "classification"
+__all__ = sorted(_EXPORTS)
 
 
-def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
-    """Whether the model can run on the task: GPT needs an LM task, MLP and CNN a classifier.
-
-    Returns:
-        Human-readable errors (empty when the pair fits).
-    """
-    need = _needed_kind(cfg)
-    if info.kind != need:
-        what = "a language-modelling" if need == "lm" else "a classification"
-        return [
-            f"model '{cfg.kind}' needs {what} task, but task '{info.name}' is {info.kind}: use "
-            f"task {_TASKS_FOR_KIND[need]}"
-        ]
-    errors = []
-    if isinstance(cfg, GPTConfig) and not info.seq_len:
-        errors.append(f"task '{info.name}' has no seq_len: a GPT needs one for its positions")
-    if isinstance(cfg, CNNConfig) and len(info.input_shape) != 3:
-        errors.append(
-            f"model 'cnn' needs (C, H, W) images, task '{info.name}' has inputs "
-            f"{info.input_shape}: use the mlp"
-        )
-    return errors
+def __getattr__(name: str) -> Any:
+    """Load a public name's submodule on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'experiments.models' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"experiments.models.{module}"), name)
+    globals()[name] = value
+    return value
 
 
-def _multiple_error(width: int, k: int, what: str) -> str | None:
-    if width % k == 0:
-        return None
-    lower = (width // k) * k
-    like = f"{lower} or {lower + k}" if lower > 0 else f"{k} or {2 * k}"
-    return f"width {width} is not a multiple of {what} {k}: use widths like {like}"
-
-
-def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[str]:
-    """Widths the model cannot be built at, as one human-readable error per problem.
-
-    GPT fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads. CNN with
-    GroupNorm: of groups. Every width must be >= 1.
-    """
-    errors = []
-    for w in widths:
-        if w < 1:
-            errors.append(f"width {w} must be >= 1")
-            continue
-        err: str | None = None
-        if isinstance(cfg, GPTConfig):
-            if cfg.head_mode == "fixed_dim":
-                err = _multiple_error(w, cfg.head_dim, "head_dim")
-            else:
-                assert cfg.n_heads is not None  # GPTConfig's validator guarantees it
-                err = _multiple_error(w, cfg.n_heads, "n_heads")
-        elif isinstance(cfg, CNNConfig) and cfg.norm == "group":
-            err = _multiple_error(w, cfg.groups, "GroupNorm groups")
-        if err:
-            errors.append(err)
-    return errors
-
-
-def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
-    """Build the model `cfg` describes for `info` at `width` (on the current default device).
-
-    Weights get PyTorch's default init; `mucore.parametrize(..., reinit=True)` redraws them per
-    the chosen parametrization.
-
-    Raises:
-        UserError: the model does not fit the task, or cannot be built at this width.
-    """
-    errors = check_task(cfg, info) + check_widths(cfg, info, [width])
-    if errors:
-        raise UserError("; ".join(errors))
-    if isinstance(cfg, MLPConfig):
-        in_features = 1
-        for s in info.input_shape:
-            in_features *= s
-        return MLP(in_features, info.n_outputs, width, cfg.depth, cfg.activation, cfg.bias)
-    if isinstance(cfg, GPTConfig):
-        assert info.seq_len is not None  # check_task guarantees it
-        if cfg.head_mode == "fixed_dim":
-            n_heads = width // cfg.head_dim
-        else:
-            assert cfg.n_heads is not None
-            n_heads = cfg.n_heads
-        return GPT(
-            info.n_outputs, info.seq_len, width, cfg.depth, n_heads, cfg.head_mode, cfg.mlp_ratio
-        )
-    if isinstance(cfg, CNNConfig):
-        return CNN(info.input_shape[0], info.n_outputs, width, cfg.stages, cfg.norm, cfg.groups)
-    raise TypeError(f"unknown model config {type(cfg).__name__}")
-
-
-def model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int], nn.Module]:
-    """`width -> nn.Module` for `mucore.infer_base_shapes` and the trainer (picklable)."""
-    return functools.partial(build_model, cfg, info)
-
-
-def count_params(cfg: ModelConfig, info: TaskInfo, width: int) -> int:
-    """Number of parameters at `width`, counted on the meta device (no memory, any width).
-
-    Raises:
-        UserError: as `build_model`.
-    """
-    with torch.device("meta"):
-        model = build_model(cfg, info, width)
-    return sum(p.numel() for p in model.parameters())
+if TYPE_CHECKING:
+    from experiments.models.cnn import CNN
+    from experiments.models.configs import CNNConfig, GPTConfig, MLPConfig, ModelConfig
+    from experiments.models.gpt import GPT, CausalSelfAttention
+    from experiments.models.mlp import MLP
+    from experiments.models.zoo import (
+        build_model,
+        check_task,
+        check_widths,
+        count_params,
+        model_factory,
+    )

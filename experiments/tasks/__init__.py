@@ -11,98 +11,40 @@ Classification inputs are images (B, C, H, W) with labels (B,); LM inputs and ta
 
 from __future__ import annotations
 
-import functools
-import os
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from experiments.tasks.base import (
-    LM_EVAL_WINDOWS,
-    ClassificationTask,
-    LMTask,
-    Split,
-    Task,
-    TaskConfig,
-    TaskInfo,
-)
-from experiments.tasks.sources import (
-    STDLIB_FILES,
-    load_bytes_task,
-    load_digits_task,
-    load_npz_file_task,
-    load_synthetic_lm_task,
-    load_synthetic_task,
-    load_text_file_task,
-    resolve_user_file,
-)
+# Public name -> submodule. Loaded on first use (PEP 562) so that `experiments.tasks.config`
+# (the spec's `task:` block) imports without torch.
+_EXPORTS: dict[str, str] = {
+    "LM_EVAL_WINDOWS": "base",
+    "ClassificationTask": "base",
+    "LMTask": "base",
+    "Split": "base",
+    "Task": "base",
+    "TaskConfig": "config",
+    "TaskInfo": "config",
+    "STDLIB_FILES": "sources",
+    "clear_task_cache": "loading",
+    "load_task": "loading",
+    "task_info": "loading",
+}
 
-__all__ = [
-    "LM_EVAL_WINDOWS",
-    "STDLIB_FILES",
-    "ClassificationTask",
-    "LMTask",
-    "Split",
-    "Task",
-    "TaskConfig",
-    "TaskInfo",
-    "clear_task_cache",
-    "load_task",
-    "task_info",
-]
-
-# The cache key of a file task includes the file's size and mtime, so editing the file between
-# sweeps loads the new content instead of a stale copy.
-_CacheKey = tuple[str, str | None, int, int, int]
+__all__ = sorted(_EXPORTS)
 
 
-def _cache_key(cfg: TaskConfig) -> _CacheKey:
-    seq_len = cfg.seq_len if cfg.name in ("bytes", "synthetic-lm", "file") else 0
-    if cfg.name != "file":
-        return (cfg.name, None, seq_len, 0, 0)
-    assert cfg.path is not None  # TaskConfig's validator guarantees it
-    path = resolve_user_file(cfg.path)
-    st = os.stat(path)
-    return (cfg.name, str(path), seq_len, st.st_size, st.st_mtime_ns)
+def __getattr__(name: str) -> Any:
+    """Load a public name's submodule on first access."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'experiments.tasks' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"experiments.tasks.{module}"), name)
+    globals()[name] = value
+    return value
 
 
-@functools.lru_cache(maxsize=16)
-def _load_cached(key: _CacheKey) -> Task:
-    name, path, seq_len, _, _ = key
-    if name == "digits":
-        return load_digits_task()
-    if name == "synthetic":
-        return load_synthetic_task()
-    if name == "bytes":
-        return load_bytes_task(seq_len)
-    if name == "synthetic-lm":
-        return load_synthetic_lm_task(seq_len)
-    assert path is not None
-    resolved = resolve_user_file(path)
-    if resolved.suffix.lower() == ".txt":
-        return load_text_file_task(resolved, seq_len)
-    return load_npz_file_task(resolved)
-
-
-def load_task(cfg: TaskConfig) -> Task:
-    """Load (or fetch from the per-process cache) the task `cfg` names, on the CPU.
-
-    The split is deterministic (seed 0). Cached tasks are shared: call `.to(device)` for a copy
-    on another device rather than mutating one.
-
-    Raises:
-        UserError: a file task's path is missing, not a regular .txt/.npz file, or its content
-            is invalid (missing arrays, too few rows or bytes).
-    """
-    return _load_cached(_cache_key(cfg))
-
-
-def task_info(cfg: TaskConfig) -> TaskInfo:
-    """Shapes and sizes of a task (loads it once, then served from the cache).
-
-    Raises:
-        UserError: as `load_task`.
-    """
-    return load_task(cfg).info
-
-
-def clear_task_cache() -> None:
-    """Forget every cached task (tests; a long-lived process that wants memory back)."""
-    _load_cached.cache_clear()
+if TYPE_CHECKING:
+    from experiments.tasks.base import LM_EVAL_WINDOWS, ClassificationTask, LMTask, Split, Task
+    from experiments.tasks.config import TaskConfig, TaskInfo
+    from experiments.tasks.loading import clear_task_cache, load_task, task_info
+    from experiments.tasks.sources import STDLIB_FILES

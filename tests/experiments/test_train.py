@@ -12,8 +12,9 @@ import torch
 
 import experiments
 import mucore as mucore_pkg
+from experiments.config import RunConfig, RunResult
 from experiments.errors import UserError
-from experiments.train import RunConfig, RunResult, run_job, train_run
+from experiments.train import run_job, train_run
 
 
 class RecordingReporter:

@@ -1,0 +1,204 @@
+"""Run settings: the one torch-free home of what a run is and what it returns.
+
+The optimizer block, the global µP knobs, one resolved run (`RunConfig`, the job payload the
+runner stores and workers train) and its result (`RunResult`) live here and nowhere else.
+Importing this module does not import torch, so the spec, the dashboard form and validation
+stay cheap.
+
+The global knobs come from `mucore.HParams` (TP5, Yang et al., 2022, Section 6: the transferable
+HPs besides the LR are sigma, alpha_out, alpha_attn and alpha_in). `GLOBAL_KNOBS` lists its
+numeric fields: they are what `hparam_grid` may sweep, the columns `Store.runs_frame` extracts,
+the HPs the analysis finds optima for and the values a bundle carries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from experiments.models.configs import ModelConfig
+from experiments.tasks.config import TaskConfig
+from mucore.hparams import HParams
+
+# The numeric global knobs of mucore.HParams, in declaration order (the zero-init flags are
+# booleans and not sweepable).
+GLOBAL_KNOBS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(HParams)
+    if isinstance(f.default, float) and not isinstance(f.default, bool)
+)
+# One-line help per knob (form tooltips and generated docs).
+_KNOB_DOCS: dict[str, str] = {
+    "init_std": "sigma, the global init scale",
+    "output_mult": "alpha_out, the readout multiplier (µP divides it by the width mult)",
+    "attn_mult": "alpha_attn, the attention score multiplier (attention models only)",
+    "input_mult": "alpha_in, the input/embedding multiplier",
+    "zero_readout": "initialise the readout to zero (network output is 0 at init)",
+    "zero_query": "initialise the attention query to zero (attention models only)",
+}
+
+Precision = Literal["fp32", "bf16"]
+
+
+class OptimizerConfig(BaseModel):
+    """The spec's `optimizer:` block (mucore.build_optimizer arguments except the LR).
+
+    Attributes:
+        name: "adam", "adamw" or "sgd". µP's per-group LR rules differ between the Adam family
+            and SGD (TP5, Table 8).
+        betas: Adam/AdamW betas.
+        eps: Adam/AdamW epsilon.
+        momentum: SGD momentum.
+        weight_decay: global weight decay (0 disables it).
+        wd_mode: "coupled" keeps the per-step shrink lr x wd of the base model in every group
+            (the reference package's choice); "independent" makes it wd per step, whatever the LR.
+        scale_eps: divide Adam epsilon by the width mult for hidden weights (Everett et al.,
+            2024): their gradients shrink with width, so a fixed epsilon would dominate.
+        schedule: "constant" LR, or linear warm-up then "cosine" decay to zero.
+        warmup_steps: warm-up steps of the cosine schedule.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Literal["adam", "adamw", "sgd"] = "adam"
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = Field(default=1e-8, gt=0)
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    weight_decay: float = Field(default=0.0, ge=0)
+    wd_mode: Literal["coupled", "independent"] = "coupled"
+    scale_eps: bool = False
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(default=0, ge=0)
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in v):
+            raise ValueError(f"optimizer.betas must each be in [0, 1), got {list(v)}: use e.g. [0.9, 0.999]")
+        return v
+
+
+class _HParamsFields(BaseModel):
+    """Behaviour shared by every `HParamsConfig` (its fields are generated from mucore.HParams)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def knob(self, name: str) -> float:
+        """The value of the global knob `name` (one of `GLOBAL_KNOBS`)."""
+        return float(getattr(self, name))
+
+    def knobs(self) -> dict[str, float]:
+        """The numeric global knobs, in `GLOBAL_KNOBS` order."""
+        return {name: self.knob(name) for name in GLOBAL_KNOBS}
+
+    def to_mucore(self) -> HParams:
+        """The `mucore.HParams` these values describe."""
+        return HParams(**self.model_dump())
+
+
+def _hparams_field(f: dataclasses.Field[Any]) -> tuple[Any, Any]:
+    if f.name in GLOBAL_KNOBS:
+        return (float, Field(default=f.default, gt=0, allow_inf_nan=False,
+                             description=_KNOB_DOCS.get(f.name)))
+    return (bool, Field(default=f.default, description=_KNOB_DOCS.get(f.name)))
+
+
+# The spec's `hparams:` block: one field per field of `mucore.HParams`, same names, same
+# defaults (floats must be finite and > 0). Generated, so a knob added to mucore.HParams reaches
+# the spec, the grid keys, the store's runs frame, the analysis and the bundle with no edit here.
+if TYPE_CHECKING:
+    HParamsConfig = _HParamsFields
+else:
+    HParamsConfig = create_model(
+        "HParamsConfig",
+        __base__=_HParamsFields,
+        __doc__="The spec's `hparams:` block: the global µP knobs of `mucore.HParams`.",
+        **{f.name: _hparams_field(f) for f in dataclasses.fields(HParams)},
+    )
+
+
+class RunConfig(BaseModel):
+    """One resolved run of a sweep; stored as JSON in the runs table (the job payload).
+
+    Attributes:
+        sweep_name: name of the sweep the run belongs to (for logs).
+        model: the zoo model config.
+        task: the task config.
+        width: the run's width.
+        base_width: the proxy width where µP equals SP (base shapes are measured there).
+        parametrization: "sp" or "mup" (any registered mucore parametrization).
+        optimizer: optimizer settings.
+        lr: the global learning rate.
+        hparams: global µP knobs.
+        seed: init and batch seed.
+        steps: optimizer steps.
+        batch_size: examples (sequences for LM tasks) per step.
+        log_every: steps per reported train-loss window.
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
+        compile: train through `torch.compile(model)`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    sweep_name: str = ""
+    model: ModelConfig
+    task: TaskConfig
+    width: int = Field(ge=1)
+    base_width: int = Field(ge=1)
+    parametrization: str = "mup"
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    lr: float = Field(gt=0, allow_inf_nan=False)
+    hparams: HParamsConfig = Field(default_factory=HParamsConfig)
+    seed: int = Field(default=0, ge=0)
+    steps: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    log_every: int = Field(default=10, ge=1)
+    device: str = "auto"
+    precision: Precision = "fp32"
+    compile: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> RunConfig:
+        # Imported here: the rules table pulls torch, which importing this module must not.
+        from mucore.parametrizations import parametrization_names
+
+        if self.parametrization not in parametrization_names():
+            raise ValueError(
+                f"parametrization '{self.parametrization}' is unknown: use one of "
+                f"{parametrization_names()}"
+            )
+        return self
+
+
+class RunResult(BaseModel):
+    """What a run returns (the job result stored beside the run).
+
+    Attributes:
+        state: "done", "diverged" (stopped by the blow-up rule) or "cancelled".
+        final_train_loss: mean train loss over the last 10% of steps (for a stopped run: the
+            mean of its last finite log window, or None).
+        final_val_loss: val-set loss at the end (None when the run did not finish).
+        steps_done: optimizer steps taken.
+        wall_s: wall time of the whole run (setup, training, evaluation).
+        samples_per_s: training throughput: examples per second, or tokens per second for LM
+            tasks.
+        device: where it trained, e.g. "cpu" or "cuda:0 (NVIDIA H100 ...)".
+        peak_mem_bytes: torch.cuda.max_memory_allocated on a GPU; None on the CPU.
+        initial_loss: loss of the first batch before any update.
+        precision: the run's precision ("fp32" or "bf16").
+        compiled: whether training went through torch.compile.
+    """
+
+    state: Literal["done", "diverged", "cancelled"]
+    final_train_loss: float | None
+    final_val_loss: float | None
+    steps_done: int
+    wall_s: float
+    samples_per_s: float
+    device: str
+    peak_mem_bytes: int | None
+    initial_loss: float | None = None
+    precision: Precision = "fp32"
+    compiled: bool = False
