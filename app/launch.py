@@ -24,7 +24,7 @@ def validate(data: dict[str, Any]) -> tuple[Any | None, dict[str, list[str]]]:
     Returns:
         (spec, {}) when valid, else (None, errors by dotted field path; "" for the whole spec).
     """
-    from experiments.spec import SweepSpec, check_spec
+    from experiments.spec import SweepSpec
 
     try:
         data = safety.check_browser_spec(data, safety.datasets_dir(state.db_path()))
@@ -33,10 +33,7 @@ def validate(data: dict[str, Any]) -> tuple[Any | None, dict[str, list[str]]]:
         return None, {"task.path" if "task file" in str(exc) or "task 'file'" in str(exc) else "": [str(exc)]}
     except ValidationError as exc:
         return None, form.errors_by_field(exc)
-    problems = check_spec(spec)
-    if problems:
-        return None, problems
-    return spec, {}
+    return spec, {}  # model_validate ran check_spec: a submit validates once
 
 
 def launch(spec: Any) -> int:
@@ -45,7 +42,7 @@ def launch(spec: Any) -> int:
     Returns:
         The new sweep's id.
     """
-    from experiments.spec import create_sweep
+    from experiments.sweeps import create_sweep
 
     try:
         sweep_id = create_sweep(state.store(), spec)

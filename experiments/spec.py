@@ -3,7 +3,7 @@
     spec = load_spec("experiments/configs/quick.yaml")   # or SweepSpec.model_validate(data)
     runs = spec.expand()                                  # list[RunConfig], one per run
     plan = spec.estimate()                                # runs, params, FLOPs, memory
-    sweep_id = create_sweep(Store(db_path), spec)
+    sweep_id = create_sweep(Store(db_path), spec)          # experiments.sweeps
 
 A sweep trains one model family at every width of a ladder, in every parametrization, over a
 learning-rate grid (TP5, Yang et al., 2022: under µP the optimal LR stays put as width grows;
@@ -24,8 +24,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -40,37 +38,24 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from experiments.config import HParamsConfig, OptimizerConfig, Precision, RunConfig
-from experiments.device import device_problem
-from experiments.errors import UserError
-from experiments.models import (
-    CNNConfig,
-    GPTConfig,
-    MLPConfig,
-    ModelConfig,
-    check_task,
-    check_widths,
-    count_params,
+from experiments.config import (
+    GLOBAL_KNOBS,
+    HParamsConfig,
+    OptimizerConfig,
+    Precision,
+    RunConfig,
 )
-from experiments.tasks import TaskConfig, TaskInfo, task_info
+from experiments.device import bf16_ok, device_problem, memory_limit
+from experiments.errors import UserError
+from experiments.files import read_structured
+from experiments.models.configs import MLPConfig, ModelConfig
+from experiments.tasks.config import TaskConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    import pandas as pd
+    from experiments.estimate import SweepEstimate
 
 MAX_RUNS = 20_000
-# Memory refused above min(this cap, physical RAM) on the CPU, or the GPU's memory on CUDA.
-MEMORY_CAP_BYTES = 16 * 2**30
-# Bytes per parameter: fp32 weights, gradients and two Adam moments.
-BYTES_PER_PARAM = 4 * 4
-# Activations kept for backward per (example, position, width unit, layer), in fp32 values.
-ACTIVATIONS_PER_UNIT = 8
-# Throughput assumptions of the compute-time estimate (rough; for planning, not promises).
-CPU_FLOP_PER_S = 2e10
-GPU_FLOP_PER_S = 2e13
-CPU_STEP_OVERHEAD_S = 1e-3
-GPU_STEP_OVERHEAD_S = 5e-4
 PARAMETRIZATIONS: tuple[Literal["sp", "mup"], ...] = ("sp", "mup")
-GRID_HPARAMS = ("init_std", "output_mult", "attn_mult", "input_mult")
 # Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
 # hash of every spec written before them is unchanged.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False}
@@ -220,10 +205,10 @@ class SweepSpec(BaseModel):
     @classmethod
     def _grid_known(cls, v: dict[str, list[float]]) -> dict[str, list[float]]:
         for key, values in v.items():
-            if key not in GRID_HPARAMS:
+            if key not in GLOBAL_KNOBS:
                 raise ValueError(
                     f"hparam_grid key '{key}' is not a sweepable knob: use one of "
-                    f"{list(GRID_HPARAMS)} (sweep the LR with lr_grid)"
+                    f"{list(GLOBAL_KNOBS)} (sweep the LR with lr_grid)"
                 )
             if not values:
                 raise ValueError(f"hparam_grid.{key} is empty: give values like [0.5, 1, 2]")
@@ -331,7 +316,12 @@ class SweepSpec(BaseModel):
         return runs
 
     def estimate(self) -> SweepEstimate:
-        """Runs, parameters per width, compute and memory: the "before launch" numbers."""
+        """Runs, parameters per width, compute and memory: the "before launch" numbers.
+
+        See `experiments.estimate` (loaded here on use: it builds models, so it needs torch).
+        """
+        from experiments.estimate import estimate
+
         return estimate(self)
 
     def to_yaml(self) -> str:
@@ -345,11 +335,11 @@ def run_key(run: RunConfig) -> str:
     key = f"w{run.width}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}-s{run.seed}"
     defaults = HParamsConfig().model_dump()
     extra = [f"{k}={v:g}" for k, v in run.hparams.model_dump().items()
-             if k in GRID_HPARAMS and v != defaults[k]]
+             if k in GLOBAL_KNOBS and v != defaults[k]]
     return "-".join([key, *extra])
 
 
-def spec_lrs(spec: SweepSpec) -> list[float]:
+def spec_log2_lrs(spec: SweepSpec) -> list[float]:
     """The spec's learning rates in log2 units (what the dashboard prints as 2^x)."""
     return spec.log2_lrs()
 
@@ -390,237 +380,75 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
         {field path: [messages]}; "" is the whole spec. Empty when the spec can run.
     """
     problems: dict[str, list[str]] = {}
-
-    def add(loc: str, msg: str) -> None:
+    for loc, msg in [*_field_problems(spec), *_model_problems(spec)]:
         problems.setdefault(loc, []).append(msg)
+    return problems
 
+
+def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(field, message) for field combinations that cannot run, whatever the machine."""
+    out = []
     if spec.base_width not in spec.widths:
-        add("base_width", f"base_width {spec.base_width} is not in widths {spec.widths}: add it "
-            f"to the ladder or pick one of them (usually the smallest, {spec.widths[0]})")
+        out.append(("base_width", f"base_width {spec.base_width} is not in widths {spec.widths}: "
+                    f"add it to the ladder or pick one of them (usually the smallest, "
+                    f"{spec.widths[0]})"))
     if (spec.lr_grid is None) == (spec.lrs is None):
         which = "both" if spec.lr_grid is not None else "neither"
-        add("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
-            "lr_grid: {log2_min: -14, log2_max: -4, step: 1}")
+        out.append(("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
+                    "lr_grid: {log2_min: -14, log2_max: -4, step: 1}"))
     if spec.log_every > spec.steps:
-        add("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: use "
-            f"log_every <= steps (e.g. {max(1, spec.steps // 10)})")
+        out.append(("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: "
+                    f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))
     if spec.optimizer.schedule == "cosine" and spec.optimizer.warmup_steps >= spec.steps:
-        add("optimizer.warmup_steps", f"optimizer.warmup_steps {spec.optimizer.warmup_steps} "
-            f"must be < steps {spec.steps}")
-    if spec.precision == "bf16" and not _bf16_ok(spec.device):
-        add("precision", f"precision bf16 needs a GPU with bfloat16 support and device "
-            f"'{spec.device}' has none: use precision: fp32 (or device: cpu)")
+        out.append(("optimizer.warmup_steps", f"optimizer.warmup_steps "
+                    f"{spec.optimizer.warmup_steps} must be < steps {spec.steps}"))
+    if spec.precision == "bf16" and not bf16_ok(spec.device):
+        out.append(("precision", f"precision bf16 needs a GPU with bfloat16 support and device "
+                    f"'{spec.device}' has none: use precision: fp32 (or device: cpu)"))
+    defaults = HParamsConfig()
     for key in spec.hparam_grid:
-        if getattr(spec.hparams, key) != HParamsConfig().model_dump()[key]:
-            add("hparam_grid", f"hparam_grid sweeps {key} and hparams also sets it: remove "
-                f"hparams.{key}")
+        if spec.hparams.knob(key) != defaults.knob(key):
+            out.append(("hparam_grid", f"hparam_grid sweeps {key} and hparams also sets it: "
+                        f"remove hparams.{key}"))
+    n = spec.n_runs()
+    if n > MAX_RUNS:
+        out.append(("", f"too many runs: {len(spec.widths)} widths x "
+                    f"{len(spec.parametrizations)} parametrizations x {len(spec.log2_lrs())} lrs x "
+                    f"{len(spec.seeds)} seeds x {len(spec.hparam_combos())} hparam_grid combos = "
+                    f"{n:,} > {MAX_RUNS:,}: use fewer widths, seeds or a coarser lr_grid.step"))
+    return out
+
+
+def _model_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(field, message) for a model that does not fit its task, its widths or the machine.
+
+    These load the task and size the model, so torch is imported here, on use: importing
+    this module stays torch-free for forms that only build specs.
+    """
+    from experiments.estimate import memory_bytes
+    from experiments.models.zoo import check_task, check_widths, count_params
+    from experiments.tasks.loading import task_info
 
     try:
         info = task_info(spec.task)
     except UserError as exc:
-        add("task.path" if spec.task.name == "file" else "task", str(exc))
-        return problems
-    for msg in check_task(spec.model, info):
-        add("task", msg)
-    if "task" in problems:
-        return problems
+        return [("task.path" if spec.task.name == "file" else "task", str(exc))]
+    task_errors = check_task(spec.model, info)
+    if task_errors:
+        return [("task", msg) for msg in task_errors]
     width_errors = check_widths(spec.model, info, spec.widths)
     if spec.base_width not in spec.widths:
         width_errors += check_widths(spec.model, info, [spec.base_width])
-    for msg in width_errors:
-        add("widths", msg)
     if width_errors:
-        return problems
-
-    n = spec.n_runs()
-    if n > MAX_RUNS:
-        add("", f"too many runs: {len(spec.widths)} widths x {len(spec.parametrizations)} "
-            f"parametrizations x {len(spec.log2_lrs())} lrs x {len(spec.seeds)} seeds x "
-            f"{len(spec.hparam_combos())} hparam_grid combos = {n:,} > {MAX_RUNS:,}: use fewer "
-            "widths, seeds or a coarser lr_grid.step")
+        return [("widths", msg) for msg in width_errors]
     widest = spec.widths[-1]
-    need = _memory_bytes(spec, info, widest, count_params(spec.model, info, widest))
+    need = memory_bytes(spec, info, widest, count_params(spec.model, info, widest))
     limit, where = memory_limit(spec.device)
     if need > limit:
-        add("widths", f"estimated memory {need / 2**30:.1f} GiB at width {widest} (batch_size "
-            f"{spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: use smaller widths "
-            "or a smaller batch_size")
-    return problems
-
-
-def _bf16_ok(device: str) -> bool:
-    """Whether bf16 autocast can run on `device` ("auto" counts as the CUDA GPU when present).
-
-    CPU autocast supports bf16 everywhere; CUDA needs a GPU that does (Ampere or newer).
-    """
-    if device == "cpu":
-        return True
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return True  # "auto" falls back to the CPU; "cuda" is refused by `device` itself
-        index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
-        with torch.cuda.device(index):
-            return bool(torch.cuda.is_bf16_supported())
-    except (RuntimeError, AssertionError):  # pragma: no cover - broken CUDA install
-        return True
-
-
-def memory_limit(device: str) -> tuple[int, str]:
-    """The most memory one run may need, and where that limit comes from."""
-    if device != "cpu":
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                index = int(device.split(":")[1]) if ":" in device else torch.cuda.current_device()
-                return int(torch.cuda.get_device_properties(index).total_memory), "of GPU memory"
-        except (RuntimeError, AssertionError):  # pragma: no cover - broken CUDA install
-            pass
-    try:
-        ram = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        ram = MEMORY_CAP_BYTES
-    if ram < MEMORY_CAP_BYTES:
-        return ram, "of RAM on this machine"
-    return MEMORY_CAP_BYTES, "per-run cap"
-
-
-# --- Estimates -------------------------------------------------------------------------------
-
-
-def _positions(info: TaskInfo) -> int:
-    """Positions per example that every layer processes: tokens for LM, pixels for a CNN."""
-    if info.kind == "lm" and info.seq_len:
-        return info.seq_len
-    return 1
-
-
-def _layers_and_width_factor(model: ModelConfig) -> tuple[int, int]:
-    """(layers, activation width per layer in units of width) for the activation estimate."""
-    if isinstance(model, GPTConfig):
-        return model.depth, 4 + 2 * model.mlp_ratio  # qkv, attn out, residuals, MLP hidden
-    if isinstance(model, CNNConfig):
-        return model.stages + 1, 3  # conv out, norm out, relu out
-    return model.depth, 2  # linear out, activation out
-
-
-def _memory_bytes(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> int:
-    """Weights + grads + 2 Adam moments, plus activations kept for backward (fp32, rough)."""
-    positions = _positions(info)
-    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
-        positions = info.input_shape[1] * info.input_shape[2]
-    layers, per_layer = _layers_and_width_factor(spec.model)
-    act = spec.batch_size * positions * width * layers * per_layer * ACTIVATIONS_PER_UNIT // 2
-    if isinstance(spec.model, GPTConfig) and info.seq_len:
-        n_heads = (width // spec.model.head_dim if spec.model.head_mode == "fixed_dim"
-                   else spec.model.n_heads or 1)
-        act += spec.batch_size * n_heads * info.seq_len**2 * spec.model.depth * 4 * 2
-    logits = spec.batch_size * positions * info.n_outputs * 4 * 3
-    return params * BYTES_PER_PARAM + act + logits
-
-
-def _flops_per_step(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> float:
-    """About 6 x params x positions per example (forward + backward), plus attention."""
-    positions = _positions(info)
-    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
-        positions = info.input_shape[1] * info.input_shape[2]
-    flops = 6.0 * params * positions * spec.batch_size
-    if isinstance(spec.model, GPTConfig) and info.seq_len:
-        flops += 6.0 * spec.batch_size * info.seq_len**2 * width * spec.model.depth
-    return flops
-
-
-@dataclass(frozen=True)
-class WidthEstimate:
-    """Per-width numbers of a sweep plan.
-
-    Attributes:
-        width: the width.
-        params: parameters of the model at this width.
-        flops_per_step: forward + backward FLOPs of one training step (rough).
-        memory_bytes: peak memory of one run (weights, grads, Adam state, activations).
-        runs: runs at this width.
-    """
-
-    width: int
-    params: int
-    flops_per_step: float
-    memory_bytes: int
-    runs: int
-
-
-@dataclass(frozen=True)
-class SweepEstimate:
-    """What a sweep will cost, before it is launched.
-
-    Attributes:
-        n_runs: number of runs.
-        total_steps: optimizer steps over all runs.
-        total_flops: training FLOPs over all runs (about 6 x params x tokens).
-        peak_memory_bytes: the widest run's estimated peak memory.
-        est_compute_s: single-worker compute time on the spec's device (rough: FLOPs at an
-            assumed throughput plus a per-step overhead that dominates small models).
-        device: "cpu" or "cuda": the device type the time estimate assumes.
-        widths: per-width numbers.
-    """
-
-    n_runs: int
-    total_steps: int
-    total_flops: float
-    peak_memory_bytes: int
-    est_compute_s: float
-    device: str
-    widths: list[WidthEstimate] = field(default_factory=list)
-
-    def widths_frame(self) -> pd.DataFrame:
-        """One row per width: width, params, flops_per_step, memory_MiB, runs."""
-        import pandas as pd
-
-        return pd.DataFrame(
-            {
-                "width": [w.width for w in self.widths],
-                "params": [w.params for w in self.widths],
-                "flops_per_step": [w.flops_per_step for w in self.widths],
-                "memory_MiB": [round(w.memory_bytes / 2**20, 1) for w in self.widths],
-                "runs": [w.runs for w in self.widths],
-            }
-        )
-
-
-def estimate(spec: SweepSpec) -> SweepEstimate:
-    """Runs, parameters per width, FLOPs, time and memory of a valid spec.
-
-    Raises:
-        UserError: the task cannot be loaded (a file task whose file vanished).
-    """
-    import torch
-
-    info = task_info(spec.task)
-    runs_per_width = spec.n_runs() // len(spec.widths)
-    on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
-    rate, overhead = (GPU_FLOP_PER_S, GPU_STEP_OVERHEAD_S) if on_gpu else (CPU_FLOP_PER_S,
-                                                                            CPU_STEP_OVERHEAD_S)
-    per_width = []
-    total_flops = 0.0
-    seconds = 0.0
-    for w in spec.widths:
-        params = count_params(spec.model, info, w)
-        fps = _flops_per_step(spec, info, w, params)
-        per_width.append(WidthEstimate(w, params, fps, _memory_bytes(spec, info, w, params),
-                                       runs_per_width))
-        total_flops += fps * spec.steps * runs_per_width
-        seconds += runs_per_width * spec.steps * max(overhead, fps / rate)
-    return SweepEstimate(
-        n_runs=spec.n_runs(),
-        total_steps=spec.n_runs() * spec.steps,
-        total_flops=total_flops,
-        peak_memory_bytes=max(w.memory_bytes for w in per_width),
-        est_compute_s=seconds,
-        device="cuda" if on_gpu else "cpu",
-        widths=per_width,
-    )
+        return [("widths", f"estimated memory {need / 2**30:.1f} GiB at width {widest} "
+                 f"(batch_size {spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: "
+                 "use smaller widths or a smaller batch_size")]
+    return []
 
 
 # --- Files and errors ------------------------------------------------------------------------
@@ -662,56 +490,10 @@ def parse_spec(data: Any, source: str = "spec") -> SweepSpec:
 
 
 def load_spec(path: str | Path) -> SweepSpec:
-    """Read and validate a spec file (.yaml/.yml, or .json).
+    """Read and validate a spec file (.json, else YAML).
 
     Raises:
         UserError: the file is missing or unreadable, has a syntax error (with its line), or
             the spec is invalid (every problem, one "field: message" line each).
     """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"spec file {p} does not exist: check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read spec file {p}: {exc}") from None
-    if p.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{p}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
-    else:
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise UserError(f"{p}: YAML syntax error{where}: {problem}") from None
-    return parse_spec(data, source=f"spec {p}")
-
-
-def create_sweep(store: Any, spec: SweepSpec) -> int:
-    """Write the sweep and all its runs (queued) to the store; returns the sweep id.
-
-    Args:
-        store: an `experiments.store.Store`.
-        spec: a validated spec.
-    """
-    from experiments.store import RunRow
-
-    rows = []
-    for run in spec.expand():
-        rows.append(
-            RunRow(
-                run_key=run_key(run),
-                width=run.width,
-                parametrization=run.parametrization,
-                lr=run.lr,
-                seed=run.seed,
-                hparams=run.hparams.model_dump(),
-                payload=run.model_dump(mode="json"),
-            )
-        )
-    data = spec.model_dump(mode="json")
-    return int(store.create_sweep(spec.name, data, rows))
+    return parse_spec(read_structured(path, "spec file"), source=f"spec {Path(path)}")

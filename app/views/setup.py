@@ -13,8 +13,9 @@ import streamlit as st
 import yaml
 
 from app import charts, components, form, launch, nav, presets, safety, state
+from experiments.estimate import estimate
 from experiments.models import ModelConfig
-from experiments.spec import SweepSpec, estimate, spec_lrs
+from experiments.spec import SweepSpec, spec_log2_lrs
 from experiments.tasks import TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
@@ -163,7 +164,7 @@ for messages in leftover.values():
         st.error(message, icon=":material/error:")
 
 if spec is not None:
-    lrs = spec_lrs(spec)
+    lrs = spec_log2_lrs(spec)
     lr_slot.caption(
         f"{len(lrs)} learning rates: " + ", ".join(f"2^{x:g} = {2.0 ** x:.3g}" for x in lrs)
     )

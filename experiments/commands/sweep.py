@@ -264,7 +264,8 @@ def _finish_message(sweep_id: int, summary: Any) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the spec, create the sweep, run it to completion, print the id last."""
-    from experiments.spec import create_sweep, load_spec
+    from experiments.spec import load_spec
+    from experiments.sweeps import create_sweep
 
     _check_workers(args.workers)
     spec = load_spec(args.spec)  # before the store: a bad spec writes nothing
@@ -282,7 +283,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     """Validate the spec, queue its runs, make sure the background runner runs; print the id."""
     from experiments.runner import ensure_background_runner
-    from experiments.spec import create_sweep, load_spec
+    from experiments.spec import load_spec
+    from experiments.sweeps import create_sweep
 
     spec = load_spec(args.spec)
     path = db_path(args)

@@ -16,7 +16,6 @@ chunks.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -122,11 +121,6 @@ def sweep_state(counts: dict[str, int]) -> str:
     return "done"
 
 
-def spec_hash(spec: dict[str, Any]) -> str:
-    """sha256 of the spec's canonical JSON."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process with this pid exists on this host."""
     try:
@@ -157,8 +151,13 @@ class Store:
         return int(row[0]) if row else 0
 
     # ---- sweeps -------------------------------------------------------------------------
-    def create_sweep(self, name: str, spec: dict[str, Any], runs: list[RunRow]) -> int:
-        """Insert a sweep and its runs (queued) in one transaction; returns the sweep id."""
+    def create_sweep(self, name: str, spec: dict[str, Any], runs: list[RunRow],
+                     spec_hash: str = "") -> int:
+        """Insert a sweep and its runs (queued) in one transaction; returns the sweep id.
+
+        `spec_hash` is `experiments.spec.spec_hash` of the spec ("" for engine-level sweeps
+        without one); the store keeps it as given.
+        """
         keys = [r.run_key for r in runs]
         if len(set(keys)) != len(keys):
             raise ValueError("run keys must be unique within a sweep")
@@ -169,7 +168,7 @@ class Store:
                 sid = int(con.execute("SELECT nextval('sweep_ids')").fetchone()[0])  # type: ignore[index]
                 con.execute(
                     "INSERT INTO sweeps VALUES (?, ?, ?, ?, ?)",
-                    [sid, name, json.dumps(spec), spec_hash(spec), now],
+                    [sid, name, json.dumps(spec), spec_hash, now],
                 )
                 first = int(
                     con.execute(

@@ -38,8 +38,9 @@ def tiny_quick(monkeypatch):
 
 def make_sweep(db_path, **overrides) -> int:
     """Create the (tiny) quick-demo sweep in the store at `db_path`; returns its id."""
-    from experiments.spec import SweepSpec, create_sweep
+    from experiments.spec import SweepSpec
     from experiments.store import Store
+    from experiments.sweeps import create_sweep
 
     spec = SweepSpec.model_validate({**presets.quick_spec_data(), **overrides})
     return int(create_sweep(Store(db_path), spec))

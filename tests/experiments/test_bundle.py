@@ -19,8 +19,9 @@ import mucore
 from experiments.bundle import apply, read_bundle, target_model
 from experiments.cli import main
 from experiments.errors import UserError
-from experiments.spec import SweepSpec, create_sweep
+from experiments.spec import SweepSpec
 from experiments.store import Store
+from experiments.sweeps import create_sweep
 
 SPEC = {
     "name": "bundle-test",

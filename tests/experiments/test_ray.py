@@ -200,8 +200,9 @@ TINY_SPEC = (
 def _tiny_sweep(db: Path) -> int:
     import yaml
 
-    from experiments.spec import create_sweep, parse_spec
+    from experiments.spec import parse_spec
     from experiments.store import Store
+    from experiments.sweeps import create_sweep
 
     return create_sweep(Store(db), parse_spec(yaml.safe_load(TINY_SPEC)))
 

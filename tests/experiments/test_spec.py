@@ -21,7 +21,7 @@ from experiments.spec import (
     load_spec,
     run_key,
     spec_hash,
-    spec_lrs,
+    spec_log2_lrs,
 )
 from experiments.tasks import TaskConfig, task_info
 
@@ -175,7 +175,7 @@ def test_load_spec_wraps_validation_and_missing_files(tmp_path: Path) -> None:
 def test_expand_counts_and_contents() -> None:
     spec = SweepSpec.model_validate(with_(hparam_grid={"output_mult": [0.5, 1.0, 2.0]}))
     runs = spec.expand()
-    assert spec_lrs(spec) == [-10, -9, -8, -7, -6]
+    assert spec_log2_lrs(spec) == [-10, -9, -8, -7, -6]
     assert len(runs) == spec.n_runs() == 3 * 2 * 5 * 2 * 3
     keys = {run_key(r) for r in runs}
     assert len(keys) == len(runs)  # unique within the sweep
@@ -187,13 +187,13 @@ def test_expand_counts_and_contents() -> None:
 def test_explicit_lrs_are_sorted_and_used() -> None:
     spec = SweepSpec.model_validate(with_(lr_grid=..., lrs=[1e-2, 1e-3]))
     assert spec.lrs_resolved() == [1e-3, 1e-2]
-    assert spec_lrs(spec) == pytest.approx([math.log2(1e-3), math.log2(1e-2)])
+    assert spec_log2_lrs(spec) == pytest.approx([math.log2(1e-3), math.log2(1e-2)])
     assert spec.n_runs() == 3 * 2 * 2 * 2
 
 
 def test_half_step_grid_includes_both_ends() -> None:
     spec = SweepSpec.model_validate(with_(lr_grid={"log2_min": -10, "log2_max": -6, "step": 0.5}))
-    assert spec_lrs(spec) == [-10 + 0.5 * i for i in range(9)]
+    assert spec_log2_lrs(spec) == [-10 + 0.5 * i for i in range(9)]
 
 
 def test_estimate_is_sane() -> None:
@@ -222,7 +222,7 @@ def test_check_spec_is_empty_for_a_valid_spec() -> None:
 def test_shipped_presets_are_valid(name: str) -> None:
     spec = load_spec(CONFIGS / f"{name}.yaml")
     assert spec.n_runs() <= MAX_RUNS
-    lrs = spec_lrs(spec)
+    lrs = spec_log2_lrs(spec)
     assert lrs == sorted(lrs) and len(lrs) >= 5
 
 

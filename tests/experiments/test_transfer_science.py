@@ -14,8 +14,9 @@ import pytest
 
 from experiments.analysis import analyze
 from experiments.runner import run_sweep
-from experiments.spec import create_sweep, parse_spec
+from experiments.spec import parse_spec
 from experiments.store import Store
+from experiments.sweeps import create_sweep
 
 SPEC = {
     "name": "science-mlp-digits",
