@@ -20,14 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from experiments.models.configs import ModelConfig
 from experiments.tasks.config import TaskConfig
-from mucore.hparams import HParams
+from mucore.hparams import KNOB_NAMES, HParams
 
-# The numeric global knobs of mucore.HParams, in declaration order (the zero-init flags are
-# booleans and not sweepable).
-GLOBAL_KNOBS: tuple[str, ...] = tuple(
-    f.name for f in dataclasses.fields(HParams)
-    if isinstance(f.default, float) and not isinstance(f.default, bool)
-)
+# The sweepable global knobs: mucore's list (the numeric fields of mucore.HParams).
+GLOBAL_KNOBS: tuple[str, ...] = KNOB_NAMES
 # One-line help per knob (form tooltips and generated docs).
 _KNOB_DOCS: dict[str, str] = {
     "init_std": "sigma, the global init scale",

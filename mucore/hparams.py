@@ -36,7 +36,7 @@ class HParams:
     zero_query: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("init_std", "output_mult", "attn_mult", "input_mult"):
+        for name in KNOB_NAMES:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"HParams.{name} must be a finite number > 0, got {value!r}")
@@ -53,3 +53,9 @@ class HParams:
         if unknown:
             raise ValueError(f"unknown HParams keys {unknown}; known keys are {sorted(known)}")
         return cls(**data)
+
+
+# The sweepable global knobs: the numeric fields above, in declaration order (the zero-init
+# flags are switches, not scales). Adding a float field to HParams adds a knob everywhere: the
+# spec's hparam_grid, the store's run columns, the analysis and the bundle derive from this.
+KNOB_NAMES: tuple[str, ...] = tuple(f.name for f in fields(HParams) if f.type in ("float", float))
