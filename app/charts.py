@@ -2,8 +2,10 @@
 
 Nothing here touches Streamlit, the store or the engine, so every chart is unit-tested without
 a browser. Inputs are the engine's DataFrames (runs, metrics, coord-check tables, the transfer
-report's per-width optima); the only work done here is what a chart needs to draw: grouping
-seeds into a mean and a band, picking colours, and thinning long curves.
+report's per-width optima). What a curve *is* (which runs count, "diverged", the seed mean,
+the order of parametrizations) comes from `experiments.analysis`, so the chart draws the curves
+the verdict is computed on; the only work done here is what a chart needs to draw: picking
+colours, placing markers, and thinning long curves.
 
 Colour language, shared by every page:
 - width is a sequential scale (narrow = dark purple, wide = yellow-green), the same width
@@ -14,13 +16,15 @@ Colour language, shared by every page:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
+
+from experiments.analysis import grid_optima, param_order, seed_summary
 
 WIDTH_COLORSCALE = "Viridis"
 # The top of Viridis is a pale yellow that vanishes on a white page; stop short of it.
@@ -29,6 +33,9 @@ PARAM_COLORS = {"sp": "#E4572E", "mup": "#2E86AB"}
 PARAM_LABELS = {"sp": "SP (standard)", "mup": "µP"}
 DIVERGED_SYMBOL = "x-thin-open"
 OPTIMUM_SYMBOL = "star"
+# Trace names the transfer chart gives its per-width markers (tests and legends read them).
+DIVERGED_NAME = "diverged"
+OPTIMUM_NAME = "optimum"
 # A line with more points than this is thinned before drawing (the browser stays quick).
 MAX_POINTS_PER_LINE = 400
 TEMPLATE = "plotly_white"
@@ -39,13 +46,7 @@ def param_label(parametrization: str) -> str:
     return PARAM_LABELS.get(parametrization, parametrization)
 
 
-def param_order(names: Sequence[str]) -> list[str]:
-    """SP first, then µP, then anything else alphabetically: SP is the baseline on the left."""
-    rank = {"sp": 0, "mup": 1}
-    return sorted(set(names), key=lambda n: (rank.get(n, 2), n))
-
-
-def width_colors(widths: Sequence[int]) -> dict[int, str]:
+def width_colors(widths: Iterable[int]) -> dict[int, str]:
     """One colour per width from the sequential width scale, spaced evenly in log2(width)."""
     unique = sorted({int(w) for w in widths})
     if not unique:
@@ -68,6 +69,7 @@ def _rgba(color: str, alpha: float) -> str:
 
 
 def _empty(message: str) -> go.Figure:
+    """A blank figure that says why there is nothing to draw."""
     fig = go.Figure()
     fig.add_annotation(
         text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font_size=14
@@ -78,51 +80,6 @@ def _empty(message: str) -> go.Figure:
     return fig
 
 
-def _is_diverged(runs: pd.DataFrame, loss: str) -> pd.Series:
-    """A run counts as diverged when the engine says so or its loss is not a finite number."""
-    values = pd.to_numeric(runs[loss], errors="coerce")
-    finite = np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
-    return (runs["state"] == "diverged") | ~finite
-
-
-def seed_summary(runs: pd.DataFrame, loss: str = "final_train_loss") -> pd.DataFrame:
-    """Group finished runs by (parametrization, width, log2_lr) across seeds.
-
-    Args:
-        runs: the store's runs frame (needs parametrization, width, log2_lr, state and `loss`).
-        loss: which final loss column to summarise.
-
-    Returns:
-        One row per grid point: loss_mean, loss_min, loss_max over the seeds that trained
-        (NaN when none did), n_seeds, n_diverged.
-    """
-    cols = ["parametrization", "width", "log2_lr"]
-    finished = runs[runs["state"].isin(["done", "diverged"])].copy()
-    if finished.empty:
-        return pd.DataFrame(columns=[*cols, "loss_mean", "loss_min", "loss_max", "n_seeds", "n_diverged"])
-    finished["_diverged"] = _is_diverged(finished, loss)
-    finished["_loss"] = pd.to_numeric(finished[loss], errors="coerce").where(~finished["_diverged"])
-    grouped = finished.groupby(cols, sort=True)
-    out = grouped["_loss"].agg(loss_mean="mean", loss_min="min", loss_max="max")
-    out["n_seeds"] = grouped.size()
-    out["n_diverged"] = grouped["_diverged"].sum().astype(int)
-    return out.reset_index()
-
-
-def grid_optima(summary: pd.DataFrame) -> pd.DataFrame:
-    """The best grid point per (parametrization, width) from a `seed_summary` table.
-
-    Used when no transfer report is available yet; the report's own optima (a quadratic fit
-    around the best grid point) are preferred when given.
-    """
-    ok = summary.dropna(subset=["loss_mean"])
-    if ok.empty:
-        return pd.DataFrame(columns=["parametrization", "width", "opt_log2_lr", "best_loss"])
-    idx = ok.groupby(["parametrization", "width"])["loss_mean"].idxmin()
-    best = ok.loc[idx, ["parametrization", "width", "log2_lr", "loss_mean"]]
-    return best.rename(columns={"log2_lr": "opt_log2_lr", "loss_mean": "best_loss"}).reset_index(drop=True)
-
-
 def _loss_range(summary: pd.DataFrame) -> tuple[float, float]:
     """A y range that shows every trained point but is not flattened by one near-divergence."""
     lows = summary["loss_min"].dropna()
@@ -130,10 +87,13 @@ def _loss_range(summary: pd.DataFrame) -> tuple[float, float]:
     if lows.empty:
         return 0.0, 1.0
     lo, hi = float(lows.min()), float(highs.max())
-    median = float(summary["loss_mean"].dropna().median())
-    # Cap the top at a few times the spread below the median: runs that almost blew up would
-    # otherwise squeeze every interesting curve into a thin strip at the bottom.
-    hi = min(hi, median + 3.0 * max(median - lo, 1e-6))
+    means = summary["loss_mean"].astype(float)
+    finite = means[np.isfinite(means)]
+    if not finite.empty:
+        # Cap the top at a few times the spread below the median: runs that almost blew up
+        # would otherwise squeeze every interesting curve into a thin strip at the bottom.
+        median = float(finite.median())
+        hi = min(hi, median + 3.0 * max(median - lo, 1e-6))
     pad = 0.06 * max(hi - lo, 1e-6)
     return lo - pad, hi + 2 * pad
 
@@ -146,10 +106,12 @@ def transfer_figure(
 ) -> go.Figure:
     """The signature µTransfer chart: final loss vs log2 LR, one curve per width.
 
-    One panel per parametrization (SP left, µP right) with shared axes. Each width is a line
-    through the seed means with a min-max band; diverged runs are crosses along the top edge;
-    each width's optimum is a star. Points carry customdata `[parametrization, width,
-    log2_lr]` so a click can open that grid point's training curves.
+    One panel per parametrization (in `experiments.analysis.PARAM_ORDER`: SP left, µP right,
+    as in TP5 Figure 1) with shared axes. Each width is a line through the seed means
+    (`experiments.analysis.seed_summary`: a grid point where any seed diverged has no mean)
+    with a min-max band over the seeds that trained; grid points with diverged runs are crosses
+    along the top edge; each width's optimum is a star. Points carry customdata
+    `[parametrization, width, log2_lr]` so a click can open that grid point's training curves.
 
     Args:
         runs: the store's runs frame.
@@ -166,11 +128,9 @@ def transfer_figure(
         return _empty("No finished runs yet: the chart fills in as runs complete.")
     if optima is None or optima.empty:
         optima = grid_optima(summary)
-    params = param_order(summary["parametrization"].unique())
-    colors = width_colors(summary["width"].unique())
-    y_lo, y_hi = _loss_range(summary)
-    y_diverged = y_hi - 0.04 * (y_hi - y_lo)
-
+    params = param_order(summary["parametrization"])
+    colors = width_colors(summary["width"])
+    y_range = _loss_range(summary)
     fig = make_subplots(
         rows=1,
         cols=len(params),
@@ -183,88 +143,13 @@ def transfer_figure(
             pts = summary[(summary["parametrization"] == param) & (summary["width"] == width)]
             if pts.empty:
                 continue
-            group = f"w{width}"
-            first_panel = col == 1
-            band = pts.dropna(subset=["loss_mean"])
-            # Min-max band across seeds: upper edge, then lower edge filled up to it.
-            fig.add_trace(
-                go.Scatter(
-                    x=band["log2_lr"], y=band["loss_max"].clip(upper=y_hi), mode="lines",
-                    line_width=0, hoverinfo="skip", showlegend=False, legendgroup=group,
-                ),
-                row=1, col=col,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=band["log2_lr"], y=band["loss_min"].clip(upper=y_hi), mode="lines", line_width=0,
-                    fill="tonexty", fillcolor=_rgba(color, 0.18), hoverinfo="skip",
-                    showlegend=False, legendgroup=group,
-                ),
-                row=1, col=col,
-            )
-            fig.add_trace(
-                go.Scatter(
-                    x=band["log2_lr"], y=band["loss_mean"], mode="lines+markers",
-                    name=f"width {width}", legendgroup=group, showlegend=first_panel,
-                    line={"color": color, "width": 2}, marker={"color": color, "size": 7},
-                    customdata=np.column_stack(
-                        [np.full(len(band), param), np.full(len(band), width), band["log2_lr"]]
-                    ),
-                    hovertemplate=(
-                        f"{param_label(param)}, width {width}<br>log2 LR %{{x:.2f}}"
-                        "<br>mean loss %{y:.4f}<extra></extra>"
-                    ),
-                ),
-                row=1, col=col,
-            )
-            bad = pts[pts["n_diverged"] > 0]
-            if not bad.empty:
-                fig.add_trace(
-                    go.Scatter(
-                        x=bad["log2_lr"], y=np.full(len(bad), y_diverged), mode="markers",
-                        marker={"symbol": DIVERGED_SYMBOL, "size": 11, "color": color,
-                                "line": {"width": 2, "color": color}},
-                        name="diverged", legendgroup=group, showlegend=False,
-                        customdata=np.column_stack(
-                            [np.full(len(bad), param), np.full(len(bad), width), bad["log2_lr"],
-                             bad["n_diverged"], bad["n_seeds"]]
-                        ),
-                        hovertemplate=(
-                            f"{param_label(param)}, width {width}<br>log2 LR %{{x:.2f}}"
-                            "<br>diverged: %{customdata[3]} of %{customdata[4]} seeds<extra></extra>"
-                        ),
-                    ),
-                    row=1, col=col,
-                )
-            opt = optima[(optima["parametrization"] == param) & (optima["width"] == width)]
-            opt = opt.dropna(subset=["opt_log2_lr"])
-            if not opt.empty:
-                fig.add_trace(
-                    go.Scatter(
-                        x=opt["opt_log2_lr"], y=opt["best_loss"].clip(upper=y_hi), mode="markers",
-                        marker={"symbol": OPTIMUM_SYMBOL, "size": 16, "color": color,
-                                "line": {"width": 1.5, "color": "black"}},
-                        name="optimum", legendgroup=group, showlegend=False,
-                        hovertemplate=(
-                            f"optimum, width {width}<br>log2 LR %{{x:.2f}}"
-                            "<br>loss %{y:.4f}<extra></extra>"
-                        ),
-                    ),
-                    row=1, col=col,
-                )
+            best = optima[(optima["parametrization"] == param) & (optima["width"] == width)]
+            for trace in _width_traces(param, width, color, pts, best, y_range, col == 1):
+                fig.add_trace(trace, row=1, col=col)
         fig.update_xaxes(title_text="log2 learning rate", row=1, col=col)
-    # Two legend-only entries explain the markers once.
-    for symbol, label in ((OPTIMUM_SYMBOL, "optimum (per width)"), (DIVERGED_SYMBOL, "diverged run")):
-        fig.add_trace(
-            go.Scatter(
-                x=[None], y=[None], mode="markers", name=label,
-                marker={"symbol": symbol, "size": 12, "color": "grey",
-                        "line": {"width": 2, "color": "black" if symbol == OPTIMUM_SYMBOL else "grey"}},
-            ),
-            row=1, col=1,
-        )
-    fig.update_yaxes(title_text=loss.replace("_", " "), range=[y_lo, y_hi], row=1, col=1)
-    fig.update_yaxes(range=[y_lo, y_hi])
+    _add_marker_legend(fig)
+    fig.update_yaxes(title_text=loss.replace("_", " "), range=list(y_range), row=1, col=1)
+    fig.update_yaxes(range=list(y_range))
     fig.update_xaxes(matches="x")  # one LR axis for both panels: optima compare by eye
     fig.update_layout(
         template=TEMPLATE,
@@ -275,6 +160,108 @@ def transfer_figure(
         clickmode="event+select",
     )
     return fig
+
+
+def _width_traces(
+    param: str,
+    width: int,
+    color: str,
+    pts: pd.DataFrame,
+    best: pd.DataFrame,
+    y_range: tuple[float, float],
+    show_legend: bool,
+) -> list[go.Scatter]:
+    """One width's traces in one panel: seed band, mean line, diverged crosses, optimum star."""
+    y_lo, y_hi = y_range
+    group = f"w{width}"
+    trained = pts[np.isfinite(pts["loss_mean"].astype(float))]
+    traces = [
+        *_band_traces(trained, color, group, y_hi),
+        _mean_trace(param, width, color, trained, group, show_legend),
+    ]
+    bad = pts[pts["n_diverged"] > 0]
+    if not bad.empty:
+        traces.append(_diverged_trace(param, width, color, bad, group, y_hi - 0.04 * (y_hi - y_lo)))
+    best = best.dropna(subset=["opt_log2_lr"])
+    if not best.empty:
+        traces.append(_optimum_trace(width, color, best, group, y_hi))
+    return traces
+
+
+def _band_traces(trained: pd.DataFrame, color: str, group: str, y_hi: float) -> list[go.Scatter]:
+    """The min-max band across seeds: the upper edge, then the lower edge filled up to it."""
+    edge = {"mode": "lines", "line_width": 0, "hoverinfo": "skip", "showlegend": False,
+            "legendgroup": group}
+    return [
+        go.Scatter(x=trained["log2_lr"], y=trained["loss_max"].clip(upper=y_hi), **edge),
+        go.Scatter(x=trained["log2_lr"], y=trained["loss_min"].clip(upper=y_hi), **edge,
+                   fill="tonexty", fillcolor=_rgba(color, 0.18)),
+    ]
+
+
+def _mean_trace(
+    param: str, width: int, color: str, trained: pd.DataFrame, group: str, show_legend: bool
+) -> go.Scatter:
+    """The seed-mean line of one width; each point carries [param, width, log2_lr]."""
+    n = len(trained)
+    return go.Scatter(
+        x=trained["log2_lr"], y=trained["loss_mean"], mode="lines+markers",
+        name=f"width {width}", legendgroup=group, showlegend=show_legend,
+        line={"color": color, "width": 2}, marker={"color": color, "size": 7},
+        customdata=np.column_stack([np.full(n, param), np.full(n, width), trained["log2_lr"]]),
+        hovertemplate=(
+            f"{param_label(param)}, width {width}<br>log2 LR %{{x:.2f}}"
+            "<br>mean loss %{y:.4f}<extra></extra>"
+        ),
+    )
+
+
+def _diverged_trace(
+    param: str, width: int, color: str, bad: pd.DataFrame, group: str, y: float
+) -> go.Scatter:
+    """Crosses at height `y` over the grid points where at least one seed diverged."""
+    n = len(bad)
+    return go.Scatter(
+        x=bad["log2_lr"], y=np.full(n, y), mode="markers",
+        marker={"symbol": DIVERGED_SYMBOL, "size": 11, "color": color,
+                "line": {"width": 2, "color": color}},
+        name=DIVERGED_NAME, legendgroup=group, showlegend=False,
+        customdata=np.column_stack(
+            [np.full(n, param), np.full(n, width), bad["log2_lr"], bad["n_diverged"],
+             bad["n_seeds"]]
+        ),
+        hovertemplate=(
+            f"{param_label(param)}, width {width}<br>log2 LR %{{x:.2f}}"
+            "<br>diverged: %{customdata[3]} of %{customdata[4]} seeds<extra></extra>"
+        ),
+    )
+
+
+def _optimum_trace(width: int, color: str, best: pd.DataFrame, group: str, y_hi: float) -> go.Scatter:
+    """The star at one width's optimum (its loss clipped into the visible range)."""
+    return go.Scatter(
+        x=best["opt_log2_lr"], y=best["best_loss"].clip(upper=y_hi), mode="markers",
+        marker={"symbol": OPTIMUM_SYMBOL, "size": 16, "color": color,
+                "line": {"width": 1.5, "color": "black"}},
+        name=OPTIMUM_NAME, legendgroup=group, showlegend=False,
+        hovertemplate=(
+            f"optimum, width {width}<br>log2 LR %{{x:.2f}}"
+            "<br>loss %{y:.4f}<extra></extra>"
+        ),
+    )
+
+
+def _add_marker_legend(fig: go.Figure) -> None:
+    """Two legend-only entries that explain the star and the cross once."""
+    for symbol, label in ((OPTIMUM_SYMBOL, "optimum (per width)"), (DIVERGED_SYMBOL, "diverged run")):
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", name=label,
+                marker={"symbol": symbol, "size": 12, "color": "grey",
+                        "line": {"width": 2, "color": "black" if symbol == OPTIMUM_SYMBOL else "grey"}},
+            ),
+            row=1, col=1,
+        )
 
 
 def optimum_figure(widths: pd.DataFrame, drift: pd.DataFrame | None = None, height: int = 380) -> go.Figure:

@@ -1,7 +1,7 @@
 """Turning a spec into a sweep: validate, check what the browser may ask for, create, start.
 
-Launch = create the sweep in the store + make sure the engine's background runner is running.
-The page never trains anything itself.
+Launch = `Service.launch`: the sweep is created in the store and the engine's background
+runner is started if none is running. The page never trains anything itself.
 """
 
 from __future__ import annotations
@@ -11,21 +11,20 @@ from typing import Any
 from pydantic import ValidationError
 
 from app import form, presets, safety, state
-from experiments.errors import UserError
+from experiments.service import ServiceError
+from experiments.spec import SweepSpec
 
 
 class LaunchError(Exception):
     """The spec could not be launched; the message says why in plain words."""
 
 
-def validate(data: dict[str, Any]) -> tuple[Any | None, dict[str, list[str]]]:
+def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str]]]:
     """Validate browser-supplied spec data.
 
     Returns:
         (spec, {}) when valid, else (None, errors by dotted field path; "" for the whole spec).
     """
-    from experiments.spec import SweepSpec
-
     try:
         data = safety.check_browser_spec(data, safety.datasets_dir(state.db_path()))
         spec = SweepSpec.model_validate(data)
@@ -36,20 +35,19 @@ def validate(data: dict[str, Any]) -> tuple[Any | None, dict[str, list[str]]]:
     return spec, {}  # model_validate ran check_spec: a submit validates once
 
 
-def launch(spec: Any) -> int:
+def launch(spec: SweepSpec) -> int:
     """Create the sweep for a validated spec and start the background runner.
 
     Returns:
         The new sweep's id.
-    """
-    from experiments.sweeps import create_sweep
 
+    Raises:
+        LaunchError: the engine refused the sweep (the message says why).
+    """
     try:
-        sweep_id = create_sweep(state.store(), spec)
-    except UserError as exc:
+        return state.service().launch(spec)
+    except ServiceError as exc:
         raise LaunchError(str(exc)) from exc
-    state.ensure_runner()
-    return int(sweep_id)
 
 
 def launch_quick_demo() -> int:

@@ -46,12 +46,13 @@ def final_loss(param: str, width: int, log2_lr: float, seed: int) -> float:
 def populate(db_path: Path, n_runs: int, n_points: int) -> int:
     """Write one sweep with `n_runs` finished runs and `n_points` metric rows each."""
     from experiments.store import ChunkWriter, RunRow, Store
+    from experiments.sweeps import TRAIN_JOB
 
     store = Store(db_path)
     cells = grid(n_runs)
     rows = [
         RunRow(run_key=f"{p}-w{w}-lr{lr:.3f}-s{s}", width=w, parametrization=p, lr=2.0**lr, seed=s,
-               hparams={}, payload={"steps": n_points})
+               hparams={}, payload={"steps": n_points}, job_fn=TRAIN_JOB)
         for p, w, lr, s in cells
     ]
     sweep_id = store.create_sweep(f"bench-{n_runs}", {"name": f"bench-{n_runs}"}, rows)

@@ -26,51 +26,49 @@ import math
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch import nn
 
 import mucore
 from experiments.analysis import TransferReport, analyze
-from experiments.config import HParamsConfig, OptimizerConfig
+from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig
 from experiments.errors import UserError
+from experiments.files import is_yaml, read_structured
 from experiments.models import ModelConfig, build_model, model_factory
 from experiments.tasks import TaskConfig, TaskInfo, task_info
-from mucore.bundle import BundleError, content_hash
+from mucore.bundle import (
+    BUNDLE_KIND,
+    SCHEMA_VERSION,
+    BundleError,
+    BundleKind,
+    SchemaVersion,
+    content_hash,
+)
+from mucore.summary import DescribeRow
+from mucore.version import __version__ as LIBRARY_VERSION
 
-LIBRARY_VERSION = "0.1.0"  # pyproject's [project].version; the repo is not pip-installed
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from experiments.store import Store
 
 
-class ParamRow(BaseModel):
-    """One parameter of the target model, as `mucore.describe` reports it, plus its LR.
+# A pydantic dataclass over `mucore.DescribeRow`: its fields (in order) are the describe row's,
+# then `lr`, so a field added to the describe table reaches every bundle with no edit here.
+@pydantic_dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class ParamRow(DescribeRow):
+    """One parameter of the target model: its `mucore.DescribeRow` at the target width (see
+    that class for the fields), plus its absolute learning rate.
 
     Attributes:
-        name: canonical parameter name.
-        shape: shape at the target width.
-        role: input / hidden / output / vector (TP5, Table 8).
-        width_mult: the multiplier m its role uses at the target width.
-        init: "normal", "zeros" or "ones".
-        init_std: std of its normal init (0 for constant inits).
-        forward_mult: forward multiplier of its layer.
-        lr_mult: LR relative to the global LR.
-        lr: the absolute learning rate of its optimizer group (lr x lr_mult).
+        lr: the absolute learning rate of its optimizer group (the bundle's lr x lr_mult).
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    shape: list[int]
-    role: str
-    width_mult: float
-    fan_in_mult: float
-    fan_out_mult: float
-    init: str
-    init_std: float
-    forward_mult: float
-    lr_mult: float
     lr: float
 
 
@@ -133,11 +131,11 @@ class Evidence(BaseModel):
 
 
 class HPBundle(BaseModel):
-    """A versioned HP bundle (schema 1). `content_hash` covers every other field.
+    """A versioned HP bundle. `content_hash` covers every other field.
 
     Attributes:
-        kind: always "mutransfer-hp-bundle".
-        schema_version: bumped on any incompatible change.
+        kind: always `mucore.bundle.BUNDLE_KIND` ("mutransfer-hp-bundle").
+        schema_version: `mucore.bundle.SCHEMA_VERSION`, bumped on any incompatible change.
         created: ISO 8601 UTC time the newest run behind the evidence finished (the export
             time when built without a store), so re-exporting gives identical bytes.
         spec: the sweep spec (as stored).
@@ -159,8 +157,8 @@ class HPBundle(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["mutransfer-hp-bundle"] = "mutransfer-hp-bundle"  # mucore.bundle.BUNDLE_KIND
-    schema_version: Literal[1] = 1  # mucore.bundle.SCHEMA_VERSION
+    kind: BundleKind = BUNDLE_KIND
+    schema_version: SchemaVersion = SCHEMA_VERSION
     created: str
     spec: dict[str, Any]
     model: dict[str, Any]
@@ -289,36 +287,14 @@ def _evidence_drift(report: TransferReport) -> dict[str, dict[str, DriftEvidence
     return out
 
 
-def build_bundle(
-    spec: dict[str, Any],
-    report: TransferReport,
-    target_width: int,
-    *,
-    sweep_id: int | None = None,
-    spec_hash: str | None = None,
-    parametrization: str = "mup",
-    force: bool = False,
-    created: datetime | None = None,
-) -> HPBundle:
-    """Assemble (and hash) a bundle from a spec and its analysis.
-
-    The transferred HPs: the LR and every swept global HP take the analysis's prediction at
-    `target_width` for `parametrization` (µP: the stable optimum, the mean of the per-width
-    optima; SP: the drift line); unswept HPs keep the spec's values.
-
-    Args:
-        spec: the sweep spec as stored (a dict).
-        report: `analyze(runs, target_width=target_width)`.
-        target_width: the width of the model the bundle is for.
-        sweep_id: the store's sweep id (evidence).
-        spec_hash: the store's spec hash (evidence).
-        parametrization: which parametrization's HPs to export ("mup" normally).
-        force: export although the verdict is not confirmed (recorded as `forced`).
-        created: export time (default now, UTC).
+def transferred_log2_lr(
+    report: TransferReport, target_width: int, parametrization: str = "mup", force: bool = False
+) -> float:
+    """The LR a bundle for `target_width` carries (log2), once the report allows an export.
 
     Raises:
-        UserError: the verdict is not confirmed and not `force`; the sweep has no optimum
-            for `parametrization`; the target width cannot be built.
+        UserError: a target width below 1; the verdict is not confirmed and not `force`; the
+            sweep has no LR optimum for `parametrization`.
     """
     if target_width < 1:
         raise UserError(f"--target-width must be >= 1, got {target_width}")
@@ -327,27 +303,44 @@ def build_bundle(
                         "the sweep, or pass --force to export anyway (the bundle records "
                         "forced: true)")
     lr_drift = report.lr.get(parametrization)
-    if lr_drift is None or lr_drift.predict(target_width) is None:
+    log2_lr = None if lr_drift is None else lr_drift.predict(target_width)
+    if log2_lr is None:
         have = sorted(report.lr)
         raise UserError(f"the sweep has no {parametrization} LR optimum to export (it has "
                         f"{have or 'no'} parametrizations with results): pick one of them or "
                         "finish the sweep")
-    model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
-    info = task_info(task_cfg)
-    log2_lr = float(lr_drift.predict(target_width))  # type: ignore[arg-type]
-    hparams = hp_cfg.model_dump()
-    for hp, by_param in report.hparams.items():
-        d = by_param.get(parametrization)
-        pred = d.predict(target_width) if d is not None else None
-        if pred is not None:
-            hparams[hp] = 2.0**pred
-    mu_hparams = mucore.HParams.from_dict(hparams)
-    shapes = mucore.infer_base_shapes(model_factory(model_cfg, info), base_width)
-    lr = 2.0**log2_lr
-    table = param_table(model_cfg, info, shapes, parametrization, mu_hparams, opt_cfg.name, lr,
-                        target_width)
-    rules = mucore.get_parametrization(parametrization)
-    evidence = Evidence(
+    return float(log2_lr)
+
+
+def transferred_hparams(
+    report: TransferReport,
+    spec_hparams: HParamsConfig,
+    target_width: int,
+    parametrization: str = "mup",
+) -> mucore.HParams:
+    """The global µP knobs a bundle carries (TP5, Section 6: the transferable HPs).
+
+    Every knob of `experiments.config.GLOBAL_KNOBS` that the sweep swept takes the report's
+    prediction at `target_width` for `parametrization` (µP: its stable optimum); the others keep
+    the spec's values. A knob added to `mucore.HParams` is transferred with no edit here.
+    """
+    values = spec_hparams.model_dump()
+    for knob in GLOBAL_KNOBS:
+        drift = report.hparams.get(knob, {}).get(parametrization)
+        log2_value = None if drift is None else drift.predict(target_width)
+        if log2_value is not None:
+            values[knob] = 2.0**log2_value
+    return mucore.HParams.from_dict(values)
+
+
+def _evidence(
+    spec: dict[str, Any],
+    report: TransferReport,
+    sweep_id: int | None,
+    spec_hash: str | None,
+    force: bool,
+) -> Evidence:
+    return Evidence(
         sweep_id=sweep_id,
         sweep_name=str(spec.get("name", "")),
         spec_hash=spec_hash,
@@ -361,28 +354,68 @@ def build_bundle(
         n_runs=report.n_runs,
         versions=_versions(),
     )
+
+
+def build_bundle(
+    spec: dict[str, Any],
+    report: TransferReport,
+    target_width: int,
+    *,
+    sweep_id: int | None = None,
+    spec_hash: str | None = None,
+    parametrization: str = "mup",
+    force: bool = False,
+    created: datetime | None = None,
+) -> HPBundle:
+    """Assemble (and hash) a bundle from a spec and its analysis.
+
+    The transferred HPs: the LR (`transferred_log2_lr`) and every swept global knob
+    (`transferred_hparams`) take the analysis's prediction at `target_width` for
+    `parametrization` (µP: the stable optimum, the mean of the per-width optima; SP: the drift
+    line); unswept knobs keep the spec's values.
+
+    Args:
+        spec: the sweep spec as stored (a dict).
+        report: `analyze(runs, target_width=target_width)`.
+        target_width: the width of the model the bundle is for.
+        sweep_id, spec_hash: the store's sweep id and spec hash (evidence).
+        parametrization: which parametrization's HPs to export ("mup" normally).
+        force: export although the verdict is not confirmed (recorded as `forced`).
+        created: export time (default now, UTC).
+
+    Raises:
+        UserError: the verdict is not confirmed and not `force`; the sweep has no optimum
+            for `parametrization`; the target width cannot be built.
+    """
+    log2_lr = transferred_log2_lr(report, target_width, parametrization, force)
+    model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
+    info = task_info(task_cfg)
+    hparams = transferred_hparams(report, hp_cfg, target_width, parametrization)
+    shapes = mucore.infer_base_shapes(model_factory(model_cfg, info), base_width)
+    lr = 2.0**log2_lr
     bundle = HPBundle(
         created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
         spec=json.loads(json.dumps(spec, default=str)),
         model=model_cfg.model_dump(mode="json"),
         task=task_cfg.model_dump(mode="json"),
         parametrization=parametrization,
-        rules_version=rules.version,
+        rules_version=mucore.get_parametrization(parametrization).version,
         base_width=base_width,
         base_shapes=shapes.to_dict(),
-        hparams=mu_hparams.to_dict(),
+        hparams=hparams.to_dict(),
         lr=lr,
         log2_lr=log2_lr,
         optimizer=opt_cfg.model_dump(mode="json"),
         target_width=target_width,
-        param_table=table,
-        evidence=evidence,
+        param_table=param_table(model_cfg, info, shapes, parametrization, hparams, opt_cfg.name,
+                                lr, target_width),
+        evidence=_evidence(spec, report, sweep_id, spec_hash, force),
     )
     return bundle.with_hash()
 
 
 def export_bundle(
-    store: Any,
+    store: Store,
     sweep_id: int,
     target_width: int,
     force: bool = False,
@@ -411,12 +444,12 @@ def export_bundle(
                         "status` for the ids")
     runs = store.runs_frame(sweep_id)
     report = analyze(runs, tolerance=tolerance, loss=loss, target_width=target_width)
-    return build_bundle(sweep["spec"], report, target_width, sweep_id=sweep_id,
-                        spec_hash=sweep.get("spec_hash"), parametrization=parametrization,
+    return build_bundle(sweep.spec, report, target_width, sweep_id=sweep_id,
+                        spec_hash=sweep.spec_hash, parametrization=parametrization,
                         force=force, created=_evidence_time(runs))
 
 
-def _evidence_time(runs: Any) -> datetime | None:
+def _evidence_time(runs: pd.DataFrame) -> datetime | None:
     """When the newest run behind the evidence finished (UTC), or None if none has.
 
     A bundle's `created` is this time rather than the wall clock so that exporting the same
@@ -432,10 +465,6 @@ def _evidence_time(runs: Any) -> datetime | None:
 # --- Files -------------------------------------------------------------------------------------
 
 
-def _is_yaml(path: Path) -> bool:
-    return path.suffix.lower() in (".yaml", ".yml")
-
-
 def write_bundle(bundle: HPBundle, path: str | Path) -> Path:
     """Write the bundle as JSON, or YAML for a .yaml/.yml path; returns the path.
 
@@ -444,7 +473,7 @@ def write_bundle(bundle: HPBundle, path: str | Path) -> Path:
     """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(bundle_yaml(bundle) if _is_yaml(p) else bundle_json(bundle), encoding="utf-8")
+    p.write_text(bundle_yaml(bundle) if is_yaml(p) else bundle_json(bundle), encoding="utf-8")
     return p
 
 
@@ -473,7 +502,7 @@ def bundle_yaml(bundle: HPBundle) -> str:
     return yaml.safe_dump(_checked_body(bundle), sort_keys=False, allow_unicode=True)
 
 
-def parse_bundle(data: Any, source: str = "bundle") -> HPBundle:
+def parse_bundle(data: object, source: str = "bundle") -> HPBundle:
     """Verify a parsed bundle (hash, schema) and return it as an `HPBundle`.
 
     Raises:
@@ -496,23 +525,19 @@ def parse_bundle(data: Any, source: str = "bundle") -> HPBundle:
 
 
 def read_bundle(path: str | Path) -> HPBundle:
-    """Read and verify a JSON or YAML bundle file.
+    """Read and verify a bundle file: JSON for .json, YAML for .yaml/.yml (`read_structured`).
 
     Raises:
         UserError: missing or unparsable file, hash mismatch, or invalid schema.
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"bundle {p} does not exist: check the path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read bundle {p}: {exc}") from None
-    try:
-        data = yaml.safe_load(text) if _is_yaml(p) else json.loads(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
-        raise UserError(f"bundle {p} is not valid {'YAML' if _is_yaml(p) else 'JSON'} ({exc}): "
-                        "re-export it") from None
+        data = read_structured(p, "bundle")
+    except UserError as exc:
+        if not p.is_file():
+            raise
+        # The file is there but damaged: a bundle is exported, never written by hand.
+        raise UserError(f"{exc}; re-export the bundle with `python -m experiments export`") from None
     return parse_bundle(data, source=f"bundle {p}")
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 from experiments.models.configs import ModelConfig
+from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
 
@@ -187,7 +188,7 @@ class RunResult(BaseModel):
         compiled: whether training went through torch.compile.
     """
 
-    state: Literal["done", "diverged", "cancelled"]
+    state: RunState
     final_train_loss: float | None
     final_val_loss: float | None
     steps_done: int
@@ -198,3 +199,10 @@ class RunResult(BaseModel):
     initial_loss: float | None = None
     precision: Precision = "fp32"
     compiled: bool = False
+
+    @field_validator("state")
+    @classmethod
+    def _an_outcome(cls, v: RunState) -> RunState:
+        if v not in OUTCOME_STATES:
+            raise ValueError(f"a run ends {[str(s) for s in OUTCOME_STATES]}, not {v!r}")
+        return v

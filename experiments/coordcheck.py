@@ -156,6 +156,20 @@ def prepare(
     return CoordCheckSetup(cfg, loaded, model_factory(cfg, loaded.info), batch)
 
 
+def _check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
+    """The scalar arguments of `run_coord_check`, each refused with its fix."""
+    if param not in PARAMETRIZATIONS:
+        raise UserError(
+            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
+        )
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    if not lr > 0:
+        raise UserError(f"--lr must be > 0, got {lr}")
+
+
 def run_coord_check(
     model: str | ModelConfig | dict[str, Any],
     param: str,
@@ -191,16 +205,7 @@ def run_coord_check(
         UserError: any bad input, named with its fix.
     """
     ws = validate_widths(widths)
-    if param not in PARAMETRIZATIONS:
-        raise UserError(
-            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
-        )
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
-    if steps < 1:
-        raise UserError(f"--steps must be >= 1, got {steps}")
-    if not lr > 0:
-        raise UserError(f"--lr must be > 0, got {lr}")
+    _check_run_args(param, optimizer, steps, lr)
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")

@@ -37,6 +37,7 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 import torch
@@ -46,6 +47,7 @@ from experiments.config import Precision, RunConfig, RunResult
 from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
 from experiments.models import build_model, model_factory
+from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 
 # Batches come from their own generator, seeded apart from the init seed so that the draw of
@@ -161,6 +163,168 @@ def _evaluate(
     return float(total.item() / max(count, 1))
 
 
+
+
+@dataclass
+class _Training:
+    """What the step loop trains with (built by `_build_training`)."""
+
+    task: Task
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None
+    generator: torch.Generator  # the batch stream, on the CPU
+    autocast: Callable[[], contextlib.AbstractContextManager[Any]]
+    forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
+
+
+def _build_training(run: RunConfig, device: torch.device) -> _Training:
+    """Step 2 (module docstring): the task, the model parametrized in SP or µP, its optimizer
+    and its batch stream."""
+    task = _task_on(run.task, device)
+    shapes = base_shapes_for(run)
+    with device:
+        model = build_model(run.model, task.info, run.width)
+    model.to(device)
+    setup = mucore.parametrize(
+        model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
+    )
+    opt_cfg = run.optimizer
+    optimizer = mucore.build_optimizer(
+        model,
+        setup,
+        opt_cfg.name,
+        run.lr,
+        betas=opt_cfg.betas,
+        eps=opt_cfg.eps,
+        momentum=opt_cfg.momentum,
+        weight_decay=opt_cfg.weight_decay,
+        wd_mode=opt_cfg.wd_mode,
+        scale_eps=opt_cfg.scale_eps,
+    )
+    scheduler = None
+    if opt_cfg.schedule == "cosine":
+        scheduler = mucore.relative_schedule(
+            optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps, run.steps)
+        )
+    generator = torch.Generator(device="cpu")
+    generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
+    # Compiled forward for training only: the optimizer above holds the eager module's
+    # parameters (the same tensors the wrapper trains), and evaluation stays eager so eval/no-grad
+    # mode does not trigger a second compilation.
+    forward: Callable[[torch.Tensor], torch.Tensor] = (
+        torch.compile(model) if run.compile else model
+    )
+    return _Training(task, model, optimizer, scheduler, generator,
+                     autocast_context(run.precision, device), forward)
+
+
+class _LossWindows:
+    """The step loop's loss bookkeeping: window and tail sums stay on the device, and are read
+    back (one host sync) only when a log window closes."""
+
+    def __init__(self, steps: int, device: torch.device) -> None:
+        self.tail_start = steps - max(1, round(FINAL_LOSS_FRACTION * steps)) + 1
+        self.window_sum = torch.zeros((), device=device)
+        self.tail_sum = torch.zeros((), device=device)
+        self.initial_t: torch.Tensor | None = None
+        self.initial: float | None = None  # the loss before the first update
+        self.last_window: float | None = None  # the last finite window mean
+        self.window_start = 1
+
+    def add(self, step: int, loss: torch.Tensor) -> None:
+        """Accumulate one step's loss (no host sync)."""
+        # fp32 accumulators whatever the compute dtype (a no-op for fp32 losses).
+        detached = loss.detach().float()
+        if self.initial_t is None:
+            self.initial_t = detached.clone()
+        self.window_sum += detached
+        if step >= self.tail_start:
+            self.tail_sum += detached
+
+    def close_window(self, step: int) -> float:
+        """The mean loss of the window ending at `step`; the next window starts after it."""
+        if self.initial is None:
+            assert self.initial_t is not None
+            self.initial = float(self.initial_t.item())
+        window_mean = float(self.window_sum.item()) / (step - self.window_start + 1)
+        self.window_sum.zero_()
+        self.window_start = step + 1
+        return window_mean
+
+    def blew_up(self, window_mean: float) -> bool:
+        """The blow-up rule (module docstring) on a window mean; a finite mean is remembered."""
+        assert self.initial is not None
+        if math.isfinite(window_mean):
+            self.last_window = window_mean
+        limit = max(DIVERGENCE_FACTOR * self.initial, self.initial + DIVERGENCE_MARGIN)
+        return not math.isfinite(window_mean) or window_mean > limit
+
+    def final_train(self, steps: int) -> float:
+        """The mean train loss over the tail (the last FINAL_LOSS_FRACTION of `steps`)."""
+        return float(self.tail_sum.item()) / (steps - self.tail_start + 1)
+
+
+def _step(run: RunConfig, t: _Training, step: int) -> torch.Tensor:
+    """One optimizer step on a fresh batch; returns the batch loss (still on the device)."""
+    x, y = t.task.batch("train", run.batch_size, t.generator)
+    try:
+        with t.autocast():
+            loss = t.task.loss(t.forward(x), y)
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+    except Exception as exc:
+        # torch.compile compiles lazily, at the first forward and backward: a missing
+        # compiler surfaces here and should say what to change, not look like a model bug.
+        if run.compile and step == 1:
+            raise compile_failure(exc) from exc
+        raise
+    t.optimizer.step()
+    if t.scheduler is not None:
+        t.scheduler.step()
+    return loss
+
+
+def _train_steps(
+    run: RunConfig, t: _Training, losses: _LossWindows, reporter: Reporter
+) -> tuple[RunState, int]:
+    """Steps 3 and 4: train until `run.steps`, divergence or cancellation, reporting every
+    window; returns (state, steps done)."""
+    t.model.train()
+    for step in range(1, run.steps + 1):
+        losses.add(step, _step(run, t, step))
+        if step % run.log_every == 0 or step == run.steps:
+            window_mean = losses.close_window(step)
+            reporter.metrics(step, {"train_loss": window_mean})
+            reporter.progress(step, run.steps)
+            if losses.blew_up(window_mean):
+                return RunState.DIVERGED, step
+            if reporter.cancelled():
+                return RunState.CANCELLED, step
+    return RunState.DONE, run.steps
+
+
+def _final_losses(
+    run: RunConfig,
+    t: _Training,
+    losses: _LossWindows,
+    state: RunState,
+    steps_done: int,
+    reporter: Reporter,
+) -> tuple[RunState, float | None, float | None]:
+    """Step 5: (state, final train loss, final val loss); a non-finite tail is divergence."""
+    if state != RunState.DONE:
+        return state, losses.last_window, None
+    final_train: float | None = losses.final_train(run.steps)
+    final_val: float | None = _evaluate(t.model, t.task, "val", t.autocast)
+    if final_val is not None and not math.isfinite(final_val):
+        final_val = None
+    reporter.metrics(steps_done, {"val_loss": final_val if final_val is not None else math.nan})
+    if final_train is not None and not math.isfinite(final_train):
+        final_train, state = None, RunState.DIVERGED
+    return state, final_train, final_val
+
+
 def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
     """Train one run and return its result (divergence and cancellation are results, not errors).
 
@@ -188,117 +352,16 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
     torch.manual_seed(run.seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-
-    # 1. Task, model, parametrization, optimizer.
-    task = _task_on(run.task, device)
-    info = task.info
-    shapes = base_shapes_for(run)
-    with device:
-        model = build_model(run.model, info, run.width)
-    model.to(device)
-    setup = mucore.parametrize(
-        model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
-    )
-    opt_cfg = run.optimizer
-    optimizer = mucore.build_optimizer(
-        model,
-        setup,
-        opt_cfg.name,
-        run.lr,
-        betas=opt_cfg.betas,
-        eps=opt_cfg.eps,
-        momentum=opt_cfg.momentum,
-        weight_decay=opt_cfg.weight_decay,
-        wd_mode=opt_cfg.wd_mode,
-        scale_eps=opt_cfg.scale_eps,
-    )
-    scheduler = None
-    if opt_cfg.schedule == "cosine":
-        scheduler = mucore.relative_schedule(
-            optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps, run.steps)
-        )
-    generator = torch.Generator(device="cpu")
-    generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
-    autocast = autocast_context(run.precision, device)
-    # Compiled forward for training only: the optimizer above holds the eager module's
-    # parameters (the same tensors the wrapper trains), and evaluation stays eager so eval/no-grad
-    # mode does not trigger a second compilation.
-    forward: Callable[[torch.Tensor], torch.Tensor] = (
-        torch.compile(model) if run.compile else model
-    )
-
-    # 2. Train. Loss sums stay on the device; .item() only at log points.
-    tail_start = run.steps - max(1, round(FINAL_LOSS_FRACTION * run.steps)) + 1
-    window_sum = torch.zeros((), device=device)
-    tail_sum = torch.zeros((), device=device)
-    initial_t: torch.Tensor | None = None
-    initial: float | None = None
-    last_window: float | None = None
-    window_start = 1
-    state: Literal["done", "diverged", "cancelled"] = "done"
-    steps_done = 0
-    model.train()
+    training = _build_training(run, device)
+    losses = _LossWindows(run.steps, device)
     t_train = time.perf_counter()
-    for step in range(1, run.steps + 1):
-        x, y = task.batch("train", run.batch_size, generator)
-        try:
-            with autocast():
-                loss = task.loss(forward(x), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-        except Exception as exc:
-            # torch.compile compiles lazily, at the first forward and backward: a missing
-            # compiler surfaces here and should say what to change, not look like a model bug.
-            if run.compile and step == 1:
-                raise compile_failure(exc) from exc
-            raise
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
-        steps_done = step
-        # fp32 accumulators whatever the compute dtype (a no-op for fp32 losses).
-        detached = loss.detach().float()
-        if initial_t is None:
-            initial_t = detached.clone()
-        window_sum += detached
-        if step >= tail_start:
-            tail_sum += detached
-        if step % run.log_every == 0 or step == run.steps:
-            if initial is None:
-                initial = float(initial_t.item())
-            window_mean = float(window_sum.item()) / (step - window_start + 1)
-            window_sum.zero_()
-            window_start = step + 1
-            reporter.metrics(step, {"train_loss": window_mean})
-            reporter.progress(step, run.steps)
-            limit = max(DIVERGENCE_FACTOR * initial, initial + DIVERGENCE_MARGIN)
-            if not math.isfinite(window_mean) or window_mean > limit:
-                state = "diverged"
-                if math.isfinite(window_mean):
-                    last_window = window_mean
-                break
-            last_window = window_mean
-            if reporter.cancelled():
-                state = "cancelled"
-                break
+    state, steps_done = _train_steps(run, training, losses, reporter)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     train_s = time.perf_counter() - t_train
-
-    # 3. Final losses.
-    final_train: float | None
-    final_val: float | None = None
-    if state == "done":
-        final_train = float(tail_sum.item()) / (run.steps - tail_start + 1)
-        final_val = _evaluate(model, task, "val", autocast)
-        if not math.isfinite(final_val):
-            final_val = None
-        reporter.metrics(steps_done, {"val_loss": final_val if final_val is not None else math.nan})
-        if not math.isfinite(final_train):
-            final_train, state = None, "diverged"
-    else:
-        final_train = last_window
-
+    state, final_train, final_val = _final_losses(run, training, losses, state, steps_done,
+                                                  reporter)
+    info = training.task.info
     per_step = run.batch_size * (info.seq_len if info.kind == "lm" and info.seq_len else 1)
     peak = int(torch.cuda.max_memory_allocated(device)) if device.type == "cuda" else None
     return RunResult(
@@ -310,7 +373,7 @@ def train_run(run: RunConfig, reporter: Reporter) -> RunResult:
         samples_per_s=per_step * steps_done / max(train_s, 1e-9),
         device=device_label(device),
         peak_mem_bytes=peak,
-        initial_loss=initial,
+        initial_loss=losses.initial,
         precision=run.precision,
         compiled=run.compile,
     )

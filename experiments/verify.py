@@ -18,9 +18,11 @@ tuned on the proxies are (near) optimal for the wide target. Steps:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle import HPBundle, log2_grid_step
-from experiments.config import HParamsConfig, OptimizerConfig, RunConfig
+from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig, RunConfig
 from experiments.errors import UserError
 from experiments.train import NullReporter, train_run
 
@@ -130,21 +132,56 @@ class VerifyReport(BaseModel):
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True)
+class _Recipe:
+    """How every point of a verification trains (step 1 of the module docstring)."""
+
+    step: float  # the bracket spacing, log2
+    seeds: list[int]
+    steps: int
+    device: str
+    loss: str  # the loss column compared, the one the sweep's analysis used
+
+
+def _recipe(
+    bundle: HPBundle,
+    bracket: int,
+    step: float | None,
+    seeds: list[int] | None,
+    steps: int | None,
+    device: str | None,
+) -> _Recipe:
+    """The arguments of `verify_bundle`, defaulted from the sweep's spec and checked."""
+    if bracket < 1:
+        raise UserError(f"--bracket must be >= 1 (points on each side of the transferred LR), "
+                        f"got {bracket}: use e.g. 2")
+    spec = bundle.spec
+    step = float(step if step is not None else log2_grid_step(spec))
+    if not (math.isfinite(step) and step > 0):
+        raise UserError(f"the bracket step must be a positive number of log2 units, got {step}")
+    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
+    if not seeds:
+        raise UserError("seeds is empty: give at least one seed, e.g. [0]")
+    steps = int(steps if steps is not None else spec.get("steps", 300))
+    if steps < 1:
+        raise UserError(f"steps must be >= 1, got {steps}")
+    device = device or str(spec.get("device", "auto"))
+    return _Recipe(step=step, seeds=seeds, steps=steps, device=device, loss=bundle.evidence.loss)
+
+
 def _train_point(
     bundle: HPBundle,
+    recipe: _Recipe,
     parametrization: str,
     log2_lr: float,
     hparams: dict[str, Any],
-    seeds: list[int],
-    steps: int,
-    device: str,
-    loss: str,
     offset: int | None,
 ) -> VerifyPoint:
+    """Train the target at one LR, every seed of the recipe (step 2)."""
     spec = bundle.spec
     losses: list[float | None] = []
     states: list[str] = []
-    for seed in seeds:
+    for seed in recipe.seeds:
         run = RunConfig(
             sweep_name=f"verify-{spec.get('name', 'bundle')}",
             model=bundle.model_config_obj(),
@@ -156,13 +193,13 @@ def _train_point(
             lr=2.0**log2_lr,
             hparams=HParamsConfig.model_validate(hparams),
             seed=seed,
-            steps=steps,
+            steps=recipe.steps,
             batch_size=int(spec.get("batch_size", 64)),
-            log_every=min(int(spec.get("log_every", 10)), steps),
-            device=device,
+            log_every=min(int(spec.get("log_every", 10)), recipe.steps),
+            device=recipe.device,
         )
         result = train_run(run, NullReporter())
-        value = getattr(result, loss)
+        value = getattr(result, recipe.loss)
         ok = result.state == "done" and value is not None and math.isfinite(value)
         losses.append(float(value) if ok else None)
         states.append(result.state)
@@ -170,6 +207,90 @@ def _train_point(
     mean = float(np.mean(finite)) if len(finite) == len(losses) and finite else None
     return VerifyPoint(parametrization=parametrization, offset_steps=offset, log2_lr=log2_lr,
                        loss=mean, seed_losses=losses, states=states)
+
+
+def _loss_words(point: VerifyPoint) -> str:
+    return "diverged" if point.loss is None else f"{point.loss:.4f}"
+
+
+def _train_bracket(
+    bundle: HPBundle, recipe: _Recipe, bracket: int, say: Progress
+) -> list[VerifyPoint]:
+    """The transferred LR L and L + k * step for k in -bracket..bracket (step 2)."""
+    points = []
+    for k in range(-bracket, bracket + 1):
+        p = _train_point(bundle, recipe, bundle.parametrization, bundle.log2_lr + k * recipe.step,
+                         bundle.hparams, k)
+        say(f"{bundle.parametrization} 2^{p.log2_lr:.3g}: {_loss_words(p)}")
+        points.append(p)
+    return points
+
+
+@dataclass(frozen=True)
+class _BracketOutcome:
+    """The target's own optimum over the bracket and how the transferred LR compares (steps 3
+    and 4); the fields are `VerifyReport`'s of the same names."""
+
+    opt_log2_lr: float | None = None
+    opt_refined: bool = False
+    opt_at_edge: str | None = None
+    within_one_step: bool = False
+    best_log2_lr: float | None = None
+    best_loss: float | None = None
+    loss_gap: float | None = None
+
+
+def _bracket_outcome(
+    points: list[VerifyPoint], transferred: VerifyPoint, step: float, warn: list[str]
+) -> _BracketOutcome:
+    """Steps 3 and 4: the parabola-refined optimum, the one-step test and the loss gap."""
+    xs = np.array([p.log2_lr for p in points])
+    ys = np.array([math.inf if p.loss is None else p.loss for p in points])
+    opt = curve_optimum(xs, ys)
+    if opt is None:
+        warn.append("every bracket point diverged at the target width: the transferred LR is "
+                    "far too large; check the bundle's evidence")
+        return _BracketOutcome()
+    i = int(np.argmin(ys))
+    best_x, best_loss = float(xs[i]), float(ys[i])
+    if opt.edge is not None:
+        warn.append(f"the target's best LR is at the {opt.edge} end of the bracket "
+                    f"(2^{opt.grid_log2:.3g}): its optimum may lie beyond; widen --bracket")
+    return _BracketOutcome(
+        opt_log2_lr=opt.opt_log2,
+        opt_refined=bool(opt.refined),
+        opt_at_edge=opt.edge,
+        within_one_step=bool(abs(transferred.log2_lr - opt.opt_log2) <= step + 1e-9),
+        best_log2_lr=best_x,
+        best_loss=best_loss,
+        loss_gap=None if transferred.loss is None else max(0.0, transferred.loss - best_loss),
+    )
+
+
+def _sp_hparams(bundle: HPBundle) -> dict[str, Any]:
+    """The spec's global knobs, each swept one at SP's predicted optimum (from the evidence)."""
+    hparams = dict(bundle.spec.get("hparams", {}))
+    for knob in GLOBAL_KNOBS:
+        drift = bundle.evidence.drift.get(knob, {}).get("sp")
+        if drift is not None and drift.predicted_log2 is not None:
+            hparams[knob] = 2.0**drift.predicted_log2
+    return hparams
+
+
+def _sp_baseline(
+    bundle: HPBundle, recipe: _Recipe, transferred: VerifyPoint, say: Progress, warn: list[str]
+) -> tuple[VerifyPoint | None, float | None]:
+    """Step 5: SP at its extrapolated LR, and its loss minus the transferred one."""
+    sp_drift = bundle.evidence.drift.get("lr", {}).get("sp")
+    if sp_drift is None or sp_drift.predicted_log2 is None:
+        warn.append("no SP baseline: the sweep has no SP drift to extrapolate")
+        return None, None
+    baseline = _train_point(bundle, recipe, "sp", sp_drift.predicted_log2, _sp_hparams(bundle),
+                            None)
+    say(f"sp baseline 2^{baseline.log2_lr:.3g}: {_loss_words(baseline)}")
+    if baseline.loss is None or transferred.loss is None:
+        return baseline, None
+    return baseline, baseline.loss - transferred.loss
 
 
 def verify_bundle(
@@ -201,93 +322,33 @@ def verify_bundle(
     Raises:
         UserError: bracket < 1, a non-positive step or steps, empty seeds.
     """
-    if bracket < 1:
-        raise UserError(f"--bracket must be >= 1 (points on each side of the transferred LR), "
-                        f"got {bracket}: use e.g. 2")
-    spec = bundle.spec
-    step = float(step if step is not None else log2_grid_step(spec))
-    if not (math.isfinite(step) and step > 0):
-        raise UserError(f"the bracket step must be a positive number of log2 units, got {step}")
-    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
-    if not seeds:
-        raise UserError("seeds is empty: give at least one seed, e.g. [0]")
-    steps = int(steps if steps is not None else spec.get("steps", 300))
-    if steps < 1:
-        raise UserError(f"steps must be >= 1, got {steps}")
-    device = device or str(spec.get("device", "auto"))
-    loss = bundle.evidence.loss
+    recipe = _recipe(bundle, bracket, step, seeds, steps, device)
     say = progress or (lambda _line: None)
     t0 = time.perf_counter()
     warn: list[str] = []
-
-    center = bundle.log2_lr
-    points = []
-    for k in range(-bracket, bracket + 1):
-        p = _train_point(bundle, bundle.parametrization, center + k * step, bundle.hparams, seeds,
-                         steps, device, loss, k)
-        say(f"{bundle.parametrization} 2^{p.log2_lr:.3g}: "
-            f"{'diverged' if p.loss is None else f'{p.loss:.4f}'}")
-        points.append(p)
-
-    xs = np.array([p.log2_lr for p in points])
-    ys = np.array([math.inf if p.loss is None else p.loss for p in points])
-    opt = curve_optimum(xs, ys)
+    points = _train_bracket(bundle, recipe, bracket, say)
     transferred = points[bracket]
-    if opt is None:
-        warn.append("every bracket point diverged at the target width: the transferred LR is "
-                    "far too large; check the bundle's evidence")
-        within, best_x, best_loss, gap = False, None, None, None
-    else:
-        within = bool(abs(center - opt.opt_log2) <= step + 1e-9)
-        i = int(np.argmin(ys))
-        best_x, best_loss = float(xs[i]), float(ys[i])
-        gap = None if transferred.loss is None else max(0.0, transferred.loss - best_loss)
-        if opt.edge is not None:
-            warn.append(f"the target's best LR is at the {opt.edge} end of the bracket "
-                        f"(2^{opt.grid_log2:.3g}): its optimum may lie beyond; widen --bracket")
+    outcome = _bracket_outcome(points, transferred, recipe.step, warn)
     if transferred.loss is None:
         warn.append("the transferred LR diverged at the target width")
-
-    baseline = None
-    sp_gap = None
-    sp_drift = bundle.evidence.drift.get("lr", {}).get("sp")
+    baseline, sp_gap = None, None
     if sp_baseline and bundle.parametrization != "sp":
-        if sp_drift is None or sp_drift.predicted_log2 is None:
-            warn.append("no SP baseline: the sweep has no SP drift to extrapolate")
-        else:
-            sp_hparams = {k: v for k, v in spec.get("hparams", {}).items()}
-            for hp, by_param in bundle.evidence.drift.items():
-                d = by_param.get("sp")
-                if hp != "lr" and d is not None and d.predicted_log2 is not None:
-                    sp_hparams[hp] = 2.0**d.predicted_log2
-            baseline = _train_point(bundle, "sp", sp_drift.predicted_log2, sp_hparams, seeds,
-                                    steps, device, loss, None)
-            say(f"sp baseline 2^{baseline.log2_lr:.3g}: "
-                f"{'diverged' if baseline.loss is None else f'{baseline.loss:.4f}'}")
-            if baseline.loss is not None and transferred.loss is not None:
-                sp_gap = baseline.loss - transferred.loss
-
+        baseline, sp_gap = _sp_baseline(bundle, recipe, transferred, say, warn)
     return VerifyReport(
         target_width=bundle.target_width,
         parametrization=bundle.parametrization,
-        transferred_log2_lr=center,
-        step=step,
+        transferred_log2_lr=bundle.log2_lr,
+        step=recipe.step,
         bracket=bracket,
-        opt_log2_lr=None if opt is None else opt.opt_log2,
-        opt_refined=bool(opt is not None and opt.refined),
-        opt_at_edge=None if opt is None else opt.edge,
-        within_one_step=within,
+        **dataclasses.asdict(outcome),
         transferred_loss=transferred.loss,
-        best_log2_lr=best_x,
-        best_loss=best_loss,
-        loss_gap=gap,
         points=points,
         sp_baseline=baseline,
         sp_gap=sp_gap,
-        loss=loss,
-        seeds=seeds,
-        steps=steps,
-        device=device,
+        loss=recipe.loss,
+        seeds=recipe.seeds,
+        steps=recipe.steps,
+        device=recipe.device,
         wall_s=time.perf_counter() - t0,
         warnings=warn,
     )

@@ -85,7 +85,6 @@ if TYPE_CHECKING:  # static checkers see the eager imports
     from mucore.bundle import BundleError, apply_bundle, load_bundle
     from mucore.context import MuContext, MuSetup
     from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
-    from mucore.summary import DescribeRow, describe
     from mucore.hparams import HParams
     from mucore.init import init_std, parametrize
     from mucore.layers import InputScale, MuConfigurable, Readout, attention_scale
@@ -116,3 +115,4 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         canonical_name,
         infer_base_shapes,
     )
+    from mucore.summary import DescribeRow, describe

@@ -22,20 +22,26 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
-from mucore.summary import describe
+from mucore.context import MuSetup
 from mucore.hparams import HParams
 from mucore.init import parametrize
 from mucore.optim import build_optimizer
 from mucore.parametrizations import get_parametrization
 from mucore.roles import BaseShapes, ShapeInferenceError, canonical_name
+from mucore.summary import describe
 
-BUNDLE_KIND = "mutransfer-hp-bundle"
-SCHEMA_VERSION = 1
+# The bundle's `kind` and `schema_version`, defined once: the Literal types are what the
+# pydantic schema (`experiments.bundle.HPBundle`) declares its fields as, the constants are their
+# single values. Bump the schema version on any incompatible change of the bundle's fields.
+BundleKind = Literal["mutransfer-hp-bundle"]
+SchemaVersion = Literal[1]
+BUNDLE_KIND: BundleKind = get_args(BundleKind)[0]
+SCHEMA_VERSION: SchemaVersion = get_args(SchemaVersion)[0]
 REQUIRED_KEYS = ("kind", "schema_version", "parametrization", "rules_version", "base_shapes",
                  "hparams", "lr", "optimizer", "target_width", "param_table", "content_hash")
 # Relative tolerance when comparing the applied model's µP table with the bundle's.
@@ -222,15 +228,21 @@ def apply_bundle(
         raise BundleError(f"model does not match the bundle's base shapes: {exc}") from None
     except (KeyError, ValueError) as exc:
         raise BundleError(f"cannot apply the bundle: {exc}") from None
-    opt = dict(data["optimizer"])
-    name = str(opt.get("name", "adam"))
-    _check_table(data, describe(setup, name))
+    _check_table(data, describe(setup, str(data["optimizer"].get("name", "adam"))))
+    return model, _bundle_optimizer(data, model, setup)
+
+
+def _bundle_optimizer(
+    bundle: Mapping[str, Any], model: nn.Module, setup: MuSetup
+) -> torch.optim.Optimizer:
+    """The optimizer the bundle names, with its LR and settings, over `setup`'s groups."""
+    opt = dict(bundle["optimizer"])
     try:
-        optimizer = build_optimizer(
+        return build_optimizer(
             model,
             setup,
-            name,
-            float(data["lr"]),
+            str(opt.get("name", "adam")),
+            float(bundle["lr"]),
             betas=tuple(opt.get("betas", (0.9, 0.999))),  # type: ignore[arg-type]
             eps=float(opt.get("eps", 1e-8)),
             momentum=float(opt.get("momentum", 0.0)),
@@ -240,4 +252,3 @@ def apply_bundle(
         )
     except ValueError as exc:
         raise BundleError(f"bundle optimizer settings: {exc}") from None
-    return model, optimizer

@@ -18,6 +18,10 @@ from mucore.optim import optimizer_family
 class DescribeRow:
     """One parameter's µP facts.
 
+    Every HP bundle's param table is these rows plus an absolute LR
+    (`experiments.bundle.ParamRow` derives from this class): a field added here is exported
+    with no other edit, and changes the bundle schema (bump `mucore.bundle.SCHEMA_VERSION`).
+
     Attributes:
         name: canonical parameter name.
         shape: its shape at this width.
@@ -43,6 +47,7 @@ class DescribeRow:
     lr_mult: float
 
     def to_dict(self) -> dict[str, Any]:
+        """The row as a plain dict, fields in declaration order."""
         return asdict(self)
 
 

@@ -82,13 +82,13 @@ with use:
         if job is None:
             # Verifications are kept in the store beside their sweep: show the latest one.
             stored = [v for v in state.store().list_verifications(sweep_id)
-                      if v["target_width"] == width]
+                      if v.target_width == width]
             if not stored:
                 st.caption("Not verified yet at this width.")
                 return
             last = stored[0]
-            st.caption(f"Last verification, {last['created']:%Y-%m-%d %H:%M} UTC:")
-            show_result(last["result"])
+            st.caption(f"Last verification, {last.created:%Y-%m-%d %H:%M} UTC:")
+            show_result(last.result)
             return
         status = job.status()
         if status == "running":

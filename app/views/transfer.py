@@ -7,6 +7,7 @@ import json
 import streamlit as st
 
 from app import charts, components, state, tables
+from experiments.analysis import param_order
 
 CURVE_POINTS = 400
 
@@ -106,7 +107,7 @@ if finished.empty:
     st.stop()
 st.caption("Click a point on the chart above, or choose here.")
 c1, c2, c3 = st.columns(3)
-params = charts.param_order(finished["parametrization"].unique())
+params = param_order(finished["parametrization"])
 param = c1.selectbox("Parametrization", params, key="transfer_pick_param", format_func=charts.param_label)
 at_param = finished[finished["parametrization"] == param]
 width = c2.selectbox("Width", sorted(int(w) for w in at_param["width"].unique()), key="transfer_pick_width")

@@ -3,30 +3,72 @@
     report = analyze(store.runs_frame(sweep_id), tolerance=0.25)
     report.verdict, report.reason, report.lr["mup"].drift_slope
     report.to_contract_json()        # the `python -m experiments analyze --json` document
+    seed_summary(runs)               # the loss-vs-LR curves the dashboard draws
 
-Pure functions over a runs DataFrame; see `experiments.analysis.report` for the rules.
+Pure functions over a runs DataFrame, one concept a module: `summary` (which runs count,
+"diverged", the seed mean, the parametrization order), `curves` (one curve's optimum), `drift`
+(optima against width), `verdict` (the rule), `schema` (the report's models) and `report`
+(`analyze`, with the rules written out). The public names load on first use (PEP 562), so the
+dashboard's chart helpers (`summary`) do not import scipy.
 """
 
-from experiments.analysis.curves import CurveOptimum, curvature_interval, curve_optimum
-from experiments.analysis.report import (
-    DEFAULT_TOLERANCE,
-    DriftResult,
-    HPVerdict,
-    TransferReport,
-    WidthOptimum,
-    analyze,
-    swept_hps,
-)
+from __future__ import annotations
 
-__all__ = [
-    "DEFAULT_TOLERANCE",
-    "CurveOptimum",
-    "DriftResult",
-    "HPVerdict",
-    "TransferReport",
-    "WidthOptimum",
-    "analyze",
-    "curvature_interval",
-    "curve_optimum",
-    "swept_hps",
-]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# public name -> submodule that defines it
+_EXPORTS: dict[str, str] = {
+    "CurveOptimum": "curves",
+    "curvature_interval": "curves",
+    "curve_optimum": "curves",
+    "DriftResult": "schema",
+    "HPVerdict": "schema",
+    "TransferReport": "schema",
+    "WidthOptimum": "schema",
+    "analyze": "report",
+    "DEFAULT_TOLERANCE": "verdict",
+    "FINISHED_STATES": "summary",
+    "finished": "summary",
+    "PARAM_ORDER": "summary",
+    "diverged_mask": "summary",
+    "grid_optima": "summary",
+    "param_order": "summary",
+    "seed_mean": "summary",
+    "seed_summary": "summary",
+    "swept_hps": "summary",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name's submodule on first access (PEP 562)."""
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'experiments.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"experiments.analysis.{module}"), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # static checkers see the eager imports
+    from experiments.analysis.curves import CurveOptimum, curvature_interval, curve_optimum
+    from experiments.analysis.report import analyze
+    from experiments.analysis.schema import DriftResult, HPVerdict, TransferReport, WidthOptimum
+    from experiments.analysis.summary import (
+        FINISHED_STATES,
+        PARAM_ORDER,
+        diverged_mask,
+        finished,
+        grid_optima,
+        param_order,
+        seed_mean,
+        seed_summary,
+        swept_hps,
+    )
+    from experiments.analysis.verdict import DEFAULT_TOLERANCE

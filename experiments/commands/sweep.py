@@ -228,23 +228,22 @@ class _Progress:
 
     def from_summary(self, summary: Any) -> None:
         """Show the counts of a store summary (the runner's progress callback)."""
+        from experiments.states import finished_runs
+
         counts = summary_dict(summary).get("counts") or {}
-        total = sum(counts.values())
-        done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
-        self.update(done, total)
+        self.update(finished_runs(counts), sum(counts.values()))
 
     def poll(self, path: Path) -> None:
         """Read the counts from the store (skipped silently when it is busy)."""
         try:
+            from experiments.states import finished_runs
             from experiments.store import Store
 
             for s in Store(path).list_sweeps():
                 d = summary_dict(s)
                 if int(d["id"]) == self.sweep_id:
                     counts = d.get("counts") or {}
-                    total = sum(counts.values())
-                    done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
-                    self.update(done, total)
+                    self.update(finished_runs(counts), sum(counts.values()))
         except Exception:  # noqa: BLE001 - progress is best-effort; the runner owns the store
             pass
 
@@ -317,12 +316,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 def format_status(sweeps: list[dict[str, Any]]) -> str:
     """A fixed-width table: id, name, state, runs done/total, counts by state."""
+    from experiments.states import finished_runs
+
     header = ("id", "name", "state", "done", "counts")
     rows = []
     for s in sweeps:
         counts = s.get("counts") or {}
-        total = sum(counts.values())
-        done = sum(v for k, v in counts.items() if k not in ("queued", "running"))
+        done, total = finished_runs(counts), sum(counts.values())
         rows.append((str(s["id"]), str(s["name"]), str(s["state"]), f"{done}/{total}",
                      " ".join(f"{k}={v}" for k, v in sorted(counts.items()))))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from experiments.runner.worker import worker_main
-from experiments.store.store import Claim
+from experiments.store.queue import Claim
 
 
 class Executor(Protocol):

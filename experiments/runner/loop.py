@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.runner.executor import Executor, LocalExecutor
-from experiments.store.store import Store, SweepSummary
+from experiments.store import Store, SweepSummary
 
 HEARTBEAT_S = 2.0
 INGEST_S = 1.0
@@ -45,6 +45,108 @@ def make_executor(
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")
 
 
+class _RunnerLoop:
+    """One runner's state between loop turns: its claims in flight, progress not yet written,
+    and when it last ingested, beat and flushed."""
+
+    def __init__(
+        self,
+        store: Store,
+        ex: Executor,
+        token: str,
+        sweep_id: int | None,
+        progress_cb: Callable[[SweepSummary], None] | None,
+    ) -> None:
+        self.store, self.ex, self.token, self.sweep_id = store, ex, token, sweep_id
+        self.progress_cb = progress_cb
+        self.progress: dict[int, int] = {}  # steps done per run, not yet written
+        # Run folders of the claims in flight: the periodic ingest reads only these.
+        self.in_flight: dict[int, Path] = {}
+        self.last_beat = self.last_ingest = self.last_flush = time.monotonic()
+        self.idle_since: float | None = None
+
+    def turn(self) -> None:
+        """Handle the executor's events, fill its free slots, then the periodic writes."""
+        # Waiting happens outside any store connection.
+        events = self.ex.poll(0.2 if self.ex.busy() else 0.0)
+        # Results and claims share one connection: one open and close per burst instead of
+        # three per run (bench/bench_scheduling.py).
+        writes = any(ev[0] != "progress" for ev in events) or self.ex.free_slots() > 0
+        with self.store.batch() if writes else contextlib.nullcontext():
+            for ev in events:
+                self._handle(ev)
+            self._fill_slots()
+        self._periodic(time.monotonic())
+
+    def _handle(self, ev: tuple[Any, ...]) -> None:
+        """Record one executor event (see `experiments.runner.executor` for the kinds)."""
+        kind, run_id, attempt = ev[0], int(ev[1]), int(ev[2])
+        if kind == "progress":
+            self.progress[run_id] = int(ev[3])
+            return
+        self.progress.pop(run_id, None)
+        directory = self.in_flight.pop(run_id, None)
+        # The attempt's last chunks land before its state changes.
+        self.store.ingest([directory] if directory else None)
+        if kind == "result":
+            self.store.finish(run_id, attempt, ev[3])
+        elif kind in ("error", "lost"):
+            self.store.fail(run_id, attempt, str(ev[3]))
+        elif kind == "requeue":
+            # Never started (its local worker died first) or lost with its Ray node: back to
+            # the queue while attempts remain (MAX_ATTEMPTS).
+            self.store.fail(run_id, attempt, str(ev[3]), requeue=True)
+
+    def _fill_slots(self) -> None:
+        free = self.ex.free_slots()
+        if free:
+            for claim in self.store.claim(free, self.token, self.sweep_id):
+                self.in_flight[claim.run_id] = claim.directory
+                self.ex.submit(claim)
+
+    def _periodic(self, now: float) -> None:
+        """Write batched progress, ingest the runs in flight, beat and report, each when due."""
+        if self.progress and now - self.last_flush > PROGRESS_FLUSH_S:
+            self.store.update_progress(self.progress)
+            self.progress = {}
+            self.last_flush = now
+        if now - self.last_ingest > INGEST_S:
+            if self.in_flight:
+                self.store.ingest(list(self.in_flight.values()))
+            self.last_ingest = now
+        if now - self.last_beat > HEARTBEAT_S:
+            self.store.heartbeat(self.token)
+            self.last_beat = now
+            if self.progress_cb is not None and self.sweep_id is not None:
+                self.progress_cb(self.store.list_sweeps(self.sweep_id)[0])
+
+    def finished(self, idle_exit_s: float) -> bool:
+        """Whether to stop: nothing in flight and nothing queued for us (for `idle_exit_s`).
+
+        Sleeps briefly when it is waiting, so an idle loop does not spin.
+        """
+        if self.ex.busy():
+            self.idle_since = None
+            return False
+        pending = self.store.pending(self.sweep_id)
+        if pending.queued:
+            self.idle_since = None
+            return False
+        if pending.running and self.sweep_id is not None:
+            # Another live runner holds some of our runs: wait for it (or for its death).
+            self.store.recover_orphans(self.sweep_id)
+            time.sleep(0.5)
+            return False
+        if idle_exit_s <= 0:
+            return True
+        now = time.monotonic()
+        self.idle_since = self.idle_since or now
+        if now - self.idle_since > idle_exit_s:
+            return True
+        time.sleep(0.5)
+        return False
+
+
 def run_pending(
     db_path: str | Path,
     sweep_id: int | None = None,
@@ -61,71 +163,13 @@ def run_pending(
     store.register_runner(token)
     store.recover_orphans(sweep_id)
     ex = make_executor(executor, workers, ray_address) if isinstance(executor, str) else executor
-    progress: dict[int, int] = {}
-    # Run folders of the claims in flight: the periodic ingest reads only these.
-    in_flight: dict[int, Path] = {}
-    last_beat = last_ingest = last_flush = time.monotonic()
-    idle_since: float | None = None
     store.ingest()  # chunks a previous (killed) runner left behind
+    loop = _RunnerLoop(store, ex, token, sweep_id, progress_cb)
     try:
         while True:
-            # 1. Handle events. Waiting happens outside any store connection.
-            events = ex.poll(0.2 if ex.busy() else 0.0)
-            # 2. Write results and fill free slots with queued runs in one connection: one
-            # open and close per burst instead of three per run (bench/bench_scheduling.py).
-            writes = any(ev[0] != "progress" for ev in events) or ex.free_slots() > 0
-            with store.batch() if writes else contextlib.nullcontext():
-                for ev in events:
-                    kind, run_id, attempt = ev[0], int(ev[1]), int(ev[2])
-                    if kind == "progress":
-                        progress[run_id] = int(ev[3])
-                        continue
-                    progress.pop(run_id, None)
-                    directory = in_flight.pop(run_id, None)
-                    # The attempt's last chunks land before its state changes.
-                    store.ingest([directory] if directory else None)
-                    if kind == "result":
-                        store.finish(run_id, attempt, ev[3])
-                    elif kind in ("error", "lost"):
-                        store.fail(run_id, attempt, str(ev[3]))
-                    elif kind == "requeue":
-                        # Never started (its local worker died first) or lost with its Ray
-                        # node: back to the queue while attempts remain (MAX_ATTEMPTS).
-                        store.fail(run_id, attempt, str(ev[3]), requeue=True)
-                free = ex.free_slots()
-                if free:
-                    for claim in store.claim(free, token, sweep_id):
-                        in_flight[claim.run_id] = claim.directory
-                        ex.submit(claim)
-            now = time.monotonic()
-            if progress and now - last_flush > PROGRESS_FLUSH_S:
-                store.update_progress(progress)
-                progress = {}
-                last_flush = now
-            if now - last_ingest > INGEST_S:
-                if in_flight:
-                    store.ingest(list(in_flight.values()))
-                last_ingest = now
-            if now - last_beat > HEARTBEAT_S:
-                store.heartbeat(token)
-                last_beat = now
-                if progress_cb is not None and sweep_id is not None:
-                    progress_cb(store.list_sweeps(sweep_id)[0])
-            # 3. Done? Nothing in flight and nothing queued for us.
-            if ex.busy() == 0 and store.pending(sweep_id)["queued"] == 0:
-                if store.pending(sweep_id)["running"] and sweep_id is not None:
-                    # Another live runner holds some of our runs: wait for it.
-                    store.recover_orphans(sweep_id)
-                    time.sleep(0.5)
-                    continue
-                if idle_exit_s <= 0:
-                    break
-                idle_since = idle_since or now
-                if now - idle_since > idle_exit_s:
-                    break
-                time.sleep(0.5)
-            else:
-                idle_since = None
+            loop.turn()
+            if loop.finished(idle_exit_s):
+                break
     finally:
         ex.shutdown()
         try:

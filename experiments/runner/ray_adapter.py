@@ -15,8 +15,9 @@ from typing import Any
 
 from experiments.runner.ray_executor import RayExecutor
 from experiments.runner.worker import ProgressThrottle, resolve_job
+from experiments.states import RunState
 from experiments.store.chunks import ChunkWriter, atomic_write_bytes, write_result_journal
-from experiments.store.store import Claim
+from experiments.store.queue import Claim
 
 
 def progress_path(claim: Claim) -> Path:
@@ -113,7 +114,7 @@ class RayRunnerExecutor:
                 kind, value = outcome.value
                 events.append((kind, claim.run_id, claim.attempt, value))
             elif outcome.kind == "cancelled":
-                events.append(("result", claim.run_id, claim.attempt, {"state": "cancelled"}))
+                events.append(("result", claim.run_id, claim.attempt, {"state": RunState.CANCELLED}))
             else:
                 # Its Ray worker or node died: back to the queue while it has attempts left
                 # (the runner's policy, MAX_ATTEMPTS), since on a cluster that is usually the

@@ -16,8 +16,9 @@ from collections.abc import Callable
 from multiprocessing.queues import Queue
 from typing import Any
 
+from experiments.states import RunState
 from experiments.store.chunks import ChunkWriter, write_result_journal
-from experiments.store.store import Claim
+from experiments.store.queue import Claim
 
 # Progress messages are rate-limited so a fast job does not flood the runner.
 PROGRESS_INTERVAL_S = 0.5
@@ -103,7 +104,7 @@ def worker_main(slot: int, inbox: Queue, outbox: Queue, threads: int, device: st
         except BaseException as exc:  # noqa: BLE001 - any failure is the run's, not the worker's
             reporter.writer.flush()
             tb = "".join(traceback.format_exception(exc))[-4000:]
-            write_result_journal(claim.directory, claim.attempt, {"state": "failed", "error": tb})
+            write_result_journal(claim.directory, claim.attempt, {"state": RunState.FAILED, "error": tb})
             outbox.put(("error", claim.run_id, claim.attempt, f"{type(exc).__name__}: {exc}\n{tb}"))
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 return

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -72,6 +73,30 @@ def held(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckD
             yield con
         finally:
             del cons[key]
+
+
+def utc_now() -> datetime:
+    """Now as the store writes timestamps: naive, in UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block as one transaction on `con`: COMMIT at its end, ROLLBACK if it raises.
+
+    Every store write of more than one statement goes through here, so a failure half-way
+    (a constraint, a bad chunk file, a KeyboardInterrupt) leaves no partial write behind.
+    """
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+        con.execute("COMMIT")
+    except BaseException:
+        # A failed statement or COMMIT may have ended the transaction already; the original
+        # error is the one worth raising.
+        with contextlib.suppress(duckdb.Error):
+            con.execute("ROLLBACK")
+        raise
 
 
 def _engine() -> duckdb.DuckDBPyConnection:

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import duckdb
 
-SCHEMA_V1 = """
+from experiments.states import RunState, sql_states
+from experiments.store.db import transaction
+
+# `runs.state` takes only the values of `RunState`. New stores get this CHECK; a store created
+# before it keeps its table as it was (CREATE TABLE IF NOT EXISTS never alters a table), and
+# the code writes only enum values either way.
+STATE_CHECK = f"CHECK (state IN ({sql_states(RunState)}))"
+
+# The version-1 tables as a new store creates them.
+SCHEMA_V1 = f"""
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE SEQUENCE IF NOT EXISTS sweep_ids START 1;
 CREATE SEQUENCE IF NOT EXISTS run_ids START 1;
@@ -27,7 +36,7 @@ CREATE TABLE IF NOT EXISTS runs (
     hparams JSON NOT NULL,
     payload JSON NOT NULL,
     job_fn VARCHAR NOT NULL,
-    state VARCHAR NOT NULL,
+    state VARCHAR NOT NULL {STATE_CHECK},
     attempts INTEGER NOT NULL DEFAULT 0,
     owner VARCHAR,
     steps_done INTEGER NOT NULL DEFAULT 0,
@@ -77,8 +86,7 @@ SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
     """Create tables on a new store and apply pending migrations; returns the version."""
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute(SCHEMA_V1)
         row = con.execute("SELECT max(version) FROM schema_version").fetchone()
         version = row[0] if row and row[0] is not None else None
@@ -93,8 +101,4 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
             con.execute(MIGRATIONS[version - 1])
             version += 1
             con.execute("INSERT INTO schema_version VALUES (?)", [version])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return int(version)

@@ -82,7 +82,7 @@ def server(tmp_path):
         if db.exists():
             for runner in Store(db).live_runners():
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(runner["pid"], signal.SIGTERM)
+                    os.killpg(runner.pid, signal.SIGTERM)
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)

@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 
 from app import charts
+from experiments.analysis import seed_summary
 
 
 def make_runs(widths=(64, 128, 256), lrs=(-10, -8, -6, -4), seeds=(0, 1), params=("sp", "mup")) -> pd.DataFrame:
@@ -32,29 +33,10 @@ def make_runs(widths=(64, 128, 256), lrs=(-10, -8, -6, -4), seeds=(0, 1), params
     return pd.DataFrame(rows)
 
 
-def test_seed_summary_mean_min_max_and_divergence():
-    runs = make_runs()
-    summary = charts.seed_summary(runs)
-    assert len(summary) == 2 * 3 * 4
-    row = summary[(summary.parametrization == "mup") & (summary.width == 64) & (summary.log2_lr == -8)].iloc[0]
-    assert row.loss_min < row.loss_mean < row.loss_max
-    assert row.n_seeds == 2 and row.n_diverged == 0
-    bad = summary[(summary.parametrization == "sp") & (summary.width == 256) & (summary.log2_lr == -4)].iloc[0]
-    assert bad.n_diverged == 2 and np.isnan(bad.loss_mean)
-
-
-def test_seed_summary_ignores_unfinished_runs():
-    runs = make_runs()
-    runs.loc[runs.index[:5], "state"] = "running"
-    assert charts.seed_summary(runs)["n_seeds"].sum() == len(runs) - 5
-
-
-def test_grid_optima_picks_lowest_mean():
-    optima = charts.grid_optima(charts.seed_summary(make_runs()))
-    mup = optima[optima.parametrization == "mup"]
-    assert set(mup.opt_log2_lr) == {-8.0} or set(mup.opt_log2_lr) == {-6.0}
-    sp = optima[optima.parametrization == "sp"].sort_values("width")
-    assert list(sp.opt_log2_lr) == sorted(sp.opt_log2_lr, reverse=True)  # SP optimum falls
+def traces(fig: go.Figure, name: str | None = None, panel: str | None = None) -> list:
+    """The figure's traces, optionally only those named `name` in panel "x" (left) / "x2"."""
+    return [t for t in fig.data
+            if (name is None or t.name == name) and (panel is None or t.xaxis == panel)]
 
 
 def test_width_colors_are_sequential_and_distinct():
@@ -65,47 +47,98 @@ def test_width_colors_are_sequential_and_distinct():
     assert len(charts.width_colors([32])) == 1
 
 
-def test_transfer_figure_two_panels_shared_axes_markers():
+def test_transfer_figure_panels_in_param_order_with_shared_axes():
     fig = charts.transfer_figure(make_runs())
-    assert isinstance(fig, go.Figure)
-    titles = [a.text for a in fig.layout.annotations]
-    assert titles[:2] == ["SP (standard)", "µP"]
+    assert [a.text for a in fig.layout.annotations] == ["SP (standard)", "µP"]  # PARAM_ORDER
     assert fig.layout.xaxis2.matches == "x" and fig.layout.yaxis2.matches == "y"
-    names = [t.name for t in fig.data]
-    assert sum(n == "optimum" for n in names) == 6  # one star per (param, width)
-    assert sum(n == "diverged" for n in names) == 1  # only SP width 256 diverged
-    mean_lines = [t for t in fig.data if t.name and t.name.startswith("width ")]
-    assert len(mean_lines) == 6
-    assert sum(bool(t.showlegend) for t in mean_lines) == 3  # legend lists each width once
-    # Every mean point carries [param, width, log2_lr] for click-through.
-    cd = mean_lines[0].customdata[0]
-    assert cd[0] in ("sp", "mup") and int(cd[1]) in (64, 128, 256)
-    # The same width has the same colour in both panels.
-    by_name = {}
-    for t in mean_lines:
-        by_name.setdefault(t.name, set()).add(t.line.color)
-    assert all(len(c) == 1 for c in by_name.values())
+    assert fig.layout.xaxis.title.text == "log2 learning rate"
+    assert fig.layout.yaxis.title.text == "final train loss"
+    # Marker explanations, once, at the end of the legend.
+    assert [t.name for t in fig.data[-2:]] == ["optimum (per width)", "diverged run"]
+
+
+def test_transfer_figure_mean_lines_are_the_seed_means():
+    runs = make_runs()
+    fig = charts.transfer_figure(runs)
+    summary = seed_summary(runs)
+    for panel, param in (("x", "sp"), ("x2", "mup")):
+        lines = [t for t in traces(fig, panel=panel) if (t.name or "").startswith("width ")]
+        assert [t.name for t in lines] == ["width 64", "width 128", "width 256"]
+        for t in lines:
+            width = int(t.name.split()[1])
+            rows = summary[(summary.parametrization == param) & (summary.width == width)]
+            rows = rows[np.isfinite(rows.loss_mean)]
+            assert list(t.x) == list(rows.log2_lr)
+            assert list(t.y) == pytest.approx(list(rows.loss_mean))
+            # Every mean point carries [param, width, log2_lr] for click-through.
+            assert [tuple(c) for c in t.customdata] == [(param, str(width), str(x)) for x in t.x]
+    # SP's widest model diverged at the top LR: its line stops before it.
+    assert list(next(t for t in traces(fig, "width 256", "x")).x) == [-10.0, -8.0, -6.0]
+    mean_lines = [t for t in fig.data if (t.name or "").startswith("width ")]
+    assert [t.name for t in mean_lines if t.showlegend] == ["width 64", "width 128", "width 256"]
+    colors: dict[str, set[str]] = {}
+    for t in mean_lines:  # one colour per width, in both panels
+        colors.setdefault(t.name, set()).add(t.line.color)
+    assert all(len(c) == 1 for c in colors.values()) and len(set().union(*colors.values())) == 3
+
+
+def test_transfer_figure_marks_optima_and_divergence():
+    fig = charts.transfer_figure(make_runs())
+    stars = traces(fig, charts.OPTIMUM_NAME)
+    assert len(stars) == 6  # one per (param, width)
+    # No report given: the best grid point per width (SP's optimum falls with width).
+    assert [t.x[0] for t in traces(fig, charts.OPTIMUM_NAME, "x")] == [-8.0, -8.0, -10.0]
+    assert [t.x[0] for t in traces(fig, charts.OPTIMUM_NAME, "x2")] == [-8.0, -8.0, -8.0]
+    crosses = traces(fig, charts.DIVERGED_NAME)
+    assert len(crosses) == 1 and crosses[0].xaxis == "x"  # only SP width 256 diverged
+    assert list(crosses[0].x) == [-4.0]
+    assert list(crosses[0].customdata[0][3:]) == ["2", "2"]  # 2 of 2 seeds
+    y_lo, y_hi = fig.layout.yaxis.range
+    assert y_lo < crosses[0].y[0] < y_hi and crosses[0].y[0] > max(
+        max(t.y) for t in fig.data if (t.name or "").startswith("width ")
+    )
+
+
+def test_transfer_figure_one_diverged_seed_removes_the_point_from_the_mean():
+    runs = make_runs(params=("mup",))
+    hit = (runs.width == 128) & (runs.log2_lr == -8) & (runs.seed == 1)
+    runs.loc[hit, "state"] = "diverged"
+    runs.loc[hit, "final_train_loss"] = float("nan")
+    fig = charts.transfer_figure(runs)
+    assert list(traces(fig, "width 128")[0].x) == [-10.0, -6.0, -4.0]
+    crosses = traces(fig, charts.DIVERGED_NAME)
+    assert len(crosses) == 1 and list(crosses[0].x) == [-8.0]
+    assert list(crosses[0].customdata[0][3:]) == ["1", "2"]
+    star = [t for t in traces(fig, charts.OPTIMUM_NAME) if t.marker.color == traces(fig, "width 128")[0].line.color]
+    assert len(star) == 1 and star[0].x[0] == -6.0  # never the diverged point
 
 
 def test_transfer_figure_uses_given_optima():
     optima = pd.DataFrame([dict(parametrization="mup", width=64, opt_log2_lr=-7.3, best_loss=0.95)])
     fig = charts.transfer_figure(make_runs(params=("mup",)), optima=optima)
-    stars = [t for t in fig.data if t.name == "optimum"]
+    stars = traces(fig, charts.OPTIMUM_NAME)
     assert len(stars) == 1 and stars[0].x[0] == pytest.approx(-7.3)
+    assert stars[0].y[0] == pytest.approx(0.95)
+    assert stars[0].marker.color == traces(fig, "width 64")[0].line.color
 
 
 def test_transfer_figure_empty_and_one_panel():
     empty = charts.transfer_figure(make_runs().assign(state="queued"))
     assert "No finished runs" in empty.layout.annotations[0].text
+    assert len(empty.data) == 0
     fig = charts.transfer_figure(make_runs(params=("mup",)))
-    assert [a.text for a in fig.layout.annotations][:1] == ["µP"]
+    assert [a.text for a in fig.layout.annotations] == ["µP"]
+    assert {t.xaxis for t in fig.data} == {"x"}
 
 
 def test_transfer_figure_y_range_not_crushed_by_outlier():
     runs = make_runs()
     runs.loc[0, "final_train_loss"] = 1e6  # a near-divergence that still finished
     fig = charts.transfer_figure(runs)
-    assert fig.layout.yaxis.range[1] < 100
+    y_lo, y_hi = fig.layout.yaxis.range
+    assert y_hi < 100
+    finite = runs.final_train_loss[np.isfinite(runs.final_train_loss)]
+    assert y_lo < finite.min()
 
 
 def test_optimum_figure_drift_lines():
@@ -116,6 +149,10 @@ def test_optimum_figure_drift_lines():
     ])
     drift = pd.DataFrame([dict(parametrization="sp", drift_slope=-1.0), dict(parametrization="mup", drift_slope=0.05)])
     fig = charts.optimum_figure(widths, drift)
+    markers = [t for t in fig.data if t.mode == "markers"]
+    assert [t.name for t in markers] == ["SP (standard)", "µP"]  # PARAM_ORDER
+    assert list(markers[1].y) == [-7, -7.1, -6.9]
+    assert list(markers[1].error_y.array) == pytest.approx([0.5, 0.5, 0.5])
     lines = [t for t in fig.data if t.mode == "lines"]
     assert len(lines) == 2
     sp_line = next(t for t in lines if t.name.startswith("SP"))

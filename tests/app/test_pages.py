@@ -109,7 +109,10 @@ def test_setup_refuses_file_task_outside_datasets(open_page, db_path, no_runner,
     data = {**presets.quick_spec_data(), "task": {"name": "file", "path": str(outside)}}
     spec, errors = launch.validate(data)
     assert spec is None and any("outside the datasets folder" in m for ms in errors.values() for m in ms)
-    assert at is not None
+    assert not at.exception
+    from experiments.store import Store
+
+    assert Store(db_path).list_sweeps() == [] and no_runner == []  # refused: nothing written
 
 
 def test_runs_table_updates_as_runs_finish(open_page, db_path, tiny_quick):

@@ -7,21 +7,44 @@ these tests are fast; the training path is covered by test_verify.py.
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import itertools
 import json
 import math
+import re
+import tomllib
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 import yaml
 
 import mucore
-from experiments.bundle import apply, read_bundle, target_model
+from experiments.analysis import analyze
+from experiments.bundle import (
+    HPBundle,
+    ParamRow,
+    apply,
+    build_bundle,
+    bundle_json,
+    export_bundle,
+    parse_bundle,
+    read_bundle,
+    target_model,
+    transferred_hparams,
+)
 from experiments.cli import main
+from experiments.config import HParamsConfig
 from experiments.errors import UserError
 from experiments.spec import SweepSpec
 from experiments.store import Store
 from experiments.sweeps import create_sweep
+from mucore import version as mucore_version
+from mucore.bundle import BUNDLE_KIND, SCHEMA_VERSION, content_hash
+
+ROOT = Path(__file__).resolve().parents[2]
 
 SPEC = {
     "name": "bundle-test",
@@ -86,7 +109,7 @@ def test_round_trip_export_load_apply_matches_describe(tmp_path: Path, confirmed
     path = tmp_path / "bundle.json"
     rc = main(["export", str(sid), "--target-width", "512", "--out", str(path), "--db", str(db)])
     assert rc == 0
-    assert str(path.resolve()) in [e["path"] for e in Store(db).list_exports(sid)]
+    assert str(path.resolve()) in [e.path for e in Store(db).list_exports(sid)]
     bundle = read_bundle(path)
     assert bundle.target_width == 512 and bundle.parametrization == "mup"
     assert bundle.log2_lr == pytest.approx(MUP_OPT, abs=0.1)
@@ -146,8 +169,6 @@ def test_tampered_and_invalid_bundles_exit_2(tmp_path: Path, confirmed: tuple[Pa
 
     data["lr"] /= 4
     data["surprise"] = 1
-    from mucore.bundle import content_hash
-
     data["content_hash"] = content_hash(data)
     path.write_text(json.dumps(data))
     assert main(["bundle", "show", str(path)]) == 2
@@ -195,3 +216,126 @@ def test_cli_input_errors(tmp_path: Path, confirmed: tuple[Path, int],
     assert main(["export", str(sid), "--target-width", "512", "--out",
                  str(tmp_path / "b.txt"), "--db", str(db)]) == 2
     assert "must end in .json, .yaml or .yml" in capsys.readouterr().err
+
+
+# --- Schema: one definition per fact ----------------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+# A bundle written by the exporter before ParamRow was derived from mucore.DescribeRow and the
+# kind/version constants moved to one place (issue 9): it must still load, verify and re-serialize
+# to the same bytes.
+SCHEMA1_BUNDLE = FIXTURES / "bundle_schema1.json"
+
+
+def test_param_row_is_the_describe_row_plus_its_lr() -> None:
+    describe_fields = [f.name for f in dataclasses.fields(mucore.DescribeRow)]
+    assert [f.name for f in dataclasses.fields(ParamRow)] == [*describe_fields, "lr"]
+    assert issubclass(ParamRow, mucore.DescribeRow)
+    row = json.loads(SCHEMA1_BUNDLE.read_text())["param_table"][0]
+    with pytest.raises(ValueError, match="surprise"):
+        ParamRow(**row, surprise=1.0)
+
+
+def test_a_bundle_exported_before_the_schema_refactor_loads_byte_for_byte() -> None:
+    text = SCHEMA1_BUNDLE.read_text(encoding="utf-8")
+    bundle = read_bundle(SCHEMA1_BUNDLE)
+    assert content_hash(bundle.body()) == bundle.content_hash == json.loads(text)["content_hash"]
+    assert bundle_json(bundle) == text
+    assert all(isinstance(row, ParamRow) for row in bundle.param_table)
+
+
+def test_kind_schema_and_library_version_come_from_mucore() -> None:
+    fields = HPBundle.model_fields
+    assert (fields["kind"].default, fields["schema_version"].default) == (BUNDLE_KIND,
+                                                                           SCHEMA_VERSION)
+    bundle = read_bundle(SCHEMA1_BUNDLE)
+    with pytest.raises(UserError, match="kind"):
+        parse_bundle({**bundle.body(), "kind": "something-else"})
+    # pyproject.toml reads the version from mucore/version.py rather than repeating it.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    module, _, name = attr.rpartition(".")
+    assert getattr(importlib.import_module(module), name) == mucore_version.__version__
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", mucore_version.__version__)
+
+
+def test_export_records_the_library_version(confirmed: tuple[Path, int]) -> None:
+    db, sid = confirmed
+    bundle = export_bundle(Store(db), sid, 256)
+    assert bundle.evidence.versions["mutransfer"] == mucore_version.__version__
+
+
+def test_a_damaged_bundle_file_names_the_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(SCHEMA1_BUNDLE.read_text()[:200])
+    with pytest.raises(UserError, match=r"bundle\.json: JSON syntax error at line \d+.*re-export"):
+        read_bundle(path)
+    yml = tmp_path / "bundle.yaml"
+    yml.write_text("kind: [unclosed\n")
+    with pytest.raises(UserError, match=r"bundle\.yaml: YAML syntax error at line .*re-export"):
+        read_bundle(yml)
+    with pytest.raises(UserError, match="does not exist: check the path"):
+        read_bundle(tmp_path / "missing.yaml")
+
+
+# --- Swept global knobs -----------------------------------------------------------------------
+
+LR_GRID = [-9.0, -8.0, -7.0, -6.0, -5.0, -4.0, -3.0]
+KNOB_GRID = [-2.0, -1.0, 0.0, 1.0, 2.0, 3.0]  # log2 of a knob's values
+WIDTHS = (32, 64, 128)
+
+
+def knob_sweep_runs(optima: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """A runs frame like `Store.runs_frame`: one seed, every width, LR x swept knobs.
+
+    Args:
+        optima: per parametrization, the log2 optimum of "lr" and of each swept knob (the same at
+            every width, as µP promises). The loss is a noise-free bowl in log2 units, so the
+            analysis' parabola finds each optimum exactly.
+    """
+    rows = []
+    for param, opt in optima.items():
+        knobs = [k for k in opt if k != "lr"]
+        for width in WIDTHS:
+            for x in LR_GRID:
+                for values in itertools.product(KNOB_GRID, repeat=len(knobs)):
+                    loss = 0.1 + 0.05 * (x - opt["lr"]) ** 2 + sum(
+                        0.05 * (v - opt[k]) ** 2 for k, v in zip(knobs, values, strict=True))
+                    rows.append({"width": width, "parametrization": param, "lr": 2.0**x,
+                                 "log2_lr": x, "seed": 0, "state": "done",
+                                 "final_train_loss": loss, "final_val_loss": loss,
+                                 **{k: 2.0**v for k, v in zip(knobs, values, strict=True)}})
+    return pd.DataFrame(rows)
+
+
+KNOB_CASES = {
+    "mlp": ({"kind": "mlp", "depth": 2}, {"name": "digits"}, {"input_mult": 1.3}),
+    "gpt": ({"kind": "gpt", "depth": 1}, {"name": "synthetic-lm", "seq_len": 16},
+            {"attn_mult": -0.7, "input_mult": 1.3}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(KNOB_CASES))
+def test_swept_knobs_carry_their_chosen_values(case: str) -> None:
+    model, task, knobs = KNOB_CASES[case]
+    spec = {**SPEC, "model": model, "task": task, "parametrizations": ["mup"],
+            "hparams": {"output_mult": 0.5}}
+    report = analyze(knob_sweep_runs({"mup": {"lr": MUP_OPT, **knobs}}), target_width=512)
+    assert set(report.hparams) == set(knobs)  # the analysis saw every swept knob
+    bundle = build_bundle(spec, report, 512, force=True)
+    for knob, log2_opt in knobs.items():
+        assert bundle.hparams[knob] == pytest.approx(2.0**log2_opt, rel=1e-6), knob
+    assert bundle.hparams["output_mult"] == 0.5  # not swept: the spec's value
+    assert bundle.hparams["init_std"] == 1.0  # neither swept nor in the spec: the default
+    assert bundle.log2_lr == pytest.approx(MUP_OPT, abs=1e-6)
+    # The table at the target width uses the chosen alpha_in (the input layers' multiplier).
+    inputs = [row for row in bundle.param_table if row.role == "input"]
+    assert inputs and all(row.forward_mult == pytest.approx(2.0**1.3) for row in inputs)
+    assert parse_bundle(json.loads(bundle_json(bundle))) == bundle
+
+
+def test_transferred_hparams_keep_the_spec_where_nothing_was_swept() -> None:
+    report = analyze(knob_sweep_runs({"mup": {"lr": MUP_OPT}}), target_width=512)
+    spec_hparams = HParamsConfig(input_mult=3.0, attn_mult=0.25)
+    assert transferred_hparams(report, spec_hparams, 512) == spec_hparams.to_mucore()

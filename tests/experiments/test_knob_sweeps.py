@@ -83,7 +83,7 @@ def test_a_knob_sweep_is_analysed_and_exported(tmp_path: Path, knob: str) -> Non
     assert sorted(x[knob] for x in runs) == sorted(KNOB_VALUES * 6)
 
     report_path = tmp_path / "report.json"
-    r = cli("analyze", sweep_id, "--db", db, "--json", str(report_path))
+    r = cli("analyze", sweep_id, "--db", db, "--json", str(report_path), "--target-width", "128")
     assert r.returncode == 0, r.stderr
     report = json.loads(report_path.read_text())
     assert knob in report["hparams"], f"{knob} not reported as swept: {sorted(report['hparams'])}"

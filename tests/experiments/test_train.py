@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -228,3 +230,36 @@ def test_compiled_run_matches_the_eager_run() -> None:
     assert eager.final_train_loss is not None and eager.final_val_loss is not None
     assert compiled.final_train_loss == pytest.approx(eager.final_train_loss, rel=1e-3)
     assert compiled.final_val_loss == pytest.approx(eager.final_val_loss, rel=1e-3)
+
+
+# Per-log-point losses of small runs (MLP, GPT and CNN; SP and µP; Adam, AdamW with a cosine
+# schedule, SGD; bf16; a diverging and a cancelled run), recorded before train_run was split
+# into steps (issue 9): any change to the training numerics shows up here.
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "train_reference_losses.json"
+REFERENCE_RUNS: dict[str, Any] = json.loads(REFERENCE.read_text())["runs"]
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """CPU kernels on one thread, as the reference was recorded (fixed reduction order)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", sorted(REFERENCE_RUNS))
+def test_training_reproduces_the_recorded_losses(name: str) -> None:
+    ref = REFERENCE_RUNS[name]
+    rep = RecordingReporter(cancel_after=ref["cancel_after"])
+    result = train_run(RunConfig.model_validate(ref["config"]), rep)
+    for metric in ("train_loss", "val_loss"):
+        got = [[step, value] for step, key, value in rep.rows if key == metric]
+        assert [s for s, _ in got] == [s for s, _ in ref[metric]], metric
+        assert [v for _, v in got] == pytest.approx([v for _, v in ref[metric]], rel=1e-9)
+    assert (result.state, result.steps_done) == (ref["state"], ref["steps_done"])
+    for field in ("initial_loss", "final_train_loss", "final_val_loss"):
+        want = ref[field]
+        got_value = getattr(result, field)
+        assert got_value == (None if want is None else pytest.approx(want, rel=1e-9)), field

@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 import torch
 
+from experiments import verify as verify_module
 from experiments.analysis import analyze
 from experiments.bundle import build_bundle, write_bundle
 from experiments.cli import main
+from experiments.config import RunConfig, RunResult
 from experiments.errors import UserError
 from experiments.spec import SweepSpec
 from experiments.train import NullReporter, train_run
@@ -70,7 +72,7 @@ def test_transferred_lr_is_within_one_step_at_4x_width(tmp_path: Path) -> None:
     from experiments.store import Store
 
     [recorded] = Store(db).list_verifications()  # kept in the store, beside the sweep
-    assert recorded["result"] == doc and recorded["bundle_hash"] == bundle.content_hash
+    assert recorded.result == doc and recorded.bundle_hash == bundle.content_hash
     assert {"target_width", "transferred_log2_lr", "opt_log2_lr", "within_one_step",
             "loss_gap"} <= set(doc)
     assert doc["target_width"] == 512
@@ -86,7 +88,7 @@ def test_transferred_lr_is_within_one_step_at_4x_width(tmp_path: Path) -> None:
 
 def test_verify_refuses_a_zero_bracket(tmp_path: Path) -> None:
     from experiments.analysis import analyze as run_analysis
-    from tests.experiments.test_analysis import surface
+    from tests.experiments.analysis.test_analysis_report import surface
 
     runs = surface({"mup": {32: -6.0, 64: -6.0, 128: -6.0}})
     bundle = build_bundle(SweepSpec.model_validate(SPEC).model_dump(mode="json"),
@@ -97,7 +99,7 @@ def test_verify_refuses_a_zero_bracket(tmp_path: Path) -> None:
 
 def test_verify_small_bracket_is_deterministic(tmp_path: Path) -> None:
     """Two tiny verifications (bracket 1, few steps) give identical reports."""
-    from tests.experiments.test_analysis import surface
+    from tests.experiments.analysis.test_analysis_report import surface
 
     runs = surface({"mup": {32: -6.0, 64: -6.0, 128: -6.0}, "sp": {32: -6.0, 64: -7.0,
                                                                    128: -8.0}})
@@ -111,3 +113,33 @@ def test_verify_small_bracket_is_deterministic(tmp_path: Path) -> None:
     assert a.sp_baseline is not None
     assert a.sp_baseline.log2_lr == pytest.approx(-6.0 - 1.0 * 3, abs=0.2)  # SP line at 256
     assert json.loads(json.dumps(a.to_contract_json(), allow_nan=False))["target_width"] == 256
+
+
+def test_sp_baseline_trains_at_the_sp_optima_of_the_swept_knobs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each point trains with the bundle's knobs; the SP baseline with SP's own predictions."""
+    from tests.experiments.test_bundle import knob_sweep_runs
+
+    runs = knob_sweep_runs({"mup": {"lr": -6.0, "input_mult": 1.3},
+                            "sp": {"lr": -7.0, "input_mult": -0.6}})
+    bundle = build_bundle(SweepSpec.model_validate(SPEC).model_dump(mode="json"),
+                          analyze(runs, target_width=256), 256, force=True)
+    trained: list[RunConfig] = []
+
+    def fake_train_run(run: RunConfig, reporter: object) -> RunResult:
+        trained.append(run)
+        loss = 0.1 + 0.05 * (math.log2(run.lr) + 6.0) ** 2
+        return RunResult(state="done", final_train_loss=loss, final_val_loss=loss,
+                         steps_done=run.steps, wall_s=0.0, samples_per_s=1.0, device="cpu",
+                         peak_mem_bytes=None)
+
+    monkeypatch.setattr(verify_module, "train_run", fake_train_run)
+    report = verify_bundle(bundle, 1, steps=1, device="cpu")
+    *bracket, sp = trained
+    assert [r.parametrization for r in bracket] == ["mup"] * 3 and sp.parametrization == "sp"
+    assert all(r.hparams.input_mult == pytest.approx(2.0**1.3) for r in bracket)
+    assert sp.hparams.input_mult == pytest.approx(2.0**-0.6)
+    assert math.log2(sp.lr) == pytest.approx(-7.0)
+    assert report.within_one_step and report.loss_gap == pytest.approx(0.0)
+    assert report.sp_gap == pytest.approx(0.05)

@@ -136,3 +136,23 @@ def test_rules_version_change_is_refused() -> None:
     bundle["content_hash"] = content_hash(bundle)
     with pytest.raises(mucore.BundleError, match="exported with rules 'mup-old'"):
         mucore.apply_bundle(bundle, ToyMLP(TARGET))
+
+
+def rehashed(bundle: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """`bundle` with `changes` and a matching content hash (a well-formed, edited bundle)."""
+    out = {**bundle, **changes}
+    out["content_hash"] = content_hash(out)
+    return out
+
+
+def test_unknown_schema_and_bad_optimizer_settings_are_refused() -> None:
+    bundle = make_bundle()
+    newer = rehashed(bundle, schema_version=SCHEMA_VERSION + 1)
+    with pytest.raises(mucore.BundleError, match=rf"schema_version {SCHEMA_VERSION + 1}; this "
+                                                 rf"mucore reads version {SCHEMA_VERSION}"):
+        mucore.load_bundle(newer)
+    with pytest.raises(mucore.BundleError, match=f"kind must be '{BUNDLE_KIND}'"):
+        mucore.load_bundle(rehashed(bundle, kind="hp-bundle"))
+    sideways = rehashed(bundle, optimizer={**OPT, "wd_mode": "sideways"})
+    with pytest.raises(mucore.BundleError, match="bundle optimizer settings: wd_mode"):
+        mucore.apply_bundle(sideways, ToyMLP(TARGET))

@@ -8,6 +8,7 @@ edges, diverged runs and all-diverged widths as documented.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -15,7 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.analysis import analyze, curvature_interval, curve_optimum
+from experiments.analysis import PARAM_ORDER, analyze
+from experiments.config import GLOBAL_KNOBS
 
 WIDTHS = [64, 128, 256, 512]
 GRID = [float(x) for x in range(-12, -2)]  # 2^-12 .. 2^-3
@@ -71,37 +73,6 @@ SP_OPT = {w: -6.6 - 0.8 * math.log2(w / 64) for w in WIDTHS}
 
 def optima_of(report, param: str = "mup") -> dict[int, float | None]:
     return {w.width: w.opt_log2 for w in report.lr[param].widths}
-
-
-# --- One curve -------------------------------------------------------------------------------
-
-
-def test_curve_optimum_exact_on_a_nonuniform_parabola() -> None:
-    xs = np.array([-12.0, -10.0, -9.0, -8.5, -7.2, -5.0, -4.5])
-    ys = 0.3 + 0.07 * (xs + 8.1) ** 2
-    opt = curve_optimum(xs, ys)
-    assert opt is not None and opt.refined
-    assert opt.grid_log2 == -8.5
-    assert opt.opt_log2 == pytest.approx(-8.1, abs=1e-9)
-    assert opt.best_loss == pytest.approx(0.3, abs=1e-9)
-    lo, hi = curvature_interval(opt, delta=0.07 * 0.2**2)
-    assert (lo, hi) == (pytest.approx(-8.3), pytest.approx(-7.9))
-
-
-def test_curve_optimum_edges_flat_and_diverged_neighbours() -> None:
-    xs = np.arange(-6.0, -2.0)
-    upper = curve_optimum(xs, np.array([0.9, 0.7, 0.5, 0.3]))
-    assert upper is not None and upper.edge == "upper" and not upper.refined
-    assert upper.opt_log2 == -3.0
-    assert curvature_interval(upper, 0.01) == (-3.5, -2.0)  # one full step beyond the edge
-    lower = curve_optimum(xs, np.array([0.3, 0.5, 0.7, 0.9]))
-    assert lower is not None and lower.edge == "lower"
-    tie = curve_optimum(xs, np.array([0.5, 0.4, 0.4, 0.5]))  # symmetric: the midpoint
-    assert tie is not None and tie.refined and tie.opt_log2 == pytest.approx(-4.5)
-    cliff = curve_optimum(xs, np.array([0.5, 0.4, math.inf, math.inf]))
-    assert cliff is not None and cliff.blocked == "diverged neighbour"
-    assert cliff.opt_log2 == -5.0
-    assert curve_optimum(xs, np.full(4, math.inf)) is None
 
 
 # --- Whole sweeps ----------------------------------------------------------------------------
@@ -254,31 +225,95 @@ def test_wider_should_be_better_warning() -> None:
     assert not any("best loss rises" in m for m in better.warnings)
 
 
-def test_swept_output_mult_is_analysed_too() -> None:
-    """LR x output_mult grid: loss is a bowl in both; the output_mult optimum is known."""
-    rows = []
+def knob_surface(
+    knob_optima: dict[str, dict[str, dict[int, float]]],
+    knob_grid: tuple[float, ...] = (-2.0, -1.0, 0.0, 1.0, 2.0),
+    seeds: tuple[int, ...] = (0, 1),
+) -> pd.DataFrame:
+    """LR x knob grids: loss is a bowl in log2 LR and in log2 of each swept knob.
+
+    `knob_optima[knob][param][width]` is that knob's true optimum (log2); the LR optimum is
+    MUP_OPT (µP) or SP_OPT (SP). Every knob of GLOBAL_KNOBS has a column, as in
+    `Store.runs_frame`: the unswept ones hold 1.0.
+    """
     rng = np.random.default_rng(1)
-    for w in WIDTHS:
-        for log2_om in (-2.0, -1.0, 0.0, 1.0, 2.0):
-            for seed in (0, 1):
-                for x in GRID:
-                    loss = (0.1 + 0.05 * (x - MUP_OPT[w]) ** 2 + 0.03 * (log2_om - 0.4) ** 2
-                            + rng.normal(0, 0.001))
-                    rows.append({"parametrization": "mup", "width": w, "lr": 2.0**x,
-                                 "seed": seed, "init_std": 1.0, "output_mult": 2.0**log2_om,
-                                 "state": "done", "final_train_loss": loss})
-    report = analyze(pd.DataFrame(rows), target_width=2048)
-    assert set(report.hparams) == {"output_mult"}
-    om = report.hparams["output_mult"]["mup"]
-    for w in om.widths:
-        assert w.opt_log2 == pytest.approx(0.4, abs=0.1)
-    for w, opt in optima_of(report).items():
+    swept = list(knob_optima)
+    params = sorted({p for by_param in knob_optima.values() for p in by_param})
+    rows = []
+    for param in params:
+        lr_opt = MUP_OPT if param == "mup" else SP_OPT
+        for w in WIDTHS:
+            for setting in itertools.product(knob_grid, repeat=len(swept)):
+                for seed in seeds:
+                    for x in GRID:
+                        loss = 0.1 + 0.05 * (x - lr_opt[w]) ** 2 + rng.normal(0, 0.001)
+                        row = {k: 1.0 for k in GLOBAL_KNOBS}
+                        for knob, v in zip(swept, setting, strict=True):
+                            loss += 0.03 * (v - knob_optima[knob][param][w]) ** 2
+                            row[knob] = 2.0**v
+                        rows.append({"parametrization": param, "width": w, "lr": 2.0**x,
+                                     "seed": seed, "state": "done", "final_train_loss": loss,
+                                     **row})
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("knob", GLOBAL_KNOBS)
+def test_every_global_knob_sweep_is_reported_with_its_optimum_per_width(knob: str) -> None:
+    """A sweep over any knob (attn_mult and input_mult included) is reported like the LR."""
+    sp_drift = {w: 0.4 - 0.5 * math.log2(w / 64) for w in WIDTHS}  # SP's optimum slides
+    runs = knob_surface({knob: {"mup": {w: 0.4 for w in WIDTHS}, "sp": sp_drift}})
+    report = analyze(runs, target_width=2048)
+    assert set(report.hparams) == {knob}
+    assert list(report.hparams[knob]) == list(PARAM_ORDER)
+    mup, sp = report.hparams[knob]["mup"], report.hparams[knob]["sp"]
+    assert [w.width for w in mup.widths] == WIDTHS
+    for w in mup.widths:
+        assert w.opt_log2 == pytest.approx(0.4, abs=0.1), w.width
+        assert w.ci_low <= w.opt_log2 <= w.ci_high
+    for w in sp.widths:
+        assert w.opt_log2 == pytest.approx(sp_drift[w.width], abs=0.1), w.width
+    assert abs(mup.drift_slope) < 0.1 and sp.drift_slope == pytest.approx(-0.5, abs=0.1)
+    for w, opt in optima_of(report).items():  # the LR is profiled over the knob
         assert opt == pytest.approx(MUP_OPT[w], abs=0.1)
-    assert [v.hp for v in report.verdicts] == ["lr", "output_mult"]
+    assert [v.hp for v in report.verdicts] == ["lr", knob]
     assert report.verdict == "confirmed", report.reason
-    hp = report.predicted_hparams()
-    assert math.log2(hp["output_mult"]) == pytest.approx(0.4, abs=0.1)
-    assert "output_mult" in report.to_contract_json()["hparams"]
+    assert f"µP {knob} drift" in report.reason and f"SP {knob} drift -0.5" in report.reason
+    assert math.log2(report.predicted_hparams()[knob]) == pytest.approx(0.4, abs=0.1)
+    doc = report.to_contract_json()
+    assert [w["opt_log2"] for w in doc["hparams"][knob]["mup"]["widths"]] == [
+        w.opt_log2 for w in mup.widths
+    ]
+
+
+def test_two_knobs_swept_together_are_each_profiled() -> None:
+    truth = {"attn_mult": -0.6, "input_mult": 0.7}
+    runs = knob_surface(
+        {k: {"mup": {w: v for w in WIDTHS}} for k, v in truth.items()},
+        knob_grid=(-2.0, -1.0, 0.0, 1.0, 2.0), seeds=(0,),
+    )
+    report = analyze(runs)
+    assert list(report.hparams) == ["attn_mult", "input_mult"]  # GLOBAL_KNOBS order
+    for knob, opt in truth.items():
+        for w in report.hparams[knob]["mup"].widths:
+            assert w.opt_log2 == pytest.approx(opt, abs=0.1), (knob, w.width)
+    assert [v.hp for v in report.verdicts] == ["lr", "attn_mult", "input_mult"]
+
+
+def test_knob_columns_at_one_value_are_not_swept() -> None:
+    """Store.runs_frame has a column per knob; knobs held fixed change nothing."""
+    runs = surface({"mup": MUP_OPT, "sp": SP_OPT}).drop(columns=["init_std", "output_mult"])
+    with_knobs = runs.assign(**{k: 1.0 for k in GLOBAL_KNOBS})
+    with_knobs.loc[with_knobs.index[::3], "attn_mult"] = None  # a missing value is the default
+    report = analyze(with_knobs)
+    assert report.hparams == {}
+    assert report.model_dump() == analyze(runs).model_dump()
+
+
+def test_parametrizations_are_listed_in_param_order() -> None:
+    report = analyze(surface({"mup": MUP_OPT, "sp": SP_OPT, "ntk": MUP_OPT}))
+    assert PARAM_ORDER == ("sp", "mup")
+    assert list(report.lr) == ["sp", "mup", "ntk"]
+    assert list(report.to_contract_json()["parametrizations"]) == ["sp", "mup", "ntk"]
 
 
 def test_bad_input_names_the_fix() -> None:

@@ -1,0 +1,230 @@
+"""The µTransfer report as data: per-width optima, drift lines, verdicts (pydantic models).
+
+`analyze` (`experiments.analysis.report`) fills them; `TransferReport.to_contract_json` is the
+`python -m experiments analyze --json` document, and the dashboard and bundles read them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+# Parametrizations whose optimum should not drift (their prediction is the stable optimum).
+STABLE_PARAMETRIZATIONS = ("mup",)
+# The verdict is judged on this parametrization (TP5: µP is the one that should transfer).
+VERDICT_PARAMETRIZATION = "mup"
+
+WidthStatus = Literal["ok", "all_diverged", "no_data"]
+
+
+def hp_words(hp: str) -> str:
+    """How an HP is named in sentences: "LR" for the learning rate, else its knob name."""
+    return "LR" if hp == "lr" else hp
+
+
+def hp_label(parametrization: str, hp: str) -> str:
+    """The prefix of a warning about one HP of one parametrization ("mup", "mup output_mult")."""
+    return parametrization if hp == "lr" else f"{parametrization} {hp}"
+
+
+class WidthOptimum(BaseModel):
+    """One width's optimum of one HP in one parametrization.
+
+    Attributes:
+        width: the width.
+        opt_log2: the optimum in log2 units of the HP (for the LR: log2 LR); None when every
+            run diverged or none finished.
+        ci_low: lower end of its 95% interval (log2 units).
+        ci_high: upper end of its 95% interval.
+        best_loss: seed-mean final loss at the optimum (None when there is none).
+        grid_log2: the best grid point.
+        refined: whether the quadratic refinement moved it off the grid point.
+        edge: "lower"/"upper" when the best grid point is the first/last one with data.
+        n_points: grid points with finished runs.
+        n_seeds: seeds with at least one finished run.
+        status: "ok", "all_diverged" or "no_data".
+    """
+
+    width: int
+    opt_log2: float | None
+    ci_low: float | None
+    ci_high: float | None
+    best_loss: float | None
+    grid_log2: float | None = None
+    refined: bool = False
+    edge: Literal["lower", "upper"] | None = None
+    n_points: int = 0
+    n_seeds: int = 0
+    status: WidthStatus = "ok"
+
+
+class DriftResult(BaseModel):
+    """How one HP's optimum moves with width, in one parametrization.
+
+    Attributes:
+        hp: "lr" or a global knob (`experiments.config.GLOBAL_KNOBS`: "init_std", ...).
+        parametrization: "mup", "sp", ...
+        widths: per-width optima, ascending width.
+        drift_slope: least-squares slope of opt_log2 against log2(width) (log2 units per width
+            doubling); None with fewer than two usable widths.
+        drift_intercept: the line's value at log2(width) = 0.
+        drift_ci: 95% interval of the slope.
+        ci_method: how the intervals were made ("bootstrap over N seeds + regression", ...).
+        grid_step: the median spacing of the HP grid in log2 units.
+        optima_agree: whether the per-width intervals, widened by one grid step, share a value.
+        optima_spread: max lower end - min upper end of the per-width intervals (<= 0: overlap).
+        target_width: the width the prediction is for (None: no prediction).
+        predicted_log2: the predicted optimum at `target_width`.
+        prediction: how it was predicted ("stable optimum" or "drift line").
+        extrapolated: the prediction uses the drift line outside the ladder's widths.
+    """
+
+    hp: str
+    parametrization: str
+    widths: list[WidthOptimum]
+    drift_slope: float | None = None
+    drift_intercept: float | None = None
+    drift_ci: list[float] | None = None
+    ci_method: str = ""
+    grid_step: float | None = None
+    optima_agree: bool | None = None
+    optima_spread: float | None = None
+    target_width: int | None = None
+    predicted_log2: float | None = None
+    prediction: str | None = None
+    extrapolated: bool = False
+
+    def usable(self) -> list[WidthOptimum]:
+        """Widths with an optimum (the ones the drift line is fitted on)."""
+        return [w for w in self.widths if w.opt_log2 is not None]
+
+    def predict(self, width: int) -> float | None:
+        """The predicted optimum (log2) at `width`: the stable optimum for µP, else the line."""
+        usable = self.usable()
+        if not usable:
+            return None
+        if self.parametrization in STABLE_PARAMETRIZATIONS or self.drift_slope is None:
+            return float(np.mean([w.opt_log2 for w in usable]))
+        assert self.drift_intercept is not None
+        return float(self.drift_intercept + self.drift_slope * math.log2(width))
+
+
+class HPVerdict(BaseModel):
+    """The µTransfer verdict of one HP.
+
+    Attributes:
+        hp: the HP ("lr", "output_mult", ...).
+        verdict: "confirmed" or "not_confirmed".
+        reason: the rule's outcome in plain words, with the numbers.
+    """
+
+    hp: str
+    verdict: Literal["confirmed", "not_confirmed"]
+    reason: str
+
+
+class TransferReport(BaseModel):
+    """The analysis of one sweep (what `python -m experiments analyze` prints and writes).
+
+    Attributes:
+        verdict: "confirmed" iff every swept HP's verdict is confirmed.
+        reason: why, with the numbers (µP drift and interval, SP drift beside it).
+        tolerance: |drift| tolerance in log2 units per width doubling.
+        loss: the loss column analysed ("final_train_loss" or "final_val_loss").
+        warnings: plain-words warnings (grid edges, few points, diverged widths, ...).
+        lr: per parametrization (in `PARAM_ORDER`), the LR drift.
+        hparams: per swept global knob (any of `GLOBAL_KNOBS`, in that order), per
+            parametrization, its drift; knobs held at one value are absent.
+        verdicts: per HP, the verdict and its reason.
+        n_runs: runs in the input frame.
+        target_width: the width predictions are made for, if any.
+    """
+
+    verdict: Literal["confirmed", "not_confirmed"]
+    reason: str
+    tolerance: float
+    loss: str
+    warnings: list[str] = Field(default_factory=list)
+    lr: dict[str, DriftResult] = Field(default_factory=dict)
+    hparams: dict[str, dict[str, DriftResult]] = Field(default_factory=dict)
+    verdicts: list[HPVerdict] = Field(default_factory=list)
+    n_runs: int = 0
+    target_width: int | None = None
+
+    def predicted_hparams(self, parametrization: str = VERDICT_PARAMETRIZATION) -> dict[str, float]:
+        """The transferred global HPs (linear units) of `parametrization` at the target width.
+
+        Returns {"lr": ..., "output_mult": ...}: each swept HP's prediction (µP: its stable
+        optimum); HPs without a prediction are left out.
+        """
+        out: dict[str, float] = {}
+        lr = self.lr.get(parametrization)
+        if lr is not None and lr.predicted_log2 is not None:
+            out["lr"] = 2.0**lr.predicted_log2
+        for hp, by_param in self.hparams.items():
+            d = by_param.get(parametrization)
+            if d is not None and d.predicted_log2 is not None:
+                out[hp] = 2.0**d.predicted_log2
+        return out
+
+    def to_contract_json(self) -> dict[str, Any]:
+        """The `analyze --json` document.
+
+        Shape: {"verdict", "tolerance", "warnings", "reason", "loss", "target_width",
+        "parametrizations": {name: {"drift_slope", "drift_ci", "ci_method", "optima_agree",
+        "predicted_log2_lr", "extrapolated", "widths": [{"width", "opt_log2_lr", "ci_low",
+        "ci_high", "best_loss", ...}]}}, "hparams": {hp: {name: {... "opt_log2" ...}}},
+        "verdicts": [...]}.
+        """
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "tolerance": self.tolerance,
+            "loss": self.loss,
+            "target_width": self.target_width,
+            "n_runs": self.n_runs,
+            "warnings": list(self.warnings),
+            "parametrizations": {
+                p: _drift_json(d, "opt_log2_lr", "predicted_log2_lr") for p, d in self.lr.items()
+            },
+            "hparams": {
+                hp: {p: _drift_json(d, "opt_log2", "predicted_log2") for p, d in by_param.items()}
+                for hp, by_param in self.hparams.items()
+            },
+            "verdicts": [v.model_dump() for v in self.verdicts],
+        }
+
+
+def _drift_json(d: DriftResult, key: str, predicted_key: str) -> dict[str, Any]:
+    """One DriftResult in the contract JSON; `key` names the optimum ("opt_log2_lr", ...)."""
+    return {
+        "drift_slope": d.drift_slope,
+        "drift_intercept": d.drift_intercept,
+        "drift_ci": d.drift_ci,
+        "ci_method": d.ci_method,
+        "grid_step": d.grid_step,
+        "optima_agree": d.optima_agree,
+        "optima_spread": d.optima_spread,
+        predicted_key: d.predicted_log2,
+        "prediction": d.prediction,
+        "extrapolated": d.extrapolated,
+        "widths": [
+            {
+                "width": w.width,
+                key: w.opt_log2,
+                "ci_low": w.ci_low,
+                "ci_high": w.ci_high,
+                "best_loss": w.best_loss,
+                "grid_log2": w.grid_log2,
+                "refined": w.refined,
+                "edge": w.edge,
+                "n_points": w.n_points,
+                "n_seeds": w.n_seeds,
+                "status": w.status,
+            }
+            for w in d.widths
+        ],
+    }

@@ -1,0 +1,313 @@
+"""The engine's one door for the dashboard: launch, list, runs, transfer report, export, verify,
+cancel, retry.
+
+    service = Service(db_path)
+    sweep_id = service.launch(spec)                    # queue + start the background runner
+    report = service.transfer(sweep_id).report         # a TransferReport, not the CLI's JSON
+    bundle = service.export(sweep_id, target_width=1024)
+    text = service.bundle_json(bundle)                 # the bytes the CLI's export writes
+
+The app's pages call this class and nothing below it (`tests/test_architecture.py` checks the
+imports): the store, the runner, the analysis and the bundle code can change shape without a
+page noticing, and every page gets typed objects. The types a page names (`TransferReport`,
+`HPBundle`, `SweepSummary`, `RunState`, ...) are re-exported here for the same reason. The CLI
+keeps its own thin commands over the same engine functions, so the browser and the terminal
+compute the same numbers.
+
+Importing this module never imports torch: the bundle and verification code (which do) load on
+first use, and so do the re-exported types that live beside them (PEP 562), so listing sweeps
+or drawing the runs table never pays for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from experiments.analysis import DEFAULT_TOLERANCE
+from experiments.errors import UserError
+from experiments.spec import SweepSpec
+from experiments.store import (
+    CoordCheckRecord,
+    RunState,
+    Store,
+    SweepRecord,
+    SweepSummary,
+    VerificationRecord,
+)
+
+if TYPE_CHECKING:  # pragma: no cover - typing only; loaded lazily by __getattr__ below
+    from experiments.analysis.schema import TransferReport
+    from experiments.bundle import HPBundle
+    from experiments.estimate import SweepEstimate
+
+__all__ = [
+    "DEFAULT_LOSS",
+    "TARGET_DOUBLINGS",
+    "CoordCheckRecord",
+    "HPBundle",
+    "RunState",
+    "Service",
+    "ServiceError",
+    "SweepEstimate",
+    "SweepRecord",
+    "SweepSummary",
+    "TransferReport",
+    "TransferView",
+    "VerificationRecord",
+]
+
+# Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
+# page asks: name -> defining module, imported on first attribute access.
+_LAZY_TYPES: dict[str, str] = {
+    "HPBundle": "experiments.bundle",
+    "SweepEstimate": "experiments.estimate",
+    "TransferReport": "experiments.analysis.schema",
+}
+
+# The loss the dashboard ranks learning rates by until the user picks the validation loss.
+DEFAULT_LOSS = "final_train_loss"
+# Beyond the sweep's widest model, the export page offers this many doublings as targets.
+TARGET_DOUBLINGS = 4
+
+
+def __getattr__(name: str) -> Any:
+    """Load a lazily re-exported type's module on first access (PEP 562)."""
+    module = _LAZY_TYPES.get(name)
+    if module is None:
+        raise AttributeError(f"module 'experiments.service' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+class ServiceError(UserError):
+    """A request the engine refused; the message says why and what to change."""
+
+
+@dataclass(frozen=True)
+class TransferView:
+    """What the Transfer page draws: the runs and, once runs finished, their analysis.
+
+    Attributes:
+        runs: the sweep's runs frame (one row per run, knob columns included).
+        report: the transfer analysis, or None while no run has finished.
+        problem: why there is no report although runs finished (the analysis refused), or None.
+    """
+
+    runs: pd.DataFrame
+    report: TransferReport | None
+    problem: str | None
+
+    @property
+    def finished(self) -> pd.DataFrame:
+        """The runs whose loss is final (done or diverged): the ones the analysis reads."""
+        from experiments.analysis import finished
+
+        return finished(self.runs)
+
+    @property
+    def n_finished(self) -> int:
+        """How many runs are finished (done or diverged)."""
+        return len(self.finished)
+
+
+class Service:
+    """The dashboard's typed facade over one store file (one instance per file per process).
+
+    Args:
+        db_path: the DuckDB store file (created, with its folder, on first use).
+    """
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path).expanduser().resolve()
+        self.store = Store(self.db_path)
+
+    # --- Sweeps ---------------------------------------------------------------------------
+
+    def estimate(self, spec: SweepSpec) -> SweepEstimate:
+        """Runs, parameters, compute and memory of a spec before it is launched."""
+        from experiments.estimate import estimate
+
+        return estimate(spec)
+
+    def launch(self, spec: SweepSpec, start_runner: bool = True) -> int:
+        """Queue every run of a validated spec; start the background runner; return the id.
+
+        Args:
+            spec: a validated spec (validation already ran: it is not repeated here).
+            start_runner: start the runner process unless one is alive (tests turn it off).
+
+        Raises:
+            ServiceError: the store refused the sweep.
+        """
+        from experiments.sweeps import create_sweep
+
+        try:
+            sweep_id = create_sweep(self.store, spec)
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+        if start_runner:
+            self.start_runner()
+        return int(sweep_id)
+
+    def start_runner(self) -> None:
+        """Start the engine's background runner for this store unless a live one is registered.
+
+        The runner is a detached process: it outlives the browser session that started it.
+        """
+        from experiments.runner import ensure_background_runner
+
+        ensure_background_runner(self.db_path)
+
+    def sweeps(self) -> list[SweepSummary]:
+        """Every sweep with its run counts by state, newest first."""
+        return self.store.list_sweeps()
+
+    def spec(self, sweep_id: int) -> SweepSpec:
+        """The spec a sweep was launched with.
+
+        Raises:
+            ServiceError: no such sweep, or its stored spec no longer validates here.
+        """
+        record = self.store.get_sweep(sweep_id)
+        if record is None:
+            raise ServiceError(f"no sweep {sweep_id} in the store {self.db_path}: pick one of "
+                               "the ids the Runs page lists")
+        try:
+            return SweepSpec.model_validate(record.spec)
+        except ValueError as exc:
+            raise ServiceError(f"sweep {sweep_id}'s stored spec does not validate on this "
+                               f"machine: {exc}") from None
+
+    def cancel_sweep(self, sweep_id: int) -> int:
+        """Cancel a sweep's queued and running runs; returns how many were cancelled."""
+        return self.store.cancel_sweep(sweep_id)
+
+    def cancel_run(self, run_id: int) -> int:
+        """Cancel one queued or running run; returns 1 if it was, else 0."""
+        return self.store.cancel_run(run_id)
+
+    def retry(self, sweep_id: int, start_runner: bool = True) -> int:
+        """Queue a sweep's failed and cancelled runs again (and start the runner); how many."""
+        n = self.store.retry_failed(sweep_id)
+        if n and start_runner:
+            self.start_runner()
+        return n
+
+    # --- Runs and metrics -----------------------------------------------------------------
+
+    def runs(self, sweep_id: int) -> pd.DataFrame:
+        """One row per run: coordinates, every global knob, state, final losses, timings."""
+        return self.store.runs_frame(sweep_id)
+
+    def metrics(self, sweep_id: int, run_ids: list[int], names: list[str],
+                max_points: int | None = None) -> pd.DataFrame:
+        """Logged metrics of some runs (run_id, name, step, value), thinned to `max_points`."""
+        return self.store.metrics_frame(sweep_id, run_ids=run_ids, names=names,
+                                        max_points=max_points)
+
+    # --- Transfer -------------------------------------------------------------------------
+
+    def transfer(self, sweep_id: int, tolerance: float = DEFAULT_TOLERANCE,
+                 loss: str = DEFAULT_LOSS, strict_interval: bool = False) -> TransferView:
+        """The runs of a sweep and their transfer analysis (None until a run has finished).
+
+        A sweep the analysis refuses (e.g. too few finished runs) gives `problem` instead of
+        raising: the page shows the runs and says why there is no verdict yet.
+
+        Args:
+            sweep_id: the sweep.
+            tolerance: the verdict's drift tolerance (log2 LR per width doubling).
+            loss: the final-loss column that ranks the learning rates.
+            strict_interval: require the drift's whole 95% interval within the tolerance.
+        """
+        from experiments.analysis import analyze
+
+        view = TransferView(self.runs(sweep_id), None, None)
+        if view.finished.empty:
+            return view
+        try:
+            report = analyze(view.runs, tolerance=tolerance, loss=loss,
+                             strict_interval=strict_interval)
+        except ValueError as exc:
+            return TransferView(view.runs, None, str(exc))
+        return TransferView(view.runs, report, None)
+
+    # --- Export and verification ----------------------------------------------------------
+
+    def target_widths(self, sweep_id: int) -> list[int]:
+        """The sweep's widths and a few doublings beyond the widest (the usual targets)."""
+        runs = self.runs(sweep_id)
+        if runs.empty:
+            return []
+        widths = sorted(int(w) for w in runs["width"].unique())
+        return [*widths, *(widths[-1] * 2**k for k in range(1, TARGET_DOUBLINGS + 1))]
+
+    def export(self, sweep_id: int, target_width: int, force: bool = False) -> HPBundle:
+        """The HP bundle for `target_width` (what `python -m experiments export` writes).
+
+        Args:
+            sweep_id: the sweep whose runs are analysed.
+            target_width: the width of the model the bundle is for.
+            force: export although transfer is not confirmed (the bundle records it), like the
+                CLI's `--force`.
+
+        Raises:
+            ServiceError: no such sweep, transfer not confirmed (unless `force`), or the
+                analysis has nothing to export yet.
+        """
+        from experiments.bundle import export_bundle
+
+        try:
+            return export_bundle(self.store, sweep_id, target_width, force=force)
+        except (UserError, ValueError) as exc:  # the analysis refuses partial data likewise
+            raise ServiceError(str(exc)) from exc
+
+    def bundle_json(self, bundle: HPBundle) -> str:
+        """The bundle's JSON text, byte for byte what the CLI's `export --out b.json` writes.
+
+        Raises:
+            ServiceError: the bundle was changed after it was hashed.
+        """
+        from experiments.bundle import bundle_json
+
+        try:
+            return bundle_json(bundle)
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+
+    def bundle_yaml(self, bundle: HPBundle) -> str:
+        """The bundle's YAML text, what the CLI writes to a .yaml/.yml bundle file.
+
+        Raises:
+            ServiceError: the bundle was changed after it was hashed.
+        """
+        from experiments.bundle import bundle_yaml
+
+        try:
+            return bundle_yaml(bundle)
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+
+    def verify_command(self, bundle_path: Path) -> list[str]:
+        """`python -m experiments` arguments that verify a bundle file and record the result.
+
+        Verification trains models for minutes, so the dashboard runs it as a subprocess job
+        (`app.jobs`) rather than in the server process.
+        """
+        return ["verify", str(bundle_path), "--db", str(self.db_path)]
+
+    def verifications(self, sweep_id: int, target_width: int | None = None
+                      ) -> list[VerificationRecord]:
+        """Stored verification results of a sweep (at one target width, or all), newest first."""
+        return [v for v in self.store.list_verifications(sweep_id)
+                if target_width is None or v.target_width == target_width]
+
+    def coord_checks(self) -> list[CoordCheckRecord]:
+        """Stored coordinate checks (without their full results), newest first."""
+        return list(self.store.list_coord_checks())

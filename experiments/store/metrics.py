@@ -1,0 +1,160 @@
+"""Metrics and run tables for analysis: chunk ingest, and the frames the analysis and UI read.
+
+Workers never open the database: they write Parquet chunks (`experiments.store.chunks`), and
+`ingest` batches new chunks into the metrics table with one Arrow-speed `INSERT ... SELECT FROM
+read_parquet`, idempotent because the ingested paths are recorded in the same transaction.
+`rebuild_metrics` re-creates the metrics table from the chunks alone (disaster recovery).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from experiments.config import GLOBAL_KNOBS
+from experiments.store.db import connect, transaction
+from experiments.store.layout import StoreFiles
+
+# Every global knob becomes a column of `runs_frame`, so the analysis can tell apart runs that
+# differ in any of them (knob names are Python identifiers, safe as SQL names).
+_KNOB_COLUMNS = ",\n".join(
+    f"CAST(json_extract(hparams, '$.{k}') AS DOUBLE) AS {k}" for k in GLOBAL_KNOBS
+)
+_RUNS_SQL = f"""
+    SELECT run_id, sweep_id, run_key, width, parametrization, lr, log2(lr) AS log2_lr, seed,
+           {_KNOB_COLUMNS},
+           state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
+           wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
+    FROM runs WHERE sweep_id = ? ORDER BY run_id"""
+# Every (run, name) series thinned to about `?` points: every k-th row, the last one kept.
+_THIN_SQL = """
+    SELECT run_id, step, name, value FROM (
+        SELECT *, row_number() OVER w AS i, count(*) OVER p AS n
+        FROM ({base})
+        WINDOW w AS (PARTITION BY run_id, name ORDER BY step),
+               p AS (PARTITION BY run_id, name))
+    WHERE (i - 1) % greatest(1, CAST(ceil(n / ?) AS BIGINT)) = 0 OR i = n
+    ORDER BY run_id, name, step"""
+
+
+def _insert_chunks(con: duckdb.DuckDBPyConnection, files: list[str]) -> int:
+    """Insert the rows of chunk `files` and record them as ingested; returns rows added.
+
+    Runs inside the caller's transaction, so the rows and the record land together.
+    """
+    # Row counts from the Parquet footers: no second decode of the data pages.
+    counts = con.execute(
+        "SELECT file_name, num_rows FROM parquet_file_metadata(?)", [files]
+    ).fetchall()
+    con.execute(
+        "INSERT INTO metrics SELECT run_id, attempt, step, name, value FROM read_parquet(?)",
+        [files],
+    )
+    seen = {f: int(n) for f, n in counts}
+    con.execute(
+        """INSERT INTO ingested_chunks
+           SELECT * FROM (SELECT unnest(?::VARCHAR[]) AS path, unnest(?::BIGINT[]) AS rows)""",
+        [files, [seen.get(f, 0) for f in files]],
+    )
+    return sum(seen.values())
+
+
+class MetricsTable(StoreFiles):
+    """The `metrics` table (fed from chunks) and the run/metric frames read from the store."""
+
+    def _chunk_files(self, directories: list[Path] | None = None) -> list[str]:
+        if directories is None:
+            return sorted(str(p) for p in (self.root / "chunks").glob("*/*/part-*.parquet"))
+        return sorted(str(p) for d in directories for p in Path(d).glob("part-*.parquet"))
+
+    def ingest(self, directories: list[Path] | None = None) -> int:
+        """Batch not-yet-ingested chunks into the metrics table; returns rows added.
+
+        Args:
+            directories: only these run folders (`run_dir`, e.g. the runs in flight), so the
+                cost follows the live runs, not the store's history; None scans every run.
+        """
+        files = self._chunk_files(directories)
+        if not files:
+            return 0
+        with connect(self.path) as con:
+            done = {
+                r[0]
+                for r in con.execute(
+                    "SELECT path FROM ingested_chunks WHERE path IN (SELECT unnest(?::VARCHAR[]))",
+                    [files],
+                ).fetchall()
+            }
+            new = [f for f in files if f not in done]
+            if not new:
+                return 0
+            # Rows may land in any order (every metrics query sorts): lets DuckDB decode and
+            # insert the chunks in parallel (~1.5x faster, bench/bench_ingest.py).
+            con.execute("SET preserve_insertion_order = false")
+            try:
+                with transaction(con):
+                    return _insert_chunks(con, new)
+            finally:
+                con.execute("RESET preserve_insertion_order")
+
+    def rebuild_metrics(self) -> int:
+        """Re-create the metrics table from every chunk (disaster recovery); returns its rows.
+
+        One transaction: if a chunk cannot be read, the table keeps its old rows.
+        """
+        files = self._chunk_files()
+        with connect(self.path) as con, transaction(con):
+            con.execute("DELETE FROM metrics")
+            con.execute("DELETE FROM ingested_chunks")
+            return _insert_chunks(con, files) if files else 0
+
+    def metric_count(self) -> int:
+        """Rows in the metrics table."""
+        with connect(self.path) as con:
+            return int(con.execute("SELECT count(*) FROM metrics").fetchone()[0])  # type: ignore[index]
+
+    def runs_frame(self, sweep_id: int) -> pd.DataFrame:
+        """One row per run of the sweep (the analysis and dashboard input).
+
+        Columns: the run's coordinates (width, parametrization, lr, log2_lr, seed), one column
+        per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and timings.
+        """
+        with connect(self.path) as con:
+            return con.execute(_RUNS_SQL, [sweep_id]).df()
+
+    def metrics_frame(
+        self,
+        sweep_id: int,
+        run_ids: list[int] | None = None,
+        names: list[str] | None = None,
+        max_points: int | None = None,
+    ) -> pd.DataFrame:
+        """Long-format metrics (run_id, step, name, value) of each run's latest attempt.
+
+        With `max_points`, every (run, name) series is thinned in SQL to about that many
+        points (every k-th row, last row kept), so charts stay fast on millions of rows.
+        """
+        # Only this sweep's run folders: the cost follows the sweep, not the store's history.
+        self.ingest(sorted((self.root / "chunks" / str(int(sweep_id))).glob("*")))
+        conds = ["r.sweep_id = ?", "m.attempt = r.attempts"]
+        params: list[Any] = [sweep_id]
+        if run_ids is not None:
+            if not run_ids:
+                return pd.DataFrame(columns=["run_id", "step", "name", "value"])
+            conds.append(f"m.run_id IN ({', '.join('?' for _ in run_ids)})")
+            params.extend(int(r) for r in run_ids)
+        if names is not None:
+            conds.append(f"m.name IN ({', '.join('?' for _ in names)})")
+            params.extend(names)
+        base = f"""SELECT m.run_id, m.step, m.name, m.value FROM metrics m
+                   JOIN runs r ON r.run_id = m.run_id WHERE {' AND '.join(conds)}"""
+        if max_points:
+            query = _THIN_SQL.format(base=base)
+            params.append(float(max_points))
+        else:
+            query = base + " ORDER BY m.run_id, m.name, m.step"
+        with connect(self.path) as con:
+            return con.execute(query, params).df()
