@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app import state
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.service import SweepSummary
 
 # Plain-word explanations of µP terms, used as `help=` texts across the pages.
 HELP = {
@@ -41,24 +44,25 @@ HELP = {
 }
 
 
-def sweep_label(summary: Any) -> str:
+def sweep_label(summary: SweepSummary) -> str:
     """`name · #id` for a sweep summary (its state is shown live beside it, not frozen here)."""
     return f"{summary.name} · #{summary.id}"
 
 
-def sweep_picker(key: str, sweeps: list[Any] | None = None, label: str = "Sweep") -> Any | None:
+def sweep_picker(key: str, sweeps: list[SweepSummary] | None = None, label: str = "Sweep"
+                 ) -> SweepSummary | None:
     """A selectbox over the store's sweeps (newest first) bound to the shared current sweep.
 
     Args:
         key: the widget key (each page uses its own, so pages never fight over one widget).
-        sweeps: the list to choose from (default: every sweep in the store).
+        sweeps: the list to choose from (default: every sweep, from `Service.sweeps`).
         label: widget label.
 
     Returns:
         The chosen SweepSummary, or None (with an explanation drawn) when the store is empty.
     """
     if sweeps is None:
-        sweeps = state.store().list_sweeps()
+        sweeps = state.service().sweeps()
     if not sweeps:
         st.info("No sweeps yet. Launch one from **Setup**, or try the quick demo on the **Overview** page.")
         return None

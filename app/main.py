@@ -1,6 +1,6 @@
 """The µTransfer dashboard: `streamlit run app/main.py`.
 
-A thin layer over `experiments`: each page reads the store, calls the engine and draws. Long
+A thin layer over `experiments.service`: each page calls the service and draws. Long
 work (training, coordinate checks, verification) runs in the engine's background runner
 process, never in a Streamlit thread.
 """

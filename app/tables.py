@@ -7,15 +7,33 @@ progress bars, human-readable durations and labels.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from app.charts import param_label
+from experiments.service import RunState
 
-ACTIVE_STATES = ("queued", "running")
-FAILED_STATES = ("failed",)
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.service import SweepSummary, TransferReport
+
+ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
+FAILED_STATES = (RunState.FAILED,)
+# Runs that trained to the end (a diverged run stopped at the blow-up: it is finished too).
+FINISHED_STATES = (RunState.DONE, RunState.DIVERGED)
+# The live runs table shows what needs attention first.
+RUN_ORDER = (
+    RunState.RUNNING, RunState.FAILED, RunState.QUEUED, RunState.DIVERGED, RunState.DONE,
+    RunState.CANCELLED,
+)
+# The sweeps table's run-count columns, in display order.
+COUNT_COLUMNS = (
+    RunState.DONE, RunState.RUNNING, RunState.QUEUED, RunState.DIVERGED, RunState.FAILED,
+    RunState.CANCELLED,
+)
+WIDTH_COLUMNS = ["parametrization", "width", "opt_log2_lr", "ci_low", "ci_high", "best_loss"]
+DRIFT_COLUMNS = ["parametrization", "drift_slope", "drift_ci_low", "drift_ci_high"]
 
 
 def fmt_duration(seconds: float | None) -> str:
@@ -32,12 +50,6 @@ def fmt_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def _get(obj: Any, name: str, default: Any = None) -> Any:
-    if isinstance(obj, dict | pd.Series):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
 def _fraction(done: Any, total: Any) -> float:
     try:
         return min(1.0, float(done) / float(total)) if total else 0.0
@@ -45,26 +57,21 @@ def _fraction(done: Any, total: Any) -> float:
         return 0.0
 
 
-def sweeps_table(sweeps: Iterable[Any]) -> pd.DataFrame:
+def sweeps_table(sweeps: Iterable[SweepSummary]) -> pd.DataFrame:
     """One row per sweep: id, name, state, progress (0..1), runs by state, ETA, created."""
     rows = []
     for s in sweeps:
-        counts: dict[str, int] = dict(_get(s, "counts", {}) or {})
+        counts: dict[str, int] = dict(s.counts or {})
         rows.append(
             {
-                "id": _get(s, "id"),
-                "name": _get(s, "name"),
-                "state": _get(s, "state"),
-                "progress": _fraction(_get(s, "steps_done", 0), _get(s, "steps_total", 0)),
+                "id": s.id,
+                "name": s.name,
+                "state": str(s.state),
+                "progress": _fraction(s.steps_done, s.steps_total),
                 "runs": sum(counts.values()),
-                "done": counts.get("done", 0),
-                "running": counts.get("running", 0),
-                "queued": counts.get("queued", 0),
-                "diverged": counts.get("diverged", 0),
-                "failed": counts.get("failed", 0),
-                "cancelled": counts.get("cancelled", 0),
-                "eta": fmt_duration(_get(s, "eta_s")) if _get(s, "state") in ACTIVE_STATES else "—",
-                "created": _get(s, "created"),
+                **{str(state): counts.get(state, 0) for state in COUNT_COLUMNS},
+                "eta": fmt_duration(s.eta_s) if s.state in ACTIVE_STATES else "—",
+                "created": s.created,
             }
         )
     frame = pd.DataFrame(rows)
@@ -77,14 +84,14 @@ def run_eta_s(runs: pd.DataFrame) -> pd.Series:
     total = pd.to_numeric(runs["steps_total"], errors="coerce")
     wall = pd.to_numeric(runs.get("wall_s", pd.Series(float("nan"), index=runs.index)), errors="coerce")
     eta = wall / done.where(done > 0) * (total - done).clip(lower=0)
-    return eta.where(runs["state"] == "running")
+    return eta.where(runs["state"] == RunState.RUNNING)
 
 
 def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per run for the live table, failed and running first, then by grid position."""
     if runs.empty:
         return pd.DataFrame(columns=["run_id", "state", "parametrization", "width", "log2_lr", "seed", "progress"])
-    order = {"running": 0, "failed": 1, "queued": 2, "diverged": 3, "done": 4, "cancelled": 5}
+    order = {str(state): i for i, state in enumerate(RUN_ORDER)}
     table = pd.DataFrame(
         {
             "run_id": runs["run_id"],
@@ -95,7 +102,7 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "seed": runs["seed"],
             # A diverged run stops at the blow-up: it is finished, so its bar is full.
             "progress": [
-                1.0 if st in ("done", "diverged") else _fraction(d, t)
+                1.0 if st in FINISHED_STATES else _fraction(d, t)
                 for st, d, t in zip(runs["state"], runs["steps_done"], runs["steps_total"], strict=True)
             ],
             "eta": run_eta_s(runs).map(fmt_duration),
@@ -111,11 +118,11 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     return table.drop(columns="_order").reset_index(drop=True)
 
 
-def run_label(row: Any) -> str:
-    """`µP w=256 log2 LR -8.0 seed 1` for a runs-frame row."""
+def run_label(row: Mapping[str, Any] | pd.Series) -> str:
+    """`µP w=256 log2 LR -8.0 seed 1` for a runs-frame row (a dict or a Series)."""
     return (
-        f"{param_label(str(_get(row, 'parametrization')))} w={int(_get(row, 'width'))} "
-        f"log2 LR {float(_get(row, 'log2_lr')):.1f} seed {int(_get(row, 'seed'))}"
+        f"{param_label(str(row['parametrization']))} w={int(row['width'])} "
+        f"log2 LR {float(row['log2_lr']):.1f} seed {int(row['seed'])}"
     )
 
 
@@ -126,32 +133,32 @@ def failed_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[runs["state"].isin(FAILED_STATES)]
 
 
-def report_frames(contract: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Flatten a transfer report (the `analyze --json` shape) into chart inputs.
+def report_frames(report: TransferReport | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Flatten a transfer report's LR analysis into chart inputs (empty frames for None).
 
     Returns:
         (widths, drift): widths has one row per (parametrization, width) with opt_log2_lr,
-        ci_low, ci_high, best_loss; drift one row per parametrization with drift_slope and
-        its interval (drift_ci_low, drift_ci_high).
+        ci_low, ci_high, best_loss (and the optimum's grid point, status and counts); drift
+        one row per parametrization with drift_slope and its interval (drift_ci_low,
+        drift_ci_high).
     """
-    width_rows, drift_rows = [], []
-    for param, block in (contract.get("parametrizations") or {}).items():
-        ci = block.get("drift_ci") or [None, None]
+    width_rows: list[dict[str, Any]] = []
+    drift_rows: list[dict[str, Any]] = []
+    for param, result in (report.lr if report is not None else {}).items():
+        low, high = result.drift_ci if result.drift_ci else (None, None)
         drift_rows.append(
-            {"parametrization": param, "drift_slope": block.get("drift_slope"),
-             "drift_ci_low": ci[0], "drift_ci_high": ci[1]}
+            {"parametrization": param, "drift_slope": result.drift_slope,
+             "drift_ci_low": low, "drift_ci_high": high}
         )
-        for row in block.get("widths") or []:
+        for optimum in result.widths:
+            row = optimum.model_dump()
+            row["opt_log2_lr"] = row.pop("opt_log2")
             width_rows.append({"parametrization": param, **row})
-    widths = pd.DataFrame(
-        width_rows, columns=None if width_rows else ["parametrization", "width", "opt_log2_lr", "ci_low", "ci_high", "best_loss"]
-    )
+    widths = pd.DataFrame(width_rows) if width_rows else pd.DataFrame(columns=WIDTH_COLUMNS)
+    widths = widths[[*WIDTH_COLUMNS, *(c for c in widths.columns if c not in WIDTH_COLUMNS)]]
     for col in ("opt_log2_lr", "ci_low", "ci_high", "best_loss"):
-        if col in widths:
-            widths[col] = pd.to_numeric(widths[col], errors="coerce")
-    drift = pd.DataFrame(
-        drift_rows, columns=None if drift_rows else ["parametrization", "drift_slope", "drift_ci_low", "drift_ci_high"]
-    )
+        widths[col] = pd.to_numeric(widths[col], errors="coerce")
+    drift = pd.DataFrame(drift_rows, columns=DRIFT_COLUMNS)
     return widths, drift
 
 

@@ -68,3 +68,122 @@ def test_importing_every_engine_module_pulls_no_streamlit() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+# --- The app's door into the engine -------------------------------------------------------------
+
+# The experiments modules `app/` may import: the service (the engine's one door) and the
+# torch-free value types the Setup form is generated from.
+APP_ALLOWED_ENGINE_MODULES = frozenset({
+    "experiments.service",
+    "experiments.spec",
+    "experiments.config",
+    "experiments.errors",
+    "experiments.settings",
+    "experiments.models.configs",
+    "experiments.tasks.config",
+})
+# From `experiments.analysis`, only the pure display helpers the charts share with the verdict
+# (so a chart draws the curve the verdict is computed on); never `analyze` or the report code.
+APP_ALLOWED_ANALYSIS_NAMES = frozenset({
+    "FINISHED_STATES",
+    "PARAM_ORDER",
+    "diverged_mask",
+    "finished",
+    "grid_optima",
+    "param_order",
+    "seed_mean",
+    "seed_summary",
+})
+_DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
+
+
+def _is_engine(module: str) -> bool:
+    return module == "experiments" or module.startswith("experiments.")
+
+
+def forbidden_engine_imports(source: str, filename: str = "<app>") -> list[str]:
+    """The engine imports of one app file that are outside the allowed list, in source order.
+
+    Every import counts wherever it is (module level, inside a function, under TYPE_CHECKING),
+    and so does `importlib.import_module("experiments...")` with a literal name. A forbidden
+    name imported from `experiments.analysis` is reported as `experiments.analysis.<name>`.
+    """
+    bad: list[str] = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if isinstance(node, ast.Import):
+            bad += [a.name for a in node.names
+                    if _is_engine(a.name) and a.name not in APP_ALLOWED_ENGINE_MODULES]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "experiments":  # `from experiments import store`
+                bad += [f"experiments.{a.name}" for a in node.names
+                        if f"experiments.{a.name}" not in APP_ALLOWED_ENGINE_MODULES]
+            elif node.module == "experiments.analysis":
+                bad += [f"experiments.analysis.{a.name}" for a in node.names
+                        if a.name not in APP_ALLOWED_ANALYSIS_NAMES]
+            elif _is_engine(node.module) and node.module not in APP_ALLOWED_ENGINE_MODULES:
+                bad.append(node.module)
+        elif isinstance(node, ast.Call) and node.args:
+            func = node.func
+            name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+            arg = node.args[0]
+            if (name in _DYNAMIC_IMPORTS and isinstance(arg, ast.Constant)
+                    and isinstance(arg.value, str) and _is_engine(arg.value)
+                    and arg.value not in APP_ALLOWED_ENGINE_MODULES):
+                bad.append(arg.value)
+    return bad
+
+
+def test_app_reaches_the_engine_only_through_the_service() -> None:
+    app_files = sorted((ROOT / "app").rglob("*.py"))
+    assert len(app_files) > 10, "the app's sources were not found"
+    offenders = {}
+    for path in app_files:
+        bad = forbidden_engine_imports(path.read_text(), filename=str(path))
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = bad
+    assert offenders == {}, (
+        "app/ may import from experiments only "
+        f"{sorted(APP_ALLOWED_ENGINE_MODULES)} and display helpers of experiments.analysis "
+        f"({sorted(APP_ALLOWED_ANALYSIS_NAMES)}); add what a page needs to "
+        f"experiments.service instead. Offending imports by file: {offenders}"
+    )
+
+
+def test_the_import_checker_catches_each_kind_of_violation() -> None:
+    cases = {
+        "from experiments.store import Store\n": ["experiments.store"],
+        "import experiments.runner\n": ["experiments.runner"],
+        "import experiments.bundle as b\n": ["experiments.bundle"],
+        "from experiments import sweeps, service\n": ["experiments.sweeps"],
+        "def page():\n    from experiments.verify import verify\n": ["experiments.verify"],
+        "if TYPE_CHECKING:\n    from experiments.estimate import SweepEstimate\n": ["experiments.estimate"],
+        "from experiments.analysis import analyze, param_order\n": ["experiments.analysis.analyze"],
+        "from experiments.analysis.report import analyze\n": ["experiments.analysis.report"],
+        "import importlib\nimportlib.import_module('experiments.train')\n": ["experiments.train"],
+    }
+    for source, want in cases.items():
+        assert forbidden_engine_imports(source) == want, source
+    allowed = (
+        "from experiments.service import Service, ServiceError\n"
+        "from experiments.spec import SweepSpec\n"
+        "from experiments.models.configs import ModelConfig\n"
+        "from experiments.tasks.config import TaskConfig\n"
+        "from experiments.analysis import param_order, seed_summary\n"
+        "import experiments.settings\n"
+        "from app import state\n"
+        "import pandas as pd\n"
+    )
+    assert forbidden_engine_imports(allowed) == []
+
+
+def test_the_service_and_the_spec_import_without_torch() -> None:
+    code = (
+        "import json, sys\n"
+        "import experiments.service, experiments.spec\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

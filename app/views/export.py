@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from app import bundles, components, jobs, state
+from experiments.service import ServiceError
 
 st.title("Export a hyperparameter bundle")
 st.caption(
@@ -16,7 +19,8 @@ sweep = components.sweep_picker("export_sweep")
 if sweep is None:
     st.stop()
 
-widths = bundles.target_width_choices(state.store(), sweep.id)
+service = state.service()
+widths = service.target_widths(sweep.id)
 c1, c2 = st.columns([1, 3])
 target_width = c1.selectbox(
     "Target width", widths, index=len(widths) - 1 if widths else None, key="export_target",
@@ -27,8 +31,8 @@ if target_width is None:
     st.stop()
 
 try:
-    bundle = bundles.export(state.store(), sweep.id, int(target_width))
-except bundles.ExportError as exc:
+    bundle = service.export(sweep.id, int(target_width))
+except ServiceError as exc:
     st.warning(f"No bundle yet: {exc}", icon=":material/warning:")
     if not st.checkbox(
         "Export anyway", key="export_force",
@@ -36,8 +40,8 @@ except bundles.ExportError as exc:
     ):
         st.stop()
     try:
-        bundle = bundles.export(state.store(), sweep.id, int(target_width), force=True)
-    except bundles.ExportError as exc2:
+        bundle = service.export(sweep.id, int(target_width), force=True)
+    except ServiceError as exc2:
         st.error(str(exc2))
         st.stop()
 
@@ -50,15 +54,15 @@ with preview:
         row = facts[start:start + 3]
         for col, (label, value) in zip(st.columns(3), row, strict=False):
             col.metric(label, value)
-    st.json(bundles.as_dict(bundle), expanded=1)
+    st.json(bundle.body(), expanded=1)
     d1, d2 = st.columns(2)
     stem = f"{sweep.name}-w{target_width}"
     d1.download_button(
-        "Download JSON", data=bundles.to_json(bundle), file_name=f"{stem}.json", mime="application/json",
+        "Download JSON", data=service.bundle_json(bundle), file_name=f"{stem}.json", mime="application/json",
         key="export_json", type="primary", icon=":material/download:",
     )
     d2.download_button(
-        "Download YAML", data=bundles.to_yaml(bundle), file_name=f"{stem}.yaml", mime="application/x-yaml",
+        "Download YAML", data=service.bundle_yaml(bundle), file_name=f"{stem}.yaml", mime="application/x-yaml",
         key="export_yaml", icon=":material/download:",
     )
 with use:
@@ -74,15 +78,14 @@ with use:
     verify_key = bundles.verify_key(sweep.id, bundle)
     sweep_id, width = int(sweep.id), int(target_width)
     if st.button("Launch verification", key="export_verify", icon=":material/verified:"):
-        jobs.registry().start(verify_key, bundles.verify_args(state.db_path(), bundle), restart=True)
+        jobs.registry().start(verify_key, bundles.verify_args(service, bundle), restart=True)
 
     @st.fragment(run_every=2)
     def verify_panel() -> None:
         job = jobs.registry().get(verify_key)
         if job is None:
             # Verifications are kept in the store beside their sweep: show the latest one.
-            stored = [v for v in state.store().list_verifications(sweep_id)
-                      if v.target_width == width]
+            stored = service.verifications(sweep_id, target_width=width)
             if not stored:
                 st.caption("Not verified yet at this width.")
                 return
@@ -98,7 +101,7 @@ with use:
         else:
             show_result(job.result())
 
-    def show_result(result: dict) -> None:
+    def show_result(result: dict[str, Any]) -> None:
         if result.get("within_one_step"):
             st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
         else:

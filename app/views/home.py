@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import launch, nav, state
+from experiments.service import RunState
 
 st.title("µTransfer dashboard")
 st.markdown(
@@ -15,7 +16,7 @@ st.markdown(
     "model, and this dashboard shows whether that actually held for your model."
 )
 
-sweeps = state.store().list_sweeps()
+sweeps = state.service().sweeps()
 counts: dict[str, int] = {}
 for s in sweeps:
     for name, n in (s.counts or {}).items():
@@ -23,8 +24,8 @@ for s in sweeps:
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Sweeps", len(sweeps))
 c2.metric("Runs", sum(counts.values()))
-c3.metric("Running or queued", counts.get("running", 0) + counts.get("queued", 0))
-c4.metric("Finished", counts.get("done", 0) + counts.get("diverged", 0))
+c3.metric("Running or queued", counts.get(RunState.RUNNING, 0) + counts.get(RunState.QUEUED, 0))
+c4.metric("Finished", counts.get(RunState.DONE, 0) + counts.get(RunState.DIVERGED, 0))
 st.caption(f"Store: `{state.db_path()}`")
 
 st.divider()

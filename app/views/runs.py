@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, components, state, tables
+from experiments.service import RunState
 
 REFRESH_S = 2
 CURVE_POINTS = 300  # per run and metric, downsampled in the store query
@@ -20,7 +21,7 @@ PROGRESS = st.column_config.ProgressColumn("progress", min_value=0.0, max_value=
 
 @st.fragment(run_every=REFRESH_S)
 def sweeps_panel() -> None:
-    table = tables.sweeps_table(state.store().list_sweeps())
+    table = tables.sweeps_table(state.service().sweeps())
     if table.empty:
         st.info("No sweeps yet. Launch one from **Setup**, or the quick demo on the **Overview** page.")
         return
@@ -32,23 +33,22 @@ def sweeps_panel() -> None:
 
 @st.fragment(run_every=REFRESH_S)
 def runs_panel(sweep_id: int) -> None:
-    store = state.store()
-    runs = store.runs_frame(sweep_id)
+    service = state.service()
+    runs = service.runs(sweep_id)
     table = tables.runs_table(runs)
     counts = table["state"].value_counts().to_dict() if not table.empty else {}
-    cols = st.columns(6)
-    for col, name in zip(cols, ("queued", "running", "done", "diverged", "failed", "cancelled"), strict=True):
-        col.metric(name, counts.get(name, 0))
+    cols = st.columns(len(RunState))
+    for col, name in zip(cols, RunState, strict=True):
+        col.metric(str(name), counts.get(name, 0))
 
     left, mid, right, _ = st.columns([1, 1, 1, 3])
-    active = bool(counts.get("queued", 0) or counts.get("running", 0))
+    active = any(counts.get(name, 0) for name in tables.ACTIVE_STATES)
     if left.button("Cancel sweep", key="runs_cancel_sweep", disabled=not active, icon=":material/stop:"):
-        store.cancel_sweep(sweep_id)
+        service.cancel_sweep(sweep_id)
         st.toast(f"Sweep #{sweep_id}: cancelling queued and running runs")
-    failed = counts.get("failed", 0) + counts.get("cancelled", 0)
+    failed = counts.get(RunState.FAILED, 0) + counts.get(RunState.CANCELLED, 0)
     if mid.button(f"Retry failed ({failed})", key="runs_retry", disabled=not failed, icon=":material/replay:"):
-        store.retry_failed(sweep_id)
-        state.ensure_runner()
+        service.retry(sweep_id)
         st.toast(f"Sweep #{sweep_id}: failed runs queued again")
     # Labels leave out the state: a label that changed every refresh would reset the picker.
     labels = {int(r["run_id"]): f"#{int(r['run_id'])} {tables.run_label(r)}" for r in runs.to_dict("records")}
@@ -56,7 +56,7 @@ def runs_panel(sweep_id: int) -> None:
     cancellable = [i for i in chosen if i in labels and runs.loc[runs.run_id == i, "state"].iloc[0] in tables.ACTIVE_STATES]
     if right.button(f"Cancel selected ({len(cancellable)})", key="runs_cancel_runs", disabled=not cancellable):
         for run_id in cancellable:
-            store.cancel_run(run_id)
+            service.cancel_run(run_id)
         st.toast(f"Cancelling {len(cancellable)} run(s)")
 
     st.dataframe(
@@ -84,10 +84,10 @@ def runs_panel(sweep_id: int) -> None:
     )
     picked = [i for i in st.session_state.get("runs_pick", []) if i in labels]
     if not picked:
-        started = runs[runs["state"] != "queued"].sort_values("run_id")
+        started = runs[runs["state"] != RunState.QUEUED].sort_values("run_id")
         picked = [int(i) for i in started["run_id"].head(4)]
     if picked:
-        metrics = store.metrics_frame(sweep_id, run_ids=picked, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
+        metrics = service.metrics(sweep_id, run_ids=picked, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
         st.plotly_chart(charts.loss_curves_figure(metrics, labels=labels), key="runs_curves")
     else:
         st.caption("No run has started yet.")

@@ -13,10 +13,9 @@ import streamlit as st
 import yaml
 
 from app import charts, components, form, launch, nav, presets, safety, state
-from experiments.estimate import estimate
-from experiments.models import ModelConfig
+from experiments.models.configs import ModelConfig
 from experiments.spec import SweepSpec, spec_log2_lrs
-from experiments.tasks import TaskConfig
+from experiments.tasks.config import TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
 TASK_NAMES = form.literal_options(TaskConfig, "name")
@@ -174,7 +173,7 @@ with summary:
     if spec is None:
         st.warning("Fix the fields marked in red to see the plan.", icon=":material/edit:")
     else:
-        plan = estimate(spec)
+        plan = state.service().estimate(spec)
         m1, m2 = st.columns(2)
         m1.metric("Runs", f"{plan.n_runs:,}")
         m2.metric("Training steps", f"{plan.total_steps:,}")

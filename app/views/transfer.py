@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import streamlit as st
 
 from app import charts, components, state, tables
 from experiments.analysis import param_order
+from experiments.service import RunState
 
 CURVE_POINTS = 400
 
@@ -21,9 +20,7 @@ sweep = components.sweep_picker("transfer_sweep")
 if sweep is None:
     st.stop()
 
-store = state.store()
-runs = store.runs_frame(sweep.id)
-finished = runs[runs["state"].isin(["done", "diverged"])]
+service = state.service()
 
 top_left, top_mid, top_right = st.columns([2, 2, 3])
 loss = top_left.radio(
@@ -40,21 +37,12 @@ strict = top_mid.checkbox(
     help="Off: the drift estimate must be within the tolerance and the per-width optima must "
     "agree. On: also the drift's 95% interval, which needs more widths or seeds to be narrow.",
 )
+# The analysis refuses partial data in plain words: the view carries them as `problem`.
+view = service.transfer(sweep.id, tolerance=float(tolerance), loss=loss, strict_interval=strict)
+runs, finished, report = view.runs, view.finished, view.report
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 
-report_json: dict | None = None
-analysis_error: str | None = None
-if len(finished):
-    from experiments.analysis import analyze
-
-    try:
-        report = analyze(runs, tolerance=float(tolerance), loss=loss, strict_interval=strict)
-        raw = report.to_contract_json()
-        report_json = json.loads(raw) if isinstance(raw, str) else raw
-    except Exception as exc:  # analysis refuses partial data in plain words; show them
-        analysis_error = str(exc)
-
-widths_frame, drift_frame = tables.report_frames(report_json or {})
+widths_frame, drift_frame = tables.report_frames(report)
 
 chart_col, verdict_col = st.columns([4, 1.3])
 with chart_col:
@@ -65,15 +53,15 @@ with chart_col:
     )
 with verdict_col:
     st.subheader("Verdict")
-    if report_json is None:
-        st.info(analysis_error or "Waiting for finished runs.")
+    if report is None:
+        st.info(view.problem or "Waiting for finished runs.")
     else:
-        if report_json.get("verdict") == "confirmed":
+        if report.verdict == "confirmed":
             st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
         else:
             st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
-        if report_json.get("reason"):
-            st.caption(str(report_json["reason"]))
+        if report.reason:
+            st.caption(report.reason)
         for row in drift_frame.itertuples():
             low, high = row.drift_ci_low, row.drift_ci_high
             has_ci = low is not None and high is not None and low == low and high == high
@@ -84,9 +72,9 @@ with verdict_col:
             )
             if has_ci:
                 st.caption(f"95% interval [{low:+.2f}, {high:+.2f}] log2 LR per doubling")
-        st.caption(f"Tolerance: ±{report_json.get('tolerance', tolerance)} log2 LR per width doubling.")
-        for warning in report_json.get("warnings") or []:
-            st.warning(warning if isinstance(warning, str) else warning.get("message", str(warning)))
+        st.caption(f"Tolerance: ±{report.tolerance} log2 LR per width doubling.")
+        for warning in report.warnings:
+            st.warning(warning)
 
 st.subheader("Optimal learning rate vs width")
 st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
@@ -118,8 +106,8 @@ log2_lr = c3.selectbox(
 )
 picked = at_width[at_width["log2_lr"] == log2_lr]
 run_ids = [int(i) for i in picked["run_id"]]
-metrics = store.metrics_frame(sweep.id, run_ids=run_ids, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
-labels = {int(r.run_id): f"seed {int(r.seed)}" + (" (diverged)" if r.state == "diverged" else "") for r in picked.itertuples()}
+metrics = service.metrics(sweep.id, run_ids=run_ids, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
+labels = {int(r.run_id): f"seed {int(r.seed)}" + (" (diverged)" if r.state == RunState.DIVERGED else "") for r in picked.itertuples()}
 st.plotly_chart(
     charts.loss_curves_figure(
         metrics, labels=labels,

@@ -23,11 +23,14 @@ TINY_STEPS = "12"
 
 @pytest.fixture
 def no_runner(monkeypatch):
-    """Record background-runner starts instead of spawning one (tests drive runs themselves)."""
-    calls = []
-    from app import state
+    """Record background-runner starts instead of spawning one (tests drive runs themselves).
 
-    monkeypatch.setattr(state, "ensure_runner", lambda: calls.append(state.db_path()))
+    The seam is `Service.start_runner`, the one place the app starts the engine's runner.
+    """
+    calls = []
+    from experiments.service import Service
+
+    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
     return calls
 
 
@@ -161,10 +164,11 @@ def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
         at.checkbox(key="export_force").check().run()
     assert not at.exception
     assert any(h.value == "Bundle preview" for h in at.subheader)
-    from app import bundles
-    from experiments.store import Store
+    from experiments.service import Service
 
-    page_json = bundles.to_json(bundles.export(Store(db), sweep_id, target, force=force))
+    service = Service(db)
+    bundle = service.export(sweep_id, target, force=force)
+    page_json = service.bundle_json(bundle)
     out = tmp_path / "cli.json"
     r = subprocess.run(
         [sys.executable, "-m", "experiments", "export", str(sweep_id), "--db", str(db),
@@ -173,8 +177,7 @@ def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     assert page_json == out.read_text(encoding="utf-8"), "the page offers the CLI's exact bytes"
-    assert yaml.safe_load(bundles.to_yaml(bundles.export(Store(db), sweep_id, target, force=force))) \
-        == json.loads(page_json)
+    assert yaml.safe_load(service.bundle_yaml(bundle)) == json.loads(page_json)
 
 
 def test_coord_check_and_inspector_pages_render(open_page):

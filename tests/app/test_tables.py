@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+from datetime import datetime
 
 import pandas as pd
 
 from app import tables
+from experiments.analysis import DriftResult, TransferReport, WidthOptimum
+from experiments.service import RunState, SweepSummary
 
 
 def test_fmt_duration():
@@ -18,15 +20,19 @@ def test_fmt_duration():
 
 
 def test_sweeps_table_progress_and_eta():
+    t0 = datetime(2024, 1, 1)
     sweeps = [
-        SimpleNamespace(id=1, name="a", state="done", counts={"done": 4}, created="t", steps_done=40, steps_total=40, eta_s=None),
-        SimpleNamespace(id=2, name="b", state="running", counts={"done": 1, "running": 1, "queued": 2},
-                        created="t", steps_done=15, steps_total=40, eta_s=65.0),
+        SweepSummary(id=1, name="a", state=RunState.DONE, counts={"done": 4}, created=t0,
+                     steps_done=40, steps_total=40, eta_s=None),
+        SweepSummary(id=2, name="b", state=RunState.RUNNING,
+                     counts={"done": 1, "running": 1, "queued": 2}, created=t0, steps_done=15,
+                     steps_total=40, eta_s=65.0),
     ]
     t = tables.sweeps_table(sweeps)
     assert list(t["id"]) == [2, 1]
     assert t.loc[0, "progress"] == 15 / 40 and t.loc[0, "eta"] == "1m 05s" and t.loc[0, "runs"] == 4
-    assert t.loc[1, "eta"] == "—"
+    assert (t.loc[0, "done"], t.loc[0, "running"], t.loc[0, "queued"]) == (1, 1, 2)
+    assert t.loc[0, "state"] == "running" and t.loc[1, "eta"] == "—"
     assert tables.sweeps_table([]).empty
 
 
@@ -50,15 +56,25 @@ def test_runs_table_orders_and_eta():
 
 
 def test_report_frames():
-    contract = {"verdict": "confirmed", "tolerance": 0.25, "warnings": [], "parametrizations": {
-        "mup": {"drift_slope": 0.02, "drift_ci": [-0.1, 0.14], "widths": [
-            {"width": 64, "opt_log2_lr": -7.9, "ci_low": -8.2, "ci_high": -7.6, "best_loss": 0.4},
-            {"width": 128, "opt_log2_lr": None, "ci_low": None, "ci_high": None, "best_loss": None}]}}}
-    widths, drift = tables.report_frames(contract)
-    assert list(widths["width"]) == [64, 128] and widths["opt_log2_lr"].isna().tolist() == [False, True]
-    assert drift.loc[0, "drift_ci_high"] == 0.14
-    w0, d0 = tables.report_frames({})
-    assert w0.empty and "opt_log2_lr" in w0 and d0.empty
+    mup = DriftResult(hp="lr", parametrization="mup", drift_slope=0.02, drift_ci=[-0.1, 0.14], widths=[
+        WidthOptimum(width=64, opt_log2=-7.9, ci_low=-8.2, ci_high=-7.6, best_loss=0.4),
+        WidthOptimum(width=128, opt_log2=None, ci_low=None, ci_high=None, best_loss=None,
+                     status="all_diverged")])
+    sp = DriftResult(hp="lr", parametrization="sp", drift_slope=-0.9, widths=[
+        WidthOptimum(width=64, opt_log2=-6.0, ci_low=-6.5, ci_high=-5.5, best_loss=0.5)])
+    report = TransferReport(verdict="confirmed", reason="flat", tolerance=0.25, loss="final_train_loss",
+                            lr={"sp": sp, "mup": mup})
+    widths, drift = tables.report_frames(report)
+    assert list(widths.columns[:6]) == tables.WIDTH_COLUMNS
+    assert list(zip(widths["parametrization"], widths["width"], strict=True)) == [("sp", 64), ("mup", 64), ("mup", 128)]
+    assert widths["opt_log2_lr"].tolist()[:2] == [-6.0, -7.9] and widths["opt_log2_lr"].isna().tolist() == [False, False, True]
+    assert widths.loc[2, "status"] == "all_diverged" and widths.loc[1, "ci_low"] == -8.2
+    assert list(drift["parametrization"]) == ["sp", "mup"]
+    assert drift.loc[1, "drift_ci_high"] == 0.14 and drift.loc[1, "drift_slope"] == 0.02
+    assert pd.isna(drift.loc[0, "drift_ci_low"])  # SP had no interval
+    w0, d0 = tables.report_frames(None)
+    assert w0.empty and list(w0.columns) == tables.WIDTH_COLUMNS
+    assert d0.empty and list(d0.columns) == tables.DRIFT_COLUMNS
 
 
 def test_coord_frames_and_pivot():
