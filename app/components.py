@@ -28,6 +28,11 @@ HELP = {
         "Learning rates are tried on a log2 grid: -10 means 2^-10 ≈ 0.00098. Each step of 1 "
         "doubles the LR."
     ),
+    "hparam_grid": (
+        "Besides the LR, µP's global knobs (init scale, output, attention and input multipliers) "
+        "transfer too. Values given here are crossed with the LR grid; the Transfer analysis "
+        "then reports each swept knob's optimum per width and the export carries the chosen value."
+    ),
     "seeds": "Each grid point is trained once per seed; the chart shows the mean and the min-max band.",
     "transfer": (
         "Transfer is confirmed when each width's best log2 LR stays within the tolerance of the "

@@ -187,3 +187,46 @@ def test_the_service_and_the_spec_import_without_torch() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+MAX_FUNCTION_LINES = 60
+# The docstring phrase that lets a function run longer: it must say why it is not split.
+LONG_FUNCTION_EXCUSE = "long on purpose"
+
+
+def long_functions(source: str, filename: str = "<src>") -> list[str]:
+    """Functions over MAX_FUNCTION_LINES lines of code (docstring, comments and blank lines
+    excluded) whose docstring does not say why ("long on purpose: ...")."""
+    lines = source.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(source, filename=filename)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        doc = ast.get_docstring(node) or ""
+        first = node.body[0]
+        body_start = first.end_lineno if doc and first.end_lineno else node.lineno
+        code = [ln for ln in lines[body_start:node.end_lineno]
+                if ln.strip() and not ln.strip().startswith("#")]
+        if len(code) > MAX_FUNCTION_LINES and LONG_FUNCTION_EXCUSE not in doc:
+            out.append(f"{filename}:{node.lineno} {node.name} ({len(code)} lines)")
+    return out
+
+
+def test_no_function_in_the_engine_or_app_is_over_sixty_lines() -> None:
+    offenders = []
+    for pkg in ("experiments", "app", "mucore"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            offenders += long_functions(path.read_text(), str(path.relative_to(ROOT)))
+    assert offenders == [], "split these at their natural seams (or say why not):\n" + "\n".join(
+        offenders)
+
+
+def test_the_length_check_counts_code_not_docstrings() -> None:
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES + 1))
+    long_fn = f"def f():\n    '''Doc.\n\n    More doc.\n    '''\n{body}\n"
+    assert long_functions(long_fn) == ["<src>:1 f (61 lines)"]
+    short = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    padded = f"def g():\n    '''Doc.'''\n    # why\n\n{short}\n"
+    assert long_functions(padded) == []
+    excused = long_fn.replace("Doc.", f"Doc: {LONG_FUNCTION_EXCUSE}, one table of cases.")
+    assert long_functions(excused) == []

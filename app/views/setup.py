@@ -13,6 +13,7 @@ import streamlit as st
 import yaml
 
 from app import charts, components, form, launch, nav, presets, safety, state
+from experiments.config import GLOBAL_KNOBS, HParamsConfig
 from experiments.models.configs import ModelConfig
 from experiments.spec import SweepSpec, spec_log2_lrs
 from experiments.tasks.config import TaskConfig
@@ -63,6 +64,28 @@ def lr_inputs(values: dict[str, Any]) -> dict[str, Any]:
                            key=f"{PREFIX}.lr_grid.step",
                            help="Spacing of the grid: 1 doubles the LR per point, 0.5 is finer.")
     return {"lr_grid": {"log2_min": log2_min, "log2_max": log2_max, "step": step}}
+
+
+def knob_grid_inputs(values: dict[str, Any]) -> dict[str, list[Any]]:
+    """One "sweep" input per global µP knob (`GLOBAL_KNOBS`); returns the spec's `hparam_grid`.
+
+    An empty input keeps the knob at its `hparams` value; values are crossed with the LR grid,
+    so the LR is re-tuned at every knob setting (TP5, Section 6: the knobs transfer like the LR).
+    """
+    grid = dict(values.get("hparam_grid") or {})
+    cols = st.columns(2)
+    out: dict[str, list[Any]] = {}
+    for i, knob in enumerate(GLOBAL_KNOBS):
+        text = cols[i % 2].text_input(
+            f"sweep {knob}", value=", ".join(f"{v:g}" for v in grid.get(knob, [])),
+            key=f"{PREFIX}.hparam_grid.{knob}", placeholder="e.g. 0.5, 1, 2",
+            help=f"{form.field_help(HParamsConfig, knob) or knob}. Comma-separated values to "
+            f"sweep; leave empty to keep hparams.{knob} fixed.",
+        )
+        parsed = form.parse_number_list(text)
+        if parsed:
+            out[knob] = parsed
+    return out
 
 
 if VALUES not in st.session_state:
@@ -145,9 +168,15 @@ with edit:
     # --- Everything else, generated from the spec model -------------------------------------
     st.subheader("Sweep")
     rest = spec_form.render(
-        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs"), labels=FIELD_LABELS
+        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid"),
+        labels=FIELD_LABELS,
     )
     data.update(rest)
+
+    # --- Global knobs to sweep besides the LR (one input per knob of mucore.HParams) --------
+    st.markdown("**knobs to sweep** (optional)", help=components.HELP["hparam_grid"])
+    data["hparam_grid"] = knob_grid_inputs(values)
+    spec_form.slot(st, "hparam_grid")
 
     # --- Learning rates: a log2 grid (the usual) or an explicit list ------------------------
     st.subheader("Learning rates", help=components.HELP["lr_grid"])

@@ -103,6 +103,31 @@ def test_setup_valid_form_creates_sweep(open_page, db_path, no_runner):
     assert [s.name for s in sweeps] == ["from-form"] and len(no_runner) == 1
 
 
+def test_setup_sweeps_a_global_knob_from_the_form(open_page, db_path, no_runner):
+    from experiments.config import GLOBAL_KNOBS
+    from experiments.store import Store
+
+    at = open_page("views/setup.py")
+    for knob in GLOBAL_KNOBS:  # one input per knob of mucore.HParams, empty by default
+        assert at.text_input(key=f"setup.hparam_grid.{knob}").value == ""
+    at.text_input(key="setup.hparam_grid.input_mult").set_value("0, 2").run()
+    assert any("hparam_grid.input_mult" in e.value for e in at.error), [e.value for e in at.error]
+    at.button(key="FormSubmitter:setup_launch-Launch sweep").click().run()
+    assert Store(db_path).list_sweeps() == []
+
+    at.text_input(key="setup.hparam_grid.input_mult").set_value("0.5, 2").run()
+    at.text_input(key="setup.name").set_value("knobs")
+    at.button(key="FormSubmitter:setup_launch-Launch sweep").click().run()
+    assert not at.exception and not at.error
+    store = Store(db_path)
+    (sweep,) = store.list_sweeps()
+    record = store.get_sweep(sweep.id)
+    assert record is not None and record.spec["hparam_grid"] == {"input_mult": [0.5, 2.0]}
+    runs = store.runs_frame(sweep.id)
+    assert sorted(runs["input_mult"].unique()) == [0.5, 2.0]
+    assert (runs["input_mult"] == 0.5).sum() == (runs["input_mult"] == 2.0).sum() == len(runs) // 2
+
+
 def test_setup_refuses_file_task_outside_datasets(open_page, db_path, no_runner, tmp_path):
     from app import launch
 

@@ -21,7 +21,7 @@ from experiments.errors import UserError
 from experiments.runner import ray_executor
 from experiments.runner.ray_executor import RayExecutor, RayOutcome, run_resources
 
-ENTRY = "tests.experiments.conftest_ray:echo_job"
+ENTRY = "tests.experiments.runner.conftest_ray:echo_job"
 
 
 @pytest.fixture(scope="session")

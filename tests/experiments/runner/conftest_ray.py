@@ -1,5 +1,5 @@
 """Job entry points the Ray tests run inside real Ray workers (imported there by dotted path,
-`tests.experiments.conftest_ray:NAME`), so they live in a plain module, not in a test file."""
+`tests.experiments.runner.conftest_ray:NAME`), so they live in a plain module, not in a test file."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 QUICK = ROOT / "experiments" / "configs" / "quick.yaml"
 # Final losses of every quick-preset run, recorded before the issue-9 redesign (commit 9be0f39):
 # refactors must not change a single number (CPU training here is bit-reproducible).
