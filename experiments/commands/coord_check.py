@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from experiments.coordcheck import (
     parse_widths,
     run_coord_check,
 )
-from experiments.errors import UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,23 +49,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _store_recorder(db: Path) -> Any:
-    """The store's `record_coord_check`, checked before any work is done.
+def _store_recorder(db: Path) -> Callable[[dict[str, Any]], int]:
+    """What records a coord check's `--json` payload (CLI arguments under "args") in `db`."""
+    from experiments.store import Store
 
-    INTEGRATION POINT (experiments.store, owned by another engineer): we call
-    `Store(db).record_coord_check(result_dict)` with the `--json` payload (which includes the
-    CLI arguments under "args"). Adjust here if the store's signature differs.
-    """
-    try:
-        from experiments.store import Store  # type: ignore[import-not-found]
-    except ImportError:
-        raise UserError(
-            "--db needs experiments.store, which this install lacks: drop --db and use --json"
-        ) from None
-    if not hasattr(Store, "record_coord_check"):
-        raise UserError(
-            "--db needs Store.record_coord_check, which this store lacks: drop --db and use --json"
-        )
     return lambda payload: Store(db).record_coord_check(payload)
 
 

@@ -11,9 +11,12 @@ import contextlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.store import Store
 
 TABLE_COLUMNS = ("width", "parametrization", "lr", "seed", "state", "final_train_loss",
                  "final_val_loss")
@@ -52,7 +55,7 @@ def _clean(value: Any) -> Any:
     return str(value)
 
 
-def run_records(store: Any, sweep_id: int) -> list[dict[str, Any]]:
+def run_records(store: Store, sweep_id: int) -> list[dict[str, Any]]:
     """The sweep's runs as JSON-ready dicts (store columns, NaN as null)."""
     frame = store.runs_frame(sweep_id)
     return [{str(k): _clean(v) for k, v in row.items()} for row in frame.to_dict("records")]

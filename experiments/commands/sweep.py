@@ -14,19 +14,17 @@ store is opened, so a bad spec writes nothing, not even the database file.
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from experiments.errors import UserError
 from experiments.settings import Settings
 
-# Seconds between progress polls of the store while a foreground sweep runs.
-PROGRESS_POLL_S = 1.0
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.store import Store, SweepSummary
 
 
 def add_db_arg(p: argparse.ArgumentParser) -> None:
@@ -42,7 +40,7 @@ def db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db is not None else Settings().db_path
 
 
-def open_store(path: Path, create: bool = False) -> Any:
+def open_store(path: Path, create: bool = False) -> Store:
     """Open the store; refuses to create a new file unless `create`.
 
     Raises:
@@ -75,21 +73,12 @@ def parse_sweep_id(text: str) -> int:
     return value
 
 
-def summary_dict(s: Any) -> dict[str, Any]:
-    """A sweep summary (pydantic model, dataclass or dict) as plain JSON data."""
-    if hasattr(s, "to_dict"):
-        data = s.to_dict()
-    elif hasattr(s, "model_dump"):
-        data = s.model_dump(mode="json")
-    elif isinstance(s, dict):
-        data = dict(s)
-    else:
-        data = {k: getattr(s, k) for k in ("id", "name", "state", "counts", "created",
-                                           "steps_done", "steps_total", "eta_s") if hasattr(s, k)}
-    return json.loads(json.dumps(data, default=str))
+def summary_dict(s: SweepSummary) -> dict[str, Any]:
+    """A sweep summary as plain JSON data (the `sweep status --json` shape)."""
+    return dict(json.loads(json.dumps(s.to_dict(), default=str)))
 
 
-def find_sweep(store: Any, sweep_id: int) -> dict[str, Any]:
+def find_sweep(store: Store, sweep_id: int) -> dict[str, Any]:
     """The summary of one sweep.
 
     Raises:
@@ -156,46 +145,23 @@ def _check_workers(workers: int | None) -> None:
 
 
 def _run_foreground(path: Path, sweep_id: int, workers: int | None, executor: str | None,
-                    ray_address: str | None = None) -> Any:
+                    ray_address: str | None = None) -> SweepSummary:
     """`run_sweep` with a progress display on stderr (tqdm on a TTY, plain lines otherwise)."""
     from experiments.runner import run_sweep
 
-    params = inspect.signature(run_sweep).parameters
-    kwargs: dict[str, Any] = {}
     settings = Settings()
-    if workers is not None or settings.workers is not None:
-        kwargs["workers"] = workers if workers is not None else settings.workers
     chosen = executor or settings.executor
-    if "executor" in params:
-        kwargs["executor"] = chosen
-    elif chosen != "local":
-        raise UserError("--executor ray is not available in this build yet: use --executor local")
-    if "ray_address" in params and chosen == "ray":
-        kwargs["ray_address"] = ray_address or settings.ray_address
     progress = _Progress(sweep_id)
-    if "progress_cb" in params:
-        kwargs["progress_cb"] = progress.from_summary
-        try:
-            return run_sweep(path, sweep_id, **kwargs)
-        finally:
-            progress.close()
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["summary"] = run_sweep(path, sweep_id, **kwargs)
-        except BaseException as exc:  # re-raised in the main thread
-            result["error"] = exc
-
-    thread = threading.Thread(target=target, name=f"sweep-{sweep_id}", daemon=True)
-    thread.start()
-    while thread.is_alive():
-        thread.join(PROGRESS_POLL_S)
-        progress.poll(path)
-    progress.close()
-    if "error" in result:
-        raise result["error"]
-    return result.get("summary")
+    try:
+        return run_sweep(
+            path, sweep_id,
+            workers=workers if workers is not None else settings.workers,
+            executor=chosen,
+            ray_address=(ray_address or settings.ray_address) if chosen == "ray" else None,
+            progress_cb=progress.from_summary,
+        )
+    finally:
+        progress.close()
 
 
 class _Progress:
@@ -226,26 +192,12 @@ class _Progress:
             print(f"sweep {self.sweep_id}: {done}/{total} runs finished", file=sys.stderr,
                   flush=True)
 
-    def from_summary(self, summary: Any) -> None:
+    def from_summary(self, summary: SweepSummary) -> None:
         """Show the counts of a store summary (the runner's progress callback)."""
         from experiments.states import finished_runs
 
         counts = summary_dict(summary).get("counts") or {}
         self.update(finished_runs(counts), sum(counts.values()))
-
-    def poll(self, path: Path) -> None:
-        """Read the counts from the store (skipped silently when it is busy)."""
-        try:
-            from experiments.states import finished_runs
-            from experiments.store import Store
-
-            for s in Store(path).list_sweeps():
-                d = summary_dict(s)
-                if int(d["id"]) == self.sweep_id:
-                    counts = d.get("counts") or {}
-                    self.update(finished_runs(counts), sum(counts.values()))
-        except Exception:  # noqa: BLE001 - progress is best-effort; the runner owns the store
-            pass
 
     def close(self) -> None:
         """Finish the bar."""
@@ -253,7 +205,7 @@ class _Progress:
             self.bar.close()
 
 
-def _finish_message(sweep_id: int, summary: Any) -> None:
+def _finish_message(sweep_id: int, summary: SweepSummary | None) -> None:
     if summary is None:
         return
     d = summary_dict(summary)
