@@ -12,8 +12,9 @@ learning rates (TP5, Yang et al., 2022). At the base width both give identical m
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from experiments.lazy import lazy_exports
 
 # Public name -> submodule, loaded on first use (PEP 562) so that `experiments.models.configs`
 # (the spec's `model:` block) imports without torch.
@@ -36,14 +37,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name's submodule on first access."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'experiments.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"experiments.models.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:

@@ -11,8 +11,9 @@ Classification inputs are images (B, C, H, W) with labels (B,); LM inputs and ta
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from experiments.lazy import lazy_exports
 
 # Public name -> submodule. Loaded on first use (PEP 562) so that `experiments.tasks.config`
 # (the spec's `task:` block) imports without torch.
@@ -33,14 +34,7 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name's submodule on first access."""
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'experiments.tasks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"experiments.tasks.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
