@@ -32,8 +32,9 @@ COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY --chown=app:app mucore/ mucore/
 COPY --chown=app:app experiments/ experiments/
+# app/ carries the dashboard's Streamlit settings (app/.streamlit/config.toml, read beside
+# app/main.py); the --server.address flag below overrides its loopback bind.
 COPY --chown=app:app app/ app/
-COPY --chown=app:app .streamlit/ .streamlit/
 USER app
 # The DuckDB store and its raw metric chunks live on this volume.
 VOLUME ["/data"]

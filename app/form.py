@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import re
 import types
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticUndefined
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.service import ModelOption
 
 
 def attribute_docs(model: type[BaseModel]) -> dict[str, str]:
@@ -230,24 +234,31 @@ class ModelForm:
         skip: tuple[str, ...] = (),
         columns: int = 3,
         labels: dict[str, str] | None = None,
+        widget_path: str | None = None,
     ) -> dict[str, Any]:
         """Draw every drawable field of `model` (not in `skip`); return the values as a dict.
 
-        Fields it cannot draw (dicts, nested lists) keep their value from `values`.
+        Fields it cannot draw (dicts, nested lists) keep their value from `values`. Error slots
+        are keyed by `path` (where validation reports errors); widget keys by `widget_path`
+        when given (e.g. with a registered model's name in it, so switching models never
+        reuses a widget of another type).
         """
         out: dict[str, Any] = {}
+        widget_path = path if widget_path is None else widget_path
         names = [n for n in model.model_fields if n not in skip and n != "kind"]
         cols = container.columns(columns) if names else []
         i = 0
         for name in names:
             info = model.model_fields[name]
             sub = f"{path}.{name}" if path else name
+            wkey = self.key(f"{widget_path}.{name}" if widget_path else name)
             current = values.get(name, default_of(model, name))
             nested = info.annotation if isinstance(info.annotation, type) else None
             if nested is not None and issubclass(nested, BaseModel):
                 container.markdown(f"**{(labels or {}).get(name, name.replace('_', ' '))}**")
                 out[name] = self.render(container, nested, current if isinstance(current, dict) else
-                                        (current.model_dump() if isinstance(current, BaseModel) else {}), sub)
+                                        (current.model_dump() if isinstance(current, BaseModel) else {}), sub,
+                                        widget_path=f"{widget_path}.{name}" if widget_path else name)
                 self.slot(container, sub)
                 continue
             col = cols[i % len(cols)]
@@ -255,17 +266,17 @@ class ModelForm:
             label = (labels or {}).get(name)
             item = _list_item(info.annotation)
             if is_simple(model, name):
-                out[name] = field_input(col, model, name, self.key(sub), value=current, label=label)
+                out[name] = field_input(col, model, name, wkey, value=current, label=label)
             elif item is not None and get_origin(item) is Literal:
                 options = list(get_args(item))
                 out[name] = col.multiselect(
                     label or name.replace("_", " "), options, default=[v for v in (current or []) if v in options],
-                    key=self.key(sub), help=field_help(model, name),
+                    key=wkey, help=field_help(model, name),
                 )
             elif item in (int, float):
                 text = col.text_input(
                     label or name.replace("_", " "), value=", ".join(str(v) for v in (current or [])),
-                    key=self.key(sub), help=field_help(model, name),
+                    key=wkey, help=field_help(model, name),
                 )
                 out[name] = parse_number_list(text)
             else:
@@ -283,3 +294,22 @@ class ModelForm:
             if messages:
                 self.slots[path].error("\n\n".join(messages), icon=":material/error:")
         return left
+
+
+_OPTION_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}
+
+
+def options_model(title: str, options: Sequence[ModelOption]) -> type[BaseModel]:
+    """A pydantic model of a registered model's options, so `ModelForm` can draw them.
+
+    Each option becomes a field of its type (a Literal of its choices for "literal") with its
+    default and help text. Drawing only: the engine validates the options of a spec.
+    """
+    fields: dict[str, Any] = {}
+    for option in options:
+        if option.choices is not None:
+            annotation: Any = Literal[tuple(option.choices)]
+        else:
+            annotation = _OPTION_TYPES.get(option.type, str)
+        fields[option.name] = (annotation, Field(default=option.default, description=option.help))
+    return create_model(title, __config__=ConfigDict(protected_namespaces=()), **fields)  # type: ignore[call-overload,no-any-return]

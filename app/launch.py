@@ -26,10 +26,10 @@ def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str
         (spec, {}) when valid, else (None, errors by dotted field path; "" for the whole spec).
     """
     try:
-        data = safety.check_browser_spec(data, safety.datasets_dir(state.db_path()))
+        data = safety.check_browser_spec(data, state.service().data_dirs())
         spec = SweepSpec.model_validate(data)
     except safety.UnsafeSpecError as exc:
-        return None, {"task.path" if "task file" in str(exc) or "task 'file'" in str(exc) else "": [str(exc)]}
+        return None, {exc.field: [str(exc)]}
     except ValidationError as exc:
         return None, form.errors_by_field(exc)
     return spec, {}  # model_validate ran check_spec: a submit validates once

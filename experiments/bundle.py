@@ -196,9 +196,10 @@ class HPBundle(BaseModel):
         """A few human lines: what, for which width, the verdict, the evidence."""
         ev = self.evidence
         hp = ", ".join(f"{k}={v:g}" for k, v in self.hparams.items() if isinstance(v, float))
+        model = self.model.get("name") or self.model.get("kind")  # a registered model's name
         lines = [
             f"HP bundle (schema {self.schema_version}), created {self.created}",
-            f"sweep {ev.sweep_id} '{ev.sweep_name}': {self.model.get('kind')} on "
+            f"sweep {ev.sweep_id} '{ev.sweep_name}': {model} on "
             f"{self.task.get('name')}, base width {self.base_width}, target width "
             f"{self.target_width}",
             f"parametrization {self.parametrization} (rules {self.rules_version}), optimizer "

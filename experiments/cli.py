@@ -3,6 +3,7 @@
 Each module in `experiments.commands` exposes `register(subparsers)` and sets a `func` default
 on its parser(s): `func(args) -> int` returns the exit code. A `UserError` (bad input) prints its
 message and exits 2 without a traceback; nothing is written before input has been validated.
+The installed `mutransfer` command (`app.cli`) is this parser plus `dashboard`.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from experiments.errors import UserError
 
+# What a command module's `register` is: adds its sub-parser(s) to the CLI's sub-parsers.
+Register = Callable[[argparse._SubParsersAction], None]
+
 # Order is the order shown in --help.
 COMMAND_MODULES = (
+    "models",
     "coord_check",
     "describe",
     "sweep",
@@ -27,13 +32,23 @@ COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full parser, with every command module registered."""
+def build_parser(
+    prog: str = "python -m experiments", extra_commands: Sequence[Register] = ()
+) -> argparse.ArgumentParser:
+    """The full parser, with every command module registered.
+
+    Args:
+        prog: the command name shown in usage lines and errors.
+        extra_commands: `register` functions of commands defined outside the engine (the
+            dashboard's), listed first in --help.
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m experiments",
+        prog=prog,
         description="µTransfer experiments: coord checks, sweeps, analysis, HP bundles.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in extra_commands:
+        register(sub)
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"experiments.commands.{name}")
         module.register(sub)
@@ -42,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse `argv`, run the command, map user errors to exit code 2."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return dispatch(build_parser().parse_args(argv))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run a parsed command: its exit code, 2 for a user error, 130 for Ctrl-C."""
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -1,6 +1,8 @@
-"""Coordinate checks and describe tables for zoo models: the data behind the CLI and dashboard.
+"""Coordinate checks and describe tables for zoo and registered models: the data behind the CLI
+and dashboard.
 
-Picks a default task and one fixed batch per model kind, builds the zoo factory, and runs
+Picks a default task and one fixed batch per model kind (registered models: digits unless a
+task is given), builds the model factory, and runs
 `mucore.coord_check` (TP5, Yang et al., 2022, Appendix D) or `mucore.describe`. Functions here
 return data and never print; bad input raises `UserError` naming the input and the fix.
 """
@@ -19,16 +21,20 @@ import mucore
 from experiments.errors import UserError
 from experiments.models import (
     CNNConfig,
+    CustomModelConfig,
     GPTConfig,
+    LlamaConfig,
     MLPConfig,
     ModelConfig,
     check_task,
     check_widths,
     model_factory,
 )
-from experiments.tasks import Task, TaskConfig, load_task, task_info
+from experiments.models.catalog import model_config
+from experiments.models.custom import custom_problems
+from experiments.tasks import Task, TaskConfig, TaskInfo, load_task, task_info
 
-MODEL_KINDS = ("mlp", "gpt", "cnn")
+MODEL_KINDS = ("mlp", "gpt", "llama", "cnn")
 PARAMETRIZATIONS = ("sp", "mup")
 OPTIMIZERS = ("adam", "sgd")
 
@@ -38,10 +44,14 @@ DEFAULT_TASKS: dict[str, TaskConfig] = {
     "mlp": TaskConfig(name="digits"),
     "cnn": TaskConfig(name="digits"),
     "gpt": TaskConfig(name="bytes", seq_len=32),
+    "llama": TaskConfig(name="bytes", seq_len=32),
 }
 # Fixed-batch sizes: the CNN's width x width 3x3 convs on 8x8 images cost ~64x an MLP layer per
 # sample, so it gets a smaller batch; a GPT batch holds batch x seq_len tokens.
-DEFAULT_BATCH: dict[str, int] = {"mlp": 64, "cnn": 16, "gpt": 8}
+DEFAULT_BATCH: dict[str, int] = {"mlp": 64, "cnn": 16, "gpt": 8, "llama": 8}
+# A registered model says nothing about its task: it gets the image task unless one is given.
+CUSTOM_TASK = TaskConfig(name="digits")
+CUSTOM_BATCH = 32
 # A seed for the batch draw that differs from the init seed, so batch and weights are unrelated.
 _BATCH_SEED_OFFSET = 10_007
 
@@ -64,7 +74,7 @@ class CoordCheckSetup:
 
 
 def default_model_config(kind: str) -> ModelConfig:
-    """The zoo's default config of a model kind ("mlp", "gpt", "cnn").
+    """The zoo's default config of a model kind ("mlp", "gpt", "llama", "cnn").
 
     Raises:
         UserError: unknown kind.
@@ -73,20 +83,32 @@ def default_model_config(kind: str) -> ModelConfig:
         return MLPConfig()
     if kind == "gpt":
         return GPTConfig()
+    if kind == "llama":
+        return LlamaConfig()
     if kind == "cnn":
         return CNNConfig()
     raise UserError(f"unknown model '{kind}': choose one of {', '.join(MODEL_KINDS)}")
 
 
 def _as_model_config(model: str | ModelConfig | dict[str, Any]) -> ModelConfig:
-    if isinstance(model, str):
-        return default_model_config(model)
+    if isinstance(model, str):  # a zoo kind or a registered model, with default options
+        return model_config(model)
     if isinstance(model, dict):
         try:
             return TypeAdapter(ModelConfig).validate_python(model)
         except ValidationError as exc:
             raise UserError(f"invalid model config {model}: {exc}") from None
     return model
+
+
+def model_errors(cfg: ModelConfig, info: TaskInfo, widths: list[int], base_width: int
+                 ) -> list[str]:
+    """Why the model cannot be built for the task at `widths` (a registered model is also built
+    at them and checked for µP: `experiments.models.custom.custom_problems`)."""
+    errors = check_task(cfg, info) + check_widths(cfg, info, widths)
+    if not errors and isinstance(cfg, CustomModelConfig):
+        errors = [msg for _, msg in custom_problems(cfg, info, widths, base_width)]
+    return errors
 
 
 def validate_widths(widths: Sequence[int]) -> list[int]:
@@ -129,26 +151,28 @@ def prepare(
     task: TaskConfig | None = None,
     batch_size: int | None = None,
     seed: int = 0,
+    base_width: int | None = None,
 ) -> CoordCheckSetup:
     """Pick the task and fixed batch for a model kind and build its factory.
 
     Args:
-        model: a kind ("mlp", "gpt", "cnn") or a full zoo config.
+        model: a kind ("mlp", "gpt", "llama", "cnn") or a full zoo config.
         widths: the widths that will be built (checked against the model's constraints).
         task: override the default task of the kind.
         batch_size: override the default fixed-batch size of the kind.
         seed: seeds the batch draw (offset from the init seed).
+        base_width: the width µP measures against (default the smallest of `widths`).
 
     Raises:
         UserError: unknown model, a model/task mismatch, or widths the model cannot be built at.
     """
     cfg = _as_model_config(model)
-    task_cfg = task or DEFAULT_TASKS[cfg.kind]
-    bs = batch_size or DEFAULT_BATCH[cfg.kind]
+    task_cfg = task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK)
+    bs = batch_size or DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH)
     if bs < 1:
         raise UserError(f"batch size must be >= 1, got {bs}")
     loaded = load_task(task_cfg)
-    errors = check_task(cfg, loaded.info) + check_widths(cfg, loaded.info, list(widths))
+    errors = model_errors(cfg, loaded.info, list(widths), base_width or min(widths))
     if errors:
         raise UserError("; ".join(errors))
     gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
@@ -188,7 +212,7 @@ def run_coord_check(
     """Coordinate check of a zoo model over a width ladder (TP5, Appendix D).
 
     Args:
-        model: "mlp", "gpt", "cnn" or a zoo config.
+        model: "mlp", "gpt", "llama", "cnn" or a zoo config.
         param: "sp" or "mup".
         widths: increasing widths, ideally spanning >= 8x.
         steps: training steps recorded (step 1 is the model at init).
@@ -209,7 +233,8 @@ def run_coord_check(
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")
-    prepared = prepare(model, [*ws, base], task=task, batch_size=batch_size, seed=seed)
+    prepared = prepare(model, [*ws, base], task=task, batch_size=batch_size, seed=seed,
+                       base_width=base)
     shapes = infer_shapes(prepared.factory, base, ws)
     return mucore.coord_check(
         prepared.factory,
@@ -268,8 +293,8 @@ def describe_rows(
     if width < 1 or base_width < 1:
         raise UserError(f"--width and --base-width must be >= 1, got {width} and {base_width}")
     cfg = _as_model_config(model)
-    info = task_info(task or DEFAULT_TASKS[cfg.kind])
-    errors = check_task(cfg, info) + check_widths(cfg, info, [width, base_width])
+    info = task_info(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
+    errors = model_errors(cfg, info, [width, base_width], base_width)
     if errors:
         raise UserError("; ".join(errors))
     factory = model_factory(cfg, info)

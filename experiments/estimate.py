@@ -11,10 +11,17 @@ two Adam moments plus the activations kept for backward. `memory_bytes` also bac
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from experiments.models.configs import CNNConfig, GPTConfig, ModelConfig
+from experiments.models.configs import (
+    CNNConfig,
+    CustomModelConfig,
+    GPTConfig,
+    LlamaConfig,
+    ModelConfig,
+)
 from experiments.tasks.config import TaskInfo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -40,10 +47,17 @@ def _positions(info: TaskInfo) -> int:
     return 1
 
 
-def _layers_and_width_factor(model: ModelConfig) -> tuple[int, int]:
+def _layers_and_width_factor(model: ModelConfig, width: int, params: int) -> tuple[int, int]:
     """(layers, activation width per layer in units of width) for the activation estimate."""
+    if isinstance(model, CustomModelConfig):
+        # A registered model's layout is unknown: count two activations per width x width block
+        # of parameters (exact for an MLP, close for a transformer block).
+        return 1, max(1, 2 * params // max(width * width, 1))
     if isinstance(model, GPTConfig):
         return model.depth, 4 + 2 * model.mlp_ratio  # qkv, attn out, residuals, MLP hidden
+    if isinstance(model, LlamaConfig):
+        # 2 norms, q/k/v, attn out; SwiGLU keeps gate, up, silu(gate) and their product.
+        return model.depth, math.ceil(6 + 4 * model.mlp_ratio)
     if isinstance(model, CNNConfig):
         return model.stages + 1, 3  # conv out, norm out, relu out
     return model.depth, 2  # linear out, activation out
@@ -54,9 +68,9 @@ def memory_bytes(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> in
     positions = _positions(info)
     if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
         positions = info.input_shape[1] * info.input_shape[2]
-    layers, per_layer = _layers_and_width_factor(spec.model)
+    layers, per_layer = _layers_and_width_factor(spec.model, width, params)
     act = spec.batch_size * positions * width * layers * per_layer * ACTIVATIONS_PER_UNIT // 2
-    if isinstance(spec.model, GPTConfig) and info.seq_len:
+    if isinstance(spec.model, GPTConfig | LlamaConfig) and info.seq_len:
         n_heads = (width // spec.model.head_dim if spec.model.head_mode == "fixed_dim"
                    else spec.model.n_heads or 1)
         act += spec.batch_size * n_heads * info.seq_len**2 * spec.model.depth * 4 * 2
@@ -70,7 +84,7 @@ def _flops_per_step(spec: SweepSpec, info: TaskInfo, width: int, params: int) ->
     if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
         positions = info.input_shape[1] * info.input_shape[2]
     flops = 6.0 * params * positions * spec.batch_size
-    if isinstance(spec.model, GPTConfig) and info.seq_len:
+    if isinstance(spec.model, GPTConfig | LlamaConfig) and info.seq_len:
         flops += 6.0 * spec.batch_size * info.seq_len**2 * width * spec.model.depth
     return flops
 

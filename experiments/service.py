@@ -30,6 +30,8 @@ import pandas as pd
 
 from experiments.analysis import DEFAULT_TOLERANCE
 from experiments.errors import UserError
+from experiments.models.catalog import ModelInfo, list_models
+from experiments.models.registry import ModelOption
 from experiments.spec import SweepSpec
 from experiments.store import (
     CoordCheckRecord,
@@ -39,6 +41,7 @@ from experiments.store import (
     SweepSummary,
     VerificationRecord,
 )
+from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; loaded lazily by __getattr__ below
     from experiments.analysis.schema import TransferReport
@@ -49,7 +52,10 @@ __all__ = [
     "DEFAULT_LOSS",
     "TARGET_DOUBLINGS",
     "CoordCheckRecord",
+    "DataEntry",
     "HPBundle",
+    "ModelInfo",
+    "ModelOption",
     "RunState",
     "Service",
     "ServiceError",
@@ -126,6 +132,22 @@ class Service:
     def __init__(self, db_path: str | Path) -> None:
         self.db_path = Path(db_path).expanduser().resolve()
         self.store = Store(self.db_path)
+
+    # --- Data ----------------------------------------------------------------------------
+
+    def data_dirs(self) -> list[Path]:
+        """The folders task data may come from (setting `MUTRANSFER_DATA_DIRS`; by default the
+        `datasets` folder beside the store named by `MUTRANSFER_DB_PATH`)."""
+        return allowed_data_dirs()
+
+    def data_files(self, task_name: str | None = None) -> list[DataEntry]:
+        """What the allowed folders hold: .txt and .npz files ("file" tasks) and folders with
+        train.bin and val.bin ("tokens" tasks).
+
+        Args:
+            task_name: only the entries this `task.name` reads ("file" or "tokens"); None: all.
+        """
+        return [e for e in list_data() if task_name is None or e.task_name == task_name]
 
     # --- Sweeps ---------------------------------------------------------------------------
 
@@ -311,3 +333,20 @@ class Service:
     def coord_checks(self) -> list[CoordCheckRecord]:
         """Stored coordinate checks (without their full results), newest first."""
         return list(self.store.list_coord_checks())
+
+    # --- Models ---------------------------------------------------------------------------
+
+    def models(self) -> list[ModelInfo]:
+        """The zoo's models, then the registered ones (`MUTRANSFER_MODEL_DIRS`, entry points),
+        each with its source and options (name, type, default, choices).
+
+        The browser picks from this list only: it never names a file, a module or a folder.
+
+        Raises:
+            ServiceError: a registered model fails to import or breaks the contract (the
+                message names the file and the fix).
+        """
+        try:
+            return list_models()
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc

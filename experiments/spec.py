@@ -46,9 +46,9 @@ from experiments.config import (
     RunConfig,
 )
 from experiments.device import bf16_ok, device_problem, memory_limit
-from experiments.errors import UserError
+from experiments.errors import FieldError, UserError
 from experiments.files import read_structured
-from experiments.models.configs import MLPConfig, ModelConfig
+from experiments.models.configs import CustomModelConfig, MLPConfig, ModelConfig
 from experiments.tasks.config import TaskConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -108,8 +108,9 @@ class SweepSpec(BaseModel):
 
     Attributes:
         name: a label for the sweep (shown in the dashboard and `sweep status`).
-        model: the zoo model, picked by `kind` (mlp, gpt, cnn).
-        task: the dataset (digits, bytes, synthetic, synthetic-lm, file).
+        model: the zoo model, picked by `kind` (mlp, gpt, llama, cnn), or a registered model
+            (`kind: custom`, its `name` and `options`; see experiments.models.registry).
+        task: the dataset (digits, bytes, synthetic, synthetic-lm, file, tokens).
         widths: the width ladder, strictly increasing.
         base_width: the proxy width where µP equals SP; must be one of the widths.
         parametrizations: which parametrizations to train ("sp", "mup").
@@ -432,10 +433,17 @@ def _model_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     try:
         info = task_info(spec.task)
     except UserError as exc:
-        return [("task.path" if spec.task.name == "file" else "task", str(exc))]
+        fallback = "task.path" if spec.task.path else "task"
+        return [(exc.field if isinstance(exc, FieldError) else fallback, str(exc))]
     task_errors = check_task(spec.model, info)
     if task_errors:
         return [("task", msg) for msg in task_errors]
+    if isinstance(spec.model, CustomModelConfig):  # a registered model: build it to check it
+        from experiments.models.custom import custom_problems
+
+        custom = custom_problems(spec.model, info, spec.widths, spec.base_width)
+        if custom:
+            return custom
     width_errors = check_widths(spec.model, info, spec.widths)
     if spec.base_width not in spec.widths:
         width_errors += check_widths(spec.model, info, [spec.base_width])

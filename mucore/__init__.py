@@ -40,6 +40,7 @@ _EXPORTS: dict[str, str] = {
     "InputScale": "layers",
     "MuConfigurable": "layers",
     "Readout": "layers",
+    "TiedReadout": "layers",
     "attention_scale": "layers",
     "build_optimizer": "optim",
     "optimizer_family": "optim",
@@ -87,7 +88,7 @@ if TYPE_CHECKING:  # static checkers see the eager imports
     from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
     from mucore.hparams import HParams
     from mucore.init import init_std, parametrize
-    from mucore.layers import InputScale, MuConfigurable, Readout, attention_scale
+    from mucore.layers import InputScale, MuConfigurable, Readout, TiedReadout, attention_scale
     from mucore.optim import (
         build_optimizer,
         optimizer_family,

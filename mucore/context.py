@@ -7,11 +7,14 @@ module references, so it can be deep-copied, pickled to a worker, or rebuilt fro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mucore.hparams import HParams
 from mucore.parametrizations import Parametrization, get_parametrization
 from mucore.roles import BaseShapes, ParamInfo, Role, canonical_name
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from torch import Tensor
 
 
 @dataclass
@@ -54,6 +57,26 @@ class MuSetup:
             return self.hparams.input_mult * width_part
         return width_part
 
+    def tied_readout_mult(self, name: str) -> float:
+        """Forward multiplier of a readout that reuses input-like weight `name` (tied embeddings).
+
+        TP5 (Yang et al., 2022), weight tying: the shared weight keeps its input-like rules and
+        the readout applies the *output* rule's forward multiplier, alpha_out * m**forward_exp
+        (µP: alpha_out / m; SP: alpha_out), m being the width mult of the shared weight's
+        width-like dim, which is the readout's fan_in mult.
+
+        Raises:
+            ValueError: `name` is not input-like (a tied readout must reuse an embedding).
+        """
+        p = self.param(name)
+        if p.role is not Role.INPUT:
+            raise ValueError(
+                f"a tied readout reuses '{p.name}', whose role is {p.role.value}: tie the readout "
+                "to an nn.Embedding laid out (vocab, width), which mucore treats as input-like"
+            )
+        exp = self.parametrization.rule(Role.OUTPUT).forward_exp
+        return self.hparams.output_mult * float(p.width_mult**exp)
+
     def to_dict(self) -> dict[str, Any]:
         """JSON form: enough to rebuild this setup for a model of the same family."""
         return {
@@ -74,6 +97,7 @@ class MuContext:
 
     setup: MuSetup
     zero_rows: dict[str, tuple[int, int] | None] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)  # id(parameter) -> canonical name
 
     @property
     def hparams(self) -> HParams:
@@ -92,6 +116,23 @@ class MuContext:
     def request_zero_init(self, name: str, rows: tuple[int, int] | None = None) -> None:
         """Ask for `name` (or its rows [start, stop)) to be initialised to zero."""
         self.zero_rows[canonical_name(name)] = rows
+
+    def name_of(self, tensor: Tensor) -> str:
+        """Canonical name of a parameter of the model being parametrized, found by identity.
+
+        For modules that borrow a parameter they do not own (`TiedReadout`): they know the
+        tensor, not the name its owner registered it under.
+
+        Raises:
+            KeyError: the tensor is not a parameter of the model.
+        """
+        try:
+            return self.names[id(tensor)]
+        except KeyError:
+            raise KeyError(
+                "the tensor is not a parameter of the model being parametrized: a tied readout "
+                "must reuse the weight of an embedding registered in the same model"
+            ) from None
 
 
 def make_setup(

@@ -49,7 +49,9 @@ def parametrize(
     """
     hparams = hparams or HParams()
     setup = make_setup(base_shapes.info_for(model), parametrization, hparams, base_shapes)
-    ctx = MuContext(setup)
+    # named_parameters() yields a shared tensor once, under its first name: that is its name.
+    names = {id(p): canonical_name(n) for n, p in model.named_parameters()}
+    ctx = MuContext(setup, names=names)
     _check_readouts(model, setup)
     for mod_name, module in model.named_modules():
         if isinstance(module, MuConfigurable):
@@ -84,16 +86,29 @@ def _check_readouts(model: nn.Module, setup: MuSetup) -> None:
 
 
 def init_std(info: ParamInfo, setup: MuSetup) -> float | None:
-    """The std a parameter is drawn with, or None when it keeps a constant default (0 or 1)."""
-    rule = setup.parametrization.rule(info.role).init
+    """The std a parameter is drawn with, or None when it keeps a constant default (0 or 1).
+
+    A tied embedding (`BaseParam.is_tied_readout`) is input-like but drawn by the *output*
+    row's init rule, read along its width dim (the readout's fan_in): µP sigma/sqrt(fan_in0),
+    SP sigma/sqrt(fan_in). Under µP that is constant in width, so it is also a valid input-like
+    init (TP5's tying rule: Θ(1) entries); its constant makes the logits at init as large as an
+    untied readout's, where the embedding rule (sigma) would make them sqrt(fan_in0) times
+    larger. It is never zeroed by `zero_readout`: it is also the embedding.
+    """
     sigma = setup.hparams.init_std
     if info.role is Role.OUTPUT and setup.hparams.zero_readout:
         return 0.0
+    if info.base.is_tied_readout:
+        rule = setup.parametrization.rule(Role.OUTPUT).init
+        fan_in, base_fan_in = info.shape[1], info.base.base_shape[1]
+    else:
+        rule = setup.parametrization.rule(info.role).init
+        fan_in, base_fan_in = info.fan_in, info.base_fan_in
     if rule is InitRule.KEEP:
-        return None if len(info.shape) <= 1 else sigma / math.sqrt(info.fan_in)
+        return None if len(info.shape) <= 1 else sigma / math.sqrt(fan_in)
     if rule is InitRule.BASE_FAN_IN:
-        return sigma / math.sqrt(info.base_fan_in)
-    return sigma / math.sqrt(info.fan_in)
+        return sigma / math.sqrt(base_fan_in)
+    return sigma / math.sqrt(fan_in)
 
 
 def _seeded_generator(seed: int, name: str) -> torch.Generator:

@@ -53,6 +53,52 @@ class Readout(nn.Linear):
         return f"{super().extra_repr()}, forward_mult={self.forward_mult:g}"
 
 
+class TiedReadout(nn.Module):
+    """Readout that reuses an input embedding's weight: y = (x * forward_mult) @ E^T.
+
+    Tied input/output embeddings put one (vocab, width) tensor E in two roles. TP5 (Yang et al.,
+    2022) resolves it by keeping E *input-like* (init constant in width, entries Θ(1); the
+    input LR) and applying the output rule's forward multiplier alpha_out / m (Table 8) to the
+    readout input, m being E's width multiplier (the readout's fan_in mult), so the logits
+    (1/m) sum_i E_vi h_i stay Θ(1) once E and h correlate. Input-like and output weights have
+    the same Table 8 LR exponents (Adam 0, SGD +1), so the LR needs no special case. The init
+    constant is the output row's (sigma/sqrt(fan_in0), see `mucore.init.init_std`): constant
+    in width like any input-like init, and the logits at init are as small as an untied
+    readout's. Unlike an untied readout, E cannot start at zero (it is also the embedding), so
+    the logits at init shrink like 1/sqrt(m), the µP limit's zero plus finite-width noise.
+
+    The module does not own E: it holds the embedding by reference (a one-element tuple keeps
+    nn.Module from registering it twice), so `model.parameters()`, `state_dict()` and every
+    mucore table see one tensor, named by the embedding, with the input role and
+    `BaseParam.is_tied_readout` set. `mucore.parametrize` sets `forward_mult`
+    (`MuSetup.tied_readout_mult`).
+
+    Args:
+        embedding: the model's input embedding (vocab, width); it must also be registered
+            elsewhere in the model (it is the input layer).
+    """
+
+    def __init__(self, embedding: nn.Embedding) -> None:
+        super().__init__()
+        self._tied: tuple[nn.Embedding] = (embedding,)
+        self.forward_mult: float = 1.0
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The shared (vocab, width) weight, owned by the embedding."""
+        return self._tied[0].weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., width) -> (..., vocab)
+        return F.linear(x * self.forward_mult, self.weight)
+
+    def mu_configure(self, ctx: MuContext, prefix: str) -> None:
+        self.forward_mult = ctx.setup.tied_readout_mult(ctx.name_of(self.weight))
+
+    def extra_repr(self) -> str:
+        vocab, width = self.weight.shape
+        return f"in_features={width}, out_features={vocab}, tied, forward_mult={self.forward_mult:g}"
+
+
 class InputScale(nn.Module):
     """Multiplies its input by alpha_in (the input/embedding multiplier, a global µP knob).
 

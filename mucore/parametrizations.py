@@ -9,6 +9,12 @@ package: readout init std stays at the base value sigma/sqrt(fan_in0), the reado
 multiplied by alpha_out / m, and Adam's LR is divided by m for hidden weights only. (Table 3's
 form, init variance 1/fan_in^2 and readout LR / m with no multiplier, has the same training
 dynamics; we do not implement it.) At m = 1 every rule reduces to SP, bit for bit.
+
+Tied input/output embeddings (one tensor in two roles) need no row of their own: the tensor
+keeps the input row's LR (the same exponents as the output row's in both tables), is drawn by
+the output row's init rule along its width dim, and the readout that reuses it applies the
+output row's forward multiplier (`mucore.TiedReadout`, `MuSetup.tied_readout_mult`, TP5's
+weight-tying rule).
 """
 
 from __future__ import annotations

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from mucore.layers import TiedReadout
+
 COMPILE_PREFIX = "_orig_mod."
 
 
@@ -65,6 +67,9 @@ class BaseParam:
         is_embedding: the weight of an nn.Embedding, laid out (vocab, width): its width-like
             dim is dim 1, yet it is input-like.
         is_norm_gain: the weight of a normalisation layer (initialised to ones, not zeros).
+        is_tied_readout: an embedding weight that a `mucore.TiedReadout` reuses as the readout
+            (tied input/output embeddings): input-like, but drawn by the output init rule
+            (see `mucore.init.init_std`).
     """
 
     base_shape: tuple[int, ...]
@@ -72,15 +77,20 @@ class BaseParam:
     role: Role
     is_embedding: bool = False
     is_norm_gain: bool = False
+    is_tied_readout: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "base_shape": list(self.base_shape),
             "width_dims": list(self.width_dims),
             "role": self.role.value,
             "is_embedding": self.is_embedding,
             "is_norm_gain": self.is_norm_gain,
         }
+        # Written only when set: base shapes (and bundles) of untied models stay byte-identical.
+        if self.is_tied_readout:
+            out["is_tied_readout"] = True
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BaseParam:
@@ -90,6 +100,7 @@ class BaseParam:
             role=Role(d["role"]),
             is_embedding=bool(d.get("is_embedding", False)),
             is_norm_gain=bool(d.get("is_norm_gain", False)),
+            is_tied_readout=bool(d.get("is_tied_readout", False)),
         )
 
 
@@ -245,6 +256,27 @@ def _weights_of(model: nn.Module, kinds: tuple[type, ...]) -> set[str]:
     return out
 
 
+def _tied_readout_weights(model: nn.Module) -> set[str]:
+    """Names of the weights that `TiedReadout` modules reuse, as their owners register them.
+
+    Raises:
+        ShapeInferenceError: a tied readout reuses a weight the model does not register.
+    """
+    names = {id(p): canonical_name(n) for n, p in model.named_parameters()}
+    out = set()
+    for mod_name, mod in model.named_modules():
+        if not isinstance(mod, TiedReadout):
+            continue
+        if id(mod.weight) not in names:
+            raise ShapeInferenceError(
+                f"tied readout '{canonical_name(mod_name)}' reuses an embedding that the model "
+                "does not register: make the embedding a submodule of the model (it is the input "
+                "layer) and pass that same module to TiedReadout"
+            )
+        out.add(names[id(mod.weight)])
+    return out
+
+
 def _role_from_dims(
     name: str, ndim: int, width_dims: tuple[int, ...], is_embedding: bool
 ) -> Role:
@@ -324,6 +356,7 @@ def infer_base_shapes(
         )
     embeddings = _weights_of(base_model, (nn.Embedding,))
     norm_gains = _weights_of(base_model, _NORMS)
+    tied = _tied_readout_weights(base_model)
     params: dict[str, BaseParam] = {}
     for name, shape0 in base_params.items():
         shape1 = delta_params[name]
@@ -338,7 +371,9 @@ def infer_base_shapes(
             role = override_roles[name]
         else:
             role = _role_from_dims(name, len(shape0), width_dims, is_emb)
-        params[name] = BaseParam(shape0, width_dims, role, is_emb, name in norm_gains)
+        params[name] = BaseParam(
+            shape0, width_dims, role, is_emb, name in norm_gains, is_tied_readout=name in tied
+        )
     return BaseShapes(params=params, base_width=base_width)
 
 

@@ -95,6 +95,8 @@ APP_ALLOWED_ANALYSIS_NAMES = frozenset({
     "seed_mean",
     "seed_summary",
 })
+# Per file, beyond those: the `mutransfer` command is the engine's CLI plus `dashboard`.
+APP_FILE_EXTRA_ENGINE_MODULES = {"app/cli.py": frozenset({"experiments.cli"})}
 _DYNAMIC_IMPORTS = frozenset({"import_module", "__import__"})
 
 
@@ -139,9 +141,12 @@ def test_app_reaches_the_engine_only_through_the_service() -> None:
     assert len(app_files) > 10, "the app's sources were not found"
     offenders = {}
     for path in app_files:
-        bad = forbidden_engine_imports(path.read_text(), filename=str(path))
+        rel = path.relative_to(ROOT).as_posix()
+        extra = APP_FILE_EXTRA_ENGINE_MODULES.get(rel, frozenset())
+        bad = [m for m in forbidden_engine_imports(path.read_text(), filename=str(path))
+               if m not in extra]
         if bad:
-            offenders[str(path.relative_to(ROOT))] = bad
+            offenders[rel] = bad
     assert offenders == {}, (
         "app/ may import from experiments only "
         f"{sorted(APP_ALLOWED_ENGINE_MODULES)} and display helpers of experiments.analysis "

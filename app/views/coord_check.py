@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, components, jobs, tables
+from app import charts, components, jobs, model_picker, tables
 
-MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "cnn": "CNN"}
+MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 WIDTH_LADDERS = {
     "64 → 1024 (5 widths)": [64, 128, 256, 512, 1024],
     "64 → 512 (4 widths)": [64, 128, 256, 512],
@@ -16,9 +16,19 @@ WIDTH_LADDERS = {
 st.title("Coordinate check")
 st.caption(components.HELP["coord_check"])
 
+# Outside the form: picking a registered model redraws its own option fields below.
+registered, registry_error = model_picker.registered()
+if registry_error:
+    st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
+model: str = st.selectbox(
+    "Model", [*MODELS, *registered], key="coord_model",
+    format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
+    help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
+)
+
 with st.form("coord_form"):
-    c1, c2, c3 = st.columns(3)
-    model: str = c1.selectbox("Model", list(MODELS), key="coord_model", format_func=lambda k: MODELS[k])
+    model_args = model_picker.cli_args(st, registered[model], f"coord.{model}") if model in registered else []
+    c2, c3 = st.columns(2)
     param: str = c2.radio(
         "Parametrization", ["mup", "sp"], key="coord_param", format_func=charts.param_label, horizontal=True,
         help=components.HELP["mup"],
@@ -34,7 +44,7 @@ with st.form("coord_form"):
 
 widths = WIDTH_LADDERS[ladder]
 args = [
-    "coord-check", "--model", model, "--param", param, "--widths", ",".join(map(str, widths)),
+    "coord-check", "--model", model, *model_args, "--param", param, "--widths", ",".join(map(str, widths)),
     "--steps", str(int(steps)), "--optimizer", optimizer, "--lr", repr(float(lr)),
 ]
 key = " ".join(args)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, components, jobs, tables
+from app import charts, components, jobs, model_picker, tables
 
-MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "cnn": "CNN"}
+MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 
 st.title("µP inspector")
@@ -16,8 +16,15 @@ st.caption(
     "multiplier is 1 and the init follows PyTorch's default."
 )
 
+registered, registry_error = model_picker.registered()
+if registry_error:
+    st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
 c1, c2, c3, c4, c5 = st.columns(5)
-model: str = c1.selectbox("Model", list(MODELS), key="insp_model", format_func=lambda k: MODELS[k])
+model: str = c1.selectbox(
+    "Model", [*MODELS, *registered], key="insp_model",
+    format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
+    help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
+)
 param: str = c2.radio("Parametrization", ["mup", "sp"], key="insp_param", format_func=charts.param_label,
                  horizontal=True, help=components.HELP["mup"])
 optimizer: str = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], key="insp_optimizer",
@@ -25,6 +32,11 @@ optimizer: str = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], key="insp_o
 base_width = c4.select_slider("Base width", WIDTHS, value=64, key="insp_base", help=components.HELP["base_width"])
 target_width = c5.select_slider("Target width", WIDTHS, value=1024, key="insp_target",
                                 help="The wide model you want to train.")
+
+model_args: list[str] = []
+if model in registered:
+    with st.expander(f"Task and options of {model}", expanded=True):
+        model_args = model_picker.cli_args(st, registered[model], f"insp.{model}")
 
 with st.expander("What do the columns mean?"):
     st.markdown(
@@ -38,7 +50,7 @@ with st.expander("What do the columns mean?"):
 
 
 def describe_args(width: int) -> list[str]:
-    return ["describe", "--model", model, "--param", param, "--width", str(width),
+    return ["describe", "--model", model, *model_args, "--param", param, "--width", str(width),
             "--base-width", str(base_width), "--optimizer", optimizer]
 
 

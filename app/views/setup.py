@@ -12,18 +12,20 @@ from typing import Any
 import streamlit as st
 import yaml
 
-from app import charts, components, form, launch, nav, presets, safety, state
+from app import charts, components, form, launch, model_picker, nav, presets, safety, state
 from experiments.config import GLOBAL_KNOBS, HParamsConfig
 from experiments.models.configs import ModelConfig
+from experiments.service import ModelInfo
 from experiments.spec import SweepSpec, spec_log2_lrs
-from experiments.tasks.config import TaskConfig
+from experiments.tasks.config import LM_TASKS, TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
 TASK_NAMES = form.literal_options(TaskConfig, "name")
+TOKEN_DTYPES = form.literal_options(TaskConfig, "dtype")
 
 PREFIX = "setup"
 VALUES = "setup_values"  # the spec data the widgets start from (a preset or an upload)
-MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "cnn": "CNN"}
+MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 FIELD_LABELS = {
     "widths": "width ladder",
     "base_width": "base width",
@@ -88,6 +90,80 @@ def knob_grid_inputs(values: dict[str, Any]) -> dict[str, list[Any]]:
     return out
 
 
+def data_inputs(task_name: str, task_values: dict[str, Any]) -> dict[str, Any]:
+    """The data pickers of a "file" or "tokens" task: what the allowed data folders hold
+    (`Service.data_files`), and for tokens the vocabulary size and id dtype."""
+    entries = state.service().data_files(task_name)
+    labels = {e.path: f"{e.name}  ({e.folder})" for e in entries}
+    paths = list(labels)
+    given = task_values.get("path")
+    match = [e.path for e in entries if given in (e.path, e.name)]
+    if not entries:
+        what = ("a folder holding train.bin and val.bin" if task_name == "tokens"
+                else "a .txt (byte LM) or .npz (x, y arrays)")
+        folders = ", ".join(f"`{d}`" for d in state.service().data_dirs())
+        st.info(f"No data yet. Put {what} in {folders} (setting MUTRANSFER_DATA_DIRS).")
+    out: dict[str, Any] = {"path": st.selectbox(
+        "Token folder" if task_name == "tokens" else "Dataset file", paths,
+        key=f"{PREFIX}.task.path", index=paths.index(match[0]) if match else None,
+        format_func=lambda p: labels.get(p, p),
+        placeholder="Choose from the allowed data folders",
+    )}
+    if task_name == "tokens":
+        v1, v2 = st.columns(2)
+        out["vocab_size"] = v1.number_input(
+            "vocabulary size", min_value=2, max_value=2**32, key=f"{PREFIX}.task.vocab_size",
+            value=int(task_values.get("vocab_size") or 50257),
+            help="Token ids run 0..vocab_size-1 (50257 for GPT-2's tokenizer).",
+        )
+        dtype = task_values.get("dtype") or TOKEN_DTYPES[0]
+        out["dtype"] = v2.selectbox(
+            "id dtype", TOKEN_DTYPES, key=f"{PREFIX}.task.dtype",
+            index=TOKEN_DTYPES.index(dtype) if dtype in TOKEN_DTYPES else 0,
+            help="How train.bin and val.bin store ids: uint16 (vocabularies up to 65,536) or uint32.",
+        )
+    return out
+
+
+def registered_model_inputs(models: dict[str, ModelInfo], model_values: dict[str, Any]) -> dict[str, Any]:
+    """A registered model: its name, picked from the server's list, and its options as fields."""
+    names = list(models)
+    given = model_values.get("name")
+    name = st.selectbox(
+        "Registered model", names, key=f"{PREFIX}.model.name", index=names.index(given) if given in names else 0,
+        format_func=lambda n: model_picker.label(models[n]),
+        help="Models registered on this server (its MUTRANSFER_MODEL_DIRS folders and installed packages). "
+        "The browser picks from this list only.",
+    )
+    spec_form.slot(st, "model.name")
+    st.caption(f"Source: `{models[name].source}`")
+    options = dict(model_values.get("options") or {}) if given == name else {}
+    return {"kind": model_picker.CUSTOM, "name": name,
+            "options": model_picker.option_inputs(st, spec_form, models[name], options, "model.options")}
+
+
+def model_inputs(model_values: dict[str, Any]) -> dict[str, Any]:
+    """The spec's model block: a zoo architecture and its knobs, or a registered model and its options."""
+    registered, registry_error = model_picker.registered()
+    if registry_error:
+        st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
+    kinds = [k for k in MODEL_CLASSES if k != model_picker.CUSTOM] + ([model_picker.CUSTOM] if registered else [])
+    given = model_values.get("kind", "mlp")
+    if given == model_picker.CUSTOM and model_values.get("name") not in registered:
+        st.warning(f"The loaded spec uses the registered model '{model_values.get('name')}', which this server "
+                   "does not register: pick another model.", icon=":material/warning:")
+    kind = st.selectbox(
+        "Architecture", kinds, key=f"{PREFIX}.model.kind", index=kinds.index(given) if given in kinds else 0,
+        format_func=lambda k: "Registered model" if k == model_picker.CUSTOM else MODEL_LABELS.get(k, k),
+        help="The model zoo, or a model registered on this server. Its width is set by the ladder below.",
+    )
+    if model_values.get("kind") != kind:
+        model_values = {}
+    if kind == model_picker.CUSTOM:
+        return registered_model_inputs(registered, model_values)
+    return {"kind": kind, **spec_form.render(st, MODEL_CLASSES[kind], model_values, path=f"model.{kind}")}
+
+
 if VALUES not in st.session_state:
     load_values(presets.quick_spec_data())
 
@@ -106,7 +182,8 @@ with load_col:
 with upload_col:
     upload = st.file_uploader(
         "Load a spec (YAML)", type=["yaml", "yml", "json"], key="setup_upload",
-        help="Data only. A task file must be in the datasets folder next to the store.",
+        help="Data only. Task data must be in an allowed data folder (MUTRANSFER_DATA_DIRS; by "
+        "default the datasets folder next to the store).",
     )
     if upload is not None and st.session_state.get("setup_upload_id") != upload.file_id:
         st.session_state["setup_upload_id"] = upload.file_id
@@ -125,17 +202,7 @@ edit, summary = st.columns([3, 2], gap="large")
 with edit:
     # --- Model: the kind picks which knobs exist ------------------------------------------
     st.subheader("Model")
-    model_values = dict(values.get("model") or {})
-    kinds = list(MODEL_CLASSES)
-    kind = st.selectbox(
-        "Architecture", kinds, key=f"{PREFIX}.model.kind",
-        index=kinds.index(model_values.get("kind", "mlp")) if model_values.get("kind", "mlp") in kinds else 0,
-        format_func=lambda k: MODEL_LABELS.get(k, k), help="The model zoo. Its width is set by the ladder below.",
-    )
-    model_cls = MODEL_CLASSES[kind]
-    if model_values.get("kind") != kind:
-        model_values = {}
-    data["model"] = {"kind": kind, **spec_form.render(st, model_cls, model_values, path=f"model.{kind}")}
+    data["model"] = model_inputs(dict(values.get("model") or {}))
     spec_form.slot(st, "model")
 
     # --- Task -------------------------------------------------------------------------------
@@ -147,21 +214,17 @@ with edit:
         "Task", task_names, key=f"{PREFIX}.task.name",
         index=task_names.index(task_values["name"]) if task_values.get("name") in task_names else 0,
         help="digits and synthetic are image classification (MLP, CNN); bytes and synthetic-lm "
-        "are byte-level language modelling (GPT); file is your own data from the datasets folder.",
+        "are byte-level language modelling (GPT, LLaMA); file is your own .txt or .npz and tokens your "
+        "own pre-tokenized train.bin/val.bin, both from the allowed data folders.",
     )
     task: dict[str, Any] = {"name": task_name}
-    if task_name in ("bytes", "synthetic-lm", "file"):
+    if task_name in LM_TASKS:
         task["seq_len"] = t2.number_input(
             "sequence length", min_value=2, max_value=4096, value=int(task_values.get("seq_len", 64)),
             key=f"{PREFIX}.task.seq_len", help="Context length of language-model tasks.",
         )
-    if task_name == "file":
-        folder = safety.datasets_dir(state.db_path())
-        files = safety.list_datasets(folder)
-        if not files:
-            st.info(f"No dataset files yet. Put a .txt (byte LM) or .npz (x, y arrays) in `{folder}`.")
-        task["path"] = st.selectbox("Dataset file", files, key=f"{PREFIX}.task.path", index=None,
-                                    placeholder="Choose a file from the datasets folder")
+    if task_name in ("file", "tokens"):
+        task.update(data_inputs(task_name, task_values))
     spec_form.slot(st, "task")
     data["task"] = task
 

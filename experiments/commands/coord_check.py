@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.commands.models import add_model_args, model_from_args
 from experiments.coordcheck import (
-    MODEL_KINDS,
     OPTIMIZERS,
     PARAMETRIZATIONS,
     parse_widths,
@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="coordinate check: do activations stay width-independent (µP) or grow (SP)?",
         description=__doc__,
     )
-    p.add_argument("--model", required=True, choices=MODEL_KINDS, help="zoo model kind")
+    add_model_args(p)
     p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS, help="parametrization")
     p.add_argument("--widths", default="64,128,256,512", help="increasing, comma-separated")
     p.add_argument("--steps", type=int, default=5, help="recorded steps (step 1 = at init)")
@@ -81,9 +81,10 @@ def run(args: argparse.Namespace) -> int:
     expected to fail); bad input raises UserError (exit 2).
     """
     widths = parse_widths(args.widths)
+    model, task = model_from_args(args)
     record = _store_recorder(args.db) if args.db is not None else None
     result = run_coord_check(
-        args.model,
+        model,
         args.param,
         widths,
         steps=args.steps,
@@ -93,11 +94,14 @@ def run(args: argparse.Namespace) -> int:
         base_width=args.base_width,
         zero_readout=args.zero_readout,
         tolerance=args.tolerance,
+        task=task,
     )
     payload = result.to_dict()
     payload["table"] = payload["records"]  # the dashboard's coord_frames reads "table"
     payload["args"] = {
         "model": args.model,
+        "model_block": model.model_dump(mode="json"),
+        "task": args.task,
         "param": args.param,
         "widths": widths,
         "steps": args.steps,

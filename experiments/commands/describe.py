@@ -1,4 +1,5 @@
-"""`python -m experiments describe`: the µP table of a zoo model (role, multipliers, init, LR)."""
+"""`python -m experiments describe`: the µP table of a zoo or registered model (role,
+multipliers, init, LR)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.coordcheck import MODEL_KINDS, PARAMETRIZATIONS, describe_rows
+from experiments.commands.models import add_model_args, model_from_args
+from experiments.coordcheck import PARAMETRIZATIONS, describe_rows
 
 COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
 
@@ -19,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="per-parameter µP table: role, width mult, init std, forward mult, LR mult",
         description=__doc__,
     )
-    p.add_argument("--model", required=True, choices=MODEL_KINDS)
+    add_model_args(p)
     p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS)
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--base-width", type=int, default=64)
@@ -48,13 +50,16 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Build the table, write JSON, print it."""
-    rows = describe_rows(args.model, args.param, args.width, args.base_width, args.optimizer)
+    model, task = model_from_args(args)
+    rows = describe_rows(model, args.param, args.width, args.base_width, args.optimizer,
+                         task=task)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
                 {
                     "model": args.model,
+                    "model_block": model.model_dump(mode="json"),
                     "param": args.param,
                     "width": args.width,
                     "base_width": args.base_width,

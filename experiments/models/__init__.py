@@ -1,4 +1,4 @@
-"""The model zoo: MLP, GPT and CNN, each buildable at any width with the same parameter names.
+"""The model zoo: MLP, GPT, LLaMA and CNN, each buildable at any width with the same parameter names.
 
     factory = model_factory(GPTConfig(), info)          # width -> nn.Module
     shapes = mucore.infer_base_shapes(factory, base_width=64)
@@ -22,11 +22,18 @@ _EXPORTS: dict[str, str] = {
     "CNN": "cnn",
     "GPT": "gpt",
     "CausalSelfAttention": "gpt",
+    "Llama": "llama",
+    "LlamaAttention": "llama",
     "MLP": "mlp",
     "CNNConfig": "configs",
+    "CustomModelConfig": "configs",
     "GPTConfig": "configs",
+    "LlamaConfig": "configs",
     "MLPConfig": "configs",
     "ModelConfig": "configs",
+    "ModelInfo": "catalog",
+    "ModelOption": "registry",
+    "RegisteredModel": "registry",
     "build_model": "zoo",
     "check_task": "zoo",
     "check_widths": "zoo",
@@ -41,10 +48,20 @@ __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from experiments.models.catalog import ModelInfo
     from experiments.models.cnn import CNN
-    from experiments.models.configs import CNNConfig, GPTConfig, MLPConfig, ModelConfig
+    from experiments.models.configs import (
+        CNNConfig,
+        CustomModelConfig,
+        GPTConfig,
+        LlamaConfig,
+        MLPConfig,
+        ModelConfig,
+    )
     from experiments.models.gpt import GPT, CausalSelfAttention
+    from experiments.models.llama import Llama, LlamaAttention
     from experiments.models.mlp import MLP
+    from experiments.models.registry import ModelOption, RegisteredModel
     from experiments.models.zoo import (
         build_model,
         check_task,

@@ -6,9 +6,13 @@ Width is not a config field: a sweep builds the same config at every width of it
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# A registered model's name: a file stem or an entry point name, never a path.
+CUSTOM_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
 
 
 class MLPConfig(BaseModel):
@@ -65,6 +69,78 @@ class GPTConfig(BaseModel):
         return self
 
 
+class LlamaConfig(BaseModel):
+    """LLaMA-style decoder: RMSNorm pre-norm blocks, rotary positions, SwiGLU MLP, no biases.
+
+    Attributes:
+        depth: transformer blocks.
+        head_mode: "fixed_dim" keeps each head `head_dim` wide and adds heads as width grows;
+            "fixed_heads" keeps `n_heads` heads and widens them (µP's 1/d_head score scale
+            then differs from SP's 1/sqrt(d_head)).
+        head_dim: width of a head in "fixed_dim" mode; even, since rotary embeddings rotate
+            pairs of coordinates.
+        n_heads: number of query heads in "fixed_heads" mode (required there, refused otherwise).
+        n_kv_heads: key/value heads for grouped-query attention, "fixed_heads" mode only; must
+            divide n_heads. Unset: one per query head (plain multi-head attention). With
+            fixed_dim the query heads grow with width, and a fixed kv head count would make k
+            and v fixed-size outputs (readout-like under µP), so it is refused there.
+        mlp_ratio: SwiGLU hidden width as a multiple of width, rounded up to a multiple of
+            `mlp_multiple_of`; 3 sits between LLaMA 2's 8/3 and LLaMA 3's 3.5.
+        mlp_multiple_of: round the SwiGLU hidden width up to a multiple of this (as LLaMA's
+            `multiple_of`); 16 keeps small widths exact.
+        tie_embeddings: share the token embedding with the readout. µP then keeps the shared
+            weight input-like (Θ(1) init, the input LR) and applies alpha_out / m on the
+            readout's forward (TP5's weight-tying rule, `mucore.TiedReadout`).
+        rope_base: rotary base frequency theta (10000 as in LLaMA 1 and 2).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["llama"] = "llama"
+    depth: int = Field(default=2, ge=1, le=64)
+    head_mode: Literal["fixed_dim", "fixed_heads"] = "fixed_dim"
+    head_dim: int = Field(default=16, ge=2)
+    n_heads: int | None = Field(default=None, ge=1)
+    n_kv_heads: int | None = Field(default=None, ge=1)
+    mlp_ratio: float = Field(default=3.0, ge=1.0, le=16.0)
+    mlp_multiple_of: int = Field(default=16, ge=1, le=1024)
+    tie_embeddings: bool = False
+    rope_base: float = Field(default=10000.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _heads_match_mode(self) -> LlamaConfig:
+        if self.head_mode == "fixed_heads" and self.n_heads is None:
+            raise ValueError("head_mode 'fixed_heads' needs n_heads: set model.n_heads (e.g. 4)")
+        if self.head_mode == "fixed_dim":
+            if self.n_heads is not None:
+                raise ValueError(
+                    "n_heads is only used with head_mode 'fixed_heads'; in 'fixed_dim' mode the "
+                    "head count is width // head_dim: remove n_heads or set head_mode: fixed_heads"
+                )
+            if self.n_kv_heads is not None:
+                raise ValueError(
+                    "n_kv_heads needs head_mode 'fixed_heads': with fixed_dim the query heads "
+                    "grow with width, and a fixed kv head count would make k and v fixed-size "
+                    "(readout-like) outputs; set head_mode: fixed_heads and n_heads"
+                )
+            if self.head_dim % 2:
+                raise ValueError(
+                    f"head_dim must be even for rotary embeddings, got {self.head_dim}: use "
+                    f"{self.head_dim - 1 or 2} or {self.head_dim + 1}"
+                )
+        if self.n_heads and self.n_kv_heads and self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"n_kv_heads {self.n_kv_heads} must divide n_heads {self.n_heads}: each kv head "
+                "serves the same number of query heads"
+            )
+        return self
+
+    def mlp_hidden(self, width: int) -> int:
+        """SwiGLU hidden width at `width`: mlp_ratio * width rounded up to mlp_multiple_of."""
+        k = self.mlp_multiple_of
+        return k * math.ceil(self.mlp_ratio * width / k)
+
+
 class CNNConfig(BaseModel):
     """Small all-3x3 CNN: stem -> alpha_in -> norm -> ReLU -> stages x [conv -> norm -> ReLU]
     -> global average pool -> readout.
@@ -84,4 +160,25 @@ class CNNConfig(BaseModel):
     groups: int = Field(default=4, ge=1)
 
 
-ModelConfig = Annotated[MLPConfig | GPTConfig | CNNConfig, Field(discriminator="kind")]
+class CustomModelConfig(BaseModel):
+    """A registered model: the user's own `build(width, *, task, **options)` (see
+    `experiments.models.registry`), found by name in `MUTRANSFER_MODEL_DIRS` or the
+    `mutransfer.models` entry points.
+
+    Attributes:
+        name: the registered name (a model file's name without `.py`, or an entry point's).
+        options: keyword options of the model's `build`, checked against its signature when
+            the spec is validated (unknown or mistyped options are refused by name).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["custom"] = "custom"
+    name: str = Field(pattern=CUSTOM_NAME_PATTERN, max_length=100)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+ModelConfig = Annotated[
+    MLPConfig | GPTConfig | LlamaConfig | CNNConfig | CustomModelConfig,
+    Field(discriminator="kind"),
+]

@@ -10,27 +10,42 @@ from torch import nn
 
 from experiments.errors import UserError
 from experiments.models.cnn import CNN
-from experiments.models.configs import CNNConfig, GPTConfig, MLPConfig, ModelConfig
+from experiments.models.configs import (
+    CNNConfig,
+    CustomModelConfig,
+    GPTConfig,
+    LlamaConfig,
+    MLPConfig,
+    ModelConfig,
+)
+from experiments.models.custom import build_custom
 from experiments.models.gpt import GPT
+from experiments.models.llama import Llama
 from experiments.models.mlp import MLP
 from experiments.tasks import TaskInfo
 
 _TASKS_FOR_KIND = {
-    "lm": "'bytes', 'synthetic-lm', or 'file' with a .txt",
+    "lm": "'bytes', 'synthetic-lm', 'tokens', or 'file' with a .txt",
     "classification": "'digits', 'synthetic', or 'file' with a .npz",
 }
 
 
 def _needed_kind(cfg: ModelConfig) -> str:
-    return "lm" if isinstance(cfg, GPTConfig) else "classification"
+    return "lm" if isinstance(cfg, GPTConfig | LlamaConfig) else "classification"
 
 
 def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
-    """Whether the model can run on the task: GPT needs an LM task, MLP and CNN a classifier.
+    """Whether the model can run on the task: GPT and LLaMA need an LM task, MLP and CNN a
+    classifier.
+
+    A registered model (`CustomModelConfig`) says nothing about its task up front: whether it
+    fits is found by building it (`experiments.models.custom.custom_problems`).
 
     Returns:
         Human-readable errors (empty when the pair fits).
     """
+    if isinstance(cfg, CustomModelConfig):
+        return []
     need = _needed_kind(cfg)
     if info.kind != need:
         what = "a language-modelling" if need == "lm" else "a classification"
@@ -60,8 +75,9 @@ def _multiple_error(width: int, k: int, what: str) -> str | None:
 def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[str]:
     """Widths the model cannot be built at, as one human-readable error per problem.
 
-    GPT fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads. CNN with
-    GroupNorm: of groups. Every width must be >= 1.
+    GPT and LLaMA fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads
+    (LLaMA: with an even head dim, for rotary embeddings). CNN with GroupNorm: of groups. Every
+    width must be >= 1.
     """
     errors = []
     for w in widths:
@@ -75,11 +91,48 @@ def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[st
             else:
                 assert cfg.n_heads is not None  # GPTConfig's validator guarantees it
                 err = _multiple_error(w, cfg.n_heads, "n_heads")
+        elif isinstance(cfg, LlamaConfig):
+            err = _llama_width_error(cfg, w)
         elif isinstance(cfg, CNNConfig) and cfg.norm == "group":
             err = _multiple_error(w, cfg.groups, "GroupNorm groups")
         if err:
             errors.append(err)
     return errors
+
+
+def _llama_width_error(cfg: LlamaConfig, width: int) -> str | None:
+    if cfg.head_mode == "fixed_dim":
+        return _multiple_error(width, cfg.head_dim, "head_dim")
+    assert cfg.n_heads is not None  # LlamaConfig's validator guarantees it
+    err = _multiple_error(width, cfg.n_heads, "n_heads")
+    if err is None and (width // cfg.n_heads) % 2:
+        # Rotary embeddings rotate pairs of coordinates: each head needs an even width.
+        k = 2 * cfg.n_heads
+        return (
+            f"width {width} gives heads {width // cfg.n_heads} wide, but rotary embeddings need "
+            f"an even head dim: use a multiple of {k} such as {(width // k) * k or k} or "
+            f"{(width // k + 1) * k}"
+        )
+    return err
+
+
+def _build_llama(cfg: LlamaConfig, info: TaskInfo, width: int) -> nn.Module:
+    if cfg.head_mode == "fixed_dim":
+        n_heads = n_kv_heads = width // cfg.head_dim
+    else:
+        assert cfg.n_heads is not None
+        n_heads, n_kv_heads = cfg.n_heads, cfg.n_kv_heads or cfg.n_heads
+    return Llama(
+        info.n_outputs,
+        width,
+        cfg.depth,
+        n_heads,
+        n_kv_heads,
+        cfg.head_mode,
+        cfg.mlp_hidden(width),
+        cfg.tie_embeddings,
+        cfg.rope_base,
+    )
 
 
 def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
@@ -91,6 +144,8 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
     Raises:
         UserError: the model does not fit the task, or cannot be built at this width.
     """
+    if isinstance(cfg, CustomModelConfig):  # a user's model: `build` from the registry
+        return build_custom(cfg, info, width)
     errors = check_task(cfg, info) + check_widths(cfg, info, [width])
     if errors:
         raise UserError("; ".join(errors))
@@ -109,6 +164,8 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
         return GPT(
             info.n_outputs, info.seq_len, width, cfg.depth, n_heads, cfg.head_mode, cfg.mlp_ratio
         )
+    if isinstance(cfg, LlamaConfig):
+        return _build_llama(cfg, info, width)
     if isinstance(cfg, CNNConfig):
         return CNN(info.input_shape[0], info.n_outputs, width, cfg.stages, cfg.norm, cfg.groups)
     raise TypeError(f"unknown model config {type(cfg).__name__}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.runner.executor import Executor, LocalExecutor
+from experiments.settings import get_settings
 from experiments.store import Store, SweepSummary
 
 HEARTBEAT_S = 2.0
@@ -210,7 +211,8 @@ def ensure_background_runner(db_path: str | Path, workers: int | None = None) ->
     if workers:
         cmd += ["--workers", str(workers)]
     root = Path(__file__).resolve().parents[2]
-    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           **get_settings().child_env()}  # its cwd is the project root, not ours
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=root, env=env,

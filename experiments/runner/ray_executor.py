@@ -25,6 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from experiments.errors import UserError
+from experiments.settings import get_settings
 
 RAY_INSTALL_HINT = "pip install -r requirements-ray.txt"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +108,8 @@ def connect(
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=str(temp_dir or tempfile.mkdtemp(prefix="mutransfer-ray-")),
-        runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath()}},
+        runtime_env={"env_vars": {"PYTHONPATH": _worker_pythonpath(),
+                                  **get_settings().child_env()}},  # registered models
     )
     return True
 

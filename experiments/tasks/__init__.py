@@ -6,7 +6,8 @@
     loss = task.loss(model(x), y)
 
 Classification inputs are images (B, C, H, W) with labels (B,); LM inputs and targets are
-(B, T) int64 tokens (targets shifted by one).
+(B, T) int64 tokens (targets shifted by one). User data ("file", "tokens") is read only from the
+folders the operator allows (`datadirs`, setting MUTRANSFER_DATA_DIRS).
 """
 
 from __future__ import annotations
@@ -25,7 +26,11 @@ _EXPORTS: dict[str, str] = {
     "Task": "base",
     "TaskConfig": "config",
     "TaskInfo": "config",
+    "DataEntry": "datadirs",
+    "allowed_data_dirs": "datadirs",
+    "list_data": "datadirs",
     "STDLIB_FILES": "sources",
+    "TokenFileTask": "tokens",
     "clear_task_cache": "loading",
     "load_task": "loading",
     "task_info": "loading",
@@ -40,5 +45,7 @@ __getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from experiments.tasks.base import LM_EVAL_WINDOWS, ClassificationTask, LMTask, Split, Task
     from experiments.tasks.config import TaskConfig, TaskInfo
+    from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
     from experiments.tasks.loading import clear_task_cache, load_task, task_info
     from experiments.tasks.sources import STDLIB_FILES
+    from experiments.tasks.tokens import TokenFileTask

@@ -6,12 +6,27 @@ Kept apart from the data code so the spec, the form and validation import no tor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
-TaskName = Literal["digits", "bytes", "synthetic", "synthetic-lm", "file"]
+TaskName = Literal["digits", "bytes", "synthetic", "synthetic-lm", "file", "tokens"]
 TaskKind = Literal["classification", "lm"]
+TokenDtype = Literal["uint16", "uint32"]
+
+# Tasks that read `path` (the rest are built in) and the LM tasks (the ones `seq_len` shapes).
+PATH_TASKS: tuple[str, ...] = ("file", "tokens")
+LM_TASKS: tuple[str, ...] = ("bytes", "synthetic-lm", "file", "tokens")
+# Fields only a "tokens" task has: left out of dumps when unset, so the YAML, bundles and
+# spec hashes of every other task stay what they were before these fields existed.
+TOKENS_ONLY_FIELDS: tuple[str, ...] = ("vocab_size", "dtype")
 
 
 class TaskConfig(BaseModel):
@@ -21,9 +36,14 @@ class TaskConfig(BaseModel):
         name: which dataset. "digits" (scikit-learn's 8x8 handwritten digits), "bytes"
             (byte-level LM on Python standard-library sources), "synthetic" (Gaussian images
             labelled by a random teacher net), "synthetic-lm" (a random sparse Markov chain),
-            "file" (a user's .txt for a byte LM, or .npz with arrays x and y for classification).
-        path: the user file, only for name == "file".
+            "file" (a user's .txt for a byte LM, or .npz with arrays x and y for classification),
+            "tokens" (a folder of pre-tokenized train.bin and val.bin: flat arrays of token ids).
+        path: the user file ("file") or folder ("tokens"); it must lie inside one of the
+            folders the operator allows (setting `MUTRANSFER_DATA_DIRS`).
         seq_len: context length of LM tasks (ignored by classification tasks).
+        vocab_size: "tokens" only: ids run 0..vocab_size-1 (the model's embedding and readout).
+        dtype: "tokens" only: how the .bin files store ids, "uint16" (the default; vocabularies
+            up to 65,536) or "uint32".
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,17 +51,43 @@ class TaskConfig(BaseModel):
     name: TaskName
     path: str | None = None
     seq_len: int = Field(default=64, ge=2, le=65536)
+    vocab_size: int | None = Field(default=None, ge=2, le=2**32)
+    dtype: TokenDtype | None = None
 
     @model_validator(mode="after")
-    def _path_iff_file(self) -> TaskConfig:
-        if self.name == "file" and not self.path:
-            raise ValueError("task 'file' needs a path: set task.path to a .txt or .npz file")
-        if self.name != "file" and self.path is not None:
+    def _fields_fit_the_task(self) -> TaskConfig:
+        if self.name in PATH_TASKS and not self.path:
+            what = "a .txt or .npz file" if self.name == "file" else "a folder with train.bin and val.bin"
+            raise ValueError(f"task '{self.name}' needs a path: set task.path to {what}")
+        if self.name not in PATH_TASKS and self.path is not None:
             raise ValueError(
-                f"task.path is only used by task 'file', not '{self.name}': remove it or set "
-                "name: file"
+                f"task.path is only used by task 'file' or 'tokens', not '{self.name}': remove it "
+                "or set name: file"
             )
+        if self.name != "tokens":
+            for key in TOKENS_ONLY_FIELDS:
+                if getattr(self, key) is not None:
+                    raise ValueError(
+                        f"task.{key} is only used by task 'tokens', not '{self.name}': remove it"
+                    )
+            return self
+        if self.vocab_size is None:
+            raise ValueError(
+                "task 'tokens' needs vocab_size: set task.vocab_size to the tokenizer's "
+                "vocabulary size (e.g. 50257 for GPT-2)"
+            )
+        if self.dtype is None:
+            self.dtype = "uint16"
         return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_token_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict):
+            for key in TOKENS_ONLY_FIELDS:
+                if data.get(key) is None:
+                    data.pop(key, None)
+        return data
 
 
 @dataclass(frozen=True)
@@ -49,7 +95,7 @@ class TaskInfo:
     """What a model builder needs to know about a task (cheap to compute, picklable).
 
     Attributes:
-        name: the task name ("digits", ...; "file" tasks keep "file").
+        name: the task name ("digits", ...; "file" and "tokens" tasks keep theirs).
         kind: "classification" (inputs (B, C, H, W) float, targets (B,) int64) or "lm"
             (inputs and targets (B, T) int64 tokens).
         input_shape: one example's shape: (C, H, W) or (seq_len,).

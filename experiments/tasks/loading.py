@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import functools
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 from experiments.tasks.base import Task
-from experiments.tasks.config import TaskConfig, TaskInfo
+from experiments.tasks.config import LM_TASKS, TaskConfig, TaskInfo
+from experiments.tasks.datadirs import TOKEN_FILES
 from experiments.tasks.sources import (
     load_bytes_task,
     load_digits_task,
@@ -16,25 +19,41 @@ from experiments.tasks.sources import (
     load_text_file_task,
     resolve_user_file,
 )
+from experiments.tasks.tokens import load_tokens_task, resolve_token_dir
 
-# The cache key of a file task includes the file's size and mtime, so editing the file between
-# sweeps loads the new content instead of a stale copy.
-_CacheKey = tuple[str, str | None, int, int, int]
+
+@dataclass(frozen=True)
+class _CacheKey:
+    """What a loaded task depends on. For file and tokens tasks that includes each file's size
+    and mtime, so editing a file between sweeps loads the new content instead of a stale copy."""
+
+    name: str
+    path: str | None = None
+    seq_len: int = 0
+    vocab_size: int = 0
+    dtype: str = ""
+    stamp: tuple[int, ...] = ()
 
 
 def _cache_key(cfg: TaskConfig) -> _CacheKey:
-    seq_len = cfg.seq_len if cfg.name in ("bytes", "synthetic-lm", "file") else 0
-    if cfg.name != "file":
-        return (cfg.name, None, seq_len, 0, 0)
+    """The key of `cfg`; checks a file or tokens task's path (allowed folders first) each call."""
+    seq_len = cfg.seq_len if cfg.name in LM_TASKS else 0
+    if cfg.name not in ("file", "tokens"):
+        return _CacheKey(cfg.name, seq_len=seq_len)
     assert cfg.path is not None  # TaskConfig's validator guarantees it
-    path = resolve_user_file(cfg.path)
-    st = os.stat(path)
-    return (cfg.name, str(path), seq_len, st.st_size, st.st_mtime_ns)
+    if cfg.name == "file":
+        path = resolve_user_file(cfg.path)
+        files = [path]
+    else:
+        path = resolve_token_dir(cfg.path)
+        files = [path / name for name in TOKEN_FILES]
+    stamp = tuple(v for f in files for v in (os.stat(f).st_size, os.stat(f).st_mtime_ns))
+    return _CacheKey(cfg.name, str(path), seq_len, cfg.vocab_size or 0, cfg.dtype or "", stamp)
 
 
 @functools.lru_cache(maxsize=16)
 def _load_cached(key: _CacheKey) -> Task:
-    name, path, seq_len, _, _ = key
+    name, path, seq_len = key.name, key.path, key.seq_len
     if name == "digits":
         return load_digits_task()
     if name == "synthetic":
@@ -44,6 +63,8 @@ def _load_cached(key: _CacheKey) -> Task:
     if name == "synthetic-lm":
         return load_synthetic_lm_task(seq_len)
     assert path is not None
+    if name == "tokens":  # the key was made by resolve_token_dir a moment ago
+        return load_tokens_task(Path(path), key.vocab_size, seq_len, key.dtype)
     resolved = resolve_user_file(path)
     if resolved.suffix.lower() == ".txt":
         return load_text_file_task(resolved, seq_len)
@@ -57,6 +78,9 @@ def load_task(cfg: TaskConfig) -> Task:
     on another device rather than mutating one.
 
     Raises:
+        FieldError: the path of a file or tokens task is outside the allowed data folders
+            (setting `MUTRANSFER_DATA_DIRS`), or a tokens file is invalid (its field says which
+            spec field to fix: task.path, task.dtype, task.seq_len, task.vocab_size).
         UserError: a file task's path is missing, not a regular .txt/.npz file, or its content
             is invalid (missing arrays, too few rows or bytes).
     """

@@ -8,7 +8,8 @@
 - synthetic / synthetic-lm: drawn from numpy's PCG64 generator with a fixed seed (bit-identical on
   every platform).
 - file: a user's .txt (byte LM) or .npz (arrays x, y: classification), validated with messages
-  that name the path and the fix.
+  that name the path and the fix; only from the allowed data folders (`datadirs`).
+- tokens: a folder of pre-tokenized train.bin / val.bin, read through numpy.memmap (`tokens`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from experiments.errors import UserError
 from experiments.tasks.base import ClassificationTask, LMTask, TaskInfo
+from experiments.tasks.datadirs import check_allowed
 
 DATA_SEED = 0  # every split and synthetic draw uses this seed: one dataset per task name
 VAL_FRACTION = 0.2  # classification: share of each class held out
@@ -234,9 +236,10 @@ def resolve_user_file(path: str) -> Path:
     """Resolve a user's task file; refuse anything that is not an existing regular file.
 
     Raises:
+        FieldError: the path is outside the allowed data folders (`datadirs.check_allowed`).
         UserError: the path is missing, not a regular file, or has the wrong extension.
     """
-    resolved = Path(path).expanduser().resolve()
+    resolved = check_allowed(path)  # before any stat: say nothing about files outside
     try:
         mode = os.stat(resolved).st_mode
     except FileNotFoundError:

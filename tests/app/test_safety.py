@@ -1,4 +1,4 @@
-"""The browser may send data only, and read task files only from the datasets folder."""
+"""The browser may send data only, and read task data only from the allowed data folders."""
 
 from __future__ import annotations
 
@@ -51,7 +51,22 @@ def test_code_keys_are_refused(folder):
     assert safety.check_browser_spec({"task": {"name": "digits"}}, folder) == {"task": {"name": "digits"}}
 
 
-def test_list_datasets(folder):
-    (folder / "notes.md").write_text("x")
-    assert safety.list_datasets(folder) == ["corpus.txt"]
-    assert safety.list_datasets(folder / "nope") == []
+def test_refusals_name_the_setting_and_the_field(folder):
+    with pytest.raises(safety.UnsafeSpecError, match="MUTRANSFER_DATA_DIRS") as exc:
+        safety.check_browser_spec({"task": {"name": "file", "path": "../secret.txt"}}, folder)
+    assert exc.value.field == "task.path"
+
+
+def test_token_folders_and_several_allowed_folders(folder, tmp_path):
+    other = tmp_path / "more"
+    (other / "owt").mkdir(parents=True)
+    spec = {"task": {"name": "tokens", "path": "owt", "vocab_size": 10}}
+    out = safety.check_browser_spec(spec, [folder, other.resolve()])  # found in the second folder
+    assert out["task"]["path"] == str((other / "owt").resolve())
+    absolute = {"task": {**spec["task"], "path": str(other / "owt")}}
+    with pytest.raises(safety.UnsafeSpecError, match="outside"):
+        safety.check_browser_spec(absolute, [folder])
+    with pytest.raises(safety.UnsafeSpecError, match="not a folder"):
+        safety.check_browser_spec({"task": {"name": "tokens", "path": "corpus.txt"}}, [folder])
+    with pytest.raises(safety.UnsafeSpecError, match="needs a path"):
+        safety.check_browser_spec({"task": {"name": "tokens"}}, [folder])

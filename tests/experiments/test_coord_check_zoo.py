@@ -19,14 +19,14 @@ torch.set_num_threads(1)
 
 WIDTHS = [64, 128, 256, 512, 1024]
 # Batches kept small for CPU time; the CNN's width x width 3x3 convs dominate the cost.
-BATCH = {"mlp": 32, "gpt": 4, "cnn": 8}
+BATCH = {"mlp": 32, "gpt": 4, "llama": 4, "cnn": 8}
 # Adam at 1e-2 and SGD at 0.3 both move the activations by 10-500% within 5 steps at width
 # 1024 (SP at the same LRs fails), so a pass is not a frozen model.
 LRS = {"adam": 1e-2, "sgd": 0.3}
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
-@pytest.mark.parametrize("kind", ["mlp", "gpt", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "gpt", "llama", "cnn"])
 def test_mup_passes_on_the_zoo(kind, optimizer):
     result = run_coord_check(
         kind, "mup", WIDTHS, steps=5, optimizer=optimizer, lr=LRS[optimizer], batch_size=BATCH[kind]
@@ -38,7 +38,7 @@ def test_mup_passes_on_the_zoo(kind, optimizer):
     assert "readout" in {s.module for s in result.slopes}
 
 
-@pytest.mark.parametrize("kind", ["mlp", "gpt", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "gpt", "llama", "cnn"])
 def test_sp_adam_fails_on_the_zoo_naming_the_readout(kind):
     result = run_coord_check(
         kind, "sp", WIDTHS, steps=5, optimizer="adam", lr=1e-2, batch_size=BATCH[kind]

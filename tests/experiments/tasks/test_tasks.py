@@ -31,6 +31,12 @@ def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+@pytest.fixture(autouse=True)
+def _allow_tmp_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # User files are read only from the allowed data folders (test_tokens_task tests the rule).
+    monkeypatch.setenv("MUTRANSFER_DATA_DIRS", str(tmp_path))
+
+
 # -- config -------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,119 @@
+"""Overhead of µP on a LLaMA training step: the zoo's `llama` parametrized by mucore (Readout
+multiplier, InputScale, per-role Adam groups) against the same model in plain torch (nn.Linear
+head, no InputScale, PyTorch's default init, torch.optim.Adam with one group).
+
+Both run at the same width on the same batch; repetitions are interleaved (and their order
+alternated) in one process so machine load drifts hit both alike. Prints the median time per
+step of each and the median of the per-repetition ratios (target: <= 1.05).
+
+    .venv/bin/python bench/bench_llama_overhead.py [--width 512] [--depth 4] [--batch 8] [--seq 64]
+        [--steps 3] [--reps 7] [--tied] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+
+import mucore  # noqa: E402
+from experiments.models import LlamaConfig, model_factory  # noqa: E402
+from experiments.tasks import TaskConfig, task_info  # noqa: E402
+
+
+def time_steps(
+    model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[Tensor, Tensor], steps: int
+) -> float:
+    """Seconds per training step (forward, backward, optimizer step), averaged over `steps`."""
+    x, y = batch
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+        opt.step()
+    if x.is_cuda:
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / steps
+
+
+def plain_copy(model: nn.Module, width: int, vocab: int, tied: bool) -> nn.Module:
+    """The same architecture in plain torch: nn.Linear head (or the tied weight), no InputScale."""
+    model.input_scale = nn.Identity()
+    if not tied:
+        model.readout = nn.Linear(width, vocab, bias=False)
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--tied", action="store_true", help="tie the embedding and the readout")
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args()
+    print("command:", shlex.join([".venv/bin/python", *sys.argv]))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    dev = torch.device(args.device)
+    print(
+        f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, "
+        f"width {args.width}, depth {args.depth}, batch {args.batch}x{args.seq} tokens, "
+        f"steps/rep {args.steps}, reps {args.reps}, tied {args.tied}"
+    )
+
+    info = task_info(TaskConfig(name="bytes", seq_len=args.seq))
+    factory = model_factory(LlamaConfig(depth=args.depth, tie_embeddings=args.tied), info)
+    shapes = mucore.infer_base_shapes(factory, base_width=64)
+    mup_model = factory(args.width).to(dev)
+    setup = mucore.parametrize(mup_model, shapes, "mup", mucore.HParams(), seed=0)
+    mup_opt = mucore.build_optimizer(mup_model, setup, "adam", 1e-3)
+    plain_model = plain_copy(factory(args.width), args.width, info.n_outputs, args.tied).to(dev)
+    plain_opt = torch.optim.Adam(plain_model.parameters(), lr=1e-3)
+    n_params = sum(p.numel() for p in mup_model.parameters())
+    print(
+        f"params {n_params / 1e6:.2f} M; mucore param groups: {len(mup_opt.param_groups)}; "
+        f"plain: {len(plain_opt.param_groups)}"
+    )
+
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, info.n_outputs, (args.batch, args.seq + 1), generator=g)
+    batch = (tokens[:, :-1].to(dev), tokens[:, 1:].to(dev))
+    for model, opt in ((mup_model, mup_opt), (plain_model, plain_opt)):  # warm-up (allocations)
+        time_steps(model, opt, batch, 2)
+
+    mup_t, plain_t, ratios = [], [], []
+    for rep in range(args.reps):
+        # Alternate which goes first so a within-rep drift does not favour one side.
+        order = [("mup", mup_model, mup_opt), ("plain", plain_model, plain_opt)]
+        if rep % 2:
+            order.reverse()
+        got = {name: time_steps(m, o, batch, args.steps) for name, m, o in order}
+        mup_t.append(got["mup"])
+        plain_t.append(got["plain"])
+        ratios.append(got["mup"] / got["plain"])
+    print(
+        f"median step time: mucore {statistics.median(mup_t) * 1e3:.1f} ms, "
+        f"plain torch {statistics.median(plain_t) * 1e3:.1f} ms"
+    )
+    print(f"per-rep ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
+    print(f"median ratio mucore / plain: {statistics.median(ratios):.3f}")
+
+
+if __name__ == "__main__":
+    main()
