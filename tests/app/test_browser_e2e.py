@@ -52,7 +52,9 @@ def server(tmp_path):
     """The dashboard on a free loopback port, with its own store; yields (url, db_path)."""
     db = tmp_path / "store" / "mutransfer.duckdb"
     port = free_port()
-    env = {**os.environ, "MUTRANSFER_DB_PATH": str(db)}
+    # The example model is registered on this server, as an operator would list a model folder.
+    env = {**os.environ, "MUTRANSFER_DB_PATH": str(db),
+           "MUTRANSFER_MODEL_DIRS": str(ROOT / "examples" / "models")}
     env.pop("MUTRANSFER_QUICK_STEPS", None)
     if QUICK_STEPS:
         env["MUTRANSFER_QUICK_STEPS"] = QUICK_STEPS
@@ -179,6 +181,16 @@ def test_quick_demo_end_to_end(server, tmp_path):
         expect(page.get_by_role("heading", name="Before launch")).to_be_visible()
         settle(page)
         shoot(page, "07-setup")
+        # The registered example model is picked from the server's list (never typed as a path),
+        # its options render as fields and the spec validates into a plan.
+        page.locator('[data-testid="stSelectbox"]').filter(has_text="Architecture").click()
+        page.get_by_role("option", name="Registered model").click()
+        expect(page.get_by_text("Source:")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("tiny_mixer").first).to_be_visible()
+        expect(page.get_by_text("Fix the fields marked in red")).to_have_count(0)
+        expect(page.get_by_text("Runs", exact=True).first).to_be_visible()
+        settle(page)
+        shoot(page, "07b-setup-registered-model")
 
         # Export: download the bundle and validate it.
         page.goto(f"{url}/export")
