@@ -21,6 +21,7 @@ others), and writes everything needed to reproduce the target's setup:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -30,7 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    ValidationError,
+    model_serializer,
+)
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch import nn
 
@@ -49,7 +58,7 @@ from mucore.bundle import (
     SchemaVersion,
     content_hash,
 )
-from mucore.summary import DescribeRow
+from mucore.summary import DEPTH_FIELDS, DescribeRow
 from mucore.version import __version__ as LIBRARY_VERSION
 
 if TYPE_CHECKING:
@@ -69,7 +78,14 @@ class ParamRow(DescribeRow):
         lr: the absolute learning rate of its optimizer group (the bundle's lr x lr_mult).
     """
 
-    lr: float
+    # Keyword-only: it follows the describe row's optional depth fields.
+    lr: float = dataclasses.field(kw_only=True)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Width-only rows carry no depth fields, so their bundles keep their bytes.
+        data: dict[str, Any] = handler(self)
+        return {k: v for k, v in data.items() if not (k in DEPTH_FIELDS and v is None)}
 
 
 class WidthEvidence(BaseModel):

@@ -22,6 +22,7 @@ Register = Callable[[argparse._SubParsersAction], None]
 COMMAND_MODULES = (
     "models",
     "coord_check",
+    "doctor",
     "describe",
     "sweep",
     "runs",

@@ -221,7 +221,8 @@ def run_coord_check(
         seed: init seed (the batch uses a seed derived from it).
         base_width: width where µP equals SP; default the first width.
         zero_readout: zero-initialise the readout (TP5's recommendation), so the output is
-            exactly 0 at step 1 at every width instead of shrinking like 1/sqrt(m).
+            exactly 0 at step 1 at every width instead of shrinking like 1/sqrt(m) (which the
+            role-aware verdict allows too: False keeps the model's own readout init).
         tolerance: largest |slope| that passes.
         task, batch_size: override the kind's default task and fixed-batch size.
 

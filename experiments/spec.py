@@ -55,7 +55,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.estimate import SweepEstimate
 
 MAX_RUNS = 20_000
-PARAMETRIZATIONS: tuple[Literal["sp", "mup"], ...] = ("sp", "mup")
+# Every parametrization a spec may list (mucore's tables); the default sweep compares SP with µP.
+# completep / depth-mup add depth rules (issue 11); on a width ladder alone they train as µP.
+ParamName = Literal["sp", "mup", "completep", "depth-mup"]
+PARAMETRIZATIONS: tuple[ParamName, ...] = ("sp", "mup")
 # Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
 # hash of every spec written before them is unchanged.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False}
@@ -138,7 +141,7 @@ class SweepSpec(BaseModel):
     task: TaskConfig = Field(default_factory=lambda: TaskConfig(name="digits"))
     widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
     base_width: int = Field(default=64, ge=1)
-    parametrizations: list[Literal["sp", "mup"]] = Field(
+    parametrizations: list[ParamName] = Field(
         default_factory=lambda: list(PARAMETRIZATIONS)
     )
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
@@ -386,6 +389,21 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
     return problems
 
 
+def _refused_optimizer(spec: SweepSpec) -> list[tuple[str, str]]:
+    """Parametrizations whose table refuses the optimizer (the depth tables refuse SGD)."""
+    if spec.optimizer.name != "sgd" or set(spec.parametrizations) <= {"sp", "mup"}:
+        return []  # the common case stays torch-free (the rules table imports torch)
+    from mucore.parametrizations import OptimizerFamily, get_parametrization
+
+    out = []
+    for name in spec.parametrizations:
+        refused = get_parametrization(name).unsupported.get(OptimizerFamily.SGD)
+        if refused:
+            out.append(("parametrizations", f"parametrization {name} cannot train with optimizer "
+                        f"sgd: {refused}"))
+    return out
+
+
 def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     """(field, message) for field combinations that cannot run, whatever the machine."""
     out = []
@@ -397,6 +415,7 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
         which = "both" if spec.lr_grid is not None else "neither"
         out.append(("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
                     "lr_grid: {log2_min: -14, log2_max: -4, step: 1}"))
+    out += _refused_optimizer(spec)
     if spec.log_every > spec.steps:
         out.append(("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: "
                     f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))

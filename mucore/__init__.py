@@ -25,6 +25,10 @@ _EXPORTS: dict[str, str] = {
     "BundleError": "bundle",
     "apply_bundle": "bundle",
     "load_bundle": "bundle",
+    "Diagnosis": "check",
+    "Finding": "check",
+    "check": "check",
+    "setup_of": "check",
     "MuContext": "context",
     "MuSetup": "context",
     "CoordCheckResult": "coord",
@@ -32,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "CoordSlope": "coord",
     "coord_check": "coord",
     "log2_slope": "coord",
+    "DepthCoordResult": "coord_depth",
+    "coord_check_depth": "coord_depth",
     "DescribeRow": "summary",
     "describe": "summary",
     "HParams": "hparams",
@@ -40,6 +46,7 @@ _EXPORTS: dict[str, str] = {
     "InputScale": "layers",
     "MuConfigurable": "layers",
     "Readout": "layers",
+    "ResidualBranch": "layers",
     "TiedReadout": "layers",
     "attention_scale": "layers",
     "build_optimizer": "optim",
@@ -47,6 +54,8 @@ _EXPORTS: dict[str, str] = {
     "param_groups": "optim",
     "relative_schedule": "optim",
     "warmup_cosine": "optim",
+    "COMPLETEP": "parametrizations",
+    "DEPTH_MUP": "parametrizations",
     "MUP": "parametrizations",
     "SP": "parametrizations",
     "InitRule": "parametrizations",
@@ -84,11 +93,20 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers see the eager imports
     from mucore.bundle import BundleError, apply_bundle, load_bundle
+    from mucore.check import Diagnosis, Finding, check, setup_of
     from mucore.context import MuContext, MuSetup
     from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
+    from mucore.coord_depth import DepthCoordResult, coord_check_depth
     from mucore.hparams import HParams
     from mucore.init import init_std, parametrize
-    from mucore.layers import InputScale, MuConfigurable, Readout, TiedReadout, attention_scale
+    from mucore.layers import (
+        InputScale,
+        MuConfigurable,
+        Readout,
+        ResidualBranch,
+        TiedReadout,
+        attention_scale,
+    )
     from mucore.optim import (
         build_optimizer,
         optimizer_family,
@@ -97,6 +115,8 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         warmup_cosine,
     )
     from mucore.parametrizations import (
+        COMPLETEP,
+        DEPTH_MUP,
         MUP,
         SP,
         InitRule,

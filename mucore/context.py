@@ -57,6 +57,16 @@ class MuSetup:
             return self.hparams.input_mult * width_part
         return width_part
 
+    @property
+    def depth_mult(self) -> float:
+        """m_L: this model's residual blocks over the base model's (1 without depth info)."""
+        return next((p.depth_mult for p in self.info.values()), 1.0)
+
+    def branch_mult(self) -> float:
+        """Multiplier of every residual branch output: m_L ** branch_exp (CompleteP: 1/m_L,
+        depth-µP: 1/sqrt(m_L), SP and µP: 1)."""
+        return self.parametrization.branch_mult(self.depth_mult)
+
     def tied_readout_mult(self, name: str) -> float:
         """Forward multiplier of a readout that reuses input-like weight `name` (tied embeddings).
 

@@ -10,10 +10,12 @@ to 1 from step 2 on (updates of size lr per entry add up across a growing fan_in
 
 The computation returns a long table and slopes; plotting is somebody else's job.
 
-Note on the readout at step 1: in the Table 8 form used by mucore the readout weight keeps the
-base init std and its input is multiplied by alpha_out / m, so the network output at init shrinks
-like 1/sqrt(m) (slope -0.5 at step 1). That is µP-correct (the output tends to 0 at init); pass
-`HParams(zero_readout=True)` to make it exactly 0 at every width (slope 0), as TP5 recommends.
+The verdict is role-aware (`summarize`): it judges each module by what µP promises for its role,
+not by |slope| alone. In the Table 8 form used by mucore the readout weight keeps the base init
+std and its input is multiplied by alpha_out / m, so the network output at init shrinks like
+1/sqrt(m) (slope -0.5 at step 1): µP-correct (the output tends to 0 at init), so the verdict
+allows it. `HParams(zero_readout=True)` makes it exactly 0 at every width (slope 0), as TP5
+recommends.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from torch import Tensor, nn
 
 from mucore.hparams import HParams
 from mucore.init import parametrize
+from mucore.layers import TiedReadout
 from mucore.optim import build_optimizer
 from mucore.parametrizations import Parametrization, get_parametrization
-from mucore.roles import BaseShapes, canonical_name
+from mucore.roles import BaseShapes, Role, canonical_name
 
 # Modules that only hold other modules and have no forward of their own worth measuring.
 _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
@@ -53,6 +56,37 @@ class CoordSlope(NamedTuple):
     slope: float
 
 
+# Module roles of the verdict: the readout (the network output) and every other module, whose
+# output is a feature (input-like and hidden layers, norms, activations, blocks).
+READOUT, FEATURE = "readout", "feature"
+
+# The rules a module can break, one line each (what a violation's `rule` names).
+RULES: dict[str, str] = {
+    "finite": "every activation is finite and non-zero at every width, or zero at all of them",
+    "no_growth": "no activation grows with width (TP5: every coordinate stays O(1))",
+    "features_move": "features do not vanish once training starts (TP5: µP's updates keep "
+    "every hidden feature Θ(1); a vanishing one has stopped learning at large width)",
+    "readout_moves": "once trained, the output shrinks no faster than 1/sqrt(m) (TP5: the "
+    "learned part of the output is Θ(1); only the init part may shrink, like 1/sqrt(m) under "
+    "Table 8)",
+}
+
+# Table 8 form: the readout's output at init is W0 (alpha_out / m) h with W0 independent of h:
+# Θ(1/sqrt(m)), a slope of -1/2 against log2(width).
+READOUT_INIT_SLOPE = -0.5
+
+
+class CoordViolation(NamedTuple):
+    """One broken rule: `module` (of `role`) at `step` has `slope`, which `rule` forbids."""
+
+    module: str
+    role: str
+    step: int
+    slope: float
+    rule: str
+    message: str
+
+
 @dataclass
 class CoordCheckResult:
     """Outcome of `coord_check`.
@@ -61,13 +95,16 @@ class CoordCheckResult:
         param: the parametrization's name.
         widths: the widths checked (increasing).
         steps: number of recorded steps (t = 1..steps; t = 1 is the forward at init).
-        tolerance: largest |slope| still counted as width-independent.
+        tolerance: how far a slope may stray from what its role allows (see `summarize`).
         records: the long table, one row per (width, module, step).
         slopes: one slope per (module, step); +inf where a module is exactly zero at some
             widths and not at others, or where a value is not finite.
         max_abs_slope: the largest |slope| (0 when there are no modules).
-        verdict: "pass" if every |slope| <= tolerance, else "fail".
-        offenders: modules with some |slope| > tolerance, worst first.
+        verdict: "pass" if no module breaks a rule of its role (see `summarize`), else "fail".
+        offenders: modules that break a rule, worst first.
+        roles: module -> "readout" or "feature" (what the verdict judged it as).
+        violations: every broken rule, worst first (a module may break several).
+        notes: remarks that do not fail the check (an output still shrinking at the last step).
     """
 
     param: str
@@ -79,6 +116,9 @@ class CoordCheckResult:
     max_abs_slope: float = 0.0
     verdict: str = "pass"
     offenders: list[str] = field(default_factory=list)
+    roles: dict[str, str] = field(default_factory=dict)
+    violations: list[CoordViolation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def slope(self, module: str, step: int) -> float:
         """The slope of one (module, step); KeyError if it was not recorded."""
@@ -109,6 +149,9 @@ class CoordCheckResult:
             ],
             "records": [r._asdict() for r in self.records],
             "offenders": list(self.offenders),
+            "roles": dict(self.roles),
+            "violations": [v._asdict() for v in self.violations],
+            "notes": list(self.notes),
         }
 
 
@@ -121,6 +164,26 @@ def measured_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
             continue
         out.append((canonical_name(name), module))
     return out
+
+
+def module_roles(model: nn.Module, base_shapes: BaseShapes) -> dict[str, str]:
+    """The verdict's role of every measured module: "readout" when the module's output is the
+    network output (it holds an output-role parameter, or is or holds a `TiedReadout`), else
+    "feature" (input-like and hidden layers, norms, activations, blocks)."""
+    output_params = {n for n, b in base_shapes.params.items() if b.role is Role.OUTPUT}
+    readout_names: set[str] = set()
+    for mod_name, module in model.named_modules():
+        name = canonical_name(mod_name)
+        owned = {canonical_name(f"{mod_name}.{p}" if mod_name else p)
+                 for p, _ in module.named_parameters(recurse=False)}
+        if owned & output_params or isinstance(module, TiedReadout):
+            # The module and every module holding it output the logits.
+            parts = name.split(".") if name else []
+            readout_names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return {
+        name: READOUT if name in readout_names else FEATURE
+        for name, _ in measured_modules(model)
+    }
 
 
 def _first_tensor(output: Any) -> Tensor | None:
@@ -252,13 +315,16 @@ def coord_check(
         lr: global learning rate; fairly large so that errors show within a few steps.
         steps: recorded steps (>= 1).
         seed: init seed (also seeds torch's global RNG before each build).
-        tolerance: largest |slope| that passes; 0.15 is looser than the reference package's
-            ratio test (within 1/1.2..1.2 per width doubling, i.e. |slope| <= 0.26) yet well
-            below SP's 0.5..1.
+        tolerance: largest slope still counted as width-independent (and the margin of every
+            other rule of `summarize`); 0.15 is looser than the reference package's ratio test
+            (within 1/1.2..1.2 per width doubling, i.e. |slope| <= 0.26) yet well below SP's
+            0.5..1.
         optimizer_kwargs: extra keyword arguments for `mucore.build_optimizer`.
 
     Returns:
-        A `CoordCheckResult` with the long table, the slopes and the verdict.
+        A `CoordCheckResult` with the long table, the slopes and the role-aware verdict
+        (`summarize`: the readout may shrink at init, nothing may grow, features may not
+        vanish once trained).
 
     Raises:
         ValueError: fewer than two widths, widths not increasing, steps < 1, or the factory
@@ -275,12 +341,14 @@ def coord_check(
 
     per_width: dict[int, dict[tuple[str, int], float]] = {}
     module_order: list[str] = []
+    roles: dict[str, str] = {}
     for w in ws:
         torch.manual_seed(seed)  # any randomness the factory or model uses beyond parametrize
         model = factory(w)
         names = [n for n, _ in measured_modules(model)]
         if not module_order:
             module_order = names
+            roles = module_roles(model, base_shapes)
         elif names != module_order:
             extra = sorted(set(names) ^ set(module_order))[:5]
             raise ValueError(
@@ -311,7 +379,7 @@ def coord_check(
             vals = [per_width[w][(name, t)] for w in ws]
             slopes.append(CoordSlope(name, t, log2_slope(ws, vals)))
 
-    return summarize(param.name, ws, steps, tolerance, records, slopes)
+    return summarize(param.name, ws, steps, tolerance, records, slopes, roles)
 
 
 def summarize(
@@ -321,14 +389,56 @@ def summarize(
     tolerance: float,
     records: list[CoordRecord],
     slopes: list[CoordSlope],
+    roles: dict[str, str] | None = None,
 ) -> CoordCheckResult:
-    """Turn slopes into a verdict: pass iff every |slope| <= tolerance (NaN counts as a fail)."""
+    """Turn slopes into a role-aware verdict: pass iff no module breaks a rule of its role.
+
+    With tol the tolerance, each (module, step) slope s is judged by what µP promises
+    (TP5, Yang et al., 2022, Table 8; `RULES` holds the one-line form of each rule):
+
+    1. finite: s is not finite (NaN, or a module zero at some widths only) -> fail.
+    2. no_growth: s > +tol at any step, any role -> fail. Nothing grows with width.
+    3. features_move: a feature module (not the readout) with s < -tol at step >= 2 -> fail.
+       Features must stay Θ(1) once training starts. Step 1 (the model at init) is not judged
+       for shrinking.
+    4. The readout at step 1 may shrink at any rate: µP's output tends to 0 at init. Under
+       Table 8 it is Θ(1/sqrt(m)) (slope -1/2; finite widths measure -0.5 to -0.75), exactly 0
+       with a zero-initialised readout (slope 0).
+    5. readout_moves: the readout at step >= 2 with s < -1/2 - tol -> fail. The learned part
+       of the output is Θ(1) and the init part shrinks like 1/sqrt(m), so their sum shrinks at
+       most like the init part while the learned part takes over (the slope climbs to 0). A
+       readout multiplier that is too small (alpha_out / m^2, say) breaks it.
+    6. A readout still below -tol at the last step is a note, not a failure: its init part
+       still dominates (zero the readout, or run more steps, to see the learned output flat).
+
+    Modules missing from `roles` are judged as features. `offenders` lists the modules that
+    break a rule, worst (largest excess over the allowed range) first.
+    """
+    role_of = roles or {}
+    violations: list[tuple[float, CoordViolation]] = []
     worst: dict[str, float] = {}
     for s in slopes:
         a = abs(s.slope) if not math.isnan(s.slope) else math.inf
         worst[s.module] = max(worst.get(s.module, 0.0), a)
-    max_abs = max(worst.values(), default=0.0)
-    offenders = sorted((m for m, a in worst.items() if a > tolerance), key=lambda m: -worst[m])
+        role = role_of.get(s.module, FEATURE)
+        broken = _broken_rule(role, s.step, s.slope, tolerance)
+        if broken is not None:
+            rule, excess = broken
+            violations.append((excess, CoordViolation(
+                s.module, role, s.step, s.slope, rule, _violation_message(role, s, rule))))
+    violations.sort(key=lambda ev: -ev[0])
+    offenders: list[str] = []
+    for _, v in violations:
+        if v.module not in offenders:
+            offenders.append(v.module)
+    last = {s.module: s.slope for s in slopes if s.step == steps}
+    notes = [
+        f"'{m}' (readout) still shrinks at step {steps} (slope {slope:+.2f}): its init noise "
+        "(Θ(1/sqrt(m)) under Table 8) still dominates; zero-init the readout or run more steps "
+        "to see the learned output flat"
+        for m, slope in last.items()
+        if role_of.get(m) == READOUT and steps >= 2 and m not in offenders and slope < -tolerance
+    ]
     return CoordCheckResult(
         param=param,
         widths=widths,
@@ -336,7 +446,39 @@ def summarize(
         tolerance=tolerance,
         records=records,
         slopes=slopes,
-        max_abs_slope=max_abs,
+        max_abs_slope=max(worst.values(), default=0.0),
         verdict="fail" if offenders else "pass",
         offenders=offenders,
+        roles=dict(role_of),
+        violations=[v for _, v in violations],
+        notes=notes,
+    )
+
+
+def _broken_rule(role: str, step: int, slope: float, tol: float) -> tuple[str, float] | None:
+    """The rule (and by how much) a slope breaks, per `summarize`'s numbered list; or None."""
+    if not math.isfinite(slope):
+        return "finite", math.inf
+    if slope > tol:
+        return "no_growth", slope - tol
+    if role == READOUT:
+        floor = READOUT_INIT_SLOPE - tol
+        if step >= 2 and slope < floor:
+            return "readout_moves", floor - slope
+        return None
+    if step >= 2 and slope < -tol:
+        return "features_move", -tol - slope
+    return None
+
+
+def _violation_message(role: str, s: CoordSlope, rule: str) -> str:
+    """One sentence: which module, what it did, which µP rule that breaks."""
+    what = f"'{s.module}' ({role}) at step {s.step}"
+    if rule == "finite":
+        return f"{what}: the activation is not finite, or zero at some widths only; {RULES[rule]}"
+    per_doubling = 2.0**s.slope
+    trend = "grows" if s.slope > 0 else "shrinks"
+    return (
+        f"{what} {trend} x{per_doubling:.2f} per width doubling (slope {s.slope:+.2f}); "
+        f"breaks '{rule}': {RULES[rule]}"
     )

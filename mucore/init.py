@@ -20,6 +20,10 @@ from mucore.layers import MuConfigurable
 from mucore.parametrizations import InitRule, Parametrization
 from mucore.roles import BaseShapes, ParamInfo, Role, canonical_name
 
+# The attribute of the root module where `parametrize` records its MuSetup (`mucore.check`
+# reads it back through `mucore.check.setup_of`).
+SETUP_ATTR = "_mucore_setup"
+
 
 def parametrize(
     model: nn.Module,
@@ -58,6 +62,10 @@ def parametrize(
             module.mu_configure(ctx, canonical_name(mod_name))
     if reinit:
         _reinit(model, ctx, seed)
+    # Recorded on the root module (a plain attribute, not on tensors) so `mucore.check` can find
+    # it: deepcopy and pickle keep it; a fresh model loaded from a state_dict must be
+    # parametrized again, which its layers' multipliers need anyway.
+    model.__dict__[SETUP_ATTR] = setup
     return setup
 
 

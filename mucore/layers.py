@@ -99,6 +99,32 @@ class TiedReadout(nn.Module):
         return f"in_features={width}, out_features={vocab}, tied, forward_mult={self.forward_mult:g}"
 
 
+class ResidualBranch(nn.Module):
+    """Multiplies a residual branch's output by m_L^(-alpha): x = x + branch(F(norm(x))).
+
+    CompleteP (Dey et al., 2025; alpha = 1) and depth-µP (Yang et al., 2023, TP VI; Bordelon
+    et al., 2023; alpha = 1/2) scale every residual branch by a power of the depth multiplier
+    m_L = blocks / base blocks, so adding blocks keeps the residual stream's updates Θ(1).
+    `mucore.parametrize` sets `forward_mult` (`MuSetup.branch_mult`); it is 1 under SP and µP
+    and at the base depth, where the module returns its input untouched (bit-identical to a
+    model without it).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.forward_mult: float = 1.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Skip the multiply at 1: the same kernels, and bits, as a plain residual.
+        return x if self.forward_mult == 1.0 else x * self.forward_mult
+
+    def mu_configure(self, ctx: MuContext, prefix: str) -> None:
+        self.forward_mult = ctx.setup.branch_mult()
+
+    def extra_repr(self) -> str:
+        return f"forward_mult={self.forward_mult:g}"
+
+
 class InputScale(nn.Module):
     """Multiplies its input by alpha_in (the input/embedding multiplier, a global µP knob).
 

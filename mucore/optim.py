@@ -9,6 +9,9 @@ Weight decay is explicit:
   per-step shrink lr_g * wd_g equals lr * wd in every group, as in the base model;
 - "independent" (Wortsman et al., 2023): group weight_decay = wd / lr_g, so the per-step shrink
   is wd times the schedule factor, independent of the LR and the width.
+Both modes use the whole lr_mult, depth part included: under CompleteP / depth-µP "coupled"
+scales a block's hidden-weight decay by m_N * m_L^(1 - alpha), keeping lr * wd fixed, which is
+our reading of CompleteP's Table 1 AdamW row (Dey et al., 2025; not re-checked word for word).
 
 LR schedules must scale groups relatively: `relative_schedule` wraps LambdaLR, which multiplies
 each group's own initial LR.
@@ -68,14 +71,20 @@ def param_groups(
         weight_decay: global weight decay.
         wd_mode: "coupled" or "independent" (see module docstring).
         decay_vectors: also decay vector-like params (biases, norm gains); off by default.
-        scale_eps: divide Adam eps by m for hidden weights (Everett et al., 2024), since their
-            gradients shrink like 1/m and a fixed eps would dominate at large width.
+        scale_eps: divide Adam eps by the table's eps divisor (Everett et al., 2024): hidden
+            weights by m in every table, since their gradients shrink like 1/m and a fixed
+            eps would dominate at large width; under CompleteP / depth-µP also input-like and
+            output weights by m, and hidden weights inside the blocks by m * m_L^alpha.
+
+    Raises:
+        ValueError: a bad LR or wd_mode, or the parametrization refuses the optimizer (the
+            depth tables refuse SGD).
     """
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
     if wd_mode not in ("coupled", "independent"):
         raise ValueError(f"wd_mode must be 'coupled' or 'independent', got {wd_mode!r}")
-    family = optimizer_family(optimizer)
+    family = setup.parametrization.check_family(optimizer_family(optimizer))
     groups: dict[tuple, dict] = {}
     for raw_name, p in model.named_parameters():
         if not p.requires_grad:
@@ -88,7 +97,7 @@ def param_groups(
             wd = wd / lr_mult
         elif wd and wd_mode == "independent":
             wd = wd / group_lr
-        group_eps = eps / info.width_mult if (scale_eps and info.role is Role.HIDDEN) else eps
+        group_eps = eps / setup.parametrization.eps_divisor(info) if scale_eps else eps
         key = (info.role.value, lr_mult, wd, group_eps)
         g = groups.setdefault(
             key,

@@ -10,6 +10,11 @@ multiplied by alpha_out / m, and Adam's LR is divided by m for hidden weights on
 form, init variance 1/fan_in^2 and readout LR / m with no multiplier, has the same training
 dynamics; we do not implement it.) At m = 1 every rule reduces to SP, bit for bit.
 
+`COMPLETEP` and `DEPTH_MUP` add depth rules as exponents of m_L = blocks / base blocks (see
+`_depth_table`): `Parametrization.branch_exp` for the residual branches, `RoleRule.depth_lr_exp`
+and `depth_eps_exp` for parameters inside the blocks (`BaseParam.in_block`). At m = m_L = 1
+they too reduce to SP, bit for bit.
+
 Tied input/output embeddings (one tensor in two roles) need no row of their own: the tensor
 keeps the input row's LR (the same exponents as the output row's in both tables), is drawn by
 the output row's init rule along its width dim, and the readout that reuses it applies the
@@ -42,17 +47,26 @@ class OptimizerFamily(StrEnum):
 
 @dataclass(frozen=True)
 class RoleRule:
-    """The rule for one role, as exponents of the width multiplier m.
+    """The rule for one role, as exponents of the width multiplier m (and depth multiplier m_L).
 
     Attributes:
-        init: how the tensor is drawn.
+        init: how the tensor is drawn (never depth-dependent: CompleteP and depth-µP keep the
+            init variance free of depth, no GPT-2 style 1/sqrt(2L) projection init).
         forward_exp: forward multiplier = m ** forward_exp (times the role's global knob).
         lr_exp: per optimizer family, LR multiplier = m ** lr_exp.
+        depth_lr_exp: per optimizer family, the LR of a parameter inside a repeated residual
+            block is further multiplied by m_L ** depth_lr_exp (a family not listed: 0).
+        eps_exp: with eps scaling on, Adam eps = eps * m ** eps_exp (Everett et al., 2024).
+        depth_eps_exp: with eps scaling on, a parameter inside a block further gets
+            eps * m_L ** depth_eps_exp.
     """
 
     init: InitRule
     forward_exp: float
     lr_exp: dict[OptimizerFamily, float]
+    depth_lr_exp: dict[OptimizerFamily, float] = field(default_factory=dict)
+    eps_exp: float = 0.0
+    depth_eps_exp: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -60,11 +74,14 @@ class Parametrization:
     """A named table of rules.
 
     Attributes:
-        name: registry key ("sp", "mup").
+        name: registry key ("sp", "mup", "completep", "depth-mup").
         version: bumped whenever a rule changes; recorded in HP bundles.
         rules: one `RoleRule` per role.
         attention_inverse: scores scaled by 1/d_head (µP) instead of 1/sqrt(d_head) (SP).
         summary: one line for describe tables and the dashboard.
+        branch_exp: every residual branch output is multiplied by m_L ** branch_exp
+            (`mucore.ResidualBranch`): -alpha for depth-µP (1/2) and CompleteP (1), 0 otherwise.
+        unsupported: optimizer families this table refuses, with the reason (a user sees it).
     """
 
     name: str
@@ -73,14 +90,52 @@ class Parametrization:
     attention_inverse: bool
     summary: str = ""
     citation: str = field(default="")
+    branch_exp: float = 0.0
+    unsupported: dict[OptimizerFamily, str] = field(default_factory=dict)
 
     def rule(self, role: Role) -> RoleRule:
         return self.rules[role]
 
+    def check_family(self, family: OptimizerFamily | str) -> OptimizerFamily:
+        """The family, or a ValueError saying why this table refuses it."""
+        fam = OptimizerFamily(family)
+        if fam in self.unsupported:
+            raise ValueError(
+                f"parametrization '{self.name}' does not support {fam.value} optimizers: "
+                f"{self.unsupported[fam]}"
+            )
+        return fam
+
     def lr_mult(self, info: ParamInfo, family: OptimizerFamily | str) -> float:
-        """LR multiplier of one parameter relative to the global LR."""
-        exp = self.rules[info.role].lr_exp[OptimizerFamily(family)]
-        return float(info.width_mult**exp)
+        """LR multiplier of one parameter relative to the global LR.
+
+        m ** lr_exp, times m_L ** depth_lr_exp for a parameter inside a repeated block.
+
+        Raises:
+            ValueError: the table refuses this optimizer family (`unsupported`).
+        """
+        fam = self.check_family(family)
+        rule = self.rules[info.role]
+        mult = float(info.width_mult ** rule.lr_exp[fam])
+        if info.base.in_block:
+            mult *= float(info.depth_mult ** rule.depth_lr_exp.get(fam, 0.0))
+        return mult
+
+    def eps_divisor(self, info: ParamInfo) -> float:
+        """Adam eps is divided by this when eps scaling is on.
+
+        m ** -eps_exp, times m_L ** -depth_eps_exp inside a block. A divisor (not a factor)
+        so that eps / m stays bit-identical to the rule it replaced.
+        """
+        rule = self.rules[info.role]
+        div = float(info.width_mult ** -rule.eps_exp)
+        if info.base.in_block:
+            div *= float(info.depth_mult ** -rule.depth_eps_exp)
+        return div
+
+    def branch_mult(self, depth_mult: float) -> float:
+        """Residual branch multiplier m_L ** branch_exp (1 at the base depth)."""
+        return float(depth_mult**self.branch_exp)
 
     def forward_exp_mult(self, info: ParamInfo) -> float:
         """Width part of the forward multiplier (without the global knob)."""
@@ -94,7 +149,8 @@ SP = Parametrization(
     version="sp-1",
     rules={
         Role.INPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}),
-        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}),
+        # eps scaling (opt-in) divides hidden eps by m in every table, as it always has.
+        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}, eps_exp=-1.0),
         Role.OUTPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}),
         Role.VECTOR: RoleRule(InitRule.KEEP, 0.0, {_A: 0.0, _S: 0.0}),
     },
@@ -110,7 +166,7 @@ MUP = Parametrization(
         # input-like: init constant in width; SGD LR grows with the fan_out mult.
         Role.INPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 1.0}),
         # hidden: fan-in init (std ~ 1/sqrt(m)); Adam LR / m, SGD LR constant.
-        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: -1.0, _S: 0.0}),
+        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: -1.0, _S: 0.0}, eps_exp=-1.0),
         # readout: base init, input multiplied by alpha_out / m; Adam LR constant, SGD LR * m.
         Role.OUTPUT: RoleRule(InitRule.BASE_FAN_IN, -1.0, {_A: 0.0, _S: 1.0}),
         # vectors: default init; Adam LR constant, SGD LR * m.
@@ -121,7 +177,66 @@ MUP = Parametrization(
     citation="Yang et al., Tensor Programs V (2022), Table 8",
 )
 
-_REGISTRY: dict[str, Parametrization] = {SP.name: SP, MUP.name: MUP}
+
+
+def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parametrization:
+    """µP's width rules plus the depth rules of a residual-branch exponent `alpha`.
+
+    With m_L = depth / base depth (counted in residual blocks):
+    1. every residual branch: x = x + m_L^(-alpha) * F(norm(x)) (`branch_exp = -alpha`);
+    2. hidden weights and vector-like parameters (norm gains, biases) inside the blocks:
+       Adam/AdamW LR x m_L^(alpha - 1); init variance has no depth term;
+    3. embeddings, the final norm and the readout (outside the blocks): exactly µP;
+    4. Adam eps, when eps scaling is on: hidden eps / (m * m_L^alpha) inside the blocks,
+       input-like and output eps / m; vectors keep eps;
+    5. weight decay follows `mucore.optim` (coupled by default: wd_g = wd / lr_mult, so
+       lr_g * wd_g = lr * wd in every group; for hidden weights that is lambda x m_N x
+       m_L^(1 - alpha), our reading of CompleteP Table 1's AdamW row, to re-check);
+    6. SGD is refused: the papers give Adam rules only, and we have not derived SGD's.
+    """
+    depth = {_A: alpha - 1.0}
+    return Parametrization(
+        name=name,
+        version=f"{name}-1",
+        rules={
+            Role.INPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 1.0}, eps_exp=-1.0),
+            Role.HIDDEN: RoleRule(
+                InitRule.FAN_IN, 0.0, {_A: -1.0, _S: 0.0}, depth, eps_exp=-1.0,
+                depth_eps_exp=-alpha,
+            ),
+            Role.OUTPUT: RoleRule(InitRule.BASE_FAN_IN, -1.0, {_A: 0.0, _S: 1.0}, eps_exp=-1.0),
+            Role.VECTOR: RoleRule(InitRule.KEEP, 0.0, {_A: 0.0, _S: 1.0}, depth),
+        },
+        attention_inverse=True,
+        summary=summary,
+        citation=citation,
+        branch_exp=-alpha,
+        unsupported={
+            _S: "its depth rules are stated for Adam/AdamW only (CompleteP, depth-µP); use "
+            "optimizer adam or adamw, or parametrization mup for SGD",
+        },
+    )
+
+
+COMPLETEP = _depth_table(
+    "completep",
+    1.0,
+    "CompleteP (alpha = 1): µP plus residual branches x 1/m_L, block Adam LR unchanged in depth",
+    "Dey et al., Don't be lazy: CompleteP enables compute-efficient deep transformers "
+    "(2025, arXiv 2505.01618), Table 1",
+)
+
+DEPTH_MUP = _depth_table(
+    "depth-mup",
+    0.5,
+    "depth-µP (alpha = 1/2): µP plus residual branches x 1/sqrt(m_L), block Adam LR / sqrt(m_L)",
+    "Yang et al., Tensor Programs VI (2023, arXiv 2310.02244); Bordelon et al. (2023, "
+    "arXiv 2309.16620)",
+)
+
+_REGISTRY: dict[str, Parametrization] = {
+    p.name: p for p in (SP, MUP, COMPLETEP, DEPTH_MUP)
+}
 
 
 def register_parametrization(p: Parametrization) -> None:

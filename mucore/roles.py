@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,8 @@ class BaseParam:
         is_tied_readout: an embedding weight that a `mucore.TiedReadout` reuses as the readout
             (tied input/output embeddings): input-like, but drawn by the output init rule
             (see `mucore.init.init_std`).
+        in_block: the parameter lives in a repeated residual block (found by building the
+            model at two depths); the depth rules of CompleteP / depth-µP apply to it.
     """
 
     base_shape: tuple[int, ...]
@@ -78,6 +80,7 @@ class BaseParam:
     is_embedding: bool = False
     is_norm_gain: bool = False
     is_tied_readout: bool = False
+    in_block: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -90,6 +93,8 @@ class BaseParam:
         # Written only when set: base shapes (and bundles) of untied models stay byte-identical.
         if self.is_tied_readout:
             out["is_tied_readout"] = True
+        if self.in_block:
+            out["in_block"] = True
         return out
 
     @classmethod
@@ -101,6 +106,7 @@ class BaseParam:
             is_embedding=bool(d.get("is_embedding", False)),
             is_norm_gain=bool(d.get("is_norm_gain", False)),
             is_tied_readout=bool(d.get("is_tied_readout", False)),
+            in_block=bool(d.get("in_block", False)),
         )
 
 
@@ -117,6 +123,9 @@ class ParamInfo:
         fan_in: this model's fan_in (product of dims after the first; dim 0 for embeddings,
             whose input is one-hot, is treated as fan_in = 1).
         base_fan_in: the base model's fan_in.
+        depth_mult: m_L, this model's residual blocks / the base model's (1 when the base
+            shapes know no depth). The same for every parameter of a model; the rules apply it
+            to parameters with `base.in_block` only.
     """
 
     name: str
@@ -126,6 +135,7 @@ class ParamInfo:
     fan_out_mult: float
     fan_in: int
     base_fan_in: int
+    depth_mult: float = 1.0
 
     @property
     def role(self) -> Role:
@@ -153,23 +163,64 @@ class BaseShapes:
     """Name-keyed base-shape metadata for a model family (serialisable, tensor-free).
 
     Build it with `infer_base_shapes`; query a concrete model with `info_for(model)`.
+
+    Attributes:
+        params: the base model's parameters by canonical name.
+        base_width: the width they were measured at.
+        base_depth: the depth passed to the factory for the base model (None: width only).
+        block_prefix: the module list holding the repeated residual blocks ("blocks"): a
+            parameter named `{block_prefix}.{i}.{rest}` is measured against block 0's `rest`,
+            so a model of any depth matches.
+        base_blocks: how many blocks the base model has (m_L = blocks / base_blocks).
     """
 
     params: dict[str, BaseParam] = field(default_factory=dict)
     base_width: int | None = None
+    base_depth: int | None = None
+    block_prefix: str | None = None
+    base_blocks: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "base_width": self.base_width,
             "params": {k: v.to_dict() for k, v in self.params.items()},
         }
+        # Written only when depth is known: width-only base shapes (and bundles) stay
+        # byte-identical.
+        if self.base_depth is not None:
+            out["depth"] = {
+                "base_depth": self.base_depth,
+                "block_prefix": self.block_prefix,
+                "base_blocks": self.base_blocks,
+            }
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BaseShapes:
+        depth = d.get("depth") or {}
         return cls(
             params={k: BaseParam.from_dict(v) for k, v in d["params"].items()},
             base_width=d.get("base_width"),
+            base_depth=depth.get("base_depth"),
+            block_prefix=depth.get("block_prefix"),
+            base_blocks=depth.get("base_blocks"),
         )
+
+    def block_of(self, name: str) -> tuple[int, str] | None:
+        """(block index, name inside the block) for a parameter of a repeated block, else None."""
+        if self.block_prefix is None or not name.startswith(self.block_prefix + "."):
+            return None
+        index, _, rest = name[len(self.block_prefix) + 1 :].partition(".")
+        if not index.isdigit() or not rest:
+            return None
+        return int(index), rest
+
+    def base_key(self, name: str) -> str:
+        """The base-shapes key a parameter is measured against (block i's -> block 0's)."""
+        block = self.block_of(name)
+        if block is None:
+            return name
+        return f"{self.block_prefix}.0.{block[1]}"
 
     def save(self, path: str | Path) -> None:
         """Write as JSON (the only I/O mucore does besides bundles)."""
@@ -186,24 +237,39 @@ class BaseShapes:
             ShapeInferenceError: a parameter is missing on either side, or a finite dimension
                 changed size (the model is not the family these base shapes describe).
         """
+        named = [(canonical_name(n), tuple(p.shape)) for n, p in model.named_parameters()]
+        depth_mult = self._depth_mult(name for name, _ in named)
         seen: dict[str, ParamInfo] = {}
-        for raw_name, p in model.named_parameters():
-            name = canonical_name(raw_name)
-            if name not in self.params:
+        keys_seen: dict[str, int] = {}
+        for name, shape in named:
+            key = self.base_key(name)
+            if key not in self.params:
                 raise ShapeInferenceError(
                     f"parameter '{name}' is not in the base shapes: build the base shapes from "
                     "the same model factory (same depth and knobs) as this model"
+                    + ("" if self.base_depth is None else ", with base_depth and the depth factory")
                 )
-            base = self.params[name]
-            shape = tuple(p.shape)
-            seen[name] = _measure(name, shape, base)
-        missing = sorted(set(self.params) - set(seen))
+            keys_seen[key] = keys_seen.get(key, 0) + 1
+            seen[name] = _measure(name, shape, self.params[key], depth_mult)
+        missing = sorted(k for k in set(self.params) - set(seen) if self.block_of(k) is None)
+        if self.block_prefix is not None:
+            # Every block must hold what block 0 of the base holds, no more, no fewer.
+            n_blocks = len({b[0] for n, _ in named if (b := self.block_of(n)) is not None})
+            template = [k for k in self.params if k.startswith(f"{self.block_prefix}.0.")]
+            missing += sorted(k for k in template if keys_seen.get(k, 0) != n_blocks)
         if missing:
             raise ShapeInferenceError(
                 f"model lacks parameters {missing[:5]} that the base shapes have: build the "
                 "model with the same factory and knobs as the base shapes"
             )
         return seen
+
+    def _depth_mult(self, names: Iterable[str]) -> float:
+        """m_L = the model's residual blocks / the base's (1 for width-only base shapes)."""
+        if self.block_prefix is None or not self.base_blocks:
+            return 1.0
+        indices = {b[0] for n in names if (b := self.block_of(n)) is not None}
+        return len(indices) / self.base_blocks
 
 
 def _fan_in(shape: tuple[int, ...], is_embedding: bool) -> int:
@@ -215,7 +281,9 @@ def _fan_in(shape: tuple[int, ...], is_embedding: bool) -> int:
     return n
 
 
-def _measure(name: str, shape: tuple[int, ...], base: BaseParam) -> ParamInfo:
+def _measure(
+    name: str, shape: tuple[int, ...], base: BaseParam, depth_mult: float = 1.0
+) -> ParamInfo:
     if len(shape) != len(base.base_shape):
         raise ShapeInferenceError(
             f"parameter '{name}' has rank {len(shape)} but rank {len(base.base_shape)} in the "
@@ -242,6 +310,7 @@ def _measure(name: str, shape: tuple[int, ...], base: BaseParam) -> ParamInfo:
         fan_out_mult=fan_out_mult,
         fan_in=_fan_in(shape, base.is_embedding),
         base_fan_in=_fan_in(base.base_shape, base.is_embedding),
+        depth_mult=depth_mult,
     )
 
 
@@ -306,28 +375,44 @@ def _role_from_dims(
 
 
 def infer_base_shapes(
-    factory: Callable[[int], nn.Module],
+    factory: Callable[..., nn.Module],
     base_width: int,
     delta_width: int | None = None,
     overrides: dict[str, Role | str] | None = None,
+    *,
+    base_depth: int | None = None,
+    delta_depth: int | None = None,
 ) -> BaseShapes:
     """Build the model at `base_width` and `delta_width`, compare shapes, assign roles.
 
     TP5, Section 5 ("infshape"): a dimension whose size differs between the two builds is
     width-like. Models are built on the meta device when the factory allows it (no memory).
 
+    Depth works the same way: with `base_depth`, the factory is `f(width, depth)` and a third
+    build at (`base_width`, `delta_depth`) shows which parameters belong to the repeated
+    residual blocks: those that exist only in the deeper build, `{prefix}.{i}.{rest}` with the
+    block index i under one module list `prefix`. The depth multiplier of any model is then
+    its block count over the base's (CompleteP / depth-µP's m_L).
+
     Args:
-        factory: `f(width) -> nn.Module`, the same modules and names at every width.
+        factory: `f(width) -> nn.Module`, the same modules and names at every width; with
+            `base_depth`, `f(width, depth) -> nn.Module`.
         base_width: width of the proxy whose HPs are tuned (where µP equals SP).
         delta_width: a second width; default 2 * base_width.
         overrides: explicit roles by parameter name, applied after inference.
+        base_depth: depth of the proxy (where the depth rules equal µP); None: width only.
+        delta_depth: a second, larger depth; default 2 * base_depth.
 
     Raises:
         ShapeInferenceError: names differ between builds, a rank changes, or a matrix has no
-            width-like dim (and no override says what it is).
+            width-like dim (and no override says what it is); with depth: the deeper build
+            adds no blocks, drops or reshapes parameters, or adds them under several lists.
     """
     if base_width <= 0:
         raise ValueError(f"base_width must be positive, got {base_width}")
+    if base_depth is not None:
+        return _infer_with_depth(factory, base_width, delta_width, overrides, base_depth,
+                                 delta_depth)
     delta_width = delta_width if delta_width is not None else 2 * base_width
     if delta_width == base_width:
         raise ValueError("delta_width must differ from base_width, or nothing can be compared")
@@ -375,6 +460,85 @@ def infer_base_shapes(
             shape0, width_dims, role, is_emb, name in norm_gains, is_tied_readout=name in tied
         )
     return BaseShapes(params=params, base_width=base_width)
+
+
+def _infer_with_depth(
+    factory: Callable[[int, int], nn.Module],
+    base_width: int,
+    delta_width: int | None,
+    overrides: dict[str, Role | str] | None,
+    base_depth: int,
+    delta_depth: int | None,
+) -> BaseShapes:
+    """`infer_base_shapes` at `base_depth`, then the blocks from a build at `delta_depth`."""
+    if base_depth <= 0:
+        raise ValueError(f"base_depth must be positive, got {base_depth}")
+    deeper = delta_depth if delta_depth is not None else 2 * base_depth
+    if deeper <= base_depth:
+        raise ValueError(f"delta_depth must be larger than base_depth {base_depth}, got {deeper}")
+    shapes = infer_base_shapes(lambda w: factory(w, base_depth), base_width, delta_width, overrides)
+    deep_model = _build(lambda w: factory(w, deeper), base_width)
+    return _with_blocks(shapes, deep_model, base_depth, deeper)
+
+
+def _with_blocks(shapes: BaseShapes, deep_model: nn.Module, base_depth: int, deeper: int
+                 ) -> BaseShapes:
+    """Mark the parameters of the repeated blocks by comparing the base with a deeper build."""
+    base = shapes.params
+    deep = {canonical_name(n): tuple(p.shape) for n, p in deep_model.named_parameters()}
+    where = f"depths {base_depth} and {deeper}"
+    lost = sorted(set(base) - set(deep))
+    if lost:
+        raise ShapeInferenceError(
+            f"parameters {lost[:5]} exist at depth {base_depth} but not at {deeper}: a deeper "
+            "build must keep every parameter and add blocks"
+        )
+    extra = sorted(set(deep) - set(base))
+    if not extra:
+        raise ShapeInferenceError(
+            f"the factory builds the same parameters at {where}: pass the depth through to "
+            "the number of residual blocks"
+        )
+    prefixes = {_block_prefix(name, base) for name in extra}
+    if None in prefixes or len(prefixes) != 1:
+        raise ShapeInferenceError(
+            f"the parameters added at depth {deeper} ({extra[:3]}...) are not the blocks of one "
+            f"module list (found {sorted(str(p) for p in prefixes)}): keep the residual blocks "
+            "in one nn.ModuleList, e.g. self.blocks"
+        )
+    prefix = prefixes.pop()
+    assert prefix is not None
+    probe = BaseShapes(params=base, block_prefix=prefix)
+    n_base = len({b[0] for n in base if (b := probe.block_of(n)) is not None})
+    if n_base == 0:
+        raise ShapeInferenceError(
+            f"the model at base depth {base_depth} has no residual block in '{prefix}': pick a "
+            "base depth that builds at least one block"
+        )
+    for name, shape in deep.items():
+        key = probe.base_key(name)
+        if key not in base or base[key].base_shape != shape:
+            raise ShapeInferenceError(
+                f"parameter '{name}' at depth {deeper} does not match '{key}' at depth "
+                f"{base_depth}: every block must have block 0's parameters and shapes"
+            )
+    params = {
+        name: replace(p, in_block=probe.block_of(name) is not None) for name, p in base.items()
+    }
+    return BaseShapes(params=params, base_width=shapes.base_width, base_depth=base_depth,
+                      block_prefix=prefix, base_blocks=n_base)
+
+
+def _block_prefix(name: str, base: dict[str, BaseParam]) -> str | None:
+    """The module list whose new index makes `name` absent from the base build, if any."""
+    tokens = name.split(".")
+    for k, tok in enumerate(tokens[:-1]):
+        if not tok.isdigit():
+            continue
+        head = ".".join(tokens[:k])
+        if not any(n.startswith(f"{head}.{tok}.") for n in base):
+            return head or None
+    return None
 
 
 def _build(factory: Callable[[int], nn.Module], width: int) -> nn.Module:

@@ -32,7 +32,13 @@ class DescribeRow:
         init: "normal", "zeros" or "ones".
         init_std: std of the normal draw (0 for constant inits).
         forward_mult: multiplier applied in the forward pass by the owning layer.
-        lr_mult: effective LR relative to the global LR for the chosen optimizer.
+        lr_mult: effective LR relative to the global LR for the chosen optimizer (width and
+            depth parts together).
+        depth_mult: m_L (blocks / base blocks) for a parameter of a repeated residual block;
+            None outside the blocks or when the base shapes know no depth.
+        branch_mult: the multiplier m_L^(-alpha) its block's residual branch output gets;
+            None where `depth_mult` is None. Both are left out of bundles when None, so
+            bundles of width-only models keep their bytes.
     """
 
     name: str
@@ -45,10 +51,17 @@ class DescribeRow:
     init_std: float
     forward_mult: float
     lr_mult: float
+    depth_mult: float | None = None
+    branch_mult: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The row as a plain dict, fields in declaration order."""
-        return asdict(self)
+        """The row as a plain dict, fields in declaration order; the depth fields only when set
+        (describe tables of width-only models keep their keys)."""
+        return {k: v for k, v in asdict(self).items() if not (k in DEPTH_FIELDS and v is None)}
+
+
+# The fields that only depth-aware setups fill (left out of dicts and bundles when None).
+DEPTH_FIELDS = ("depth_mult", "branch_mult")
 
 
 def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
@@ -56,6 +69,7 @@ def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
     family = optimizer_family(optimizer)
     rows = []
     for name, info in setup.info.items():
+        in_block = info.base.in_block and setup.base_shapes.base_depth is not None
         std = init_std(info, setup)
         if std is None:
             init = "ones" if info.base.is_norm_gain else "zeros"
@@ -75,6 +89,8 @@ def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
                 init_std=std_value,
                 forward_mult=setup.forward_mult(name),
                 lr_mult=setup.parametrization.lr_mult(info, family),
+                depth_mult=info.depth_mult if in_block else None,
+                branch_mult=setup.branch_mult() if in_block else None,
             )
         )
     return rows

@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--zero-readout",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="zero-init the readout (TP5's advice; output exactly 0 at step 1)",
+        help="zero-init the readout (TP5's advice; output exactly 0 at step 1); with "
+        "--no-zero-readout the output shrinks like 1/sqrt(m) at init, which the verdict allows",
     )
     p.add_argument("--json", type=Path, default=None, help="write the result here")
     p.add_argument("--db", type=Path, default=None, help="also record the result in this store")
@@ -57,7 +58,7 @@ def _store_recorder(db: Path) -> Callable[[dict[str, Any]], int]:
 
 
 def summary_lines(result: dict[str, Any], top: int = 5) -> list[str]:
-    """A few human lines: verdict, worst slope, worst modules."""
+    """A few human lines: verdict, worst slope, worst modules, the rules broken, notes."""
     lines = [
         f"{result['param']}: {result['verdict'].upper()} (max |slope| {result['max_abs_slope']:.3f}, "
         f"tolerance {result['tolerance']:g}, widths {result['widths']})"
@@ -71,6 +72,9 @@ def summary_lines(result: dict[str, Any], top: int = 5) -> list[str]:
     for module, (a, step) in ranked:
         mark = "!" if module in result["offenders"] else " "
         lines.append(f" {mark} {module:<28} |slope| {a:6.3f} (step {step})")
+    # The role-aware verdict says which µP rule each failing module broke (mucore.coord).
+    lines += [f" ! {v['message']}" for v in result.get("violations", [])[:top]]
+    lines += [f" note: {note}" for note in result.get("notes", [])]
     return lines
 
 

@@ -38,6 +38,7 @@ _EXPORTS: dict[str, str] = {
     "check_task": "zoo",
     "check_widths": "zoo",
     "count_params": "zoo",
+    "depth_model_factory": "zoo",
     "model_factory": "zoo",
 }
 
@@ -67,5 +68,6 @@ if TYPE_CHECKING:
         check_task,
         check_widths,
         count_params,
+        depth_model_factory,
         model_factory,
     )

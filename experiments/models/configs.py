@@ -9,7 +9,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 # A registered model's name: a file stem or an entry point name, never a path.
 CUSTOM_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"
@@ -23,6 +30,10 @@ class MLPConfig(BaseModel):
             smallest net with all three µP roles (input, hidden, output).
         activation: nonlinearity; relu is the TP5 MLP default.
         bias: biases on the Linear layers (vector-like under µP).
+        residual: pre-LN residual variant, depth - 1 blocks h + b * Linear(act(LN(h))) and a
+            final LN before the readout, b the residual branch multiplier (CompleteP,
+            depth-µP): the cheapest model on which depth transfer can be tested. Off by
+            default, and left out of dumps when off, so existing specs hash the same.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +42,14 @@ class MLPConfig(BaseModel):
     depth: int = Field(default=2, ge=1, le=64)
     activation: Literal["relu", "tanh", "gelu"] = "relu"
     bias: bool = True
+    residual: bool = False
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_residual(self, handler: SerializerFunctionWrapHandler) -> Any:
+        data = handler(self)
+        if isinstance(data, dict) and data.get("residual") is False:
+            data.pop("residual")
+        return data
 
 
 class GPTConfig(BaseModel):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mucore import InputScale, Readout, attention_scale
+from mucore import InputScale, Readout, ResidualBranch, attention_scale
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from mucore import MuContext
@@ -100,7 +100,11 @@ class FeedForward(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-LN residual block: x + attn(LN(x)), then x + mlp(LN(x))."""
+    """Pre-LN residual block: x + b * attn(LN(x)), then x + b * mlp(LN(x)).
+
+    b is the residual branch multiplier m_L^(-alpha) (`mucore.ResidualBranch`): 1 under SP and
+    µP, 1/m_L under CompleteP, 1/sqrt(m_L) under depth-µP.
+    """
 
     def __init__(self, width: int, n_heads: int, head_mode: str, mlp_ratio: int) -> None:
         super().__init__()
@@ -108,10 +112,12 @@ class Block(nn.Module):
         self.attn = CausalSelfAttention(width, n_heads, head_mode)
         self.ln_mlp = nn.LayerNorm(width)
         self.mlp = FeedForward(width, mlp_ratio)
+        self.attn_branch = ResidualBranch()
+        self.mlp_branch = ResidualBranch()
 
     def forward(self, x: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)
-        x = x + self.attn(self.ln_attn(x))
-        return x + self.mlp(self.ln_mlp(x))
+        x = x + self.attn_branch(self.attn(self.ln_attn(x)))
+        return x + self.mlp_branch(self.mlp(self.ln_mlp(x)))
 
 
 class GPT(nn.Module):

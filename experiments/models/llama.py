@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mucore import InputScale, Readout, TiedReadout, attention_scale
+from mucore import InputScale, Readout, ResidualBranch, TiedReadout, attention_scale
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from mucore import MuContext
@@ -156,7 +156,10 @@ class SwiGLU(nn.Module):
 
 
 class LlamaBlock(nn.Module):
-    """Pre-norm residual block: x + attn(RMSNorm(x)), then x + SwiGLU(RMSNorm(x))."""
+    """Pre-norm residual block: x + b * attn(RMSNorm(x)), then x + b * SwiGLU(RMSNorm(x)).
+
+    b is the residual branch multiplier m_L^(-alpha) (`mucore.ResidualBranch`; 1 under SP, µP).
+    """
 
     def __init__(
         self, width: int, n_heads: int, n_kv_heads: int, head_mode: str, mlp_hidden: int
@@ -166,10 +169,12 @@ class LlamaBlock(nn.Module):
         self.attn = LlamaAttention(width, n_heads, n_kv_heads, head_mode)
         self.mlp_norm = nn.RMSNorm(width, eps=RMS_EPS)
         self.mlp = SwiGLU(width, mlp_hidden)
+        self.attn_branch = ResidualBranch()
+        self.mlp_branch = ResidualBranch()
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:  # (B, T, C) -> (B, T, C)
-        x = x + self.attn(self.attn_norm(x), cos, sin)
-        return x + self.mlp(self.mlp_norm(x))
+        x = x + self.attn_branch(self.attn(self.attn_norm(x), cos, sin))
+        return x + self.mlp_branch(self.mlp(self.mlp_norm(x)))
 
 
 class Llama(nn.Module):

@@ -153,7 +153,8 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
         in_features = 1
         for s in info.input_shape:
             in_features *= s
-        return MLP(in_features, info.n_outputs, width, cfg.depth, cfg.activation, cfg.bias)
+        return MLP(in_features, info.n_outputs, width, cfg.depth, cfg.activation, cfg.bias,
+                   cfg.residual)
     if isinstance(cfg, GPTConfig):
         assert info.seq_len is not None  # check_task guarantees it
         if cfg.head_mode == "fixed_dim":
@@ -174,6 +175,24 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
 def model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int], nn.Module]:
     """`width -> nn.Module` for `mucore.infer_base_shapes` and the trainer (picklable)."""
     return functools.partial(build_model, cfg, info)
+
+
+def _build_at_depth(cfg: MLPConfig | GPTConfig | LlamaConfig, info: TaskInfo, width: int,
+                    depth: int) -> nn.Module:
+    return build_model(cfg.model_copy(update={"depth": depth}), info, width)
+
+
+def depth_model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int, int], nn.Module]:
+    """`(width, depth) -> nn.Module` for `mucore.infer_base_shapes(..., base_depth=...)`.
+
+    Raises:
+        UserError: the model has no `depth` (the CNN, registered models).
+    """
+    if not isinstance(cfg, MLPConfig | GPTConfig | LlamaConfig):
+        raise UserError(
+            f"model '{cfg.kind}' has no depth to scale: depth ladders need mlp, gpt or llama"
+        )
+    return functools.partial(_build_at_depth, cfg, info)
 
 
 def count_params(cfg: ModelConfig, info: TaskInfo, width: int) -> int:

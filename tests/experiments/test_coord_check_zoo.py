@@ -46,6 +46,17 @@ def test_sp_adam_fails_on_the_zoo_naming_the_readout(kind):
     assert result.verdict == "fail"
     assert "readout" in result.offenders
     assert result.worst_slope("readout") > 0.5
+    assert "no_growth" in {v.rule for v in result.violations if v.module == "readout"}
+
+
+@pytest.mark.parametrize("kind", ["mlp", "gpt", "llama", "cnn"])
+def test_mup_with_a_nonzero_readout_passes_on_the_zoo(kind):
+    """The role-aware verdict: the readout's output shrinks like 1/sqrt(m) at init (Table 8
+    without zero init; measured -0.50 for mlp, gpt and llama, -0.73 for cnn) and µP allows it."""
+    result = run_coord_check(kind, "mup", WIDTHS, steps=5, optimizer="adam", lr=1e-2,
+                             batch_size=BATCH[kind], zero_readout=False)
+    assert result.verdict == "pass", result.violations[:3]
+    assert result.slope("readout", 1) < -0.4 and result.roles["readout"] == "readout"
 
 
 def test_prepare_is_deterministic_and_picks_the_right_task():
@@ -88,6 +99,28 @@ def test_coord_check_cli_writes_the_json_contract(tmp_path, capsys):
     assert {m["step"] for m in data["modules"]} == {1, 2, 3}
     assert len(data["table"]) == 3 * 3 * len({m["module"] for m in data["modules"]})
     assert "PASS" in capsys.readouterr().out
+
+
+def test_coord_check_cli_nonzero_readout_passes_with_roles_in_the_json(tmp_path, capsys):
+    out = tmp_path / "cc.json"
+    argv = ["coord-check", "--model", "mlp", "--param", "mup", "--widths", "64,256,1024"]
+    assert _cli([*argv, "--steps", "3", "--no-zero-readout", "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "pass" and data["violations"] == [] and data["offenders"] == []
+    assert data["roles"]["readout"] == "readout" and data["roles"]["input"] == "feature"
+    assert min(m["slope"] for m in data["modules"] if m["module"] == "readout") < -0.4
+    assert "PASS" in capsys.readouterr().out
+
+
+def test_coord_check_cli_sp_names_the_rule(tmp_path, capsys):
+    out = tmp_path / "cc.json"
+    argv = ["coord-check", "--model", "mlp", "--param", "sp", "--widths", "64,256,1024"]
+    assert _cli([*argv, "--steps", "3", "--json", str(out)]) == 0  # a fail is a result
+    data = json.loads(out.read_text())
+    assert data["verdict"] == "fail" and "readout" in data["offenders"]
+    rules = {(v["module"], v["rule"]) for v in data["violations"]}
+    assert ("readout", "no_growth") in rules
+    assert "breaks 'no_growth'" in capsys.readouterr().out
 
 
 def test_coord_check_cli_refuses_bad_widths_before_writing(tmp_path):

@@ -9,9 +9,11 @@ import math
 
 import pytest
 import torch.nn.functional as F
-from mucore_toys import ToyMLP, mlp_batch
+from mucore_toys import D_IN, N_OUT, ToyMLP, mlp_batch
+from torch import Tensor, nn
 
 import mucore
+from mucore.coord import summarize
 from mucore.roles import Role
 
 WIDTHS = [64, 128, 256, 512, 1024]
@@ -78,11 +80,112 @@ def test_a_broken_rule_is_caught(shapes):
     assert result.param == "mup-no-hidden-lr"
 
 
-def test_nonzero_readout_shrinks_like_inverse_sqrt_m_at_init(shapes):
-    # Table 8 form: readout init std constant, input x alpha_out / m -> output ~ 1/sqrt(m).
+def test_nonzero_readout_shrinks_like_inverse_sqrt_m_at_init_and_passes(shapes):
+    # Table 8 form: readout init std constant, input x alpha_out / m -> output ~ 1/sqrt(m) at
+    # init, which µP allows (the role-aware verdict); once trained the output is flat.
     result = _check(shapes, "mup", "adam", 1e-2, hparams=mucore.HParams())
     assert result.slope("readout", 1) == pytest.approx(-0.5, abs=0.1)
-    assert result.offenders == ["readout"]
+    assert result.verdict == "pass", result.violations
+    assert result.roles["readout"] == "readout" and result.roles["hid"] == "feature"
+    assert all(abs(result.slope("readout", t)) <= 0.15 for t in range(2, 6))
+
+
+def _readout_mult_at_one(base: mucore.Parametrization) -> mucore.Parametrization:
+    """µP with SP's rule on the readout: forward multiplier alpha_out, not alpha_out / m."""
+    out = base.rules[Role.OUTPUT]
+    return dataclasses.replace(
+        base, name=f"{base.name}-readout-mult-1",
+        rules={**base.rules, Role.OUTPUT: dataclasses.replace(out, forward_exp=0.0)},
+    )
+
+
+def test_readout_multiplier_held_at_one_fails_naming_the_readout_and_the_rule(shapes):
+    result = _check(shapes, _readout_mult_at_one(mucore.MUP), "adam", 1e-2,
+                    hparams=mucore.HParams())
+    assert result.verdict == "fail" and result.offenders[0] == "readout"
+    first = next(v for v in result.violations if v.module == "readout")
+    assert first.rule == "no_growth" and first.role == "readout"
+    assert "'readout' (readout)" in first.message and "no_growth" in first.message
+    assert result.slope("readout", 1) == pytest.approx(0.5, abs=0.1)  # W0 h sums sqrt(n) terms
+
+
+def test_readout_multiplier_too_small_fails_once_trained(shapes):
+    # alpha_out / m^2: allowed at init (the output may shrink there), caught after updates.
+    out = mucore.MUP.rules[Role.OUTPUT]
+    tiny = dataclasses.replace(mucore.MUP, name="mup-readout-m2", rules={
+        **mucore.MUP.rules, Role.OUTPUT: dataclasses.replace(out, forward_exp=-2.0)})
+    result = _check(shapes, tiny, "adam", 1e-2, hparams=mucore.HParams())
+    assert result.verdict == "fail" and result.offenders[0] == "readout"
+    assert {v.rule for v in result.violations if v.module == "readout"} == {"readout_moves"}
+    assert all(v.step >= 2 for v in result.violations if v.module == "readout")
+
+
+class ResidualMLP(nn.Module):
+    """What a user writes: Linear in, two pre-norm residual blocks, a mucore.Readout head."""
+
+    def __init__(self, width: int, depth: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Linear(D_IN, width)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.GELU(),
+                          nn.Linear(2 * width, width))
+            for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(width)
+        self.head = mucore.Readout(width, N_OUT)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, 12) -> (B, 5)
+        h = self.embed(x)
+        for block in self.blocks:
+            h = h + block(h)
+        return self.head(self.norm(h))
+
+
+@pytest.mark.parametrize("optimizer,lr", [("adam", 1e-2), ("sgd", 0.3)])
+def test_users_residual_mlp_with_its_own_init_passes_and_fails_with_readout_mult_one(
+        optimizer, lr):
+    shapes = mucore.infer_base_shapes(ResidualMLP, 64)
+
+    def check(param: str | mucore.Parametrization) -> mucore.CoordCheckResult:
+        return mucore.coord_check(ResidualMLP, shapes, WIDTHS, mlp_batch(32), F.cross_entropy,
+                                  param, mucore.HParams(), optimizer, lr)
+
+    good = check("mup")
+    assert good.verdict == "pass", good.violations
+    assert good.slope("head", 1) == pytest.approx(-0.5, abs=0.1)
+    assert good.roles["head"] == "readout" and good.roles["blocks.0.1"] == "feature"
+    bad = check(_readout_mult_at_one(mucore.MUP))
+    assert bad.verdict == "fail" and "head" in bad.offenders
+    assert {v.rule for v in bad.violations if v.module == "head"} == {"no_growth"}
+    assert check("sp").verdict == "fail"
+
+
+def _slopes(*rows: tuple[str, int, float]) -> list[mucore.CoordSlope]:
+    return [mucore.CoordSlope(m, t, s) for m, t, s in rows]
+
+
+def test_summarize_rules_by_role():
+    roles = {"out": "readout", "h": "feature"}
+
+    def rules(*rows: tuple[str, int, float]) -> list[tuple[str, int, str]]:
+        result = summarize("mup", [64, 128], 3, 0.15, [], _slopes(*rows), roles)
+        return [(v.module, v.step, v.rule) for v in result.violations]
+
+    # The readout may shrink like 1/sqrt(m) at init, and while training takes over.
+    assert rules(("out", 1, -0.75), ("out", 2, -0.4), ("out", 3, -0.1)) == []
+    assert rules(("out", 2, -0.9)) == [("out", 2, "readout_moves")]
+    assert rules(("out", 3, 0.3)) == [("out", 3, "no_growth")]
+    # Features may not grow, nor vanish once trained; at init a shrinking one is not judged.
+    assert rules(("h", 1, -0.4), ("h", 2, 0.1)) == []
+    assert rules(("h", 2, -0.4)) == [("h", 2, "features_move")]
+    assert rules(("h", 1, 0.4)) == [("h", 1, "no_growth")]
+    assert rules(("h", 1, math.inf), ("x", 2, -0.5)) == [("h", 1, "finite"),
+                                                         ("x", 2, "features_move")]
+    # Worst first; a readout still shrinking at the last step is a note, not a failure.
+    result = summarize("mup", [64, 128], 3, 0.15, [],
+                       _slopes(("h", 2, 0.3), ("out", 3, -0.4), ("h", 3, 0.9)), roles)
+    assert result.offenders == ["h"] and result.violations[0].step == 3
+    assert result.verdict == "fail" and len(result.notes) == 1 and "'out'" in result.notes[0]
 
 
 def test_log2_slope_rules():
@@ -113,3 +216,5 @@ def test_to_dict_is_the_json_contract(shapes):
     assert set(d["modules"][0]) == {"module", "step", "slope"}
     assert set(d["records"][0]) == {"width", "module", "step", "value"}
     assert len(d["modules"]) == 7 * 2 and d["offenders"] == []
+    assert d["roles"]["readout"] == "readout" and d["roles"]["inp"] == "feature"
+    assert d["violations"] == [] and d["notes"] == []

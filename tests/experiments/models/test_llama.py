@@ -240,6 +240,8 @@ def test_coord_check_tied_mup_body_passes_and_the_readout_noise_decays() -> None
     assert readout[0] == pytest.approx(-0.5, abs=0.05)
     assert all(b >= a - 0.02 for a, b in zip(readout, readout[1:], strict=False)), readout
     assert readout[-1] > -0.35, readout
+    # The role-aware verdict allows the readout's shrinking at init: the tied model passes.
+    assert result.verdict == "pass", result.violations[:3]
     sp = run_coord_check(TIED, "sp", WIDTHS, steps=steps, lr=5e-3, batch_size=4)
     assert sp.verdict == "fail" and sp.max_abs_slope > 0.3
 

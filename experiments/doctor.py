@@ -1,0 +1,202 @@
+"""The µP doctor for zoo and registered models: the static check, then the coordinate check.
+
+1. Build the model family (bad input, e.g. an unknown model, a width it cannot take or a build
+   that raises, is a `UserError`: the CLI exits 2). A family whose parameters cannot be given
+   µP roles fails the "roles" check.
+2. Static (`mucore.check`): the widest model on the meta device, parametrized without drawing
+   weights, with the optimizer mucore builds for it. A model `mucore.parametrize` refuses (a
+   plain nn.Linear head under µP) fails the "parametrize" check, and the static checks of the
+   bare model name the culprit ("readout").
+3. Dynamic (only when nothing failed so far): `mucore.coord_check` over the width ladder with
+   the readout *not* zero-initialised (a user's model keeps its own init), judged by the
+   role-aware verdict. Under SP a failing coord check is what SP does: a warning, not a fault.
+
+The verdict is "healthy" unless a finding failed. Functions return data and never print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+import mucore
+from experiments.coordcheck import (
+    CUSTOM_TASK,
+    DEFAULT_TASKS,
+    OPTIMIZERS,
+    PARAMETRIZATIONS,
+    run_coord_check,
+    validate_widths,
+)
+from experiments.errors import UserError
+from experiments.models import (
+    CustomModelConfig,
+    ModelConfig,
+    check_task,
+    check_widths,
+    model_factory,
+)
+from experiments.models.custom import custom_problems
+from experiments.tasks import TaskConfig, task_info
+from mucore.check import Finding
+from mucore.context import make_setup
+
+# What to change when the coordinate check breaks a rule, by the rule the worst module broke.
+_COORD_FIXES: dict[str, str] = {
+    "no_growth": "an activation grows with width: check that the head is mucore.Readout (output "
+    "multiplier alpha_out / m), that the optimizer comes from mucore.build_optimizer (hidden Adam "
+    "LR / m), that hidden weights are drawn by mucore.parametrize (fan-in init), and that "
+    "attention with a growing head dim uses mucore.attention_scale (1/d_head)",
+    "features_move": "a feature shrinks once training starts: its layer learns too slowly at "
+    "large width (an LR or forward multiplier scaled down twice?)",
+    "readout_moves": "the output shrinks after updates: the readout's multiplier or LR is scaled "
+    "down too far (alpha_out / m is the rule, with Adam LR constant)",
+    "finite": "an activation is not finite (or zero at some widths only): lower the LR, or "
+    "check the model at the widest width",
+}
+
+
+@dataclass
+class DoctorReport:
+    """The doctor's findings on one model (the `doctor --json` contract).
+
+    Attributes:
+        model: the model's name (zoo kind or registered name).
+        param: the parametrization checked.
+        findings: the static findings, then the coordinate check's.
+    """
+
+    model: str
+    param: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return "problems" if any(f.status == "fail" for f in self.findings) else "healthy"
+
+    def to_dict(self) -> dict[str, Any]:
+        """{verdict, model, param, findings: [{check, status, message, fix, evidence}]}."""
+        return {"verdict": self.verdict, "model": self.model, "param": self.param,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def _check_args(param: str, optimizer: str, steps: int, lr: float) -> None:
+    if param not in PARAMETRIZATIONS:
+        raise UserError(f"unknown parametrization '{param}': choose one of "
+                        f"{', '.join(PARAMETRIZATIONS)}")
+    if optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+    if steps < 1:
+        raise UserError(f"--steps must be >= 1, got {steps}")
+    if not lr > 0:
+        raise UserError(f"--lr must be > 0, got {lr}")
+
+
+def _family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
+            base_width: int) -> Callable[[int], nn.Module]:
+    """The model factory, after refusing bad input (UserError). µP problems of a registered
+    model (no readout, say) are left to the checks: they are findings, not bad input."""
+    info = task_info(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
+    errors = check_task(cfg, info) + check_widths(cfg, info, [*widths, base_width])
+    if not errors and isinstance(cfg, CustomModelConfig):
+        # Problems with the name, options or widths are bad input; problems of the model itself
+        # ("model": no readout, nothing grows) are what the checks diagnose, and a build that
+        # raises raises again (UserError, naming file and line) when the checks build it.
+        errors = [msg for fld, msg in custom_problems(cfg, info, widths, base_width)
+                  if fld != "model"]
+    if errors:
+        raise UserError("; ".join(errors))
+    return model_factory(cfg, info)
+
+
+def static_findings(factory: Callable[[int], nn.Module], param: str, width: int,
+                    base_width: int, optimizer: str, lr: float) -> list[Finding]:
+    """`mucore.check` of the model at `width` (meta device) with mucore's own optimizer."""
+    try:
+        shapes = mucore.infer_base_shapes(factory, base_width, width)
+    except mucore.ShapeInferenceError as exc:
+        return [Finding("roles", "fail", f"µP cannot assign every parameter a role: {exc}",
+                        "make every matrix grow with width in at least one dimension, "
+                        "and build the same parameters at every width")]
+    with torch.device("meta"):
+        model = factory(width)
+    try:
+        setup = mucore.parametrize(model, shapes, param, reinit=False)
+    except ValueError as exc:
+        # Check the model against the rules parametrize would have applied (roles known, layers
+        # untouched): the readout check then names the culprit by its role.
+        unapplied = make_setup(shapes.info_for(model), param, mucore.HParams(), shapes)
+        skip = {"metadata", "multipliers"}  # nothing was applied: both would only echo that
+        rest = [f for f in mucore.check(model, setup=unapplied).findings if f.check not in skip]
+        return [Finding("parametrize", "fail", f"mucore.parametrize refuses the model: {exc}",
+                        "see the 'readout' finding"), *rest]
+    # The optimizer mucore builds for the table (eps scaled: the model is on trial, not eps).
+    opt = mucore.build_optimizer(model, setup, optimizer, lr, scale_eps=True)
+    return mucore.check(model, opt, setup=setup).findings
+
+
+def coord_finding(result: mucore.CoordCheckResult, param: str) -> Finding:
+    """The coordinate check as one finding (SP failing it is expected: a warning)."""
+    evidence = {"widths": result.widths, "steps": result.steps, "tolerance": result.tolerance,
+                "max_abs_slope": result.max_abs_slope, "offenders": result.offenders,
+                "violations": [v._asdict() for v in result.violations[:10]],
+                "notes": result.notes}
+    if result.verdict == "pass":
+        note = f"; {result.notes[0]}" if result.notes else ""
+        return Finding("coord_check", "pass",
+                       f"activation sizes keep µP's promises at widths {result.widths} over "
+                       f"{result.steps} steps{note}", evidence=evidence)
+    worst = result.violations[0]
+    if param == "sp":
+        return Finding("coord_check", "warn",
+                       f"SP: activations change with width, as SP's do ({worst.message})",
+                       "use --param mup for hyperparameters that transfer across width",
+                       evidence)
+    return Finding("coord_check", "fail",
+                   f"{len(result.offenders)} modules break µP's rules; worst: {worst.message}",
+                   _COORD_FIXES.get(worst.rule, ""), evidence)
+
+
+def run_doctor(
+    cfg: ModelConfig,
+    param: str,
+    widths: Sequence[int],
+    *,
+    steps: int = 5,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    seed: int = 0,
+    base_width: int | None = None,
+    task: TaskConfig | None = None,
+) -> DoctorReport:
+    """Diagnose a zoo or registered model: static checks, then the coordinate check.
+
+    Args:
+        cfg: the model (`experiments.models.catalog.model_config(name, options)`).
+        param: "mup" or "sp".
+        widths: increasing widths of the coordinate check; the static check uses the widest.
+        steps, optimizer, lr, seed: the coordinate check's (see `run_coord_check`).
+        base_width: width where µP equals SP; default the first width.
+        task: override the model's default task.
+
+    Raises:
+        UserError: bad input (unknown model, options, widths, parametrization, optimizer).
+    """
+    ws = validate_widths(widths)
+    _check_args(param, optimizer, steps, lr)
+    base = ws[0] if base_width is None else int(base_width)
+    if base < 1:
+        raise UserError(f"--base-width must be >= 1, got {base}")
+    factory = _family(cfg, task, ws, base)
+    name = cfg.name if isinstance(cfg, CustomModelConfig) else cfg.kind
+    report = DoctorReport(name, param, static_findings(factory, param, ws[-1], base,
+                                                       optimizer, lr))
+    if report.verdict == "healthy":
+        result = run_coord_check(cfg, param, ws, steps=steps, optimizer=optimizer, lr=lr,
+                                 seed=seed, base_width=base, zero_readout=False, task=task)
+        report.findings.append(coord_finding(result, param))
+    return report

@@ -1,0 +1,88 @@
+"""`python -m experiments doctor` (issue 12, item 4): a healthy zoo model exits 0, a registered
+model with a plain nn.Linear head exits 1 naming the readout, bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments.cli import main
+
+PLAIN_HEAD = '''
+"""A user's MLP whose head is a plain nn.Linear (not mucore.Readout)."""
+import torch
+from torch import nn
+
+
+def build(width: int, *, task, depth: int = 1) -> nn.Module:
+    n_in = 1
+    for d in task.input_shape:
+        n_in *= d
+    layers = [nn.Flatten(), nn.Linear(n_in, width), nn.ReLU()]
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, task.n_outputs))
+'''
+
+WIDTHS = ["--widths", "64,128,256", "--steps", "3"]
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "plain_head.py").write_text(PLAIN_HEAD)
+    monkeypatch.setenv("MUTRANSFER_MODEL_DIRS", str(folder))
+    return folder
+
+
+def test_a_healthy_zoo_model_exits_0(tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--model", "mlp", "--param", "mup", *WIDTHS, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "healthy" and report["model"] == "mlp"
+    checks = {f["check"]: f for f in report["findings"]}
+    assert {"metadata", "readout", "optimizer", "coord_check"} <= set(checks)
+    assert all(f["status"] != "fail" for f in report["findings"])
+    assert set(checks["coord_check"]) == {"check", "status", "message", "fix", "evidence"}
+    assert checks["coord_check"]["status"] == "pass"
+    assert "HEALTHY" in capsys.readouterr().out
+
+
+def test_sp_is_reported_as_sp(tmp_path):
+    out = tmp_path / "doctor.json"
+    assert main(["doctor", "--model", "mlp", "--param", "sp", *WIDTHS, "--json", str(out)]) == 0
+    checks = {f["check"]: f for f in json.loads(out.read_text())["findings"]}
+    assert "SP" in checks["parametrization"]["message"]
+    assert checks["coord_check"]["status"] == "warn"  # SP's activations grow: SP, not broken µP
+
+
+def test_a_registered_model_with_a_plain_linear_head_exits_1_naming_the_readout(
+        model_dir, tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    rc = main(["doctor", "--model", "plain_head", "--param", "mup", *WIDTHS, "--json", str(out)])
+    assert rc == 1
+    report = json.loads(out.read_text())
+    assert report["verdict"] == "problems"
+    failed = {f["check"]: f for f in report["findings"] if f["status"] == "fail"}
+    assert {"parametrize", "readout"} <= set(failed)
+    assert "'5' holds an output-like weight" in failed["readout"]["message"]
+    assert "replace '5' with mucore.Readout" in failed["readout"]["fix"]
+    assert "coord_check" not in {f["check"] for f in report["findings"]}  # static failed first
+    assert "FAIL" in capsys.readouterr().out
+
+
+def test_bad_input_exits_2_naming_it(model_dir, tmp_path, capsys):
+    out = tmp_path / "doctor.json"
+    cases = {
+        ("--model", "rnn"): "unknown model 'rnn'",
+        ("--model", "mlp", "--widths", "128,64"): "must increase",
+        ("--model", "plain_head", "--option", "depth=oops"): "depth",
+        ("--model", "mlp", "--steps", "0"): "--steps must be >= 1",
+    }
+    for argv, message in cases.items():
+        assert main(["doctor", *argv, "--json", str(out)]) == 2, argv
+        assert message in capsys.readouterr().err
+    assert not out.exists()
