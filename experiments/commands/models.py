@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +30,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `models` command."""
     p = subparsers.add_parser("models", help="list zoo and registered models with their options",
                               description=__doc__)
-    p.add_argument("--json", action="store_true", help="print {'models': [...]} as JSON")
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="OUT.json",
+                   help="write {'models': [...]} as JSON to OUT.json (like every command's "
+                   "--json), or to stdout when no path is given")
     p.set_defaults(func=run)
 
 
@@ -82,8 +85,15 @@ def format_table(models: list[ModelInfo]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Print the models (JSON or a table)."""
     models = list_models()
-    if args.json:
-        print(json.dumps({"models": [m.to_dict() for m in models]}, indent=2))
+    if args.json is not None:
+        text = json.dumps({"models": [m.to_dict() for m in models]}, indent=2)
+        if args.json == "-":
+            print(text)
+        else:
+            out = Path(args.json)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text + "\n", encoding="utf-8")
+            print(f"wrote {len(models)} models to {out}")
     else:
         print(format_table(models))
     return 0

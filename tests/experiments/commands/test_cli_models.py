@@ -74,6 +74,10 @@ def test_models_lists_the_zoo_and_the_registered_model(model_dir):
             {"name": "activation", "type": "literal", "default": "gelu"}]
     assert {"name": "depth", "type": "int", "default": 2} in [
         {k: o[k] for k in ("name", "type", "default")} for o in models["mlp"]["options"]]
+    out = model_dir.parent / "listing" / "models.json"  # --json OUT, as every command takes it
+    r = cli(model_dir, "models", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["models"] == list(models.values())
     table = cli(model_dir, "models")
     assert table.returncode == 0
     line = next(ln for ln in table.stdout.splitlines() if ln.startswith("tiny_mixer"))
