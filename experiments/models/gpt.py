@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mucore import InputScale, Readout, ResidualBranch, attention_scale
+from experiments.models.attention import configured_attention_scale
+from mucore import InputScale, Readout, ResidualBranch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from mucore import MuContext
@@ -55,17 +56,8 @@ class CausalSelfAttention(nn.Module):
         The base head dim is d_head itself in "fixed_dim" mode (head dim does not grow), and
         d_head / m in "fixed_heads" mode, m being the d_model multiplier (qkv's fan_in mult).
         """
-        if self.head_mode == "fixed_heads":
-            m = ctx.param(f"{prefix}.qkv.weight").fan_in_mult
-            base_d_head = max(1, round(self.d_head / m))
-        else:
-            base_d_head = self.d_head
-        self.scale = attention_scale(
-            self.d_head,
-            base_d_head,
-            attn_mult=ctx.hparams.attn_mult,
-            use_mup=ctx.parametrization.attention_inverse,
-        )
+        self.scale = configured_attention_scale(ctx, f"{prefix}.qkv.weight", self.d_head,
+                                                self.head_mode)
         if ctx.hparams.zero_query:
             # TP5 Appendix D.2: a zero query makes every attention pattern uniform at init,
             # at every width.
