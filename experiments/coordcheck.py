@@ -180,8 +180,8 @@ def prepare(
     return CoordCheckSetup(cfg, loaded, model_factory(cfg, loaded.info), batch)
 
 
-def _check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
-    """The scalar arguments of `run_coord_check`, each refused with its fix."""
+def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
+    """The scalar arguments of `run_coord_check` (and the doctor's), each refused with its fix."""
     if param not in PARAMETRIZATIONS:
         raise UserError(
             f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
@@ -230,7 +230,7 @@ def run_coord_check(
         UserError: any bad input, named with its fix.
     """
     ws = validate_widths(widths)
-    _check_run_args(param, optimizer, steps, lr)
+    check_run_args(param, optimizer, steps, lr)
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")

@@ -27,8 +27,7 @@ import mucore
 from experiments.coordcheck import (
     CUSTOM_TASK,
     DEFAULT_TASKS,
-    OPTIMIZERS,
-    PARAMETRIZATIONS,
+    check_run_args,
     run_coord_check,
     validate_widths,
 )
@@ -82,18 +81,6 @@ class DoctorReport:
         """{verdict, model, param, findings: [{check, status, message, fix, evidence}]}."""
         return {"verdict": self.verdict, "model": self.model, "param": self.param,
                 "findings": [f.to_dict() for f in self.findings]}
-
-
-def _check_args(param: str, optimizer: str, steps: int, lr: float) -> None:
-    if param not in PARAMETRIZATIONS:
-        raise UserError(f"unknown parametrization '{param}': choose one of "
-                        f"{', '.join(PARAMETRIZATIONS)}")
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
-    if steps < 1:
-        raise UserError(f"--steps must be >= 1, got {steps}")
-    if not lr > 0:
-        raise UserError(f"--lr must be > 0, got {lr}")
 
 
 def _family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
@@ -187,7 +174,7 @@ def run_doctor(
         UserError: bad input (unknown model, options, widths, parametrization, optimizer).
     """
     ws = validate_widths(widths)
-    _check_args(param, optimizer, steps, lr)
+    check_run_args(param, optimizer, steps, lr)
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")
