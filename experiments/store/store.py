@@ -19,40 +19,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from experiments.states import RUN_STATES, TERMINAL_STATES, RunState, sweep_state
 from experiments.store.db import connect
 from experiments.store.metrics import MetricsTable
-from experiments.store.queue import MAX_ATTEMPTS, Claim, PendingCounts, RunQueue
-from experiments.store.records import (
-    CoordCheckRecord,
-    ExportRecord,
-    RecordsTable,
-    VerificationRecord,
-)
-from experiments.store.runners import RUNNER_STALE_S, RunnerInfo, pid_alive
+from experiments.store.queue import RunQueue
+from experiments.store.records import RecordsTable
 from experiments.store.schema import ensure_schema
-from experiments.store.sweeps import RunRow, SweepRecord, SweepSummary, SweepTable
-
-__all__ = [
-    "MAX_ATTEMPTS",
-    "RUNNER_STALE_S",
-    "RUN_STATES",
-    "TERMINAL_STATES",
-    "Claim",
-    "CoordCheckRecord",
-    "ExportRecord",
-    "PendingCounts",
-    "RunRow",
-    "RunState",
-    "RunnerInfo",
-    "Store",
-    "SweepRecord",
-    "SweepSummary",
-    "VerificationRecord",
-    "pid_alive",
-    "sweep_state",
-    "wait_for",
-]
+from experiments.store.sweeps import SweepTable
 
 
 class Store(RunQueue, SweepTable, MetricsTable, RecordsTable):
