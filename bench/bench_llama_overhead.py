@@ -14,37 +14,18 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
+from bench_mucore_overhead import compare_step_times  # noqa: E402  (same folder)
+from torch import nn  # noqa: E402
 
 import mucore  # noqa: E402
 from experiments.models import LlamaConfig, model_factory  # noqa: E402
 from experiments.tasks import TaskConfig, task_info  # noqa: E402
-
-
-def time_steps(
-    model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[Tensor, Tensor], steps: int
-) -> float:
-    """Seconds per training step (forward, backward, optimizer step), averaged over `steps`."""
-    x, y = batch
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
-        opt.step()
-    if x.is_cuda:
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps
 
 
 def plain_copy(model: nn.Module, width: int, vocab: int, tied: bool) -> nn.Module:
@@ -94,25 +75,8 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     tokens = torch.randint(0, info.n_outputs, (args.batch, args.seq + 1), generator=g)
     batch = (tokens[:, :-1].to(dev), tokens[:, 1:].to(dev))
-    for model, opt in ((mup_model, mup_opt), (plain_model, plain_opt)):  # warm-up (allocations)
-        time_steps(model, opt, batch, 2)
-
-    mup_t, plain_t, ratios = [], [], []
-    for rep in range(args.reps):
-        # Alternate which goes first so a within-rep drift does not favour one side.
-        order = [("mup", mup_model, mup_opt), ("plain", plain_model, plain_opt)]
-        if rep % 2:
-            order.reverse()
-        got = {name: time_steps(m, o, batch, args.steps) for name, m, o in order}
-        mup_t.append(got["mup"])
-        plain_t.append(got["plain"])
-        ratios.append(got["mup"] / got["plain"])
-    print(
-        f"median step time: mucore {statistics.median(mup_t) * 1e3:.1f} ms, "
-        f"plain torch {statistics.median(plain_t) * 1e3:.1f} ms"
-    )
-    print(f"per-rep ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
-    print(f"median ratio mucore / plain: {statistics.median(ratios):.3f}")
+    compare_step_times((mup_model, mup_opt), (plain_model, plain_opt), batch, args.reps,
+                       args.steps, warmup=2, ms_digits=1)
 
 
 if __name__ == "__main__":
