@@ -22,6 +22,18 @@ from experiments.coordcheck import (
 )
 
 
+def add_ladder_args(p: argparse.ArgumentParser, steps_help: str, lr_help: str) -> None:
+    """The model and width-ladder flags a coordinate check takes (also the doctor's)."""
+    add_model_args(p)
+    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS, help="parametrization")
+    p.add_argument("--widths", default="64,128,256,512", help="increasing, comma-separated")
+    p.add_argument("--steps", type=int, default=5, help=steps_help)
+    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    p.add_argument("--lr", type=float, default=1e-2, help=lr_help)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--base-width", type=int, default=None, help="default: the first width")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `coord-check` sub-command."""
     p = subparsers.add_parser(
@@ -29,14 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="coordinate check: do activations stay width-independent (µP) or grow (SP)?",
         description=__doc__,
     )
-    add_model_args(p)
-    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS, help="parametrization")
-    p.add_argument("--widths", default="64,128,256,512", help="increasing, comma-separated")
-    p.add_argument("--steps", type=int, default=5, help="recorded steps (step 1 = at init)")
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--lr", type=float, default=1e-2, help="global LR; fairly large on purpose")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base-width", type=int, default=None, help="default: the first width")
+    add_ladder_args(p, steps_help="recorded steps (step 1 = at init)",
+                    lr_help="global LR; fairly large on purpose")
     p.add_argument("--tolerance", type=float, default=0.15, help="largest |slope| that passes")
     p.add_argument(
         "--zero-readout",

@@ -12,8 +12,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from experiments.commands.models import add_model_args, model_from_args
-from experiments.coordcheck import OPTIMIZERS, PARAMETRIZATIONS, parse_widths
+from experiments.commands.coord_check import add_ladder_args
+from experiments.commands.models import model_from_args
+from experiments.coordcheck import parse_widths
 
 _MARK = {"pass": " ok ", "warn": "warn", "fail": "FAIL"}
 
@@ -25,14 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="diagnose a model's µP setup: static checks plus a role-aware coordinate check",
         description=__doc__,
     )
-    add_model_args(p)
-    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS, help="parametrization")
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
-    p.add_argument("--widths", default="64,128,256,512", help="increasing, comma-separated")
-    p.add_argument("--steps", type=int, default=5, help="coordinate-check steps (1 = at init)")
-    p.add_argument("--lr", type=float, default=1e-2, help="coordinate-check LR")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--base-width", type=int, default=None, help="default: the first width")
+    add_ladder_args(p, steps_help="coordinate-check steps (1 = at init)",
+                    lr_help="coordinate-check LR")
     p.add_argument("--json", type=Path, default=None,
                    help="write {verdict, findings: [{check, status, message, fix, evidence}]}")
     p.set_defaults(func=run)
