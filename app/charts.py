@@ -30,7 +30,7 @@ WIDTH_COLORSCALE = "Viridis"
 # The top of Viridis is a pale yellow that vanishes on a white page; stop short of it.
 WIDTH_SCALE_STOP = 0.85
 PARAM_COLORS = {"sp": "#E4572E", "mup": "#2E86AB"}
-PARAM_LABELS = {"sp": "SP (standard)", "mup": "µP"}
+PARAM_LABELS = {"sp": "SP (standard)", "mup": "µP", "completep": "CompleteP", "depth-mup": "depth-µP"}
 DIVERGED_SYMBOL = "x-thin-open"
 OPTIMUM_SYMBOL = "star"
 # Trace names the transfer chart gives its per-width markers (tests and legends read them).
@@ -375,16 +375,20 @@ def loss_curves_figure(
 ZERO_ACTIVATION = 1e-9
 
 
-def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 360) -> go.Figure:
-    """Coordinate check small multiples: one panel per step, mean |activation| vs width.
+def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 360,
+                       axis: str = "width") -> go.Figure:
+    """Coordinate check small multiples: one panel per step, mean |activation| vs width (or
+    vs depth, for a coordinate check over depth).
 
-    Both axes are log scale (log-log), so a flat line (slope 0) is what µP promises and a
-    rising line is an activation that blows up with width.
+    Both axes are log scale (log-log), so a flat line (slope 0) is what µP (over width) and
+    CompleteP (over depth) promise, and a rising line is an activation that blows up.
 
     Args:
-        table: long table with columns step, module, width, value (mean |activation|).
+        table: long table with columns step, module, `axis` (width or depth), value (mean
+            |activation|).
         max_steps: at most this many step panels (evenly picked) to keep panels readable.
         height: figure height in pixels.
+        axis: the x column, "width" or "depth".
     """
     if table.empty:
         return _empty("No coordinate check yet.")
@@ -397,11 +401,11 @@ def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 36
         rows=1, cols=len(steps), shared_yaxes=True, horizontal_spacing=0.02,
         subplot_titles=[f"step {s}" for s in steps],
     )
-    widths = sorted(int(w) for w in table["width"].unique())
+    widths = sorted(int(w) for w in table[axis].unique())
     for col, step in enumerate(steps, start=1):
         at_step = table[table["step"] == step]
         for module, color in zip(modules, palette, strict=True):
-            pts = at_step[at_step["module"] == module].sort_values("width")
+            pts = at_step[at_step["module"] == module].sort_values(axis)
             # Exact zeros (a zero-initialised readout before its first update) have no place
             # on a log axis; drawing them at a floor would squash every other line flat.
             pts = pts[pts["value"] > ZERO_ACTIVATION]
@@ -409,16 +413,17 @@ def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 36
                 continue
             fig.add_trace(
                 go.Scatter(
-                    x=pts["width"], y=pts["value"], mode="lines+markers", name=module,
+                    x=pts[axis], y=pts["value"], mode="lines+markers", name=module,
                     legendgroup=module, showlegend=col == 1, line={"color": color, "width": 1.5},
                     marker={"size": 5, "color": color},
-                    hovertemplate=f"{module}<br>width %{{x}}<br>mean |x| %{{y:.3g}}<extra>step {step}</extra>",
+                    hovertemplate=f"{module}<br>{axis} %{{x}}<br>mean |x| %{{y:.3g}}<extra>step {step}</extra>",
                 ),
                 row=1, col=col,
             )
         fig.update_xaxes(type="log", tickvals=widths, ticktext=[str(w) for w in widths], row=1, col=col)
     fig.update_yaxes(type="log")
     fig.update_yaxes(title_text="mean |activation|", row=1, col=1)
+    fig.update_xaxes(title_text=axis, row=1, col=1)
     fig.update_layout(
         template=TEMPLATE, height=height, margin={"l": 60, "r": 20, "t": 50, "b": 40},
         legend={"title": {"text": "module"}},

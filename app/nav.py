@@ -15,6 +15,7 @@ PAGES = (
     ("runs.py", "Runs", ":material/monitoring:", "runs"),
     ("transfer.py", "Transfer", ":material/insights:", "transfer"),
     ("coord_check.py", "Coord check", ":material/straighten:", "coord-check"),
+    ("doctor.py", "µP doctor", ":material/healing:", "doctor"),
     ("inspector.py", "µP inspector", ":material/table_view:", "inspector"),
     ("export.py", "Export", ":material/ios_share:", "export"),
 )

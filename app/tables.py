@@ -166,19 +166,20 @@ def coord_frames(result: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split a coordinate-check result (the `coord-check --json` shape) into chart inputs.
 
     Returns:
-        (activations, slopes): activations is long (step, module, width, value = mean
-        |activation|); slopes is (module, step, slope).
+        (activations, slopes): activations is long (step, module, width or depth (the
+        result's `axis`), value = mean |activation|); slopes is (module, step, slope).
     """
+    axis = "depth" if result.get("axis") == "depth" else "width"
     slopes = pd.DataFrame(result.get("modules") or [], columns=None)
     if slopes.empty:
         slopes = pd.DataFrame(columns=["module", "step", "slope"])
     rows = result.get("table") or result.get("rows") or []
     activations = pd.DataFrame(rows)
     if activations.empty:
-        return pd.DataFrame(columns=["step", "module", "width", "value"]), slopes
+        return pd.DataFrame(columns=["step", "module", axis, "value"]), slopes
     value_col = next(c for c in ("value", "mean_abs", "l1", "mean_abs_activation") if c in activations)
     activations = activations.rename(columns={value_col: "value"})
-    return activations[["step", "module", "width", "value"]], slopes[["module", "step", "slope"]]
+    return activations[["step", "module", axis, "value"]], slopes[["module", "step", "slope"]]
 
 
 def slope_pivot(slopes: pd.DataFrame) -> pd.DataFrame:
@@ -195,11 +196,15 @@ def describe_compare(base_rows: list[dict[str, Any]], target_rows: list[dict[str
 
     Columns: name, role, shape at base and target, width_mult, init_std at base and target,
     forward_mult and lr_mult (at the target; at the base width all multipliers are 1 under µP).
+    When the target table knows depth (completep, depth-mup with a depth), also depth_mult
+    (m_L) and branch_mult (m_L^(-alpha)), empty outside the residual blocks.
     """
     base = {r["name"]: r for r in base_rows}
+    with_depth = any("depth_mult" in r for r in target_rows)
     rows = []
     for r in target_rows:
         b = base.get(r["name"], {})
+        depth = {"depth_mult": r.get("depth_mult"), "branch_mult": r.get("branch_mult")} if with_depth else {}
         rows.append(
             {
                 "name": r["name"],
@@ -211,6 +216,7 @@ def describe_compare(base_rows: list[dict[str, Any]], target_rows: list[dict[str
                 "init_std (target)": r.get("init_std"),
                 "forward_mult": r.get("forward_mult"),
                 "lr_mult": r.get("lr_mult"),
+                **depth,
             }
         )
     return pd.DataFrame(rows)

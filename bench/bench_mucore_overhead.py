@@ -15,6 +15,7 @@ import shlex
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
@@ -46,34 +47,38 @@ class Net(nn.Module):
 
 
 def time_steps(
-    model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[Tensor, Tensor], steps: int
+    model: nn.Module, opt: torch.optim.Optimizer, batch: tuple[Tensor, Tensor], steps: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Seconds per training step (forward, backward, optimizer step), averaged over `steps`.
 
     Logits (..., C) and targets (...) are flattened, so classifiers and LMs time alike.
+    `clock` is wall time by default; `time.process_time` counts only this process's CPU time,
+    which other jobs on a shared CPU machine do not inflate (CPU runs only).
     """
     x, y = batch
     if x.is_cuda:
         torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x).flatten(0, -2), y.flatten()).backward()
         opt.step()
     if x.is_cuda:
         torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / steps
+    return (clock() - t0) / steps
 
 
 Pair = tuple[nn.Module, torch.optim.Optimizer]
 
 
 def compare_step_times(mup: Pair, plain: Pair, batch: tuple[Tensor, Tensor], reps: int,
-                       steps: int, warmup: int, ms_digits: int = 2) -> None:
+                       steps: int, warmup: int, ms_digits: int = 2,
+                       clock: Callable[[], float] = time.perf_counter) -> None:
     """Time µP and plain torch side by side, `reps` times, and print the median ratio.
 
     The two alternate which goes first each rep, so a drift within a rep (this machine is
-    shared) does not favour one side.
+    shared) does not favour one side. `clock`: see `time_steps`.
     """
     for model, opt in (mup, plain):  # warm-up (allocations)
         time_steps(model, opt, batch, warmup)
@@ -82,7 +87,7 @@ def compare_step_times(mup: Pair, plain: Pair, batch: tuple[Tensor, Tensor], rep
         order = [("mup", *mup), ("plain", *plain)]
         if rep % 2:
             order.reverse()
-        got = {name: time_steps(m, o, batch, steps) for name, m, o in order}
+        got = {name: time_steps(m, o, batch, steps, clock) for name, m, o in order}
         mup_t.append(got["mup"])
         plain_t.append(got["plain"])
         ratios.append(got["mup"] / got["plain"])
@@ -92,6 +97,9 @@ def compare_step_times(mup: Pair, plain: Pair, batch: tuple[Tensor, Tensor], rep
     )
     print(f"per-rep ratios: {' '.join(f'{r:.3f}' for r in ratios)}")
     print(f"median ratio mucore / plain: {statistics.median(ratios):.3f}")
+    # On a shared machine other load only ever adds time: the fastest rep of each side is the
+    # least disturbed measurement, so its ratio is a second, noise-robust estimate.
+    print(f"fastest-rep ratio mucore / plain: {min(mup_t) / min(plain_t):.3f}")
 
 
 def main() -> None:

@@ -45,10 +45,17 @@ from torch import nn
 
 import mucore
 from experiments.analysis import TransferReport, analyze
+from experiments.bundle_depth import (
+    at_target_depth,
+    bundle_depths,
+    bundle_shapes,
+    check_depth_verdict,
+    drop_unset_depth,
+)
 from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig
 from experiments.errors import UserError
 from experiments.files import is_yaml, read_structured
-from experiments.models import ModelConfig, build_model, model_factory
+from experiments.models import ModelConfig, build_model
 from experiments.tasks import TaskConfig, TaskInfo, task_info
 from mucore.bundle import (
     BUNDLE_KIND,
@@ -128,6 +135,7 @@ class Evidence(BaseModel):
         drift: per HP ("lr", "output_mult", ...), per parametrization, the optima and drift.
         n_runs: runs analysed.
         versions: library, mucore rules, torch, python.
+        depth: a depth ladder's depth section (`analyze --json`'s `depth`); absent otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -144,6 +152,11 @@ class Evidence(BaseModel):
     drift: dict[str, dict[str, DriftEvidence]]
     n_runs: int
     versions: dict[str, str]
+    depth: dict[str, Any] | None = None
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return drop_unset_depth(handler(self))
 
 
 class HPBundle(BaseModel):
@@ -169,6 +182,9 @@ class HPBundle(BaseModel):
         param_table: per-parameter µP facts at the target width.
         evidence: the analysis behind the choice.
         content_hash: sha256 of the canonical JSON of everything else.
+        base_depth: a depth ladder's base depth (the base shapes know its blocks); absent for
+            a width-only sweep (`experiments.bundle_depth`).
+        target_depth: the depth `model` and the table are at; absent for a width-only sweep.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -191,6 +207,12 @@ class HPBundle(BaseModel):
     param_table: list[ParamRow]
     evidence: Evidence
     content_hash: str = ""
+    base_depth: int | None = None
+    target_depth: int | None = Field(default=None, ge=1)
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return drop_unset_depth(handler(self))
 
     def body(self) -> dict[str, Any]:
         """The plain-JSON form (what is written, hashed and handed to mucore)."""
@@ -217,11 +239,15 @@ class HPBundle(BaseModel):
             f"HP bundle (schema {self.schema_version}), created {self.created}",
             f"sweep {ev.sweep_id} '{ev.sweep_name}': {model} on "
             f"{self.task.get('name')}, base width {self.base_width}, target width "
-            f"{self.target_width}",
+            f"{self.target_width}" + ("" if self.target_depth is None else
+                                      f", base depth {self.base_depth}, target depth "
+                                      f"{self.target_depth}"),
             f"parametrization {self.parametrization} (rules {self.rules_version}), optimizer "
             f"{self.optimizer.get('name')}, lr {self.lr:.4g} (2^{self.log2_lr:.3g}), {hp}",
             f"verdict: {ev.verdict}{' (export forced)' if ev.forced else ''}: {ev.reason}",
         ]
+        if ev.depth is not None:
+            lines.append(f"depth verdict: {ev.depth.get('verdict')}: {ev.depth.get('reason')}")
         lr = ev.drift.get("lr", {})
         for param, d in lr.items():
             if d.drift_slope is not None and d.drift_ci is not None:
@@ -356,6 +382,7 @@ def _evidence(
     sweep_id: int | None,
     spec_hash: str | None,
     force: bool,
+    depth_refused: bool = False,
 ) -> Evidence:
     return Evidence(
         sweep_id=sweep_id,
@@ -366,10 +393,11 @@ def _evidence(
         verdict=report.verdict,
         reason=report.reason,
         warnings=list(report.warnings),
-        forced=bool(force and report.verdict != "confirmed"),
+        forced=bool(force and (report.verdict != "confirmed" or depth_refused)),
         drift=_evidence_drift(report),
         n_runs=report.n_runs,
         versions=_versions(),
+        depth=None if report.depth is None else report.depth.to_contract_json(),
     )
 
 
@@ -383,6 +411,7 @@ def build_bundle(
     parametrization: str = "mup",
     force: bool = False,
     created: datetime | None = None,
+    target_depth: int | None = None,
 ) -> HPBundle:
     """Assemble (and hash) a bundle from a spec and its analysis.
 
@@ -399,16 +428,24 @@ def build_bundle(
         parametrization: which parametrization's HPs to export ("mup" normally).
         force: export although the verdict is not confirmed (recorded as `forced`).
         created: export time (default now, UTC).
+        target_depth: a depth ladder's target depth (default: its base depth; refused for a
+            width-only sweep; `experiments.bundle_depth`).
 
     Raises:
-        UserError: the verdict is not confirmed and not `force`; the sweep has no optimum
-            for `parametrization`; the target width cannot be built.
+        UserError: the verdict (or, off the base depth, the depth verdict) is not confirmed
+            and not `force`; the sweep has no optimum for `parametrization`; the target width
+            cannot be built; a target depth for a sweep without a depth ladder.
     """
     log2_lr = transferred_log2_lr(report, target_width, parametrization, force)
     model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
+    base_depth, target_depth = bundle_depths(spec, model_cfg, target_depth)
+    check_depth_verdict(report, base_depth, target_depth, force)
     info = task_info(task_cfg)
     hparams = transferred_hparams(report, hp_cfg, target_width, parametrization)
-    shapes = mucore.infer_base_shapes(model_factory(model_cfg, info), base_width)
+    shapes = bundle_shapes(model_cfg, info, base_width, base_depth)
+    model_cfg = at_target_depth(model_cfg, target_depth)
+    depth_refused = target_depth != base_depth and (
+        report.depth is None or report.depth.verdict != "confirmed")
     lr = 2.0**log2_lr
     bundle = HPBundle(
         created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -426,7 +463,9 @@ def build_bundle(
         target_width=target_width,
         param_table=param_table(model_cfg, info, shapes, parametrization, hparams, opt_cfg.name,
                                 lr, target_width),
-        evidence=_evidence(spec, report, sweep_id, spec_hash, force),
+        evidence=_evidence(spec, report, sweep_id, spec_hash, force, depth_refused),
+        base_depth=base_depth,
+        target_depth=target_depth,
     )
     return bundle.with_hash()
 
@@ -440,8 +479,9 @@ def export_bundle(
     tolerance: float = 0.25,
     loss: str = "final_train_loss",
     parametrization: str = "mup",
+    target_depth: int | None = None,
 ) -> HPBundle:
-    """Analyse a stored sweep and build its bundle for `target_width`.
+    """Analyse a stored sweep and build its bundle for `target_width` (and `target_depth`).
 
     Args:
         store: an `experiments.store.Store`.
@@ -451,9 +491,11 @@ def export_bundle(
         tolerance: the verdict's drift tolerance (log2 per width doubling).
         loss: the loss column to optimise.
         parametrization: whose HPs to export.
+        target_depth: a depth ladder's target depth (`build_bundle`).
 
     Raises:
-        UserError: unknown sweep, not confirmed without `force`, nothing to export.
+        UserError: unknown sweep, not confirmed without `force`, nothing to export, a target
+            depth for a sweep without a depth ladder.
     """
     sweep = store.get_sweep(sweep_id)
     if sweep is None:
@@ -463,7 +505,7 @@ def export_bundle(
     report = analyze(runs, tolerance=tolerance, loss=loss, target_width=target_width)
     return build_bundle(sweep.spec, report, target_width, sweep_id=sweep_id,
                         spec_hash=sweep.spec_hash, parametrization=parametrization,
-                        force=force, created=_evidence_time(runs))
+                        force=force, created=_evidence_time(runs), target_depth=target_depth)
 
 
 def _evidence_time(runs: pd.DataFrame) -> datetime | None:

@@ -124,6 +124,10 @@ class RunConfig(BaseModel):
         task: the task config.
         width: the run's width.
         base_width: the proxy width where µP equals SP (base shapes are measured there).
+        base_depth: the proxy depth of a depth ladder (issue 11): base shapes are then inferred
+            with the depth factory at it, so CompleteP / depth-µP scale each residual branch and
+            the block LRs by m_L = model.depth / base_depth. None: a width-only sweep (the run's
+            depth, if any, is `model.depth`).
         parametrization: "sp" or "mup" (any registered mucore parametrization).
         optimizer: optimizer settings.
         lr: the global learning rate.
@@ -144,6 +148,7 @@ class RunConfig(BaseModel):
     task: TaskConfig
     width: int = Field(ge=1)
     base_width: int = Field(ge=1)
+    base_depth: int | None = Field(default=None, ge=1)
     parametrization: str = "mup"
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     lr: float = Field(gt=0, allow_inf_nan=False)

@@ -32,10 +32,12 @@ from experiments.models import (
 )
 from experiments.models.catalog import model_config
 from experiments.models.custom import custom_problems
+from experiments.models.zoo import depth_model_factory
 from experiments.tasks import Task, TaskConfig, TaskInfo, load_task, task_info
 
 MODEL_KINDS = ("mlp", "gpt", "llama", "cnn")
-PARAMETRIZATIONS = ("sp", "mup")
+# Every registered mucore table (sp, mup, and the depth tables completep, depth-mup).
+PARAMETRIZATIONS: tuple[str, ...] = tuple(mucore.parametrization_names())
 OPTIMIZERS = ("adam", "sgd")
 
 # Default tasks: digits is a real (small) image dataset; bytes a real byte-level text stream,
@@ -182,12 +184,15 @@ def prepare(
 
 def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
     """The scalar arguments of `run_coord_check` (and the doctor's), each refused with its fix."""
-    if param not in PARAMETRIZATIONS:
-        raise UserError(
-            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
-        )
+    names = mucore.parametrization_names()  # tables registered after import count too
+    if param not in names:
+        raise UserError(f"unknown parametrization '{param}': choose one of {', '.join(names)}")
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
+    try:  # a depth table refuses SGD: its rules are stated for Adam/AdamW only
+        mucore.get_parametrization(param).check_family(optimizer)
+    except ValueError as exc:
+        raise UserError(f"--optimizer {optimizer}: {exc}") from None
     if steps < 1:
         raise UserError(f"--steps must be >= 1, got {steps}")
     if not lr > 0:
@@ -276,19 +281,24 @@ def describe_rows(
     optimizer: str = "adam",
     *,
     task: TaskConfig | None = None,
+    depth: int | None = None,
+    base_depth: int | None = None,
 ) -> list[dict[str, Any]]:
     """The µP describe table of a zoo model at `width` against `base_width`, as dicts.
 
     The model is built on the meta device (no memory at any width) and parametrized without
-    drawing weights: describe needs only shapes and rules.
+    drawing weights: describe needs only shapes and rules. With `depth` and `base_depth` the
+    base shapes know the repeated residual blocks too, and each block parameter's row carries
+    `depth_mult` (m_L = depth / base_depth) and `branch_mult` (m_L^(-alpha) under completep and
+    depth-mup, 1 under sp and mup).
 
     Raises:
-        UserError: unknown model/parametrization/optimizer, or widths the model cannot take.
+        UserError: unknown model/parametrization/optimizer, widths the model cannot take, or
+            depths on a model without residual blocks.
     """
-    if param not in PARAMETRIZATIONS:
-        raise UserError(
-            f"unknown parametrization '{param}': choose one of {', '.join(PARAMETRIZATIONS)}"
-        )
+    names = mucore.parametrization_names()
+    if param not in names:
+        raise UserError(f"unknown parametrization '{param}': choose one of {', '.join(names)}")
     if optimizer not in (*OPTIMIZERS, "adamw"):
         raise UserError(f"unknown optimizer '{optimizer}': choose one of adam, adamw, sgd")
     if width < 1 or base_width < 1:
@@ -298,9 +308,38 @@ def describe_rows(
     errors = model_errors(cfg, info, [width, base_width], base_width)
     if errors:
         raise UserError("; ".join(errors))
-    factory = model_factory(cfg, info)
-    shapes = infer_shapes(factory, base_width, [width])
-    with torch.device("meta"):
-        net = factory(width)
+    if depth is None and base_depth is None:
+        factory = model_factory(cfg, info)
+        shapes = infer_shapes(factory, base_width, [width])
+        with torch.device("meta"):
+            net = factory(width)
+    else:
+        net, shapes = _depth_net(cfg, info, width, base_width, depth, base_depth)
     setup = mucore.parametrize(net, shapes, param, mucore.HParams(), reinit=False)
-    return [row.to_dict() for row in mucore.describe(setup, optimizer)]
+    try:
+        return [row.to_dict() for row in mucore.describe(setup, optimizer)]
+    except ValueError as exc:  # a depth table refuses SGD
+        raise UserError(f"--optimizer {optimizer}: {exc}") from None
+
+
+def _depth_net(cfg: ModelConfig, info: TaskInfo, width: int, base_width: int,
+               depth: int | None, base_depth: int | None) -> tuple[nn.Module, mucore.BaseShapes]:
+    """The model at (width, depth) on the meta device and base shapes that know its blocks."""
+    if depth is None or base_depth is None:
+        raise UserError("--depth and --base-depth go together: give both, or neither for a "
+                        "width-only table")
+    if depth < 1 or base_depth < 1:
+        raise UserError(f"--depth and --base-depth must be >= 1, got {depth} and {base_depth}")
+    if isinstance(cfg, MLPConfig) and not cfg.residual:
+        raise UserError("--model mlp: depth multipliers need residual blocks: add --option "
+                        "residual=true")
+    factory = depth_model_factory(cfg, info)
+    delta_width = width if width != base_width else 2 * base_width
+    delta_depth = depth if depth > base_depth else 2 * base_depth  # a second, deeper build
+    try:
+        shapes = mucore.infer_base_shapes(factory, base_width, delta_width,
+                                          base_depth=base_depth, delta_depth=delta_depth)
+    except mucore.ShapeInferenceError as exc:
+        raise UserError(str(exc)) from None
+    with torch.device("meta"):
+        return factory(width, depth), shapes

@@ -1,4 +1,4 @@
-"""The µP doctor for zoo and registered models: the static check, then the coordinate check.
+"""The µP doctor for zoo and registered models: static checks, dynamic checks, ablation.
 
 1. Build the model family (bad input, e.g. an unknown model, a width it cannot take or a build
    that raises, is a `UserError`: the CLI exits 2). A family whose parameters cannot be given
@@ -7,9 +7,16 @@
    weights, with the optimizer mucore builds for it. A model `mucore.parametrize` refuses (a
    plain nn.Linear head under µP) fails the "parametrize" check, and the static checks of the
    bare model name the culprit ("readout").
-3. Dynamic (only when nothing failed so far): `mucore.coord_check` over the width ladder with
-   the readout *not* zero-initialised (a user's model keeps its own init), judged by the
-   role-aware verdict. Under SP a failing coord check is what SP does: a warning, not a fault.
+3. Dynamic (`experiments.doctor_dynamic`, when nothing failed so far, or only the readout): a
+   few dozen steps (30 by default: output growth can appear late) at every width, with the
+   readout *not* zero-initialised (a user's model keeps its own init). "coord_check": every
+   module's activation size, the logits included, judged by the role-aware verdict;
+   "update_size": every weight's |dW|/|W| slope against the one µP prescribes for its role.
+   A plain nn.Linear head trains as it would in the user's code: without a multiplier.
+4. Ablation (`experiments.doctor_ablation`, µP only, when a dynamic check failed): one
+   ingredient at a time switched to µP's value; the one that makes both checks pass is named
+   with its symptom and fix ("ablation"). Under SP a failing dynamic check is what SP does: a
+   warning, not a fault, and no ablation.
 
 The verdict is "healthy" unless a finding failed. Functions return data and never print.
 """
@@ -25,11 +32,26 @@ from torch import nn
 
 import mucore
 from experiments.coordcheck import (
+    _BATCH_SEED_OFFSET,
+    CUSTOM_BATCH,
     CUSTOM_TASK,
+    DEFAULT_BATCH,
     DEFAULT_TASKS,
     check_run_args,
-    run_coord_check,
     validate_widths,
+)
+from experiments.doctor_ablation import (
+    ablate,
+    ablation_finding,
+    plain_output_layers,
+    with_rule,
+)
+from experiments.doctor_dynamic import (
+    DYNAMIC_LR,
+    DYNAMIC_STEPS,
+    Trial,
+    run_trial,
+    update_finding,
 )
 from experiments.errors import UserError
 from experiments.models import (
@@ -40,9 +62,10 @@ from experiments.models import (
     model_factory,
 )
 from experiments.models.custom import custom_problems
-from experiments.tasks import TaskConfig, task_info
+from experiments.tasks import TaskConfig, load_task, task_info
 from mucore.check import Finding
 from mucore.context import make_setup
+from mucore.roles import Role
 
 # What to change when the coordinate check breaks a rule, by the rule the worst module broke.
 _COORD_FIXES: dict[str, str] = {
@@ -83,8 +106,8 @@ class DoctorReport:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def _family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
-            base_width: int) -> Callable[[int], nn.Module]:
+def model_family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
+                 base_width: int) -> Callable[[int], nn.Module]:
     """The model factory, after refusing bad input (UserError). µP problems of a registered
     model (no readout, say) are left to the checks: they are findings, not bad input."""
     info = task_info(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
@@ -131,7 +154,8 @@ def coord_finding(result: mucore.CoordCheckResult, param: str) -> Finding:
     evidence = {"widths": result.widths, "steps": result.steps, "tolerance": result.tolerance,
                 "max_abs_slope": result.max_abs_slope, "offenders": result.offenders,
                 "violations": [v._asdict() for v in result.violations[:10]],
-                "notes": result.notes}
+                "notes": result.notes, "roles": result.roles,
+                "slopes": [s._asdict() for s in result.slopes]}
     if result.verdict == "pass":
         note = f"; {result.notes[0]}" if result.notes else ""
         return Finding("coord_check", "pass",
@@ -153,20 +177,21 @@ def run_doctor(
     param: str,
     widths: Sequence[int],
     *,
-    steps: int = 5,
+    steps: int = DYNAMIC_STEPS,
     optimizer: str = "adam",
-    lr: float = 1e-2,
+    lr: float = DYNAMIC_LR,
     seed: int = 0,
     base_width: int | None = None,
     task: TaskConfig | None = None,
 ) -> DoctorReport:
-    """Diagnose a zoo or registered model: static checks, then the coordinate check.
+    """Diagnose a zoo or registered model: static checks, dynamic checks, ablation.
 
     Args:
         cfg: the model (`experiments.models.catalog.model_config(name, options)`).
         param: "mup" or "sp".
-        widths: increasing widths of the coordinate check; the static check uses the widest.
-        steps, optimizer, lr, seed: the coordinate check's (see `run_coord_check`).
+        widths: increasing widths of the dynamic checks (3-4); the static check uses the widest.
+        steps, optimizer, lr, seed: the dynamic checks' training (`steps` >= 30 lets late
+            output growth show).
         base_width: width where µP equals SP; default the first width.
         task: override the model's default task.
 
@@ -178,12 +203,61 @@ def run_doctor(
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")
-    factory = _family(cfg, task, ws, base)
+    factory = model_family(cfg, task, ws, base)
     name = cfg.name if isinstance(cfg, CustomModelConfig) else cfg.kind
     report = DoctorReport(name, param, static_findings(factory, param, ws[-1], base,
                                                        optimizer, lr))
-    if report.verdict == "healthy":
-        result = run_coord_check(cfg, param, ws, steps=steps, optimizer=optimizer, lr=lr,
-                                 seed=seed, base_width=base, zero_readout=False, task=task)
-        report.findings.append(coord_finding(result, param))
+    table = _dynamic_table(report.findings, factory, param, base, ws)
+    if table is None:
+        return report
+    trial = _trial(cfg, task, factory, table, ws, base, steps=steps, optimizer=optimizer,
+                   lr=lr, seed=seed)
+    report.findings += dynamic_findings(trial, param)
     return report
+
+
+def dynamic_findings(trial: Trial, param: str) -> list[Finding]:
+    """The dynamic checks of one trial ("coord_check", "update_size") and, when `param` is
+    not SP and one of them failed, the ablation naming the culprit ("ablation")."""
+    result = run_trial(trial)
+    findings = [coord_finding(result.coord, param), update_finding(result.updates, param)]
+    if param != "sp" and not result.healthy:
+        findings.append(ablation_finding(trial, result, ablate(trial, result)))
+    return findings
+
+
+def _dynamic_table(findings: list[Finding], factory: Callable[[int], nn.Module], param: str,
+                   base: int, widths: list[int]) -> mucore.Parametrization | None:
+    """The rules the dynamic checks train with, or None when a static failure rules them out.
+
+    They run when nothing failed, or when only the readout did (the parametrize refusal and
+    the readout finding): a plain nn.Linear head then trains as it would in the user's code,
+    without the readout multiplier (the table's output forward exponent set to 0), and the
+    ablation shows what `mucore.Readout` would change.
+    """
+    failed = {f.check for f in findings if f.status == "fail"}
+    table = mucore.get_parametrization(param)
+    if not failed:
+        return table
+    if not failed <= {"parametrize", "readout"}:
+        return None
+    shapes = mucore.infer_base_shapes(factory, base, widths[-1] if widths[-1] != base
+                                      else 2 * base)
+    with torch.device("meta"):
+        heads = plain_output_layers(factory(base), shapes)
+    if not heads:
+        return None
+    return with_rule(table, Role.OUTPUT, f"{table.name} (plain head)", forward_exp=0.0)
+
+
+def _trial(cfg: ModelConfig, task: TaskConfig | None, factory: Callable[[int], nn.Module],
+           table: mucore.Parametrization, widths: list[int], base: int, *, steps: int,
+           optimizer: str, lr: float, seed: int) -> Trial:
+    """The dynamic checks' run: the coordinate check's task and fixed batch for the model."""
+    loaded = load_task(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
+    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
+    batch = loaded.batch("train", DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH), gen)
+    delta = next((w for w in widths if w != base), 2 * base)
+    shapes = mucore.infer_base_shapes(factory, base, delta)
+    return Trial(factory, shapes, table, widths, batch, loaded.loss, optimizer=optimizer,
+                 lr=lr, steps=steps, seed=seed)

@@ -99,6 +99,9 @@ class WidthEstimate:
         flops_per_step: forward + backward FLOPs of one training step (rough).
         memory_bytes: peak memory of one run (weights, grads, Adam state, activations).
         runs: runs at this width.
+
+    With a depth ladder, params, flops_per_step and memory_bytes are the deepest model's (the
+    sweep's totals add every depth).
     """
 
     width: int
@@ -154,11 +157,16 @@ def estimate(spec: SweepSpec) -> SweepEstimate:
     """
     import torch
 
+    from experiments.depth_ladder import at_depth, sweep_depths
     from experiments.models.zoo import count_params
     from experiments.tasks.loading import task_info
 
     info = task_info(spec.task)
     runs_per_width = spec.n_runs() // len(spec.widths)
+    # A depth ladder: every width trains at every depth (the spec's model at each of them).
+    at_depths = [spec if d is None else spec.model_copy(update={"model": at_depth(spec.model, d)})
+                 for d in sweep_depths(spec)]
+    runs_per_cell = runs_per_width // len(at_depths)
     on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
     rate, overhead = (GPU_FLOP_PER_S, GPU_STEP_OVERHEAD_S) if on_gpu else (CPU_FLOP_PER_S,
                                                                             CPU_STEP_OVERHEAD_S)
@@ -166,12 +174,14 @@ def estimate(spec: SweepSpec) -> SweepEstimate:
     total_flops = 0.0
     seconds = 0.0
     for w in spec.widths:
-        params = count_params(spec.model, info, w)
-        fps = _flops_per_step(spec, info, w, params)
-        per_width.append(WidthEstimate(w, params, fps, memory_bytes(spec, info, w, params),
-                                       runs_per_width))
-        total_flops += fps * spec.steps * runs_per_width
-        seconds += runs_per_width * spec.steps * max(overhead, fps / rate)
+        cells = [(s, count_params(s.model, info, w)) for s in at_depths]
+        for s, params in cells:
+            fps = _flops_per_step(s, info, w, params)
+            total_flops += fps * spec.steps * runs_per_cell
+            seconds += runs_per_cell * spec.steps * max(overhead, fps / rate)
+        deepest, params = cells[-1]  # the width's row: its deepest (largest) model
+        per_width.append(WidthEstimate(w, params, _flops_per_step(deepest, info, w, params),
+                                       memory_bytes(deepest, info, w, params), runs_per_width))
     return SweepEstimate(
         n_runs=spec.n_runs(),
         total_steps=spec.n_runs() * spec.steps,

@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from experiments.analysis import DEFAULT_TOLERANCE
+from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
+from experiments.coord_request import CoordCheckRequest
+from experiments.doctor_launch import DoctorFinding, doctor_args, launch_findings
 from experiments.errors import UserError
 from experiments.models.catalog import ModelInfo, list_models
 from experiments.models.registry import ModelOption
@@ -47,16 +49,20 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; loaded lazily by __getattr_
     from experiments.analysis.schema import TransferReport
     from experiments.bundle import HPBundle
     from experiments.estimate import SweepEstimate
+    from experiments.planning import SearchProgress
 
 __all__ = [
     "DEFAULT_LOSS",
     "TARGET_DOUBLINGS",
     "CoordCheckRecord",
+    "CoordCheckRequest",
     "DataEntry",
+    "DoctorFinding",
     "HPBundle",
     "ModelInfo",
     "ModelOption",
     "RunState",
+    "SearchProgress",
     "Service",
     "ServiceError",
     "SweepEstimate",
@@ -72,6 +78,7 @@ __all__ = [
 _LAZY_TYPES: dict[str, str] = {
     "HPBundle": "experiments.bundle",
     "SweepEstimate": "experiments.estimate",
+    "SearchProgress": "experiments.planning",
     "TransferReport": "experiments.analysis.schema",
 }
 
@@ -190,6 +197,30 @@ class Service:
         """Every sweep with its run counts by state, newest first."""
         return self.store.list_sweeps()
 
+    # --- Adaptive LR search (issue 13; experiments.adaptive, experiments.planning) ----------
+
+    def run_bounds(self, spec: SweepSpec) -> tuple[int, int]:
+        """(fewest, most) runs the spec can make: equal for a grid, a range for adaptive."""
+        from experiments.adaptive import run_bounds
+
+        return run_bounds(spec)
+
+    def search_progress(self, sweep_id: int) -> SearchProgress | None:
+        """An adaptive sweep's runs so far, planned next and full-grid bound; None for a grid."""
+        from experiments.planning import search_progress
+
+        return search_progress(self.store, sweep_id)
+
+    def adaptive_widths(self, sweep_id: int) -> list[int]:
+        """The widths whose LRs an adaptive search chose ([] for a grid sweep)."""
+        from experiments.adaptive import adaptive_widths
+        from experiments.planning import is_adaptive
+
+        record = self.store.get_sweep(sweep_id)
+        if record is None or not is_adaptive(record.spec):
+            return []
+        return adaptive_widths(self.spec(sweep_id))
+
     def spec(self, sweep_id: int) -> SweepSpec:
         """The spec a sweep was launched with.
 
@@ -236,7 +267,8 @@ class Service:
     # --- Transfer -------------------------------------------------------------------------
 
     def transfer(self, sweep_id: int, tolerance: float = DEFAULT_TOLERANCE,
-                 loss: str = DEFAULT_LOSS, strict_interval: bool = False) -> TransferView:
+                 loss: str = DEFAULT_LOSS, strict_interval: bool = False,
+                 regret_tolerance: float = DEFAULT_REGRET_TOLERANCE) -> TransferView:
         """The runs of a sweep and their transfer analysis (None until a run has finished).
 
         A sweep the analysis refuses (e.g. too few finished runs) gives `problem` instead of
@@ -247,6 +279,8 @@ class Service:
             tolerance: the verdict's drift tolerance (log2 LR per width doubling).
             loss: the final-loss column that ranks the learning rates.
             strict_interval: require the drift's whole 95% interval within the tolerance.
+            regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
+                best loss; the seed noise there applies when larger).
         """
         from experiments.analysis import analyze
 
@@ -255,7 +289,7 @@ class Service:
             return view
         try:
             report = analyze(view.runs, tolerance=tolerance, loss=loss,
-                             strict_interval=strict_interval)
+                             strict_interval=strict_interval, regret_tolerance=regret_tolerance)
         except ValueError as exc:
             return TransferView(view.runs, None, str(exc))
         return TransferView(view.runs, report, None)
@@ -333,6 +367,40 @@ class Service:
     def coord_checks(self) -> list[CoordCheckRecord]:
         """Stored coordinate checks (without their full results), newest first."""
         return list(self.store.list_coord_checks())
+
+    def coord_check_command(self, request: CoordCheckRequest) -> list[str]:
+        """The `coord-check` arguments (without `--json`) of a width or depth check, checked
+        before any process starts (`experiments.coord_request`).
+
+        Raises:
+            ServiceError: an unknown parametrization, a depth ladder that is not strictly
+                increasing or has fewer than two depths, a model without residual blocks, or a
+                depth table with SGD; the message names the field.
+        """
+        try:
+            return request.cli_args()
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+
+    # --- Doctor (issue 12) ------------------------------------------------------------------
+
+    def doctor_command(self, model_args: list[str], param: str, widths: list[int],
+                       optimizer: str = "adam") -> list[str]:
+        """The `doctor` arguments (without `--json`): static checks, then 30-step dynamic
+        checks and, when one fails, the ablation (`experiments.doctor`).
+
+        Raises:
+            ServiceError: an unknown parametrization or optimizer, or widths not increasing.
+        """
+        try:
+            return doctor_args(model_args, param, widths, optimizer)
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+
+    def doctor_static(self, spec: SweepSpec) -> list[DoctorFinding]:
+        """The static µP checks of the spec's model, per parametrization, that did not pass
+        (meta device, well under a second; `experiments.doctor_launch`)."""
+        return launch_findings(spec)
 
     # --- Models ---------------------------------------------------------------------------
 

@@ -45,10 +45,12 @@ from experiments.config import (
     Precision,
     RunConfig,
 )
+from experiments.depth_ladder import at_depth, ladder_problems, resolved_base_depth, sweep_depths
 from experiments.device import bf16_ok, device_problem, memory_limit
 from experiments.errors import FieldError, UserError
 from experiments.files import read_structured
 from experiments.models.configs import CustomModelConfig, MLPConfig, ModelConfig
+from experiments.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -61,7 +63,9 @@ ParamName = Literal["sp", "mup", "completep", "depth-mup"]
 PARAMETRIZATIONS: tuple[ParamName, ...] = ("sp", "mup")
 # Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
 # hash of every spec written before them is unchanged.
-HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False}
+HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False,
+                                         "depths": None, "base_depth": None,
+                                         "search": SearchConfig().model_dump(mode="json")}
 
 
 class LRGrid(BaseModel):
@@ -116,6 +120,10 @@ class SweepSpec(BaseModel):
         task: the dataset (digits, bytes, synthetic, synthetic-lm, file, tokens).
         widths: the width ladder, strictly increasing.
         base_width: the proxy width where µP equals SP; must be one of the widths.
+        depths: a depth ladder, strictly increasing (issue 11; gpt, llama, residual mlp): runs
+            then cover every depth too, each at `model.depth` = that depth. None: width only.
+        base_depth: the proxy depth where CompleteP / depth-µP equal µP; must be one of the
+            depths (default: the model's `depth`). See experiments.depth_ladder.
         parametrizations: which parametrizations to train ("sp", "mup").
         optimizer: optimizer settings (the LR comes from the grid).
         lr_grid: a log2 grid of learning rates (give exactly one of lr_grid and lrs).
@@ -132,6 +140,8 @@ class SweepSpec(BaseModel):
             (parameters and optimizer state stay fp32). Changes results slightly.
         compile: train through `torch.compile` (default false). Needs a working C/C++
             compiler (and Triton on GPUs); a run that cannot compile fails saying so.
+        search: how the LR grid is searched: `{kind: grid}` (default, every LR at every
+            width) or `{kind: adaptive, full_widths: 1, bracket: 3}` (experiments.adaptive).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -141,6 +151,8 @@ class SweepSpec(BaseModel):
     task: TaskConfig = Field(default_factory=lambda: TaskConfig(name="digits"))
     widths: list[int] = Field(default_factory=lambda: [64, 128, 256, 512])
     base_width: int = Field(default=64, ge=1)
+    depths: list[int] | None = None
+    base_depth: int | None = Field(default=None, ge=1)
     parametrizations: list[ParamName] = Field(
         default_factory=lambda: list(PARAMETRIZATIONS)
     )
@@ -156,6 +168,7 @@ class SweepSpec(BaseModel):
     device: str = "auto"
     precision: Precision = "fp32"
     compile: bool = False
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     @field_validator("name")
     @classmethod
@@ -286,24 +299,27 @@ class SweepSpec(BaseModel):
 
     def n_runs(self) -> int:
         """How many runs `expand` makes (without building them)."""
-        return (len(self.widths) * len(self.parametrizations) * len(self.log2_lrs())
+        return (len(self.widths) * len(sweep_depths(self)) * len(self.parametrizations)
+                * len(self.log2_lrs())
                 * len(self.seeds) * len(self.hparam_combos()))
 
     def expand(self) -> list[RunConfig]:
-        """One `RunConfig` per run, ordered width, parametrization, knobs, seed, LR."""
+        """One `RunConfig` per run, ordered width, depth, parametrization, knobs, seed, LR."""
         runs = []
         base_hp = self.hparams.model_dump()
-        for width, param, combo, seed, lr in itertools.product(
-            self.widths, self.parametrizations, self.hparam_combos(), self.seeds,
-            self.lrs_resolved(),
+        base_depth = resolved_base_depth(self)
+        for width, depth, param, combo, seed, lr in itertools.product(
+            self.widths, sweep_depths(self), self.parametrizations, self.hparam_combos(),
+            self.seeds, self.lrs_resolved(),
         ):
             runs.append(
                 RunConfig(
                     sweep_name=self.name,
-                    model=self.model,
+                    model=at_depth(self.model, depth),
                     task=self.task,
                     width=width,
                     base_width=self.base_width,
+                    base_depth=base_depth,
                     parametrization=param,
                     optimizer=self.optimizer,
                     lr=lr,
@@ -330,13 +346,18 @@ class SweepSpec(BaseModel):
 
     def to_yaml(self) -> str:
         """The spec as YAML (fields in declaration order; `load_spec` reads it back)."""
-        data = self.model_dump(mode="json", exclude_none=True)
+        # The default search is left out, so specs written before it print as they did.
+        exclude = {"search"} if self.search.is_default() else None
+        data = self.model_dump(mode="json", exclude_none=True, exclude=exclude)
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
 def run_key(run: RunConfig) -> str:
-    """A readable key, unique within a sweep: `w256-mup-lr2^-8-s0[-output_mult=2]`."""
-    key = f"w{run.width}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}-s{run.seed}"
+    """A readable key, unique within a sweep: `w256-mup-lr2^-8-s0[-output_mult=2]`; a run of a
+    depth ladder names its depth too: `w256-d8-completep-lr2^-8-s0`."""
+    depth = "" if run.base_depth is None else f"-d{getattr(run.model, 'depth', '')}"
+    key = (f"w{run.width}{depth}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}"
+           f"-s{run.seed}")
     defaults = HParamsConfig().model_dump()
     extra = [f"{k}={v:g}" for k, v in run.hparams.model_dump().items()
              if k in GLOBAL_KNOBS and v != defaults[k]]
@@ -416,6 +437,8 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
         out.append(("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
                     "lr_grid: {log2_min: -14, log2_max: -4, step: 1}"))
     out += _refused_optimizer(spec)
+    out += search_problems(spec.search, len(spec.widths), len(spec.log2_lrs()))
+    out += ladder_problems(spec)
     if spec.log_every > spec.steps:
         out.append(("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: "
                     f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from experiments.spec import SweepSpec, run_key, spec_hash
+from experiments.spec import SweepSpec, spec_hash
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.store import Store
@@ -21,7 +21,8 @@ TRAIN_JOB = "experiments.train:run_job"
 
 
 def create_sweep(store: Store, spec: SweepSpec, job_fn: str = TRAIN_JOB) -> int:
-    """Write the sweep and all its runs (queued) to the store in one transaction.
+    """Write the sweep and all its runs (queued) to the store in one transaction (with
+    `search: adaptive`, the runs of its first round).
 
     The spec is not re-validated: a `SweepSpec` object is valid by construction.
 
@@ -33,20 +34,12 @@ def create_sweep(store: Store, spec: SweepSpec, job_fn: str = TRAIN_JOB) -> int:
     Returns:
         The new sweep's id.
     """
-    from experiments.store import RunRow
+    from experiments.adaptive import plan_runs
+    from experiments.planning import run_rows
 
-    rows = [
-        RunRow(
-            run_key=run_key(run),
-            width=run.width,
-            parametrization=run.parametrization,
-            lr=run.lr,
-            seed=run.seed,
-            hparams=run.hparams.model_dump(),
-            payload=run.model_dump(mode="json"),
-            job_fn=job_fn,
-        )
-        for run in spec.expand()
-    ]
+    # An adaptive search starts with its first round (the full grid at the narrowest widths);
+    # the runner queues the rest as results arrive (experiments.planning).
+    runs = plan_runs(spec, {}).add if spec.search.kind == "adaptive" else spec.expand()
+    rows = run_rows(runs, job_fn)
     data = spec.model_dump(mode="json")
     return store.create_sweep(spec.name, data, rows, spec_hash=spec_hash(spec))

@@ -46,7 +46,7 @@ import mucore
 from experiments.config import Precision, RunConfig, RunResult
 from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
-from experiments.models import build_model, model_factory
+from experiments.models import build_model, depth_model_factory, model_factory
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 
@@ -91,7 +91,7 @@ class NullReporter:
         return False
 
 
-_SHAPES_CACHE: dict[tuple[str, str, int], mucore.BaseShapes] = {}
+_SHAPES_CACHE: dict[tuple[str, str, int, int | None], mucore.BaseShapes] = {}
 _TASK_CACHE: dict[tuple[str, str], Task] = {}
 
 
@@ -99,13 +99,26 @@ def base_shapes_for(run: RunConfig) -> mucore.BaseShapes:
     """The base shapes of the run's model family, inferred once per process and cached.
 
     µP measures every parameter against the model at `base_width` (and a second width to find
-    which dimensions grow); all runs of a sweep share them.
+    which dimensions grow); all runs of a sweep share them. A run of a depth ladder
+    (`run.base_depth` set) is measured against the model at (`base_width`, `base_depth`) built
+    by the depth factory, so CompleteP / depth-µP see m_L = model.depth / base_depth (issue 11).
     """
-    key = (run.model.model_dump_json(), run.task.model_dump_json(), run.base_width)
+    key: tuple[str, str, int, int | None]
+    if run.base_depth is not None:
+        # The run's own depth is not part of the key: every depth of the ladder shares the base.
+        base_model = run.model.model_copy(update={"depth": run.base_depth})
+        key = (base_model.model_dump_json(), run.task.model_dump_json(), run.base_width,
+               run.base_depth)
+    else:
+        key = (run.model.model_dump_json(), run.task.model_dump_json(), run.base_width, None)
     shapes = _SHAPES_CACHE.get(key)
     if shapes is None:
         info = load_task(run.task).info
-        shapes = mucore.infer_base_shapes(model_factory(run.model, info), run.base_width)
+        if run.base_depth is not None:
+            shapes = mucore.infer_base_shapes(depth_model_factory(run.model, info),
+                                              run.base_width, base_depth=run.base_depth)
+        else:
+            shapes = mucore.infer_base_shapes(model_factory(run.model, info), run.base_width)
         _SHAPES_CACHE[key] = shapes
     return shapes
 

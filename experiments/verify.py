@@ -60,6 +60,7 @@ class VerifyReport(BaseModel):
 
     Attributes:
         target_width: the width trained.
+        target_depth: the depth trained (a depth ladder's bundle; None: width only).
         parametrization: the bundle's parametrization.
         transferred_log2_lr: the bundle's LR, log2.
         step: the bracket spacing (the sweep's LR grid step), log2.
@@ -84,6 +85,7 @@ class VerifyReport(BaseModel):
     """
 
     target_width: int
+    target_depth: int | None = None
     parametrization: str
     transferred_log2_lr: float
     step: float
@@ -112,7 +114,8 @@ class VerifyReport(BaseModel):
 
     def summary(self) -> str:
         """Human lines: the bracket table and the outcome."""
-        lines = [f"target width {self.target_width}, {self.parametrization}, transferred LR "
+        depth = "" if self.target_depth is None else f", depth {self.target_depth}"
+        lines = [f"target width {self.target_width}{depth}, {self.parametrization}, transferred LR "
                  f"2^{self.transferred_log2_lr:.3g}, bracket ±{self.bracket} x {self.step:g}"]
         for p in self.points:
             loss = "diverged" if p.loss is None else f"{p.loss:.4f}"
@@ -188,6 +191,7 @@ def _train_point(
             task=bundle.task_config(),
             width=bundle.target_width,
             base_width=bundle.base_width,
+            base_depth=bundle.base_depth,  # the model config is at the target depth already
             parametrization=parametrization,
             optimizer=OptimizerConfig.model_validate(bundle.optimizer),
             lr=2.0**log2_lr,
@@ -336,6 +340,7 @@ def verify_bundle(
         baseline, sp_gap = _sp_baseline(bundle, recipe, transferred, say, warn)
     return VerifyReport(
         target_width=bundle.target_width,
+        target_depth=bundle.target_depth,
         parametrization=bundle.parametrization,
         transferred_log2_lr=bundle.log2_lr,
         step=recipe.step,

@@ -10,8 +10,10 @@ Weight decay is explicit:
 - "independent" (Wortsman et al., 2023): group weight_decay = wd / lr_g, so the per-step shrink
   is wd times the schedule factor, independent of the LR and the width.
 Both modes use the whole lr_mult, depth part included: under CompleteP / depth-µP "coupled"
-scales a block's hidden-weight decay by m_N * m_L^(1 - alpha), keeping lr * wd fixed, which is
-our reading of CompleteP's Table 1 AdamW row (Dey et al., 2025; not re-checked word for word).
+scales a block's hidden-weight decay by m_N * m_L^(1 - alpha), keeping lr * wd fixed. For
+CompleteP (alpha = 1) that is the paper's minimal implementation's lambda * m_N; for depth-µP
+the implementation keeps lambda * m_N (its shrink falls like m_L^(-1/2)) and we keep lr * wd:
+docs/depth.md has the comparison and its sources (Dey et al., 2025, arXiv 2505.01618).
 
 LR schedules must scale groups relatively: `relative_schedule` wraps LambdaLR, which multiplies
 each group's own initial LR.

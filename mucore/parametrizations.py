@@ -191,7 +191,7 @@ def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parame
        input-like and output eps / m; vectors keep eps;
     5. weight decay follows `mucore.optim` (coupled by default: wd_g = wd / lr_mult, so
        lr_g * wd_g = lr * wd in every group; for hidden weights that is lambda x m_N x
-       m_L^(1 - alpha), our reading of CompleteP Table 1's AdamW row, to re-check);
+       m_L^(1 - alpha); docs/depth.md compares it with the paper's minimal implementation);
     6. SGD is refused: the papers give Adam rules only, and we have not derived SGD's.
     """
     depth = {_A: alpha - 1.0}

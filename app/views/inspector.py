@@ -8,6 +8,10 @@ from app import charts, components, jobs, model_picker, tables
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
+# Parametrizations whose tables scale residual branches and block LRs with depth (issue 11).
+DEPTH_PARAMS = ("completep", "depth-mup")
+DEPTH_MODELS = ("gpt", "llama", "mlp")  # the zoo models with residual blocks (mlp: residual)
+DEPTHS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
 
 st.title("µP inspector")
 st.caption(
@@ -25,13 +29,30 @@ model: str = c1.selectbox(
     format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
     help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
 )
-param: str = c2.radio("Parametrization", ["mup", "sp"], key="insp_param", format_func=charts.param_label,
-                 horizontal=True, help=components.HELP["mup"])
+param: str = c2.radio("Parametrization", ["mup", "sp", *DEPTH_PARAMS], key="insp_param",
+                      format_func=charts.param_label, horizontal=True, help=components.HELP["mup"])
 optimizer: str = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], key="insp_optimizer",
                          help="Adam-family and SGD scale learning rates differently under µP.")
 base_width = c4.select_slider("Base width", WIDTHS, value=64, key="insp_base", help=components.HELP["base_width"])
 target_width = c5.select_slider("Target width", WIDTHS, value=1024, key="insp_target",
                                 help="The wide model you want to train.")
+
+depth_args: dict[str, list[str]] = {}  # per side ("base", "target"): the describe depth flags
+if param in DEPTH_PARAMS and model in DEPTH_MODELS:
+    d1, d2, d3 = st.columns(3)
+    base_depth = d1.select_slider("Base depth", DEPTHS, value=2, key="insp_base_depth",
+                                  help="Residual blocks of the proxy, where the depth rules equal µP.")
+    target_depth = d2.select_slider("Target depth", DEPTHS, value=16, key="insp_target_depth",
+                                    help="Residual blocks of the deep model you want to train.")
+    residual = d3.checkbox("Residual MLP", value=True, key="insp_residual", disabled=model != "mlp",
+                           help="The MLP has blocks to scale only as a pre-LN residual stack.")
+    mlp_option = ["--option", "residual=true"] if model == "mlp" and residual else []
+    if model != "mlp" or residual:
+        depth_args = {side: [*mlp_option, "--depth", str(d), "--base-depth", str(base_depth)]
+                      for side, d in (("base", base_depth), ("target", target_depth))}
+elif param in DEPTH_PARAMS:
+    st.info(f"{model} has no residual blocks, so {charts.param_label(param)} has no depth to scale "
+            "here: the table shows its width rules (depth multiplier m_L = 1).", icon=":material/info:")
 
 model_args: list[str] = []
 if model in registered:
@@ -45,32 +66,40 @@ with st.expander("What do the columns mean?"):
         f"- **width_mult**: {components.HELP['width_mult']}\n"
         f"- **init_std**: standard deviation of the initial weights (0 for zero/one inits).\n"
         f"- **forward_mult**: {components.HELP['forward_mult']}\n"
-        f"- **lr_mult**: {components.HELP['lr_mult']}"
+        f"- **lr_mult**: {components.HELP['lr_mult']}\n"
+        f"- **depth_mult** (CompleteP, depth-µP): m_L, the model's residual blocks / the base's, for "
+        f"parameters inside the blocks; their Adam LR gets m_L^(alpha-1) (alpha = 1 CompleteP, 1/2 "
+        f"depth-µP).\n"
+        f"- **branch_mult**: the multiplier m_L^(-alpha) on the output of the parameter's residual "
+        f"branch, x = x + branch_mult * F(norm(x))."
     )
 
 
-def describe_args(width: int) -> list[str]:
+def describe_args(width: int, side: str) -> list[str]:
     return ["describe", "--model", model, *model_args, "--param", param, "--width", str(width),
-            "--base-width", str(base_width), "--optimizer", optimizer]
+            "--base-width", str(base_width), "--optimizer", optimizer, *depth_args.get(side, [])]
 
 
 registry = jobs.registry()
-wanted = {w: registry.start(" ".join(describe_args(w)), describe_args(w)) for w in (base_width, target_width)}
+# Keyed by side: base and target may share a width but not a depth.
+sides = {"base": describe_args(base_width, "base"), "target": describe_args(target_width, "target")}
+wanted = {side: registry.start(" ".join(args), args) for side, args in sides.items()}
 
 
 @st.fragment(run_every=1)
 def tables_panel() -> None:
-    states = {w: job.status() for w, job in wanted.items()}
-    failed = [w for w, s in states.items() if s == "failed"]
+    states = {side: job.status() for side, job in wanted.items()}
+    failed = [side for side, s in states.items() if s == "failed"]
     if failed:
-        st.error(f"describe failed at width {failed[0]}:\n\n```\n{wanted[failed[0]].error()}\n```")
+        st.error(f"describe failed for the {failed[0]} model:\n\n```\n{wanted[failed[0]].error()}\n```")
         return
     if any(s == "running" for s in states.values()):
         st.info("Building the model at both widths...", icon=":material/hourglass_top:")
         return
-    base_rows = wanted[base_width].result().get("rows", [])
-    target_rows = wanted[target_width].result().get("rows", [])
-    st.subheader(f"Base width {base_width} → target width {target_width}")
+    base_rows = wanted["base"].result().get("rows", [])
+    target_rows = wanted["target"].result().get("rows", [])
+    depths = f", depth {base_depth} → {target_depth}" if depth_args else ""
+    st.subheader(f"Base width {base_width} → target width {target_width}{depths}")
     st.dataframe(
         tables.describe_compare(base_rows, target_rows), key="insp_table", hide_index=True, width="stretch",
         height=min(38 * (len(target_rows) + 1) + 4, 700),

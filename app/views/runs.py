@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, components, state, tables
+from app import charts, components, search_view, state, tables
 from experiments.service import RunState
 
 REFRESH_S = 2
@@ -40,6 +40,7 @@ def runs_panel(sweep_id: int) -> None:
     cols = st.columns(len(RunState))
     for col, name in zip(cols, RunState, strict=True):
         col.metric(str(name), counts.get(name, 0))
+    search_view.planned_note(sweep_id)  # an adaptive search: runs planned, not yet queued
 
     left, mid, right, _ = st.columns([1, 1, 1, 3])
     active = any(counts.get(name, 0) for name in tables.ACTIVE_STATES)

@@ -12,7 +12,20 @@ from typing import Any
 import streamlit as st
 import yaml
 
-from app import charts, components, form, launch, model_picker, nav, presets, safety, state
+from app import (
+    charts,
+    components,
+    depth_form,
+    doctor_panel,
+    form,
+    launch,
+    model_picker,
+    nav,
+    presets,
+    safety,
+    search_form,
+    state,
+)
 from experiments.config import GLOBAL_KNOBS, HParamsConfig
 from experiments.models.configs import ModelConfig
 from experiments.service import ModelInfo
@@ -231,10 +244,11 @@ with edit:
     # --- Everything else, generated from the spec model -------------------------------------
     st.subheader("Sweep")
     rest = spec_form.render(
-        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid"),
+        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search"),
         labels=FIELD_LABELS,
     )
     data.update(rest)
+    data.update(depth_form.depth_inputs(spec_form, values))  # the optional depth ladder
 
     # --- Global knobs to sweep besides the LR (one input per knob of mucore.HParams) --------
     st.markdown("**knobs to sweep** (optional)", help=components.HELP["hparam_grid"])
@@ -247,6 +261,7 @@ with edit:
     spec_form.slot(st, "lr_grid")
     spec_form.slot(st, "lrs")
     lr_slot = st.empty()
+    data["search"] = search_form.search_inputs(spec_form, values)  # grid or adaptive (issue 13)
 
 spec, errors = launch.validate({"name": values.get("name", "sweep"), **data})
 leftover = spec_form.show_errors(errors)
@@ -273,6 +288,7 @@ with summary:
         m3.metric("Compute", f"{plan.total_flops:.2e} FLOP", help="About 6 x parameters x tokens, summed over runs.")
         m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
                   help="Widest model: weights, gradients, optimizer state and activations.")
+        search_form.expected_runs(spec)
         st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
         st.caption(
             "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
@@ -284,6 +300,7 @@ with summary:
             icon=":material/download:",
         )
 
+    doctor_panel.launch_checks(spec)  # a registered model's static µP checks, before launch
     with st.form("setup_launch"):
         name = st.text_input("Sweep name", value=str(values.get("name", "sweep")), key=f"{PREFIX}.name",
                              help="A label for this sweep in the Runs and Transfer pages.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, components, state, tables
+from app import charts, components, regret_view, search_view, state, tables, transfer_depth
 from experiments.analysis import param_order
 from experiments.service import RunState
 
@@ -37,18 +37,31 @@ strict = top_mid.checkbox(
     help="Off: the drift estimate must be within the tolerance and the per-width optima must "
     "agree. On: also the drift's 95% interval, which needs more widths or seeds to be narrow.",
 )
+regret_pct = top_mid.number_input(
+    "Regret tolerance (% of best loss)", min_value=0.1, max_value=50.0, value=1.0, step=0.5,
+    key="transfer_regret_tolerance",
+    help="What copying the narrowest width's best LR may cost at the widest width under µP, as "
+    "a % of its best loss; the seeds' noise there applies when larger.",
+)
 # The analysis refuses partial data in plain words: the view carries them as `problem`.
-view = service.transfer(sweep.id, tolerance=float(tolerance), loss=loss, strict_interval=strict)
+view = service.transfer(sweep.id, tolerance=float(tolerance), loss=loss, strict_interval=strict,
+                        regret_tolerance=float(regret_pct) / 100)
 runs, finished, report = view.runs, view.finished, view.report
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
+if transfer_depth.family_switch(runs) == "depth":  # a depth ladder, shown over depth
+    transfer_depth.render_depth(runs, report, loss)
+    st.stop()
+runs, finished = transfer_depth.runs_for_width(runs), transfer_depth.runs_for_width(finished)
 
 widths_frame, drift_frame = tables.report_frames(report)
 
 chart_col, verdict_col = st.columns([4, 1.3])
 with chart_col:
     event = st.plotly_chart(
-        charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None, loss=loss,
-                               height=620),
+        search_view.mark_adaptive(  # rings the points an adaptive search chose (issue 13)
+            charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None,
+                                   loss=loss, height=620),
+            runs, service.adaptive_widths(sweep.id), loss),
         key="transfer_chart", on_select="rerun", selection_mode="points",
     )
 with verdict_col:
@@ -78,6 +91,7 @@ with verdict_col:
 
 st.subheader("Optimal learning rate vs width")
 st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
+regret_view.render(report)  # what copying the narrowest width's LR costs, per width
 
 # --- Training curves for one grid point: a click on the chart, or the selectboxes -------------
 st.subheader("Training curves at one grid point")

@@ -7,7 +7,8 @@
 
 Pure functions over a runs DataFrame, one concept a module: `summary` (which runs count,
 "diverged", the seed mean, the parametrization order), `curves` (one curve's optimum), `drift`
-(optima against width), `verdict` (the rule), `schema` (the report's models) and `report`
+(optima against width), `regret` (what copying the proxy's LR costs in loss, its models in
+`regret_schema`), `verdict` (the rule), `schema` (the report's models) and `report`
 (`analyze`, with the rules written out). The public names load on first use (PEP 562), so the
 dashboard's chart helpers (`summary`) do not import scipy.
 """
@@ -29,6 +30,10 @@ _EXPORTS: dict[str, str] = {
     "WidthOptimum": "schema",
     "analyze": "report",
     "DEFAULT_TOLERANCE": "verdict",
+    "DEFAULT_REGRET_TOLERANCE": "verdict",
+    "RegretResult": "regret_schema",
+    "WidthRegret": "regret_schema",
+    "transfer_regret": "regret",
     "FINISHED_STATES": "summary",
     "finished": "summary",
     "PARAM_ORDER": "summary",
@@ -52,6 +57,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static checkers see the eager imports
     from experiments.analysis.curves import CurveOptimum, curvature_interval, curve_optimum
+    from experiments.analysis.regret import transfer_regret
+    from experiments.analysis.regret_schema import RegretResult, WidthRegret
     from experiments.analysis.report import analyze
     from experiments.analysis.schema import DriftResult, HPVerdict, TransferReport, WidthOptimum
     from experiments.analysis.summary import (
@@ -65,4 +72,4 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         seed_summary,
         swept_hps,
     )
-    from experiments.analysis.verdict import DEFAULT_TOLERANCE
+    from experiments.analysis.verdict import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE

@@ -26,13 +26,21 @@ module turns the stored runs of a sweep into that picture, as data (`schema`), s
    (a) at least two widths have an optimum and none of µP's optima sits on a grid edge,
    (b) |drift slope| <= tolerance (default 0.25 log2 per doubling), and
    (c) the per-width optima agree within their intervals: the intervals, widened by one grid
-       step, share a common value (max lower end - min upper end <= one grid step).
+       step, share a common value (max lower end - min upper end <= one grid step), and
+   (d) for the LR: copying the proxy's optimum (the narrowest width's) to the widest width with
+       an optimum does not cost more than max(regret_tolerance x that width's best loss, its
+       seed noise) in loss: it fails only when the regret's 95% interval lies wholly above
+       that (with one seed: the estimate). Default 1%; the seed noise is the seeds' standard
+       deviation of the loss pooled over its best grid point and its neighbours; `regret`,
+       and `verdict` says why, with numbers.
    The slope's interval is reported beside it, and a warning says when it is wider than the
    tolerance; it is not part of the default rule because with 3-5 widths a t-interval is often
    wider than any useful tolerance even when the optimum does not move at all (the quick
    preset: slope -0.09, interval [-1.47, +1.30]). `strict_interval=True` (CLI
-   `analyze --strict-interval`) adds (d) the whole interval lies within the tolerance, for
+   `analyze --strict-interval`) adds (e) the whole interval lies within the tolerance, for
    sweeps with enough widths and seeds to afford it.
+6. Transfer regret per width and parametrization (`regret`): the loss at the proxy's optimal LR
+   read off each width's fitted curve, minus that width's best loss, with a bootstrap interval.
 
 The input is a runs DataFrame like `Store.runs_frame`; everything is pure (no store, no torch).
 Parametrizations are listed in `summary.PARAM_ORDER` (SP, then µP), in the report as on the
@@ -46,7 +54,9 @@ from typing import Literal
 
 import pandas as pd
 
+from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
+from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
     STABLE_PARAMETRIZATIONS,
     DriftResult,
@@ -62,7 +72,12 @@ from experiments.analysis.summary import (
     param_order,
     swept_hps,
 )
-from experiments.analysis.verdict import DEFAULT_TOLERANCE, hp_verdict, interval_warning
+from experiments.analysis.verdict import (
+    DEFAULT_REGRET_TOLERANCE,
+    DEFAULT_TOLERANCE,
+    hp_verdict,
+    interval_warning,
+)
 
 
 def prepare_runs(runs: pd.DataFrame, loss: str) -> pd.DataFrame:
@@ -105,6 +120,7 @@ def analyze(
     n_bootstrap: int = N_BOOTSTRAP,
     seed: int = BOOTSTRAP_SEED,
     strict_interval: bool = False,
+    regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
 ) -> TransferReport:
     """Analyse a sweep's runs for µTransfer (TP5, Yang et al., 2022): optima, drift, verdict.
 
@@ -120,20 +136,27 @@ def analyze(
         n_bootstrap: bootstrap resamples over seeds (0 disables the bootstrap).
         seed: the bootstrap's RNG seed (the analysis is deterministic for a fixed seed).
         strict_interval: also require the µP drift's whole 95% interval within the tolerance
-            (rule (d) of the module docstring).
+            (rule (e) of the module docstring).
+        regret_tolerance: rule (d)'s relative LR regret allowed at the widest width (0.01: 1%
+            of its best loss), unless its seed noise is larger.
 
     Returns:
         The `TransferReport`; its `to_contract_json()` is the `analyze --json` document.
 
     Raises:
-        ValueError: a required column is missing, or the tolerance is not positive.
+        ValueError: a required column is missing, or a tolerance is not positive.
     """
     if not (math.isfinite(tolerance) and tolerance > 0):
         raise ValueError(f"tolerance must be a positive number of log2 units per width "
                          f"doubling, got {tolerance!r}: use e.g. 0.25")
+    if not (math.isfinite(regret_tolerance) and regret_tolerance > 0):
+        raise ValueError(f"regret_tolerance must be a positive fraction of the best loss, got "
+                         f"{regret_tolerance!r}: use e.g. 0.01 for 1%")
     if len(runs) == 0:
         return TransferReport(verdict="not_confirmed", reason="the sweep has no runs",
-                              tolerance=tolerance, loss=loss, n_runs=0)
+                              tolerance=tolerance, loss=loss, n_runs=0,
+                              regret_tolerance=regret_tolerance)
+    runs, ladder = split_depth_ladder(runs)  # a depth ladder: widths at its base depth
     df = prepare_runs(runs, loss)
     knobs = swept_hps(runs)
     hps = ["lr", *knobs]
@@ -143,7 +166,10 @@ def analyze(
                             seed=seed, target_width=target_width, warn=warn)
         for hp in hps
     }
-    verdicts = [hp_verdict(hp, results[hp], tolerance, strict_interval) for hp in hps]
+    regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
+    verdicts = [hp_verdict(hp, results[hp], tolerance, strict_interval,
+                           regret=regret if hp == "lr" else None,
+                           regret_tolerance=regret_tolerance) for hp in hps]
     for hp in hps:
         message = interval_warning(hp, results[hp], tolerance)
         if message is not None:
@@ -159,6 +185,10 @@ def analyze(
         verdicts=verdicts,
         n_runs=len(runs),
         target_width=target_width,
+        regret_tolerance=regret_tolerance,
+        regret=regret,
+        depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
+                           strict_interval=strict_interval),
     )
 
 

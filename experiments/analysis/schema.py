@@ -12,6 +12,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from experiments.analysis.depth_schema import DepthReport
+from experiments.analysis.regret_schema import RegretResult
+
 # Parametrizations whose optimum should not drift (their prediction is the stable optimum).
 STABLE_PARAMETRIZATIONS = ("mup",)
 # The verdict is judged on this parametrization (TP5: µP is the one that should transfer).
@@ -141,6 +144,12 @@ class TransferReport(BaseModel):
         verdicts: per HP, the verdict and its reason.
         n_runs: runs in the input frame.
         target_width: the width predictions are made for, if any.
+        regret_tolerance: the relative regret allowed at the widest width (before the seed
+            noise floor; `experiments.analysis.verdict`).
+        regret: per parametrization, the LR's transfer regret per width
+            (`experiments.analysis.regret`).
+        depth: with a depth ladder, the depth-transfer section (`experiments.analysis.depth`;
+            the other fields then describe the runs at the base depth); None otherwise.
     """
 
     verdict: Literal["confirmed", "not_confirmed"]
@@ -153,6 +162,9 @@ class TransferReport(BaseModel):
     verdicts: list[HPVerdict] = Field(default_factory=list)
     n_runs: int = 0
     target_width: int | None = None
+    regret_tolerance: float | None = None
+    regret: dict[str, RegretResult] = Field(default_factory=dict)
+    depth: DepthReport | None = None
 
     def predicted_hparams(self, parametrization: str = VERDICT_PARAMETRIZATION) -> dict[str, float]:
         """The transferred global HPs (linear units) of `parametrization` at the target width.
@@ -176,8 +188,9 @@ class TransferReport(BaseModel):
         Shape: {"verdict", "tolerance", "warnings", "reason", "loss", "target_width",
         "parametrizations": {name: {"drift_slope", "drift_ci", "ci_method", "optima_agree",
         "predicted_log2_lr", "extrapolated", "widths": [{"width", "opt_log2_lr", "ci_low",
-        "ci_high", "best_loss", ...}]}}, "hparams": {hp: {name: {... "opt_log2" ...}}},
-        "verdicts": [...]}.
+        "ci_high", "best_loss", ...}], "regret": [{"width", "abs", "rel", "ci_low", "ci_high",
+        ...}], "regret_proxy_width"}}, "regret_tolerance", "hparams": {hp: {name: {...
+        "opt_log2" ...}}}, "verdicts": [...]}.
         """
         return {
             "verdict": self.verdict,
@@ -187,15 +200,27 @@ class TransferReport(BaseModel):
             "target_width": self.target_width,
             "n_runs": self.n_runs,
             "warnings": list(self.warnings),
+            "regret_tolerance": self.regret_tolerance,
             "parametrizations": {
-                p: _drift_json(d, "opt_log2_lr", "predicted_log2_lr") for p, d in self.lr.items()
+                p: {**_drift_json(d, "opt_log2_lr", "predicted_log2_lr"),
+                    **_regret_json(self.regret.get(p))}
+                for p, d in self.lr.items()
             },
             "hparams": {
                 hp: {p: _drift_json(d, "opt_log2", "predicted_log2") for p, d in by_param.items()}
                 for hp, by_param in self.hparams.items()
             },
             "verdicts": [v.model_dump() for v in self.verdicts],
+            # Only a sweep with a depth ladder has a depth section (issue 11).
+            **({"depth": self.depth.to_contract_json()} if self.depth is not None else {}),
         }
+
+
+def _regret_json(r: RegretResult | None) -> dict[str, Any]:
+    """A parametrization's regret fields in the contract JSON ("regret": [] without one)."""
+    if r is None:
+        return {"regret": [], "regret_proxy_width": None}
+    return {"regret": r.contract_rows(), "regret_proxy_width": r.proxy_width}
 
 
 def _drift_json(d: DriftResult, key: str, predicted_key: str) -> dict[str, Any]:

@@ -1,8 +1,11 @@
-"""`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25] [--strict-interval]`.
+"""`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25] [--strict-interval]
+[--regret-tolerance 0.01]`.
 
-Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss; per
+Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss, and
+the transfer regret (the loss the narrowest width's optimal LR costs there); per
 parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
-tolerance and the per-width optima in agreement) and warnings. See experiments.analysis.
+tolerance, the per-width optima in agreement, and µP's regret at the widest width within the
+regret tolerance) and warnings. See experiments.analysis.
 """
 
 from __future__ import annotations
@@ -11,7 +14,12 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments.analysis import DEFAULT_TOLERANCE, TransferReport, analyze
+from experiments.analysis import (
+    DEFAULT_REGRET_TOLERANCE,
+    DEFAULT_TOLERANCE,
+    TransferReport,
+    analyze,
+)
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import UserError
 
@@ -30,6 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also predict the optimal LR at this width")
     p.add_argument("--strict-interval", action="store_true",
                    help="also require the µP drift's whole 95%% interval within the tolerance")
+    p.add_argument("--regret-tolerance", type=float, default=DEFAULT_REGRET_TOLERANCE,
+                   help="allowed µP LR regret at the widest width, as a fraction of its best "
+                        "loss (default 0.01 = 1%%; the seed noise there applies when larger)")
     add_db_arg(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -50,8 +61,30 @@ def format_report(report: TransferReport) -> str:
         if d.predicted_log2 is not None:
             tag = " (extrapolated)" if d.extrapolated else ""
             lines.append(f"  predicted at width {d.target_width}: 2^{d.predicted_log2:.3f}{tag}")
+        lines += regret_lines(report, param)
     lines += [f"warning: {w}" for w in report.warnings]
+    lines += report.depth.summary_lines() if report.depth is not None else []  # a depth ladder
     return "\n".join(lines)
+
+
+def regret_lines(report: TransferReport, param: str) -> list[str]:
+    """One line per width: what copying the proxy's optimal LR costs there."""
+    r = report.regret.get(param)
+    if r is None or r.proxy_width is None or r.proxy_log2_lr is None:
+        return []
+    lines = [f"  regret of copying the LR tuned at width {r.proxy_width} "
+             f"(2^{r.proxy_log2_lr:.3f}), % of each width's best loss:"]
+    for row in r.widths:
+        if row.abs is None:
+            lines.append(f"    width {row.width:>6}: n/a: {row.note or row.status}")
+            continue
+        if row.rel is None:
+            lines.append(f"    width {row.width:>6}: +{row.abs:.4g} loss ({row.note})")
+            continue
+        ci = ("" if row.ci_low is None or row.ci_high is None
+              else f" [{100 * row.ci_low:.2f}%, {100 * row.ci_high:.2f}%]")
+        lines.append(f"    width {row.width:>6}: {100 * row.rel:.2f}%{ci}  (+{row.abs:.4g} loss)")
+    return lines
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -62,11 +95,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                         f"{args.tolerance}: use e.g. 0.25")
     if args.target_width is not None and args.target_width < 1:
         raise UserError(f"--target-width must be >= 1, got {args.target_width}")
+    if not 0 < args.regret_tolerance < 1:
+        raise UserError(f"--regret-tolerance must be a fraction of the best loss in (0, 1), got "
+                        f"{args.regret_tolerance}: use e.g. 0.01 for 1%")
     store = open_store(db_path(args))
     find_sweep(store, sweep_id)
     try:
         report = analyze(store.runs_frame(sweep_id), tolerance=args.tolerance, loss=args.loss,
-                         target_width=args.target_width, strict_interval=args.strict_interval)
+                         target_width=args.target_width, strict_interval=args.strict_interval,
+                         regret_tolerance=args.regret_tolerance)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     if args.json is not None:

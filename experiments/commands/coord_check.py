@@ -2,6 +2,9 @@
 
 Trains the model a few steps at each width of a ladder on one fixed batch, fits the slope of
 log2(mean |activation|) against log2(width) per module and step, and says pass or fail.
+With `--depths 2,4,8,16 --width 64` it checks depth instead: the model at each depth (residual
+blocks) at one width, slopes against log2(depth) (`axis: "depth"` in the JSON; CompleteP, Dey et
+al. 2025, arXiv 2505.01618, keeps them flat).
 """
 
 from __future__ import annotations
@@ -14,19 +17,24 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
+from experiments.coord_request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.coordcheck import (
     OPTIMIZERS,
     PARAMETRIZATIONS,
     parse_widths,
     run_coord_check,
 )
+from experiments.errors import UserError
+
+WIDTHS_DEFAULT = "64,128,256,512"
 
 
 def add_ladder_args(p: argparse.ArgumentParser, steps_help: str, lr_help: str) -> None:
     """The model and width-ladder flags a coordinate check takes (also the doctor's)."""
     add_model_args(p)
-    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS, help="parametrization")
-    p.add_argument("--widths", default="64,128,256,512", help="increasing, comma-separated")
+    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS,
+                   help="parametrization (completep and depth-mup add depth rules)")
+    p.add_argument("--widths", default=WIDTHS_DEFAULT, help="increasing, comma-separated")
     p.add_argument("--steps", type=int, default=5, help=steps_help)
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
     p.add_argument("--lr", type=float, default=1e-2, help=lr_help)
@@ -51,6 +59,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="zero-init the readout (TP5's advice; output exactly 0 at step 1); with "
         "--no-zero-readout the output shrinks like 1/sqrt(m) at init, which the verdict allows",
     )
+    p.add_argument("--depths", default=None,
+                   help="a depth ladder, e.g. 2,4,8,16: check over depth (residual blocks) at "
+                   "the fixed --width instead of over --widths")
+    p.add_argument("--width", type=int, default=None,
+                   help=f"the fixed width of a --depths check (default {DEFAULT_DEPTH_WIDTH})")
+    p.add_argument("--base-depth", type=int, default=None,
+                   help="with --depths: the depth the depth rules measure against (default: "
+                   "the first depth)")
     p.add_argument("--json", type=Path, default=None, help="write the result here")
     p.add_argument("--db", type=Path, default=None, help="also record the result in this store")
     p.set_defaults(func=run)
@@ -65,9 +81,12 @@ def _store_recorder(db: Path) -> Callable[[dict[str, Any]], int]:
 
 def summary_lines(result: dict[str, Any], top: int = 5) -> list[str]:
     """A few human lines: verdict, worst slope, worst modules, the rules broken, notes."""
+    axis = result.get("axis", "width")
+    ladder = result["depths"] if axis == "depth" else result["widths"]
+    at = f" at width {result['width']}" if axis == "depth" else ""
     lines = [
         f"{result['param']}: {result['verdict'].upper()} (max |slope| {result['max_abs_slope']:.3f}, "
-        f"tolerance {result['tolerance']:g}, widths {result['widths']})"
+        f"tolerance {result['tolerance']:g}, {axis}s {ladder}{at})"
     ]
     worst: dict[str, tuple[float, int]] = {}
     for row in result["modules"]:
@@ -90,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
     Exits 0 whether the verdict is pass or fail (a fail is a result, not an error; SP is
     expected to fail); bad input raises UserError (exit 2).
     """
+    if args.depths is not None:
+        return _run_depth(args)
+    if args.width is not None or args.base_depth is not None:
+        raise UserError("--width and --base-depth belong to a depth check: add --depths "
+                        "(e.g. --depths 2,4,8,16 --width 64), or use --widths for a width check")
     widths = parse_widths(args.widths)
     model, task = model_from_args(args)
     record = _store_recorder(args.db) if args.db is not None else None
@@ -106,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         task=task,
     )
-    payload = result.to_dict()
+    payload = {"axis": "width", **result.to_dict()}
     payload["table"] = payload["records"]  # the dashboard's coord_frames reads "table"
     payload["args"] = {
         "model": args.model,
@@ -121,6 +145,12 @@ def run(args: argparse.Namespace) -> int:
         "base_width": args.base_width or widths[0],
         "zero_readout": args.zero_readout,
     }
+    return _emit(args, payload, record)
+
+
+def _emit(args: argparse.Namespace, payload: dict[str, Any],
+          record: Callable[[dict[str, Any]], int] | None) -> int:
+    """Write the JSON (atomically), record it in the store, print the summary."""
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.json.with_name(args.json.name + ".tmp")
@@ -130,3 +160,34 @@ def run(args: argparse.Namespace) -> int:
         record(payload)
     print("\n".join(summary_lines(payload)))
     return 0
+
+
+def _run_depth(args: argparse.Namespace) -> int:
+    """`--depths`: the coordinate check over depth at the fixed `--width` (issue 11).
+
+    The JSON is the width check's shape with `axis: "depth"`, `depths` and `width`; a bad
+    ladder, a model without residual blocks or a depth table with SGD exits 2.
+    """
+    from experiments.coordcheck_depth import depth_payload, run_coord_check_depth
+
+    depths = parse_depths(args.depths)
+    if args.widths != WIDTHS_DEFAULT:
+        raise UserError("--widths and --depths are two axes: give one (a depth check runs at "
+                        "the one --width)")
+    width = DEFAULT_DEPTH_WIDTH if args.width is None else args.width
+    model, task = model_from_args(args)
+    record = _store_recorder(args.db) if args.db is not None else None
+    result = run_coord_check_depth(
+        model, args.param, depths, width, steps=args.steps, optimizer=args.optimizer,
+        lr=args.lr, seed=args.seed, base_width=args.base_width, base_depth=args.base_depth,
+        zero_readout=args.zero_readout, tolerance=args.tolerance, task=task,
+    )
+    payload = depth_payload(result)
+    payload["args"] = {
+        "model": args.model, "model_block": model.model_dump(mode="json"), "task": args.task,
+        "param": args.param, "depths": depths, "width": width, "steps": args.steps,
+        "optimizer": args.optimizer, "lr": args.lr, "seed": args.seed,
+        "base_width": args.base_width or width, "base_depth": args.base_depth or depths[0],
+        "zero_readout": args.zero_readout,
+    }
+    return _emit(args, payload, record)

@@ -12,6 +12,7 @@ from experiments.commands.models import add_model_args, model_from_args
 from experiments.coordcheck import PARAMETRIZATIONS, describe_rows
 
 COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
+DEPTH_COLUMNS = ("depth_mult", "branch_mult")  # printed when the table knows depth
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--base-width", type=int, default=64)
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--depth", type=int, default=None,
+                   help="residual blocks of the described model (with --base-depth): block "
+                   "rows then show depth_mult m_L and branch_mult (completep, depth-mup)")
+    p.add_argument("--base-depth", type=int, default=None,
+                   help="the depth the depth rules measure against (with --depth)")
     p.add_argument("--json", type=Path, default=None, help="write {'rows': [...]} here")
     p.set_defaults(func=run)
 
@@ -33,17 +39,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Fixed-width text table of describe rows."""
 
+    columns = COLUMNS + tuple(c for c in DEPTH_COLUMNS if any(c in r for r in rows))
+
     def cell(row: dict[str, Any], col: str) -> str:
-        v = row[col]
+        v = row.get(col, "-")
         if col == "shape":
             return "x".join(str(s) for s in v)
         if isinstance(v, float):
             return f"{v:.4g}"
         return str(v)
 
-    cells = [[cell(r, c) for c in COLUMNS] for r in rows]
-    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(COLUMNS)]
-    out = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True))]
+    cells = [[cell(r, c) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(line[i]) for line in cells)) for i, c in enumerate(columns)]
+    out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     out += ["  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)) for line in cells]
     return "\n".join(out)
 
@@ -52,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the table, write JSON, print it."""
     model, task = model_from_args(args)
     rows = describe_rows(model, args.param, args.width, args.base_width, args.optimizer,
-                         task=task)
+                         task=task, depth=args.depth, base_depth=args.base_depth)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -64,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
                     "width": args.width,
                     "base_width": args.base_width,
                     "optimizer": args.optimizer,
+                    **({"depth": args.depth, "base_depth": args.base_depth}
+                       if args.depth is not None else {}),
                     "rows": rows,
                 }
             )

@@ -1,8 +1,10 @@
 """`python -m experiments doctor`: is this model really µP, and if not, what is missing?
 
 Static checks first (`mucore.check`: metadata, readout, multipliers, attention, tied weights,
-optimizer groups), then a coordinate check judged by the role-aware verdict (the readout keeps
-its own init). Exit code 0 when healthy, 1 when something fails, 2 on bad input.
+optimizer groups), then dynamic checks over 30 steps (activation sizes judged by the
+role-aware verdict, the readout keeping its own init; |dW|/|W| slopes against µP's), then,
+when one fails under µP, an ablation naming the ingredient that fixes it. Exit code 0 when
+healthy, 1 when something fails, 2 on bad input.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="diagnose a model's µP setup: static checks plus a role-aware coordinate check",
         description=__doc__,
     )
-    add_ladder_args(p, steps_help="coordinate-check steps (1 = at init)",
-                    lr_help="coordinate-check LR")
+    add_ladder_args(p, steps_help="dynamic-check steps (1 = at init; >= 30 lets late "
+                    "output growth show)", lr_help="dynamic-check LR")
     p.add_argument("--json", type=Path, default=None,
                    help="write {verdict, findings: [{check, status, message, fix, evidence}]}")
-    p.set_defaults(func=run)
+    # experiments.doctor_dynamic.DYNAMIC_STEPS and DYNAMIC_LR (not imported here: they would
+    # load torch).
+    p.set_defaults(func=run, steps=30, lr=1e-3)
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

@@ -1,9 +1,13 @@
-"""`python -m experiments export SWEEP_ID --target-width N --out bundle.json [--force]`.
+"""`python -m experiments export SWEEP_ID --target-width N [--target-depth L] --out bundle.json
+[--force]`.
 
 Analyses the sweep, and writes an HP bundle (JSON, or YAML for .yaml/.yml) with the transferred
 HPs, the base shapes, the per-parameter table at the target width and the evidence. A sweep whose
 verdict is not confirmed is refused unless --force (the bundle then records forced: true). The
-export is recorded in the store.
+export is recorded in the store. A sweep with a depth ladder exports for (N, L): the bundle
+records the base and target depth and rebuilds init, branch multipliers and optimizer groups at
+that depth (without --target-depth: the base depth); --target-depth on a width-only sweep is
+refused (experiments.bundle_depth).
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description=__doc__)
     p.add_argument("sweep_id")
     p.add_argument("--target-width", type=int, required=True, help="width of the target model")
+    p.add_argument("--target-depth", type=int, default=None,
+                   help="depth of the target model (sweeps with a depth ladder; default: the "
+                        "base depth)")
     p.add_argument("--out", type=Path, required=True, help="bundle path (.json, .yaml or .yml)")
     p.add_argument("--force", action="store_true",
                    help="export even when the verdict is not confirmed (recorded in the bundle)")
@@ -48,7 +55,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     find_sweep(store, sweep_id)
     bundle = export_bundle(store, sweep_id, args.target_width, force=args.force,
                            tolerance=args.tolerance, loss=args.loss,
-                           parametrization=args.parametrization)
+                           parametrization=args.parametrization,
+                           target_depth=args.target_depth)
     path = write_bundle(bundle, args.out)
     if hasattr(store, "record_export"):
         store.record_export(sweep_id, bundle.body(), str(path.resolve()))

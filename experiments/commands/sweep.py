@@ -24,6 +24,7 @@ from experiments.errors import UserError
 from experiments.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.spec import SweepSpec
     from experiments.store import Store, SweepSummary
 
 
@@ -222,13 +223,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     spec = load_spec(args.spec)  # before the store: a bad spec writes nothing
     path = db_path(args)
     sweep_id = create_sweep(open_store(path, create=True), spec)
-    print(f"sweep {sweep_id} '{spec.name}': {spec.n_runs()} runs", file=sys.stderr, flush=True)
+    print(f"sweep {sweep_id} '{spec.name}': {_runs_text(spec)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     summary = _run_foreground(path, sweep_id, args.workers, args.executor, args.ray_address)
     _finish_message(sweep_id, summary)
     print(f"finished in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     print(sweep_id, flush=True)
     return 0
+
+
+def _runs_text(spec: SweepSpec) -> str:
+    """The runs a spec makes: "420 runs", or an adaptive search's range ("132 to 420 runs")."""
+    if spec.search.kind != "adaptive":
+        return f"{spec.n_runs()} runs"
+    from experiments.adaptive import run_bounds
+
+    fewest, most = run_bounds(spec)
+    return f"{fewest} to {most} runs (adaptive search; planned as results arrive)"
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -241,7 +252,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     path = db_path(args)
     sweep_id = create_sweep(open_store(path, create=True), spec)
     ensure_background_runner(path)
-    print(f"queued sweep {sweep_id} '{spec.name}': {spec.n_runs()} runs; follow it with "
+    print(f"queued sweep {sweep_id} '{spec.name}': {_runs_text(spec)}; follow it with "
           f"`python -m experiments sweep status {sweep_id} --db {path}`", file=sys.stderr)
     print(sweep_id, flush=True)
     return 0
@@ -292,11 +303,28 @@ def cmd_status(args: argparse.Namespace) -> int:
         sweeps = [find_sweep(store, parse_sweep_id(args.sweep_id))]
     else:
         sweeps = [summary_dict(s) for s in store.list_sweeps()]
+    searches = _search_lines(store, sweeps)
     if args.json:
         print(json.dumps(sweeps, indent=2))
     else:
         print(format_status(sweeps) if sweeps else f"no sweeps in {path}")
+        print("\n".join(searches), end="\n" if searches else "")
     return 0
+
+
+def _search_lines(store: Store, sweeps: list[dict[str, Any]]) -> list[str]:
+    """Planned vs done of the adaptive sweeps (experiments.planning); each one's dict gains
+    an `adaptive` entry for `--json`."""
+    from experiments.planning import search_progress
+
+    lines = []
+    for s in sweeps:
+        progress = search_progress(store, int(s["id"]))
+        if progress is not None:
+            s["adaptive"] = progress.to_dict()
+            lines.append(f"sweep {s['id']} {progress.line()}")
+            lines += [f"  warning: {w}" for w in progress.warnings]
+    return lines
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.planning import SweepPlanner
 from experiments.runner.executor import Executor, LocalExecutor
 from experiments.settings import get_settings
 from experiments.store import Store, SweepSummary
@@ -63,6 +64,10 @@ class _RunnerLoop:
         self.progress: dict[int, int] = {}  # steps done per run, not yet written
         # Run folders of the claims in flight: the periodic ingest reads only these.
         self.in_flight: dict[int, Path] = {}
+        # Adaptive sweeps queue their next runs as results arrive (experiments.planning).
+        self.planner = SweepPlanner(store)
+        self.sweep_of: dict[int, int] = {}  # sweep of each claim in flight
+        self.to_plan: set[int] = set()  # sweeps with runs ended this turn
         self.last_beat = self.last_ingest = self.last_flush = time.monotonic()
         self.idle_since: float | None = None
 
@@ -76,6 +81,9 @@ class _RunnerLoop:
         with self.store.batch() if writes else contextlib.nullcontext():
             for ev in events:
                 self._handle(ev)
+            for sid in sorted(self.to_plan):
+                self.planner.top_up(sid)  # before claiming, so new runs fill free slots now
+            self.to_plan.clear()
             self._fill_slots()
         self._periodic(time.monotonic())
 
@@ -87,6 +95,9 @@ class _RunnerLoop:
             return
         self.progress.pop(run_id, None)
         directory = self.in_flight.pop(run_id, None)
+        sid = self.sweep_of.pop(run_id, None)
+        if sid is not None:
+            self.to_plan.add(sid)
         # The attempt's last chunks land before its state changes.
         self.store.ingest([directory] if directory else None)
         if kind == "result":
@@ -103,6 +114,7 @@ class _RunnerLoop:
         if free:
             for claim in self.store.claim(free, self.token, self.sweep_id):
                 self.in_flight[claim.run_id] = claim.directory
+                self.sweep_of[claim.run_id] = claim.sweep_id
                 self.ex.submit(claim)
 
     def _periodic(self, now: float) -> None:
@@ -166,6 +178,8 @@ def run_pending(
     ex = make_executor(executor, workers, ray_address) if isinstance(executor, str) else executor
     store.ingest()  # chunks a previous (killed) runner left behind
     loop = _RunnerLoop(store, ex, token, sweep_id, progress_cb)
+    # A runner killed after a run ended but before planning its follow-ups: plan them now.
+    loop.planner.top_up_all(sweep_id)
     try:
         while True:
             loop.turn()

@@ -23,8 +23,14 @@ from experiments.store.layout import StoreFiles
 _KNOB_COLUMNS = ",\n".join(
     f"CAST(json_extract(hparams, '$.{k}') AS DOUBLE) AS {k}" for k in GLOBAL_KNOBS
 )
+# A run's depth (its model's block count; NULL for a model without one) and the base depth of
+# a depth ladder (NULL for a width-only sweep), read from the stored RunConfig payload: no
+# column to migrate, so stores written before depth ladders read the same.
+_DEPTH_COLUMNS = """CAST(json_extract(payload, '$.model.depth') AS INTEGER) AS depth,
+           CAST(json_extract(payload, '$.base_depth') AS INTEGER) AS base_depth"""
 _RUNS_SQL = f"""
-    SELECT run_id, sweep_id, run_key, width, parametrization, lr, log2(lr) AS log2_lr, seed,
+    SELECT run_id, sweep_id, run_key, width, {_DEPTH_COLUMNS}, parametrization, lr,
+           log2(lr) AS log2_lr, seed,
            {_KNOB_COLUMNS},
            state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
            wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
@@ -119,8 +125,9 @@ class MetricsTable(StoreFiles):
     def runs_frame(self, sweep_id: int) -> pd.DataFrame:
         """One row per run of the sweep (the analysis and dashboard input).
 
-        Columns: the run's coordinates (width, parametrization, lr, log2_lr, seed), one column
-        per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and timings.
+        Columns: the run's coordinates (width, depth, base_depth, parametrization, lr, log2_lr,
+        seed; depth is NULL for a model without one, base_depth for a width-only sweep), one
+        column per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and timings.
         """
         with connect(self.path) as con:
             return con.execute(_RUNS_SQL, [sweep_id]).df()

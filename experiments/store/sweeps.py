@@ -145,6 +145,14 @@ def _new_runs(runs: list[RunRow], sweep_id: int, first_run_id: int) -> pd.DataFr
     )
 
 
+# Queue the rows registered as `new_runs` (a `_new_runs` frame); the one parameter: queued_at.
+_INSERT_NEW_RUNS = f"""
+    INSERT INTO runs (run_id, sweep_id, run_key, width, parametrization, lr, seed, hparams,
+        payload, job_fn, state, attempts, steps_done, steps_total, queued_at)
+    SELECT run_id, sweep_id, run_key, width, parametrization, lr, seed, hparams, payload,
+        job_fn, '{RunState.QUEUED}', 0, 0, steps_total, ?
+    FROM new_runs"""
+
 # One row per (sweep, run state). A finished run is complete work however early it stopped (a
 # diverged run ends at the blow-up), so progress reaches 100%.
 _SUMMARY_SQL = f"""
@@ -184,17 +192,33 @@ class SweepTable(StoreFiles):
             first = int(con.execute("SELECT nextval('run_ids') FROM range(?)",
                                     [len(runs)]).fetchall()[0][0])
             con.register("new_runs", _new_runs(runs, sid, first))
-            con.execute(
-                f"""INSERT INTO runs (run_id, sweep_id, run_key, width, parametrization, lr,
-                       seed, hparams, payload, job_fn, state, attempts, steps_done,
-                       steps_total, queued_at)
-                   SELECT run_id, sweep_id, run_key, width, parametrization, lr, seed,
-                       hparams, payload, job_fn, '{RunState.QUEUED}', 0, 0, steps_total, ?
-                   FROM new_runs""",
-                [now],
-            )
+            con.execute(_INSERT_NEW_RUNS, [now])
             con.unregister("new_runs")
         return sid
+
+    def add_runs(self, sweep_id: int, runs: list[RunRow]) -> int:
+        """Queue more runs of an existing sweep (an adaptive search's next points).
+
+        Idempotent: runs whose key the sweep already has are skipped (the run keys are unique
+        per sweep), inside the same transaction, so two runners planning from the same stored
+        results add each run once. Returns how many were added.
+        """
+        with connect(self.path) as con, transaction(con):
+            have = {str(k) for (k,) in con.execute(
+                "SELECT run_key FROM runs WHERE sweep_id = ?", [sweep_id]).fetchall()}
+            new, seen = [], set(have)
+            for r in runs:
+                if r.run_key not in seen:
+                    seen.add(r.run_key)
+                    new.append(r)
+            if not new:
+                return 0
+            first = int(con.execute("SELECT nextval('run_ids') FROM range(?)",
+                                    [len(new)]).fetchall()[0][0])
+            con.register("new_runs", _new_runs(new, sweep_id, first))
+            con.execute(_INSERT_NEW_RUNS, [utc_now()])
+            con.unregister("new_runs")
+        return len(new)
 
     def get_sweep(self, sweep_id: int) -> SweepRecord | None:
         """The stored sweep, or None when there is no such id."""

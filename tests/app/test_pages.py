@@ -167,10 +167,15 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     assert "SP (standard)" in titles and "µP" in titles
     verdicts = [s.value for s in at.success] + [e.value for e in at.error]
     assert any("Transfer" in v for v in verdicts), verdicts
-    # The strict rule (whole drift interval within tolerance) gives the analysis' own verdict.
+    from app.regret_view import regret_sentence
     from experiments.analysis import analyze
     from experiments.store import Store
 
+    # The regret panel: the sentence the report gives, and its chart and table.
+    sentence = regret_sentence(analyze(Store(db).runs_frame(sweep_id)))
+    assert sentence is not None and sentence in [m.value for m in at.markdown]
+    assert any(h.value == "What copying the proxy's learning rate costs" for h in at.subheader)
+    # The strict rule (whole drift interval within tolerance) gives the analysis' own verdict.
     strict = analyze(Store(db).runs_frame(sweep_id), strict_interval=True).verdict
     at.checkbox(key="transfer_strict").check().run()
     assert not at.exception

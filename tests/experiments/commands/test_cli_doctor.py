@@ -1,5 +1,6 @@
-"""`python -m experiments doctor` (issue 12, item 4): a healthy zoo model exits 0, a registered
-model with a plain nn.Linear head exits 1 naming the readout, bad input exits 2."""
+"""`python -m experiments doctor` (issue 12, items 2-4): a healthy zoo model exits 0 with every
+static and dynamic check passing, SP is reported as SP, a registered model with a plain
+nn.Linear head exits 1 with the ablation naming the head, bad input exits 2."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def build(width: int, *, task, depth: int = 1) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(width, task.n_outputs))
 '''
 
-WIDTHS = ["--widths", "64,128,256", "--steps", "3"]
+WIDTHS = ["--widths", "64,128,256"]  # default 30 steps, LR 1e-3
 
 
 @pytest.fixture
@@ -44,10 +45,13 @@ def test_a_healthy_zoo_model_exits_0(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["verdict"] == "healthy" and report["model"] == "mlp"
     checks = {f["check"]: f for f in report["findings"]}
-    assert {"metadata", "readout", "optimizer", "coord_check"} <= set(checks)
-    assert all(f["status"] != "fail" for f in report["findings"])
+    assert {"metadata", "readout", "optimizer", "coord_check", "update_size"} <= set(checks)
+    assert all(f["status"] == "pass" for f in report["findings"])
     assert set(checks["coord_check"]) == {"check", "status", "message", "fix", "evidence"}
-    assert checks["coord_check"]["status"] == "pass"
+    assert checks["coord_check"]["evidence"]["steps"] == 30  # late growth would show
+    judged = {j["param"]: j for j in checks["update_size"]["evidence"]["judgements"]}
+    assert judged["hidden.0.weight"]["expected"] == -0.5 and judged["readout.weight"]["ok"]
+    assert "ablation" not in checks
     assert "HEALTHY" in capsys.readouterr().out
 
 
@@ -57,6 +61,8 @@ def test_sp_is_reported_as_sp(tmp_path):
     checks = {f["check"]: f for f in json.loads(out.read_text())["findings"]}
     assert "SP" in checks["parametrization"]["message"]
     assert checks["coord_check"]["status"] == "warn"  # SP's activations grow: SP, not broken µP
+    assert checks["update_size"]["status"] == "warn"
+    assert "ablation" not in checks  # nothing to repair: SP is SP
 
 
 def test_a_registered_model_with_a_plain_linear_head_exits_1_naming_the_readout(
@@ -67,10 +73,15 @@ def test_a_registered_model_with_a_plain_linear_head_exits_1_naming_the_readout(
     report = json.loads(out.read_text())
     assert report["verdict"] == "problems"
     failed = {f["check"]: f for f in report["findings"] if f["status"] == "fail"}
-    assert {"parametrize", "readout"} <= set(failed)
+    assert {"parametrize", "readout", "coord_check", "ablation"} <= set(failed)
     assert "'5' holds an output-like weight" in failed["readout"]["message"]
     assert "replace '5' with mucore.Readout" in failed["readout"]["fix"]
-    assert "coord_check" not in {f["check"] for f in report["findings"]}  # static failed first
+    # The head trains as it would in the user's code (no multiplier): the logits grow, and
+    # switching the readout multiplier alone (a mucore.Readout) restores flat slopes.
+    assert "`5` is not a readout: logits grow by x" in failed["ablation"]["message"]
+    assert "setting its forward multiplier to 1/m" in failed["ablation"]["message"]
+    tried = failed["ablation"]["evidence"]["tried"]
+    assert [t["key"] for t in tried] == ["readout_mult"] and tried[0]["healthy"]
     assert "FAIL" in capsys.readouterr().out
 
 

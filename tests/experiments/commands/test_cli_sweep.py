@@ -155,6 +155,13 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     assert abs(mup["drift_slope"]) <= doc["tolerance"]
     # SP's optimum falls with width: its drift alone fails the same rule.
     assert sp["drift_slope"] < -doc["tolerance"]
+    # Regret at the widest width (issue 13): copying width 64's LR costs µP no more than the
+    # tolerance (1% of the loss, or the seeds' spread there) as far as its interval tells; SP's
+    # whole interval lies above it.
+    for param, within in (("mup", True), ("sp", False)):
+        wide = doc["parametrizations"][param]["regret"][-1]
+        allowed = max(doc["regret_tolerance"] * wide["best_loss"], wide["noise_abs"] or 0.0)
+        assert wide["width"] == 512 and (wide["abs_ci_low"] <= allowed) == within, (param, wide)
     # The strict rule also wants the drift's whole 95% interval within the tolerance: three
     # seeds at four widths cannot narrow it that far, and the verdict says so.
     lo, hi = mup["drift_ci"]

@@ -317,3 +317,28 @@ def test_a_lost_ray_task_is_requeued_and_finishes(ray_session: None, tmp_path: P
             [int(frame.loc["phoenix", "run_id"])],
         ).fetchall()
     assert [s for (s,) in first] == [1, 2]
+
+
+@pytest.mark.ray
+def test_adaptive_search_plans_on_ray_as_on_local(ray_session: None, tmp_path: Path) -> None:
+    """Issue 13: the runner plans an adaptive sweep's next runs on the Ray executor too, and
+    makes the same runs (same LRs and seeds, same losses) as on the local one."""
+    import yaml
+
+    from experiments.runner import run_sweep
+    from experiments.spec import parse_spec
+    from experiments.store import Store
+    from experiments.sweeps import create_sweep
+
+    data = {**yaml.safe_load(TINY_SPEC), "lrs": None, "search": {"kind": "adaptive"},
+            "lr_grid": {"log2_min": -10, "log2_max": -2, "step": 2}, "parametrizations": ["mup"]}
+    results = {}
+    for kind in ("local", "ray"):
+        db = tmp_path / f"adaptive-{kind}.duckdb"
+        sid = create_sweep(Store(db), parse_spec({k: v for k, v in data.items() if v is not None}))
+        summary = run_sweep(db, sid, workers=2, executor=kind)
+        frame = Store(db).runs_frame(sid).sort_values("run_key")
+        assert set(frame["width"]) == {16, 32}  # width 32 was planned while the sweep ran
+        assert set(summary.counts) <= {"done", "diverged"}
+        results[kind] = frame[["run_key", "final_train_loss"]].to_numpy().tolist()
+    assert results["local"] == results["ray"]

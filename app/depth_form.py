@@ -1,0 +1,39 @@
+"""The Setup form's depth ladder (issue 11): `depths` and `base_depth` of the sweep spec.
+
+An empty ladder is a width-only sweep (`depths: None`, so the spec and its hash are those of a
+sweep made before depth ladders); a ladder like "2, 4, 8, 16" crosses every width with every
+depth. The base depth defaults to the model's own `depth` and must be on the ladder; the spec's
+validation says so beside these inputs (field `depths` / `base_depth`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from app import form
+
+DEPTHS_HELP = ("Comma-separated block counts, strictly increasing, e.g. 2, 4, 8, 16 (gpt, llama, "
+               "or mlp with residual). Leave empty for a width-only sweep. Compare mup with "
+               "completep (CompleteP) or depth-mup: their branch multipliers and block LRs follow "
+               "depth, so the best LR should stay put as blocks are added.")
+BASE_HELP = ("The proxy depth the depth rules are measured from (CompleteP equals µP there). "
+             "Empty: the model's own depth. Must be one of the ladder's depths.")
+
+
+def depth_inputs(spec_form: form.ModelForm, values: dict[str, Any]) -> dict[str, Any]:
+    """Draw the ladder and base-depth inputs; returns the spec's `depths` and `base_depth`."""
+    st.markdown("**depth ladder** (optional)", help=DEPTHS_HELP)
+    left, right = st.columns(2)
+    depths = values.get("depths") or []
+    text = left.text_input("depths", value=", ".join(str(d) for d in depths),
+                           key=spec_form.key("depths"), placeholder="e.g. 2, 4, 8, 16",
+                           help=DEPTHS_HELP)
+    spec_form.slot(left, "depths")
+    base = right.number_input("base depth", min_value=1, max_value=64, step=1,
+                              value=values.get("base_depth"), key=spec_form.key("base_depth"),
+                              placeholder="(the model's depth)", help=BASE_HELP)
+    spec_form.slot(right, "base_depth")
+    parsed = form.parse_number_list(text)
+    return {"depths": parsed or None, "base_depth": int(base) if base is not None else None}

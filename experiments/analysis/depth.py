@@ -1,0 +1,131 @@
+"""Depth transfer of a sweep with a depth ladder (issue 11): the width analysis with depth as axis.
+
+CompleteP (Dey et al., 2025, arXiv 2505.01618) and depth-µP (Yang et al., 2023, arXiv
+2310.02244) claim that the optimal LR stays put as residual blocks are added, as µP claims it
+for width (TP5). The rules are the width rules of `experiments.analysis.report`, run on a frame
+where the run's depth plays the width's role:
+
+1. The runs at one fixed width: the smallest of the ladder (the proxy width in every preset).
+2. Per (parametrization, depth): the seed-mean curve, its refined optimum and interval
+   (`drift.fit_drift`, steps 1-3 of the report), then the least-squares drift of the optimum
+   against log2(depth): log2 LR per depth doubling (step 4).
+3. The verdict is step 5's rule (a)-(c) (`verdict.hp_verdict`) judged on CompleteP (else
+   depth-µP), with plain µP's drift quoted beside it: the contrast the depth rules are about.
+   (The regret rule (d) is a width rule and is not applied to depth.)
+
+The width section of a ladder's report is computed on the runs at the base depth
+(`split_depth_ladder`), so it reads as the width-only sweep at that depth would.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+
+from experiments.analysis.depth_schema import DepthDrift, DepthOptimum, DepthReport
+from experiments.analysis.drift import fit_drift
+from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult
+from experiments.analysis.summary import param_order, swept_hps
+from experiments.analysis.verdict import COMPARED_PARAMETRIZATION, hp_verdict
+
+# The depth verdict is judged on the first of these present in the sweep.
+JUDGED_PARAMETRIZATIONS = ("completep", "depth-mup")
+# Its drift is quoted beside the judged one (a table without depth rules).
+COMPARED_DEPTH = ("mup", "sp")
+LABELS = {"completep": "CompleteP", "depth-mup": "depth-µP", "mup": "µP", "sp": "SP"}
+
+
+def split_depth_ladder(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(the runs the width section reads, the ladder's runs or None without a ladder).
+
+    A ladder is a frame with a `base_depth` (`Store.runs_frame` reads it from the payload) and
+    more than one `depth`; its width section keeps the runs at the base depth.
+    """
+    if "depth" not in runs.columns or "base_depth" not in runs.columns:
+        return runs, None
+    base = runs["base_depth"].dropna()
+    if base.empty or runs["depth"].dropna().nunique() < 2:
+        return runs, None
+    at_base = runs[runs["depth"] == int(base.iloc[0])].reset_index(drop=True)
+    return at_base, runs
+
+
+def depth_report(
+    runs: pd.DataFrame | None,
+    tolerance: float,
+    loss: str,
+    *,
+    n_bootstrap: int,
+    seed: int,
+    strict_interval: bool = False,
+) -> DepthReport | None:
+    """The depth section (module docstring) of a ladder's runs; None without a ladder.
+
+    Args:
+        runs: the ladder's runs (`split_depth_ladder`'s second value), like `Store.runs_frame`.
+        tolerance: |drift| allowed, log2 LR per depth doubling.
+        loss: the loss column analysed.
+        n_bootstrap: bootstrap resamples over seeds.
+        seed: the bootstrap's RNG seed.
+        strict_interval: also require the drift's whole interval within the tolerance.
+    """
+    # report.py imports this module: its helper is loaded here, on use.
+    from experiments.analysis.report import prepare_runs
+
+    if runs is None:
+        return None
+    width = int(runs["width"].min())
+    frame = runs[runs["width"] == width].copy()
+    frame["width"] = frame["depth"].astype(int)  # depth plays the width's role
+    df = prepare_runs(frame, loss)
+    knobs = swept_hps(frame)
+    warn: list[str] = []
+    drifts = {p: fit_drift("lr", p, df[df["parametrization"] == p], knobs,
+                           n_bootstrap=n_bootstrap, seed=seed, target_width=None, warn=warn)
+              for p in param_order(df["parametrization"].unique())}
+    judged = next((p for p in JUDGED_PARAMETRIZATIONS if p in drifts), None)
+    verdict, reason = _verdict(drifts, judged, tolerance, strict_interval)
+    return DepthReport(
+        verdict=verdict, reason=reason, tolerance=tolerance, width=width,
+        base_depth=int(runs["base_depth"].dropna().iloc[0]), judged_on=judged,
+        warnings=[_in_depth_words(w) for w in warn],
+        parametrizations={p: _depth_drift(d) for p, d in drifts.items()},
+    )
+
+
+def _verdict(drifts: dict[str, DriftResult], judged: str | None, tolerance: float,
+             strict_interval: bool) -> tuple[Literal["confirmed", "not_confirmed"], str]:
+    """(verdict, reason): the width rule on the judged parametrization, in depth's words."""
+    if judged is None:
+        return "not_confirmed", (f"the sweep has no {' or '.join(JUDGED_PARAMETRIZATIONS)} runs: "
+                                 "depth transfer is judged on a parametrization with depth "
+                                 "rules; add completep to parametrizations")
+    compared = next((p for p in COMPARED_DEPTH if p in drifts), None)
+    by_param = {VERDICT_PARAMETRIZATION: drifts[judged]}
+    if compared is not None:
+        by_param[COMPARED_PARAMETRIZATION] = drifts[compared]
+    v = hp_verdict("lr", by_param, tolerance, strict_interval)
+    return v.verdict, _in_depth_words(v.reason, judged, compared)
+
+
+def _in_depth_words(text: str, judged: str | None = None, compared: str | None = None) -> str:
+    """A width-rule sentence said of depth: widths are depths, µP/SP the compared tables."""
+    text = text.replace("SP ", "\0 ")  # before µP's label, which may itself contain "µP"
+    if judged is not None:
+        text = text.replace("µP", LABELS.get(judged, judged))
+    if compared is not None:
+        text = text.replace("\0", LABELS.get(compared, compared))
+    return text.replace("\0", "SP").replace("width", "depth")
+
+
+def _depth_drift(d: DriftResult) -> DepthDrift:
+    """A width drift (fitted on depths) as the depth section's model."""
+    return DepthDrift(
+        parametrization=d.parametrization,
+        depths=[DepthOptimum(depth=w.width, opt_log2_lr=w.opt_log2, ci_low=w.ci_low,
+                             ci_high=w.ci_high, best_loss=w.best_loss, edge=w.edge,
+                             status=w.status) for w in d.widths],
+        drift_slope=d.drift_slope, drift_intercept=d.drift_intercept, drift_ci=d.drift_ci,
+        ci_method=d.ci_method.replace("width", "depth"), optima_agree=d.optima_agree,
+    )

@@ -1,0 +1,136 @@
+"""The dashboard over depth (issue 11): Setup's depth ladder and the Transfer page's width/depth
+switch, against a real store (AppTest), and the pure depth chart helpers.
+
+The Transfer sweep's runs are finished with synthetic losses whose optima are known (µP's moves
+-0.8 log2 per depth doubling, CompleteP's stays), so the page must show both families and the
+engine's depth verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from app import depth_charts
+
+SPEC: dict[str, Any] = {
+    "name": "depth-page", "model": {"kind": "mlp", "depth": 2, "residual": True},
+    "task": {"name": "digits"}, "widths": [32, 64], "base_width": 32, "depths": [2, 4, 8],
+    "parametrizations": ["mup", "completep"], "optimizer": {"name": "adam"},
+    "lr_grid": {"log2_min": -11, "log2_max": -3, "step": 1}, "seeds": [0, 1], "steps": 4,
+    "batch_size": 8, "log_every": 2, "device": "cpu",
+}
+
+
+def finished_ladder(db: Path, spec: dict[str, Any]) -> int:
+    """The sweep in the store at `db`, every run finished on a known bowl in log2 LR."""
+    from experiments.spec import SweepSpec
+    from experiments.store import Store
+    from experiments.sweeps import create_sweep
+
+    store = Store(db)
+    sweep_id = int(create_sweep(store, SweepSpec.model_validate(spec)))
+    rng = torch.Generator().manual_seed(0)
+    for claim in store.claim(10_000, "test", sweep_id):
+        p = claim.payload
+        drift = -0.8 if p["parametrization"] == "mup" else 0.0
+        opt = -6.3 + drift * math.log2(p["model"]["depth"] / 2)
+        loss = 0.1 + 0.05 * (math.log2(p["lr"]) - opt) ** 2
+        loss += 0.002 * float(torch.randn((), generator=rng))
+        result = {"state": "done", "final_train_loss": loss, "final_val_loss": loss}
+        assert store.finish(claim.run_id, claim.attempt, {**result, "steps_done": 4})
+    return sweep_id
+
+
+@pytest.fixture
+def no_runner(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    calls: list[Any] = []
+    from experiments.service import Service
+
+    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
+    return calls
+
+
+def test_setup_takes_a_depth_ladder_and_names_a_bad_one(open_page, db_path, no_runner) -> None:
+    from experiments.store import Store
+
+    at = open_page("views/setup.py")
+    assert at.text_input(key="setup.depths").value == ""
+    at.text_input(key="setup.depths").set_value("2, 4").run()
+    # The quick preset's MLP has no residual branches: refused beside the ladder.
+    assert any("set model.residual: true" in e.value for e in at.error), [e.value for e in at.error]
+    at.checkbox(key="setup.model.mlp.residual").check().run()
+    at.text_input(key="setup.depths").set_value("4, 2").run()
+    assert any("depths must increase: got 2 after 4" in e.value for e in at.error)
+    at.text_input(key="setup.depths").set_value("2, 4").run()
+    at.number_input(key="setup.base_depth").set_value(3).run()
+    assert any("base_depth 3 is not in depths [2, 4]" in e.value for e in at.error)
+    at.number_input(key="setup.base_depth").set_value(2).run()
+    assert not at.error, [e.value for e in at.error]
+    at.text_input(key="setup.name").set_value("ladder")
+    at.button(key="FormSubmitter:setup_launch-Launch sweep").click().run()
+    assert not at.exception
+    store = Store(db_path)
+    (sweep,) = store.list_sweeps()
+    record = store.get_sweep(sweep.id)
+    assert record is not None and record.spec["depths"] == [2, 4]
+    assert sorted(store.runs_frame(sweep.id)["depth"].unique()) == [2, 4]
+
+
+def test_transfer_switches_between_width_and_depth(open_page, db_path) -> None:
+    sweep_id = finished_ladder(db_path, SPEC)
+    at = open_page("views/transfer.py", current_sweep_id=sweep_id)
+    assert at.radio(key="transfer_family").value == "width"
+    width_chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    assert width_chart["layout"]["legend"]["title"]["text"] == "width"
+    at.radio(key="transfer_family").set_value("depth").run()
+    assert not at.exception
+    curves, optimum = (json.loads(c.proto.spec) for c in at.get("plotly_chart")[:2])
+    assert curves["layout"]["legend"]["title"]["text"] == "depth"
+    names = {t.get("name") for t in curves["data"]}
+    assert {"depth 2", "depth 4", "depth 8"} <= names
+    assert optimum["layout"]["xaxis"]["title"]["text"] == "depth"
+    assert any("µP drift -0.8" in (t.get("name") or "") or "µP drift -0.7" in (t.get("name") or "")
+               for t in optimum["data"])
+    assert any(h.value == "Optimal learning rate vs depth (width 32)" for h in at.subheader)
+    assert any("Depth transfer confirmed" in s.value for s in at.success)
+
+
+def test_a_width_only_sweep_has_no_family_switch(open_page, db_path) -> None:
+    plain = {k: v for k, v in SPEC.items() if k != "depths"}
+    sweep_id = finished_ladder(db_path, plain)
+    at = open_page("views/transfer.py", current_sweep_id=sweep_id)
+    assert not [r for r in at.radio if r.key == "transfer_family"]
+
+
+def test_depth_chart_helpers_shape_the_report() -> None:
+    import pandas as pd
+
+    from experiments.analysis.depth_schema import DepthDrift, DepthOptimum, DepthReport
+    from experiments.service import TransferReport
+
+    depth = DepthReport(verdict="confirmed", reason="r", tolerance=0.25, width=32, base_depth=2,
+                        judged_on="completep", parametrizations={"completep": DepthDrift(
+                            parametrization="completep", drift_slope=0.05,
+                            drift_ci=[-0.1, 0.2], depths=[
+                                DepthOptimum(depth=d, opt_log2_lr=-6.0, ci_low=-6.5,
+                                             ci_high=-5.5, best_loss=1.0) for d in (2, 4, 8)])})
+    report = TransferReport(verdict="confirmed", reason="", tolerance=0.25, loss="x",
+                            depth=depth)
+    optima, drift = depth_charts.depth_frames(report)
+    assert list(optima["width"]) == [2, 4, 8] and list(drift["drift_ci_high"]) == [0.2]
+    assert depth_charts.depth_frames(None)[0].empty
+    runs = pd.DataFrame({"width": [32, 32, 64], "depth": [2, 4, 2], "base_depth": [2, 2, 2]})
+    assert depth_charts.has_depth_ladder(runs)
+    assert list(depth_charts.at_base_depth(runs)["depth"]) == [2, 2]
+    assert list(depth_charts.depth_as_width(runs, 32)["width"]) == [2, 4]
+    flat = runs.assign(base_depth=None)
+    assert not depth_charts.has_depth_ladder(flat) and len(depth_charts.at_base_depth(flat)) == 3
+    fig = depth_charts.depth_optimum_figure(report)
+    assert fig.layout.xaxis.title.text == "depth"
+    assert all("width" not in (t.hovertemplate or "") for t in fig.data)

@@ -1,0 +1,137 @@
+"""The µP doctor in the dashboard (issue 12, item 5): the Doctor page runs the real `doctor`
+command in a background process and shows the findings, fixes and evidence charts; Setup runs
+the static checks of a registered model before launch and shows failures beside the button;
+the evidence charts are pure functions of the doctor's JSON."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from app import doctor_charts
+
+PLAIN_HEAD = '''
+"""A user's MLP whose head is a plain nn.Linear (not mucore.Readout)."""
+from torch import nn
+
+
+def build(width: int, *, task, depth: int = 1) -> nn.Module:
+    n_in = 1
+    for d in task.input_shape:
+        n_in *= d
+    layers = [nn.Flatten(), nn.Linear(n_in, width), nn.ReLU()]
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(width, task.n_outputs))
+'''
+
+
+MHA_PIXELS = '''
+"""A user's model: image rows as tokens, torch's nn.MultiheadAttention, a µP readout."""
+import mucore
+from torch import nn
+
+
+class PixelRows(nn.Module):
+    def __init__(self, width: int, n_in: int, n_out: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(n_in, width)
+        self.attn = nn.MultiheadAttention(width, num_heads=2, batch_first=True)
+        self.head = mucore.Readout(width, n_out)
+
+    def forward(self, x):  # (B, C, H, W) -> (B, n_out)
+        h = self.embed(x.flatten(1, 2))  # (B, C*H, W) -> (B, rows, width)
+        h, _ = self.attn(h, h, h)
+        return self.head(h.mean(1))
+
+
+def build(width: int, *, task) -> nn.Module:
+    return PixelRows(width, task.input_shape[-1], task.n_outputs)
+'''
+
+
+@pytest.fixture
+def plain_head(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    (folder / "plain_head.py").write_text(PLAIN_HEAD)
+    (folder / "mha_pixels.py").write_text(MHA_PIXELS)
+    monkeypatch.setenv("MUTRANSFER_MODEL_DIRS", str(folder))  # the job's process inherits it
+    return folder
+
+
+def _run_doctor(at, timeout_s: float = 100.0):
+    """Press Run (widths 64..256) and rerun until the background job's report is drawn."""
+    at.button(key="FormSubmitter:doctor_form-Run the doctor").click().run()
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        texts = [e.value for e in [*at.success, *at.error]]
+        if any(t.startswith(("**Healthy.**", "**Problems.**")) for t in texts):
+            return at
+        time.sleep(0.5)
+        at.run()
+    raise AssertionError(f"no report after {timeout_s}s: {[i.value for i in at.info]}")
+
+
+def test_the_page_offers_zoo_and_registered_models(open_page, plain_head):
+    at = open_page("views/doctor.py")
+    assert at.selectbox(key="doctor_model").options[:4] == ["MLP", "GPT (small transformer)",
+                                                             "LLaMA (RMSNorm, RoPE, SwiGLU)", "CNN"]
+    assert any(o.startswith("plain_head") for o in at.selectbox(key="doctor_model").options)
+    assert at.selectbox(key="doctor_widths").value == "64 → 256 (3 widths)"
+    assert at.info[0].value.startswith("Choose a model")
+
+
+@pytest.mark.slow  # a real `doctor` process: ~20 s on one CPU
+def test_a_healthy_zoo_model_is_reported_healthy(open_page):
+    at = _run_doctor(open_page("views/doctor.py"))
+    assert not at.exception
+    assert any(s.value.startswith("**Healthy.** mlp (mup)") for s in at.success)
+    assert not at.error
+
+
+@pytest.mark.slow  # a real `doctor` process: ~25 s on one CPU
+def test_a_plain_linear_head_is_named_with_its_fix_and_evidence(open_page, plain_head):
+    at = open_page("views/doctor.py")
+    at.selectbox(key="doctor_model").set_value("plain_head").run()
+    at = _run_doctor(at)
+    errors = [e.value for e in at.error]
+    assert any(e.startswith("**Problems.**") for e in errors)
+    ablation = next(e for e in errors if e.startswith("**ablation**"))
+    assert "`5` is not a readout: logits grow by x" in ablation
+    assert "**Fix:** make the head a mucore.Readout" in ablation
+    assert len(at.get("plotly_chart")) >= 2  # coordinate slopes and the ablation's bars
+
+
+def test_setup_shows_static_check_findings_beside_the_launch_button(open_page, plain_head):
+    """A model the spec accepts (it has a readout) but whose attention cannot take µP's
+    score scale: the static checks say so before launch, with the fix."""
+    at = open_page("views/setup.py")
+    at.selectbox(key="setup.model.kind").set_value("custom").run()
+    at.selectbox(key="setup.model.name").set_value("mha_pixels").run()
+    assert not at.exception
+    assert any("µP checks warn about this model" in w.value for w in at.warning)
+    notes = " ".join(m.value for m in at.markdown)
+    assert "**attention** (warn)" in notes and "mucore.attention_scale" in notes
+    assert at.button(key="FormSubmitter:setup_launch-Launch sweep")  # launching stays possible
+
+
+def test_evidence_charts_draw_the_doctor_json():
+    coord = {"tolerance": 0.2, "roles": {"head": "readout", "fc": "feature"},
+             "slopes": [{"module": m, "step": t, "slope": s}
+                        for m, s in (("head", 0.5), ("fc", 0.0)) for t in (1, 2, 3)]}
+    fig = doctor_charts.activation_slopes_figure(coord)
+    assert [tr.name for tr in fig.data] == ["head", "fc"]  # worst module first
+    assert fig.data[0].line.width == 3  # the readout drawn bold
+    updates = {"judgements": [
+        {"param": "fc.weight", "role": "hidden", "slope": 0.5, "expected": -0.5, "ok": False},
+        {"param": "head.weight", "role": "output", "slope": 0.0, "expected": 0.0, "ok": True}]}
+    fig = doctor_charts.update_slopes_figure(updates)
+    assert list(fig.data[0].y) == [0.5, 0.0] and list(fig.data[1].y) == [-0.5, 0.0]
+    assert fig.data[0].marker.color[0] != fig.data[0].marker.color[1]  # off vs on µP's slope
+    tried = {"tried": [{"key": "readout_mult", "label": "readout multiplier", "healthy": True,
+                        "excess": 0.0}]}
+    assert list(doctor_charts.ablation_figure(tried).data[0].x) == ["readout multiplier"]
+    assert doctor_charts.update_slopes_figure({}).data == ()

@@ -1,0 +1,120 @@
+"""The depth section of the analysis (issue 11) on synthetic loss surfaces with known optima.
+
+loss = floor + curvature * (log2 LR - optimum(param, width, depth))^2 + seeded noise. The
+depth section must recover the per-depth optima and the drift per depth doubling, confirm a
+parametrization whose optimum stays put and refuse one that drifts (both directions), judge on
+CompleteP while quoting µP, and leave the width section as a width-only sweep at the base depth
+would have it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.analysis import analyze
+from experiments.analysis.depth import split_depth_ladder
+
+GRID = [float(x) for x in range(-12, -2)]
+DEPTHS = [2, 4, 8, 16]
+
+
+def ladder(optimum: dict[str, float], depth_drift: dict[str, float],
+           widths: tuple[int, ...] = (64, 128), width_drift: float = 0.0,
+           seeds: tuple[int, ...] = (0, 1), base_depth: float | None = 2) -> pd.DataFrame:
+    """Runs like Store.runs_frame: the optimum moves by `depth_drift[param]` log2 per depth
+    doubling (from depth 2) and `width_drift` per width doubling (from width 64)."""
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, object]] = []
+    for param, opt0 in optimum.items():
+        for width in widths:
+            for depth in DEPTHS:
+                opt = (opt0 + depth_drift[param] * math.log2(depth / 2)
+                       + width_drift * math.log2(width / 64))
+                for seed in seeds:
+                    for x in GRID:
+                        loss = 1.0 + 0.05 * (x - opt) ** 2 + rng.normal(0.0, 0.002)
+                        rows.append({"run_id": len(rows) + 1, "width": width, "depth": depth,
+                                     "base_depth": base_depth, "parametrization": param,
+                                     "lr": 2.0**x, "log2_lr": x, "seed": seed,
+                                     "init_std": 1.0, "output_mult": 1.0, "state": "done",
+                                     "final_train_loss": loss, "final_val_loss": loss})
+    return pd.DataFrame(rows)
+
+
+def test_completep_that_stays_put_is_confirmed_and_mups_drift_is_measured() -> None:
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0})
+    doc = analyze(runs, n_bootstrap=50).to_contract_json()
+    depth = doc["depth"]
+    assert depth["verdict"] == "confirmed", depth["reason"]
+    assert depth["judged_on"] == "completep" and depth["width"] == 64
+    assert depth["base_depth"] == 2 and depth["tolerance"] == 0.25
+    completep = depth["parametrizations"]["completep"]
+    mup = depth["parametrizations"]["mup"]
+    assert abs(completep["drift_slope"]) < 0.1
+    assert mup["drift_slope"] == pytest.approx(-0.8, abs=0.1)
+    assert [d["depth"] for d in completep["depths"]] == DEPTHS
+    for d, want in zip(mup["depths"], [-7.0, -7.8, -8.6, -9.4], strict=True):
+        assert d["opt_log2_lr"] == pytest.approx(want, abs=0.1)
+        assert d["ci_low"] <= d["opt_log2_lr"] <= d["ci_high"]
+        assert d["best_loss"] == pytest.approx(1.0, abs=0.01)
+    assert "CompleteP LR drift" in depth["reason"] and "; µP LR drift -0.7" in depth["reason"]
+    assert "per depth doubling" in depth["reason"]
+    json.dumps(doc, allow_nan=False)
+
+
+def test_a_drifting_completep_is_not_confirmed() -> None:
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": -0.5})
+    depth = analyze(runs, n_bootstrap=50).to_contract_json()["depth"]
+    assert depth["verdict"] == "not_confirmed"
+    assert depth["parametrizations"]["completep"]["drift_slope"] == pytest.approx(-0.5, abs=0.1)
+    assert "CompleteP LR drift -0.4" in depth["reason"]
+    assert "exceeds the tolerance ±0.25" in depth["reason"]
+
+
+def test_depth_mup_is_judged_without_completep_and_a_ladder_without_either_is_refused() -> None:
+    runs = ladder({"mup": -7.0, "depth-mup": -6.0}, {"mup": -0.8, "depth-mup": 0.05})
+    depth = analyze(runs, n_bootstrap=0).to_contract_json()["depth"]
+    assert depth["judged_on"] == "depth-mup" and depth["verdict"] == "confirmed"
+    runs = ladder({"mup": -7.0}, {"mup": 0.0})
+    depth = analyze(runs, n_bootstrap=0).to_contract_json()["depth"]
+    assert depth["verdict"] == "not_confirmed" and depth["judged_on"] is None
+    assert "add completep to parametrizations" in depth["reason"]
+
+
+def test_the_width_section_reads_the_base_depth_as_a_width_only_sweep_would() -> None:
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0},
+                  widths=(64, 128, 256), width_drift=0.0)
+    report = analyze(runs, n_bootstrap=50)
+    at_base = runs[runs["depth"] == 2].drop(columns=["depth", "base_depth"])
+    alone = analyze(at_base.reset_index(drop=True), n_bootstrap=50)
+    doc, alone_doc = report.to_contract_json(), alone.to_contract_json()
+    assert doc.pop("depth")["verdict"] == "confirmed"
+    assert doc == alone_doc
+    assert "depth" not in alone_doc  # a width-only sweep's document is unchanged
+
+
+def test_a_single_depth_or_an_old_frame_has_no_ladder() -> None:
+    runs = ladder({"mup": -7.0}, {"mup": 0.0})
+    one_depth = runs[runs["depth"] == 4]
+    assert split_depth_ladder(one_depth)[1] is None
+    old = runs.drop(columns=["depth", "base_depth"])
+    assert split_depth_ladder(old)[1] is None
+    width_only = runs.assign(base_depth=None)
+    assert split_depth_ladder(width_only)[1] is None
+
+
+def test_a_depth_whose_runs_all_diverged_is_left_out_with_a_depth_warning() -> None:
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0})
+    dead = (runs["depth"] == 16) & (runs["parametrization"] == "completep")
+    runs.loc[dead, "state"] = "diverged"
+    runs.loc[dead, "final_train_loss"] = None
+    depth = analyze(runs, n_bootstrap=0).to_contract_json()["depth"]
+    row = depth["parametrizations"]["completep"]["depths"][-1]
+    assert row["status"] == "all_diverged" and row["opt_log2_lr"] is None
+    assert any("every run at depth 16 diverged" in w for w in depth["warnings"])
+    assert depth["verdict"] == "confirmed"  # three depths still agree
