@@ -381,8 +381,7 @@ def _evidence(
     report: TransferReport,
     sweep_id: int | None,
     spec_hash: str | None,
-    force: bool,
-    depth_refused: bool = False,
+    forced: bool,
 ) -> Evidence:
     return Evidence(
         sweep_id=sweep_id,
@@ -393,7 +392,7 @@ def _evidence(
         verdict=report.verdict,
         reason=report.reason,
         warnings=list(report.warnings),
-        forced=bool(force and (report.verdict != "confirmed" or depth_refused)),
+        forced=forced,
         drift=_evidence_drift(report),
         n_runs=report.n_runs,
         versions=_versions(),
@@ -436,9 +435,13 @@ def build_bundle(
             and not `force`; the sweep has no optimum for `parametrization`; the target width
             cannot be built; a target depth for a sweep without a depth ladder.
     """
-    log2_lr = transferred_log2_lr(report, target_width, parametrization, force)
     model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
     base_depth, target_depth = bundle_depths(spec, model_cfg, target_depth)
+    # A depth ladder at one width claims no width transfer: exporting for that same width needs
+    # only the depth verdict (checked below), not the width verdict one width cannot confirm.
+    same_width_only = base_depth is not None and list(spec.get("widths") or []) == [target_width]
+    log2_lr = transferred_log2_lr(report, target_width, parametrization,
+                                  force or same_width_only)
     check_depth_verdict(report, base_depth, target_depth, force)
     info = task_info(task_cfg)
     hparams = transferred_hparams(report, hp_cfg, target_width, parametrization)
@@ -446,6 +449,8 @@ def build_bundle(
     model_cfg = at_target_depth(model_cfg, target_depth)
     depth_refused = target_depth != base_depth and (
         report.depth is None or report.depth.verdict != "confirmed")
+    width_refused = report.verdict != "confirmed" and not same_width_only
+    forced = force and (width_refused or depth_refused)
     lr = 2.0**log2_lr
     bundle = HPBundle(
         created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
@@ -463,7 +468,7 @@ def build_bundle(
         target_width=target_width,
         param_table=param_table(model_cfg, info, shapes, parametrization, hparams, opt_cfg.name,
                                 lr, target_width),
-        evidence=_evidence(spec, report, sweep_id, spec_hash, force, depth_refused),
+        evidence=_evidence(spec, report, sweep_id, spec_hash, forced),
         base_depth=base_depth,
         target_depth=target_depth,
     )

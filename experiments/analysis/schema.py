@@ -16,7 +16,9 @@ from experiments.analysis.depth_schema import DepthReport
 from experiments.analysis.regret_schema import RegretResult
 
 # Parametrizations whose optimum should not drift (their prediction is the stable optimum).
-STABLE_PARAMETRIZATIONS = ("mup",)
+# The depth tables contain µP's width rules (CompleteP, Dey et al. 2025, Table 1), so their
+# optimum is as width-stable as µP's.
+STABLE_PARAMETRIZATIONS = ("mup", "completep", "depth-mup")
 # The verdict is judged on this parametrization (TP5: µP is the one that should transfer).
 VERDICT_PARAMETRIZATION = "mup"
 

@@ -37,3 +37,16 @@ def open_page(db_path) -> Callable[..., AppTest]:
         return at
 
     return _open
+
+
+@pytest.fixture
+def no_runner(monkeypatch) -> list[Path]:
+    """Record background-runner starts instead of spawning one (tests drive runs themselves).
+
+    The seam is `Service.start_runner`, the one place the app starts the engine's runner.
+    """
+    calls: list[Path] = []
+    from experiments.service import Service
+
+    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
+    return calls

@@ -13,7 +13,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
 from app import depth_charts
@@ -45,15 +44,6 @@ def finished_ladder(db: Path, spec: dict[str, Any]) -> int:
         result = {"state": "done", "final_train_loss": loss, "final_val_loss": loss}
         assert store.finish(claim.run_id, claim.attempt, {**result, "steps_done": 4})
     return sweep_id
-
-
-@pytest.fixture
-def no_runner(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    calls: list[Any] = []
-    from experiments.service import Service
-
-    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
-    return calls
 
 
 def test_setup_takes_a_depth_ladder_and_names_a_bad_one(open_page, db_path, no_runner) -> None:

@@ -12,20 +12,9 @@ import pytest
 
 from app import doctor_charts
 
-PLAIN_HEAD = '''
-"""A user's MLP whose head is a plain nn.Linear (not mucore.Readout)."""
-from torch import nn
-
-
-def build(width: int, *, task, depth: int = 1) -> nn.Module:
-    n_in = 1
-    for d in task.input_shape:
-        n_in *= d
-    layers = [nn.Flatten(), nn.Linear(n_in, width), nn.ReLU()]
-    for _ in range(depth):
-        layers += [nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers, nn.Linear(width, task.n_outputs))
-'''
+# A user's MLP whose head is a plain nn.Linear (not mucore.Readout).
+PLAIN_HEAD = (Path(__file__).resolve().parents[1] / "fixtures" / "models" / "plain_head.py"
+              ).read_text()
 
 
 MHA_PIXELS = '''

@@ -23,19 +23,6 @@ TINY_STEPS = "12"
 
 
 @pytest.fixture
-def no_runner(monkeypatch):
-    """Record background-runner starts instead of spawning one (tests drive runs themselves).
-
-    The seam is `Service.start_runner`, the one place the app starts the engine's runner.
-    """
-    calls = []
-    from experiments.service import Service
-
-    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
-    return calls
-
-
-@pytest.fixture
 def tiny_quick(monkeypatch):
     monkeypatch.setenv(presets.QUICK_STEPS_ENV, TINY_STEPS)
 

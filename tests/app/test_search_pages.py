@@ -10,8 +10,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 SPEC: dict[str, Any] = {
     "name": "adaptive-page", "model": {"kind": "mlp", "depth": 2}, "task": {"name": "digits"},
     "widths": [32, 64, 128], "base_width": 32, "parametrizations": ["sp", "mup"],
@@ -45,15 +43,6 @@ def make_sweep(db: Path, rounds: int) -> int:
     sweep_id = int(create_sweep(Store(db), SweepSpec.model_validate(SPEC)))
     finish_queued(db, sweep_id, rounds)
     return sweep_id
-
-
-@pytest.fixture
-def no_runner(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    calls: list[Any] = []
-    from experiments.service import Service
-
-    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
-    return calls
 
 
 def test_setup_offers_adaptive_with_expected_runs(open_page, db_path, no_runner) -> None:

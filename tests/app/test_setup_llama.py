@@ -3,18 +3,6 @@ launches a tied sweep; the coord-check and inspector pages offer it."""
 
 from __future__ import annotations
 
-import pytest
-
-
-@pytest.fixture
-def no_runner(monkeypatch):
-    """Record background-runner starts instead of spawning one (the sweep is not trained)."""
-    from experiments.service import Service
-
-    calls = []
-    monkeypatch.setattr(Service, "start_runner", lambda self: calls.append(self.db_path))
-    return calls
-
 
 def test_setup_launches_a_tied_llama_sweep(open_page, db_path, no_runner):
     from experiments.store import Store

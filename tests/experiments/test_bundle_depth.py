@@ -132,6 +132,26 @@ def test_a_drifting_completep_needs_force_off_the_base_depth(
     assert read_bundle(path).evidence.forced
 
 
+def test_a_one_width_depth_ladder_exports_at_its_width_without_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # One width cannot confirm width transfer, but exporting for that same width claims none:
+    # the depth verdict alone decides. Another width still needs the width verdict.
+    one_width = {**SPEC, "widths": [32]}
+    db, sid = make_store(tmp_path, one_width, completep_drift=0.0)
+    path = tmp_path / "b.json"
+    argv = ["export", str(sid), "--out", str(path), "--parametrization", "completep",
+            "--db", str(db), "--target-depth", "8"]
+    assert main([*argv, "--target-width", "32"]) == 0
+    bundle = read_bundle(path)
+    assert (bundle.target_width, bundle.target_depth) == (32, 8)
+    assert bundle.evidence.verdict == "not_confirmed" and not bundle.evidence.forced
+    assert bundle.log2_lr == pytest.approx(OPT, abs=0.15)
+    path.unlink()
+    assert main([*argv, "--target-width", "128"]) == 2
+    assert "transfer verdict is not confirmed" in capsys.readouterr().err
+    assert not path.exists()
+
+
 def test_verify_trains_the_target_at_width_and_depth(
         tmp_path: Path, ladder: tuple[Path, int]) -> None:
     db, sid = ladder
