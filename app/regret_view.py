@@ -45,7 +45,8 @@ def regret_frame(report: TransferReport | None) -> pd.DataFrame:
 
 
 def regret_sentence(report: TransferReport | None) -> str | None:
-    """"Copying the LR tuned at width 64 costs 0.2% loss at width 512 under µP, 14% under SP."
+    """"Copying the LR tuned at width 64 costs 0.2% (+0.001) loss at width 512 under µP, 14%
+    (+0.07) under SP.", and a second sentence when µP's cost is within its seed noise.
 
     At the widest width where µP has a number (SP's at the same width beside it), in % of the
     best loss, or in loss units ("+0.0021") where the best loss is not positive; None when µP
@@ -64,13 +65,19 @@ def regret_sentence(report: TransferReport | None) -> str | None:
     sp_row = sp.at(row.width) if sp is not None and sp.proxy_width == mup.proxy_width else None
     if sp_row is not None and sp_row.abs is not None:
         text += f", {_cost(sp_row.rel, sp_row.abs)} under {param_label(COMPARED)}"
-    return text + "."
+    text += "."
+    # A % of a near-zero loss reads large: say when the cost is below what reseeding moves.
+    if row.rel is not None and row.noise_rel is not None and row.rel <= row.noise_rel:
+        text += (f" Under {param_label(JUDGED)} that is within the seed-to-seed noise of the "
+                 f"loss there ({fmt_pct(row.noise_rel)}).")
+    return text
 
 
 def _cost(rel: float | None, abs_loss: float | None) -> str:
-    """A regret in words: its % of the best loss, else the extra loss itself."""
+    """A regret in words: its % of the best loss and the extra loss ("2.0% (+0.002)"), or the
+    extra loss alone when the best loss is not positive."""
     if rel is not None:
-        return fmt_pct(rel)
+        return fmt_pct(rel) + ("" if abs_loss is None else f" (+{abs_loss:.2g})")
     return f"+{abs_loss:.2g}" if abs_loss is not None else "—"
 
 

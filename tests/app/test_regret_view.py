@@ -32,8 +32,8 @@ def report():
 
 def test_sentence_quotes_the_widest_width_under_both(report) -> None:
     assert regret_sentence(report) == (
-        "Copying the LR tuned at width 64 costs 2.0% loss at width 512 under µP, 200% under "
-        "SP (standard).")
+        "Copying the LR tuned at width 64 costs 2.0% (+0.002) loss at width 512 under µP, "
+        "200% (+0.2) under SP (standard).")
     assert regret_sentence(None) is None
 
 
@@ -62,6 +62,22 @@ def test_sentence_in_loss_units_when_the_best_loss_is_not_positive() -> None:
     frame["final_train_loss"] -= 0.11
     assert regret_sentence(analyze(frame)) == (
         "Copying the LR tuned at width 64 costs +0.0005 loss at width 128 under µP.")
+
+
+def test_sentence_says_when_the_cost_is_within_the_seed_noise() -> None:
+    # Two seeds 0.004 apart on a 0.1 bowl: µP's 0.5% cost at width 128 is below the seeds'
+    # spread there, and the sentence says so; one seed (no noise estimate) says nothing more.
+    one = parabolas({"mup": {64: -7.0, 128: -7.1}})
+    two = pd.concat([one, one.assign(seed=1, final_train_loss=one["final_train_loss"] + 0.004)])
+    report = analyze(two)
+    row = report.regret["mup"].at(128)
+    assert row is not None and row.rel is not None and row.noise_rel is not None
+    assert row.rel < row.noise_rel
+    sentence = regret_sentence(report)
+    assert sentence is not None and sentence.endswith(
+        f"Under µP that is within the seed-to-seed noise of the loss there "
+        f"({fmt_pct(row.noise_rel)}).")
+    assert "seed-to-seed" not in (regret_sentence(analyze(one)) or "")
 
 
 def test_figure_drops_the_proxy_and_draws_the_tolerance(report) -> None:
