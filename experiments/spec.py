@@ -492,12 +492,18 @@ def _model_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     if width_errors:
         return [("widths", msg) for msg in width_errors]
     widest = spec.widths[-1]
-    need = memory_bytes(spec, info, widest, count_params(spec.model, info, widest))
+    # The largest run: the widest width at the deepest rung of a (valid) depth ladder.
+    deepest = None if spec.depths is None or ladder_problems(spec) else max(spec.depths)
+    largest = spec if deepest is None else spec.model_copy(
+        update={"model": at_depth(spec.model, deepest)})
+    need = memory_bytes(largest, info, widest, count_params(largest.model, info, widest))
     limit, where = memory_limit(spec.device)
     if need > limit:
-        return [("widths", f"estimated memory {need / 2**30:.1f} GiB at width {widest} "
+        at = f"width {widest}" + ("" if deepest is None else f", depth {deepest}")
+        return [("widths", f"estimated memory {need / 2**30:.1f} GiB at {at} "
                  f"(batch_size {spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: "
-                 "use smaller widths or a smaller batch_size")]
+                 "use smaller widths" + ("" if deepest is None else " or depths")
+                 + " or a smaller batch_size")]
     return []
 
 

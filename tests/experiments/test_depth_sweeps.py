@@ -139,3 +139,30 @@ def test_a_deeper_run_is_measured_against_the_base_depth() -> None:
     mup = train_run(_run("mup", 8), NullReporter()).final_train_loss
     completep = train_run(_run("completep", 8), NullReporter()).final_train_loss
     assert mup is not None and completep is not None and mup != completep
+
+
+def test_the_memory_check_sizes_the_deepest_rung_of_the_ladder() -> None:
+    # A batch that fits at the model's own depth (2) but not 64 layers deep: the ladder's
+    # deepest run is the one that must fit, and the refusal says so.
+    from experiments.device import memory_limit
+    from experiments.estimate import memory_bytes
+    from experiments.models.zoo import count_params
+    from experiments.tasks.loading import task_info
+
+    base = {**GPT, "widths": [32, 64], "depths": None}
+    shallow = parse_spec(base)
+    info = task_info(shallow.task)
+    limit, _ = memory_limit("cpu")
+
+    def need(depth: int, batch: int) -> int:
+        spec = shallow.model_copy(update={"batch_size": batch,
+                                          "model": shallow.model.model_copy(update={"depth": depth})})
+        return memory_bytes(spec, info, 64, count_params(spec.model, info, 64))
+
+    per_example_deep = need(64, 2) - need(64, 1)  # activations grow linearly with the batch
+    batch = int(1.5 * limit / per_example_deep)
+    assert need(2, batch) < limit < need(64, batch)
+    assert parse_spec({**base, "batch_size": batch}).batch_size == batch
+    with pytest.raises(UserError) as err:
+        parse_spec({**base, "batch_size": batch, "depths": [2, 64], "base_depth": 2})
+    assert "estimated memory" in str(err.value) and "width 64, depth 64" in str(err.value)
