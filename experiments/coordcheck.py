@@ -58,6 +58,13 @@ CUSTOM_BATCH = 32
 _BATCH_SEED_OFFSET = 10_007
 
 
+def coord_batch(task: Task, batch_size: int, seed: int) -> tuple[Tensor, Tensor]:
+    """The one fixed training batch a coordinate check (over width or depth) and the doctor's
+    dynamic checks train on: drawn from `seed` offset so batch and init weights are unrelated,
+    and the same batch for every width (or depth) of one check."""
+    return task.batch("train", batch_size, torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET))
+
+
 @dataclass
 class CoordCheckSetup:
     """Everything a coord check on one zoo model needs.
@@ -177,8 +184,7 @@ def prepare(
     errors = model_errors(cfg, loaded.info, list(widths), base_width or min(widths))
     if errors:
         raise UserError("; ".join(errors))
-    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
-    batch = loaded.batch("train", bs, gen)
+    batch = coord_batch(loaded, bs, seed)
     return CoordCheckSetup(cfg, loaded, model_factory(cfg, loaded.info), batch)
 
 

@@ -15,11 +15,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
 import mucore
 from experiments.coord_request import depth_problem, validate_depths
-from experiments.coordcheck import DEFAULT_BATCH, DEFAULT_TASKS, _as_model_config, check_run_args
+from experiments.coordcheck import (
+    DEFAULT_BATCH,
+    DEFAULT_TASKS,
+    _as_model_config,
+    check_run_args,
+    coord_batch,
+)
 from experiments.errors import UserError
 from experiments.models import (
     CustomModelConfig,
@@ -34,7 +38,6 @@ from experiments.tasks import TaskConfig, load_task
 # The zoo's configs cap `depth` at 64; a ladder beyond it would build unvalidated models.
 MAX_DEPTH = 64
 # The batch seed differs from the init seed (as in the width check), so the two are unrelated.
-_BATCH_SEED_OFFSET = 10_007
 
 
 def _check_model(cfg: ModelConfig, param: str, optimizer: str) -> None:
@@ -100,8 +103,7 @@ def run_coord_check_depth(
                                           delta_depth=next((d for d in ds if d > bd), 2 * bd))
     except mucore.ShapeInferenceError as exc:
         raise UserError(f"--model {cfg.kind}: {exc}") from None
-    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
-    batch = loaded.batch("train", batch_size or DEFAULT_BATCH[cfg.kind], gen)
+    batch = coord_batch(loaded, batch_size or DEFAULT_BATCH[cfg.kind], seed)
     return mucore.coord_check_depth(
         factory, shapes, ds, width, batch, loaded.loss, param,
         mucore.HParams(zero_readout=zero_readout), optimizer=optimizer, lr=lr, steps=steps,

@@ -32,12 +32,12 @@ from torch import nn
 
 import mucore
 from experiments.coordcheck import (
-    _BATCH_SEED_OFFSET,
     CUSTOM_BATCH,
     CUSTOM_TASK,
     DEFAULT_BATCH,
     DEFAULT_TASKS,
     check_run_args,
+    coord_batch,
     validate_widths,
 )
 from experiments.doctor_ablation import (
@@ -255,8 +255,7 @@ def _trial(cfg: ModelConfig, task: TaskConfig | None, factory: Callable[[int], n
            optimizer: str, lr: float, seed: int) -> Trial:
     """The dynamic checks' run: the coordinate check's task and fixed batch for the model."""
     loaded = load_task(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
-    gen = torch.Generator().manual_seed(seed + _BATCH_SEED_OFFSET)
-    batch = loaded.batch("train", DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH), gen)
+    batch = coord_batch(loaded, DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH), seed)
     delta = next((w for w in widths if w != base), 2 * base)
     shapes = mucore.infer_base_shapes(factory, base, delta)
     return Trial(factory, shapes, table, widths, batch, loaded.loss, optimizer=optimizer,
