@@ -9,6 +9,7 @@ drift line. Numbers come from the engine's report (`Service.transfer`); nothing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -42,12 +43,29 @@ def runs_for_width(runs: pd.DataFrame) -> pd.DataFrame:
     return depth_charts.at_base_depth(runs)
 
 
-def render_depth(runs: pd.DataFrame, report: TransferReport | None, loss: str) -> None:
-    """Draw the depth family: curves per depth, the depth verdict, optimum vs depth."""
+def render_depth(runs: pd.DataFrame, report: TransferReport | None, loss: str,
+                 reanalyse: Callable[[int], TransferReport | None] | None = None) -> None:
+    """Draw the depth family: curves per depth, the depth verdict, optimum vs depth.
+
+    With several widths, a picker chooses the width the depth section reads (the report's
+    default is the smallest); `reanalyse(width)` gives the report at another one.
+    """
     depth = None if report is None else report.depth
     if depth is None:
         st.info("Waiting for finished runs at two depths or more.")
         return
+    widths = sorted(int(w) for w in runs["width"].dropna().unique())
+    if reanalyse is not None and len(widths) > 1:
+        width = int(st.selectbox(
+            "Width", widths, index=widths.index(depth.width) if depth.width in widths else 0,
+            key="transfer_depth_width",
+            help="The width whose runs the depth curves, optima and verdict read."))
+        if width != depth.width:
+            report = reanalyse(width)
+            depth = None if report is None else report.depth
+            if report is None or depth is None:
+                st.info(f"No depth analysis at width {width} yet.")
+                return
     chart_col, verdict_col = st.columns([4, 1.3])
     with chart_col:
         st.plotly_chart(depth_charts.depth_curves_figure(runs, report, depth.width, loss=loss),

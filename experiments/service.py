@@ -268,7 +268,8 @@ class Service:
 
     def transfer(self, sweep_id: int, tolerance: float = DEFAULT_TOLERANCE,
                  loss: str = DEFAULT_LOSS, strict_interval: bool = False,
-                 regret_tolerance: float = DEFAULT_REGRET_TOLERANCE) -> TransferView:
+                 regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
+                 depth_width: int | None = None) -> TransferView:
         """The runs of a sweep and their transfer analysis (None until a run has finished).
 
         A sweep the analysis refuses (e.g. too few finished runs) gives `problem` instead of
@@ -281,6 +282,7 @@ class Service:
             strict_interval: require the drift's whole 95% interval within the tolerance.
             regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
                 best loss; the seed noise there applies when larger).
+            depth_width: a depth ladder's width the depth section reads (default: smallest).
         """
         from experiments.analysis import analyze
 
@@ -289,7 +291,8 @@ class Service:
             return view
         try:
             report = analyze(view.runs, tolerance=tolerance, loss=loss,
-                             strict_interval=strict_interval, regret_tolerance=regret_tolerance)
+                             strict_interval=strict_interval, regret_tolerance=regret_tolerance,
+                             depth_width=depth_width)
         except ValueError as exc:
             return TransferView(view.runs, None, str(exc))
         return TransferView(view.runs, report, None)

@@ -49,7 +49,10 @@ view = service.transfer(sweep.id, tolerance=float(tolerance), loss=loss, strict_
 runs, finished, report = view.runs, view.finished, view.report
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 if transfer_depth.family_switch(runs) == "depth":  # a depth ladder, shown over depth
-    transfer_depth.render_depth(runs, report, loss)
+    sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
+    transfer_depth.render_depth(runs, report, loss, reanalyse=lambda width: service.transfer(
+        sweep_id, tolerance=float(tolerance), loss=loss, strict_interval=strict,
+        regret_tolerance=float(regret_pct) / 100, depth_width=width).report)
     st.stop()
 runs, finished = transfer_depth.runs_for_width(runs), transfer_depth.runs_for_width(finished)
 

@@ -5,7 +5,8 @@ CompleteP (Dey et al., 2025, arXiv 2505.01618) and depth-µP (Yang et al., 2023,
 for width (TP5). The rules are the width rules of `experiments.analysis.report`, run on a frame
 where the run's depth plays the width's role:
 
-1. The runs at one fixed width: the smallest of the ladder (the proxy width in every preset).
+1. The runs at one fixed width: the smallest of the ladder (the proxy width in every preset),
+   or the one the caller picks (`analyze --depth-width`; the Transfer page's width picker).
 2. Per (parametrization, depth): the seed-mean curve, its refined optimum and interval
    (`drift.fit_drift`, steps 1-3 of the report), then the least-squares drift of the optimum
    against log2(depth): log2 LR per depth doubling (step 4).
@@ -59,6 +60,7 @@ def depth_report(
     n_bootstrap: int,
     seed: int,
     strict_interval: bool = False,
+    width: int | None = None,
 ) -> DepthReport | None:
     """The depth section (module docstring) of a ladder's runs; None without a ladder.
 
@@ -69,13 +71,21 @@ def depth_report(
         n_bootstrap: bootstrap resamples over seeds.
         seed: the bootstrap's RNG seed.
         strict_interval: also require the drift's whole interval within the tolerance.
+        width: the width whose runs are read (default: the smallest).
+
+    Raises:
+        ValueError: `width` is not a width of the ladder.
     """
     # report.py imports this module: its helper is loaded here, on use.
     from experiments.analysis.report import prepare_runs
 
     if runs is None:
         return None
-    width = int(runs["width"].min())
+    widths = sorted(int(w) for w in runs["width"].unique())
+    if width is None:
+        width = widths[0]
+    elif width not in widths:
+        raise ValueError(f"depth width {width} is not a width of the sweep: use one of {widths}")
     frame = runs[runs["width"] == width].copy()
     frame["width"] = frame["depth"].astype(int)  # depth plays the width's role
     df = prepare_runs(frame, loss)

@@ -121,6 +121,7 @@ def analyze(
     seed: int = BOOTSTRAP_SEED,
     strict_interval: bool = False,
     regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
+    depth_width: int | None = None,
 ) -> TransferReport:
     """Analyse a sweep's runs for µTransfer (TP5, Yang et al., 2022): optima, drift, verdict.
 
@@ -139,12 +140,14 @@ def analyze(
             (rule (e) of the module docstring).
         regret_tolerance: rule (d)'s relative LR regret allowed at the widest width (0.01: 1%
             of its best loss), unless its seed noise is larger.
+        depth_width: a depth ladder's width the depth section reads (default: its smallest).
 
     Returns:
         The `TransferReport`; its `to_contract_json()` is the `analyze --json` document.
 
     Raises:
-        ValueError: a required column is missing, or a tolerance is not positive.
+        ValueError: a required column is missing, a tolerance is not positive, or
+            `depth_width` is not a width of the ladder.
     """
     if not (math.isfinite(tolerance) and tolerance > 0):
         raise ValueError(f"tolerance must be a positive number of log2 units per width "
@@ -188,7 +191,7 @@ def analyze(
         regret_tolerance=regret_tolerance,
         regret=regret,
         depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
-                           strict_interval=strict_interval),
+                           strict_interval=strict_interval, width=depth_width),
     )
 
 

@@ -1,5 +1,5 @@
 """`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25] [--strict-interval]
-[--regret-tolerance 0.01]`.
+[--regret-tolerance 0.01] [--depth-width N]`.
 
 Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss, and
 the transfer regret (the loss the narrowest width's optimal LR costs there); per
@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--regret-tolerance", type=float, default=DEFAULT_REGRET_TOLERANCE,
                    help="allowed µP LR regret at the widest width, as a fraction of its best "
                         "loss (default 0.01 = 1%%; the seed noise there applies when larger)")
+    p.add_argument("--depth-width", type=int, default=None,
+                   help="a depth ladder: the width whose runs the depth section reads "
+                        "(default: the smallest)")
     add_db_arg(p)
     p.set_defaults(func=cmd_analyze)
 
@@ -103,9 +106,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     try:
         report = analyze(store.runs_frame(sweep_id), tolerance=args.tolerance, loss=args.loss,
                          target_width=args.target_width, strict_interval=args.strict_interval,
-                         regret_tolerance=args.regret_tolerance)
+                         regret_tolerance=args.regret_tolerance, depth_width=args.depth_width)
     except ValueError as exc:
-        raise UserError(str(exc)) from None
+        raise UserError(str(exc).replace("depth width", "--depth-width")) from None
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report.to_contract_json(), indent=1, allow_nan=False))

@@ -89,6 +89,10 @@ def test_transfer_switches_between_width_and_depth(open_page, db_path) -> None:
                for t in optimum["data"])
     assert any(h.value == "Optimal learning rate vs depth (width 32)" for h in at.subheader)
     assert any("Depth transfer confirmed" in s.value for s in at.success)
+    # Another width of the ladder: the depth section is re-read there.
+    at.selectbox(key="transfer_depth_width").set_value(64).run()
+    assert not at.exception
+    assert any(h.value == "Optimal learning rate vs depth (width 64)" for h in at.subheader)
 
 
 def test_a_width_only_sweep_has_no_family_switch(open_page, db_path) -> None:

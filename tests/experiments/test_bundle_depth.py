@@ -165,3 +165,15 @@ def test_verify_trains_the_target_at_width_and_depth(
     assert [p["log2_lr"] for p in doc["points"]] == pytest.approx(
         [read_bundle(path).log2_lr + k for k in (-1, 0, 1)])
     assert all(p["loss"] is not None for p in doc["points"])
+
+
+def test_analyze_reads_the_depth_section_at_the_width_asked_for(
+        tmp_path: Path, ladder: tuple[Path, int], capsys: pytest.CaptureFixture[str]) -> None:
+    db, sid = ladder
+    out = tmp_path / "a.json"
+    argv = ["analyze", str(sid), "--db", str(db), "--json", str(out)]
+    assert main([*argv, "--depth-width", "64"]) == 0
+    assert json.loads(out.read_text())["depth"]["width"] == 64
+    assert main([*argv, "--depth-width", "48"]) == 2
+    assert "--depth-width 48 is not a width of the sweep: use one of [32, 64]" in (
+        capsys.readouterr().err)

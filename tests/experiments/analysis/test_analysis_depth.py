@@ -118,3 +118,20 @@ def test_a_depth_whose_runs_all_diverged_is_left_out_with_a_depth_warning() -> N
     assert row["status"] == "all_diverged" and row["opt_log2_lr"] is None
     assert any("every run at depth 16 diverged" in w for w in depth["warnings"])
     assert depth["verdict"] == "confirmed"  # three depths still agree
+
+
+def test_the_depth_section_reads_the_width_asked_for() -> None:
+    # CompleteP holds its optimum over depth at width 64 but not at 128: the default (smallest
+    # width) confirms, the depth section at 128 does not, and a width off the ladder is refused.
+    runs = pd.concat([
+        ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0}, widths=(64,)),
+        ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": -0.6}, widths=(128,)),
+    ], ignore_index=True)
+    default = analyze(runs, n_bootstrap=50).depth
+    assert default is not None and default.width == 64 and default.verdict == "confirmed"
+    wide = analyze(runs, n_bootstrap=50, depth_width=128).depth
+    assert wide is not None and wide.width == 128 and wide.verdict == "not_confirmed"
+    slope = wide.parametrizations["completep"].drift_slope
+    assert slope is not None and slope == pytest.approx(-0.6, abs=0.1)
+    with pytest.raises(ValueError, match=r"depth width 96 is not a width of the sweep: use one of \[64, 128\]"):
+        analyze(runs, n_bootstrap=50, depth_width=96)
