@@ -10,9 +10,10 @@ where the run's depth plays the width's role:
 2. Per (parametrization, depth): the seed-mean curve, its refined optimum and interval
    (`drift.fit_drift`, steps 1-3 of the report), then the least-squares drift of the optimum
    against log2(depth): log2 LR per depth doubling (step 4).
-3. The verdict is step 5's rule (a)-(c) (`verdict.hp_verdict`) judged on CompleteP (else
+3. The verdict is step 5's rule (a)-(d) (`verdict.hp_verdict`) judged on CompleteP (else
    depth-µP), with plain µP's drift quoted beside it: the contrast the depth rules are about.
-   (The regret rule (d) is a width rule and is not applied to depth.)
+   Rule (d), the transfer regret (`experiments.analysis.regret`), reads here what copying the
+   shallowest depth's optimal LR costs at the deepest depth, in % of its best loss.
 
 The width section of a ladder's report is computed on the runs at the base depth
 (`split_depth_ladder`), so it reads as the width-only sweep at that depth would.
@@ -26,9 +27,15 @@ import pandas as pd
 
 from experiments.analysis.depth_schema import DepthDrift, DepthOptimum, DepthReport
 from experiments.analysis.drift import fit_drift
+from experiments.analysis.regret import regret_by_param
+from experiments.analysis.regret_schema import RegretResult
 from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult
 from experiments.analysis.summary import param_order, swept_hps
-from experiments.analysis.verdict import COMPARED_PARAMETRIZATION, hp_verdict
+from experiments.analysis.verdict import (
+    COMPARED_PARAMETRIZATION,
+    DEFAULT_REGRET_TOLERANCE,
+    hp_verdict,
+)
 
 # The depth verdict is judged on the first of these present in the sweep.
 JUDGED_PARAMETRIZATIONS = ("completep", "depth-mup")
@@ -61,6 +68,7 @@ def depth_report(
     seed: int,
     strict_interval: bool = False,
     width: int | None = None,
+    regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
 ) -> DepthReport | None:
     """The depth section (module docstring) of a ladder's runs; None without a ladder.
 
@@ -72,6 +80,7 @@ def depth_report(
         seed: the bootstrap's RNG seed.
         strict_interval: also require the drift's whole interval within the tolerance.
         width: the width whose runs are read (default: the smallest).
+        regret_tolerance: rule (d)'s relative LR regret allowed at the deepest depth.
 
     Raises:
         ValueError: `width` is not a width of the ladder.
@@ -94,18 +103,21 @@ def depth_report(
     drifts = {p: fit_drift("lr", p, df[df["parametrization"] == p], knobs,
                            n_bootstrap=n_bootstrap, seed=seed, target_width=None, warn=warn)
               for p in param_order(df["parametrization"].unique())}
+    regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
     judged = next((p for p in JUDGED_PARAMETRIZATIONS if p in drifts), None)
-    verdict, reason = _verdict(drifts, judged, tolerance, strict_interval)
+    verdict, reason = _verdict(drifts, regret, judged, tolerance, strict_interval,
+                               regret_tolerance)
     return DepthReport(
         verdict=verdict, reason=reason, tolerance=tolerance, width=width,
         base_depth=int(runs["base_depth"].dropna().iloc[0]), judged_on=judged,
         warnings=[_in_depth_words(w) for w in warn],
-        parametrizations={p: _depth_drift(d) for p, d in drifts.items()},
+        parametrizations={p: _depth_drift(d, regret.get(p)) for p, d in drifts.items()},
     )
 
 
-def _verdict(drifts: dict[str, DriftResult], judged: str | None, tolerance: float,
-             strict_interval: bool) -> tuple[Literal["confirmed", "not_confirmed"], str]:
+def _verdict(drifts: dict[str, DriftResult], regret: dict[str, RegretResult],
+             judged: str | None, tolerance: float, strict_interval: bool,
+             regret_tolerance: float) -> tuple[Literal["confirmed", "not_confirmed"], str]:
     """(verdict, reason): the width rule on the judged parametrization, in depth's words."""
     if judged is None:
         return "not_confirmed", (f"the sweep has no {' or '.join(JUDGED_PARAMETRIZATIONS)} runs: "
@@ -113,9 +125,13 @@ def _verdict(drifts: dict[str, DriftResult], judged: str | None, tolerance: floa
                                  "rules; add completep to parametrizations")
     compared = next((p for p in COMPARED_DEPTH if p in drifts), None)
     by_param = {VERDICT_PARAMETRIZATION: drifts[judged]}
+    by_regret = {VERDICT_PARAMETRIZATION: regret[judged]} if judged in regret else {}
     if compared is not None:
         by_param[COMPARED_PARAMETRIZATION] = drifts[compared]
-    v = hp_verdict("lr", by_param, tolerance, strict_interval)
+        if compared in regret:
+            by_regret[COMPARED_PARAMETRIZATION] = regret[compared]
+    v = hp_verdict("lr", by_param, tolerance, strict_interval, regret=by_regret,
+                   regret_tolerance=regret_tolerance)
     return v.verdict, _in_depth_words(v.reason, judged, compared)
 
 
@@ -129,9 +145,13 @@ def _in_depth_words(text: str, judged: str | None = None, compared: str | None =
     return text.replace("\0", "SP").replace("width", "depth")
 
 
-def _depth_drift(d: DriftResult) -> DepthDrift:
-    """A width drift (fitted on depths) as the depth section's model."""
+def _depth_drift(d: DriftResult, regret: RegretResult | None) -> DepthDrift:
+    """A width drift (fitted on depths) and its regret rows as the depth section's model."""
+    rows = [] if regret is None else [
+        {"depth": r["width"], **{k: v for k, v in r.items() if k != "width"}}
+        for r in regret.contract_rows()]
     return DepthDrift(
+        regret=rows,
         parametrization=d.parametrization,
         depths=[DepthOptimum(depth=w.width, opt_log2_lr=w.opt_log2, ci_low=w.ci_low,
                              ci_high=w.ci_high, best_loss=w.best_loss, edge=w.edge,

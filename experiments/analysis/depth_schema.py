@@ -50,6 +50,9 @@ class DepthDrift(BaseModel):
         drift_ci: the slope's 95% interval.
         ci_method: how the intervals were made.
         optima_agree: the per-depth intervals, widened by one grid step, share a value.
+        regret: what copying the shallowest depth's optimal LR costs at each depth, rows like
+            the width section's `regret` with `depth` in place of `width` (abs, rel, ci_low,
+            ci_high, ...; `experiments.analysis.regret`).
     """
 
     parametrization: str
@@ -59,6 +62,7 @@ class DepthDrift(BaseModel):
     drift_ci: list[float] | None = None
     ci_method: str = ""
     optima_agree: bool | None = None
+    regret: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class DepthReport(BaseModel):

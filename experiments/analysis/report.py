@@ -191,7 +191,8 @@ def analyze(
         regret_tolerance=regret_tolerance,
         regret=regret,
         depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
-                           strict_interval=strict_interval, width=depth_width),
+                           strict_interval=strict_interval, width=depth_width,
+                           regret_tolerance=regret_tolerance),
     )
 
 

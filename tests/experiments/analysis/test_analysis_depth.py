@@ -135,3 +135,20 @@ def test_the_depth_section_reads_the_width_asked_for() -> None:
     assert slope is not None and slope == pytest.approx(-0.6, abs=0.1)
     with pytest.raises(ValueError, match=r"depth width 96 is not a width of the sweep: use one of \[64, 128\]"):
         analyze(runs, n_bootstrap=50, depth_width=96)
+
+
+def test_the_depth_verdict_applies_the_regret_rule_at_the_deepest_depth() -> None:
+    # CompleteP drifting +0.2 per depth doubling is within the ±0.25 tolerance, and its optima
+    # agree within a grid step, but by depth 16 the copied LR sits 0.6 log2 off a 0.05-curvature
+    # bowl: 0.05 * 0.6^2 = 0.018 loss, 1.8% of the best loss 1.0 (seed noise ~0.2%): refused.
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.2})
+    depth = analyze(runs, n_bootstrap=50).to_contract_json()["depth"]
+    rows = {r["depth"]: r for r in depth["parametrizations"]["completep"]["regret"]}
+    assert rows[2]["abs"] == pytest.approx(0.0, abs=1e-9)
+    assert rows[16]["rel"] == pytest.approx(0.018, abs=0.006)
+    assert depth["verdict"] == "not_confirmed"
+    assert "copying the LR tuned at depth 2 costs" in depth["reason"]
+    assert "at depth 16 under CompleteP" in depth["reason"]
+    # The same drift with a 5x looser regret tolerance passes: the regret rule decided it.
+    loose = analyze(runs, n_bootstrap=50, regret_tolerance=0.05).to_contract_json()["depth"]
+    assert loose["verdict"] == "confirmed", loose["reason"]
