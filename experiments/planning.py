@@ -88,10 +88,10 @@ class SweepPlanner:
     """Tops up adaptive sweeps; keeps each sweep's validated spec (validation loads the task)."""
 
     def __init__(self, store: Store, job_fn: str | None = None) -> None:
-        from experiments.sweeps import TRAIN_JOB
-
+        """`job_fn`: the job added runs execute; default the job of the sweep's own runs (the
+        one `create_sweep` was given), so a search's later runs do what its first ones did."""
         self.store = store
-        self.job_fn = job_fn or TRAIN_JOB
+        self.job_fn = job_fn
         self._specs: dict[int, SweepSpec | None] = {}
 
     def spec(self, sweep_id: int) -> SweepSpec | None:
@@ -118,7 +118,10 @@ class SweepPlanner:
         plan = plan_runs(spec, outcomes)
         if not plan.add:
             return 0
-        return self.store.add_runs(sweep_id, run_rows(plan.add, self.job_fn))
+        from experiments.sweeps import TRAIN_JOB
+
+        job_fn = self.job_fn or self.store.sweep_job_fn(sweep_id) or TRAIN_JOB
+        return self.store.add_runs(sweep_id, run_rows(plan.add, job_fn))
 
     def top_up_all(self, sweep_id: int | None = None) -> int:
         """`top_up` one sweep, or every sweep in the store (a runner serving them all)."""

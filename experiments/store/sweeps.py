@@ -220,6 +220,14 @@ class SweepTable(StoreFiles):
             con.unregister("new_runs")
         return len(new)
 
+    def sweep_job_fn(self, sweep_id: int) -> str | None:
+        """The job the sweep's first run executes ("module:function"), or None without runs:
+        what runs added later (an adaptive search's) execute too."""
+        with connect(self.path) as con:
+            row = con.execute("SELECT job_fn FROM runs WHERE sweep_id = ? ORDER BY run_id LIMIT 1",
+                              [sweep_id]).fetchone()
+        return None if row is None else str(row[0])
+
     def get_sweep(self, sweep_id: int) -> SweepRecord | None:
         """The stored sweep, or None when there is no such id."""
         with connect(self.path) as con:

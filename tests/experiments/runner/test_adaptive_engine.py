@@ -94,7 +94,8 @@ def test_kill_runner_mid_adaptive_sweep_then_resume_makes_the_same_runs(tmp_path
 def test_replanning_the_same_results_adds_nothing(tmp_path: Path) -> None:
     spec = load_spec(write_spec(tmp_path))
     store = Store(tmp_path / "s.duckdb")
-    sid = create_sweep(store, spec)
+    job = "experiments.train:run_job_for_test"  # any job name: nothing here executes it
+    sid = create_sweep(store, spec, job_fn=job)
     first = store.runs_frame(sid)
     assert set(first["width"]) == {16} and len(first) == 9 * 2
     planner = SweepPlanner(store)
@@ -107,6 +108,9 @@ def test_replanning_the_same_results_adds_nothing(tmp_path: Path) -> None:
                      {"state": "done", "final_train_loss": 1 + (math.log2(lr) + 6) ** 2})
     assert planner.top_up(sid) == 3 * 2
     assert planner.top_up(sid) == 0 and SweepPlanner(store).top_up(sid) == 0
+    # The added runs execute the job the sweep was created with, not a default one.
+    added_claims = store.claim(100, "test-owner", sid)
+    assert len(added_claims) == 3 * 2 and {c.job_fn for c in added_claims} == {job}
     added = store.runs_frame(sid).query("width == 32")
     assert sorted(set(added["log2_lr"].round(6))) == [-7.5, -6.0, -4.5]
     assert plan_runs(spec, outcomes_of(store, sid)).add == []
