@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import streamlit as st
+
 from app import form, state
 from experiments.service import ModelInfo, ServiceError
 
@@ -29,6 +31,24 @@ def registered() -> tuple[dict[str, ModelInfo], str | None]:
     except ServiceError as exc:
         return {}, str(exc)
     return {m.name: m for m in models if m.kind == CUSTOM}, None
+
+
+def model_select(container: Any, zoo: dict[str, str], key: str) -> tuple[str, dict[str, ModelInfo]]:
+    """The pages' model picker: the zoo's models (`zoo`: kind -> label), then the registered
+    ones; a registry that cannot be read is shown as an error and leaves the zoo.
+
+    Returns:
+        (the picked kind or registered name, the registered models by name).
+    """
+    models, error = registered()
+    if error:
+        st.error(f"Registered models are unavailable: {error}", icon=":material/error:")
+    picked = container.selectbox(
+        "Model", [*zoo, *models], key=key,
+        format_func=lambda k: zoo.get(k) or label(models[k]),
+        help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
+    )
+    return str(picked), models
 
 
 def label(model: ModelInfo) -> str:

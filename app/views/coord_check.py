@@ -29,15 +29,8 @@ st.title("Coordinate check")
 st.caption(components.HELP["coord_check"])
 
 # Outside the form: picking a registered model or the axis redraws the fields below.
-registered, registry_error = model_picker.registered()
-if registry_error:
-    st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
 c0, c1 = st.columns(2)
-model: str = c0.selectbox(
-    "Model", [*MODELS, *registered], key="coord_model",
-    format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
-    help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
-)
+model, registered = model_picker.model_select(c0, MODELS, "coord_model")
 axis: str = c1.radio(
     "Axis", list(AXES), key="coord_axis", format_func=AXES.__getitem__, horizontal=True,
     help="Width: the model at several widths (µP keeps activations flat). Depth: at one width and "

@@ -29,14 +29,7 @@ st.caption(
     "that fixes it."
 )
 
-registered, registry_error = model_picker.registered()
-if registry_error:
-    st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
-model: str = st.selectbox(
-    "Model", [*MODELS, *registered], key="doctor_model",
-    format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
-    help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
-)
+model, registered = model_picker.model_select(st, MODELS, "doctor_model")
 with st.form("doctor_form"):
     model_args = model_picker.cli_args(st, registered[model], f"doctor.{model}") if model in registered else []
     c1, c2, c3 = st.columns(3)

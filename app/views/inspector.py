@@ -20,15 +20,8 @@ st.caption(
     "multiplier is 1 and the init follows PyTorch's default."
 )
 
-registered, registry_error = model_picker.registered()
-if registry_error:
-    st.error(f"Registered models are unavailable: {registry_error}", icon=":material/error:")
 c1, c2, c3, c4, c5 = st.columns(5)
-model: str = c1.selectbox(
-    "Model", [*MODELS, *registered], key="insp_model",
-    format_func=lambda k: MODELS.get(k) or model_picker.label(registered[k]),
-    help="The zoo's models, then the models registered on this server (MUTRANSFER_MODEL_DIRS).",
-)
+model, registered = model_picker.model_select(c1, MODELS, "insp_model")
 param: str = c2.radio("Parametrization", ["mup", "sp", *DEPTH_PARAMS], key="insp_param",
                       format_func=charts.param_label, horizontal=True, help=components.HELP["mup"])
 optimizer: str = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], key="insp_optimizer",

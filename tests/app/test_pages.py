@@ -284,3 +284,11 @@ def test_a_broken_model_file_is_shown_and_the_zoo_stays_usable(open_page, regist
     assert any("broken.py, line 3" in e.value for e in at.error), [e.value for e in at.error]
     assert "Registered model" not in at.selectbox(key="setup.model.kind").options
     assert at.selectbox(key="setup.model.kind").value == "mlp"
+    # The pages sharing `model_picker.model_select` say so too and keep the zoo's models.
+    for page, key in (("views/coord_check.py", "coord_model"), ("views/doctor.py", "doctor_model"),
+                      ("views/inspector.py", "insp_model")):
+        at = open_page(page)
+        assert any("Registered models are unavailable" in e.value and "broken.py, line 3"
+                   in e.value for e in at.error), (page, [e.value for e in at.error])
+        assert at.selectbox(key=key).value == "mlp"
+        assert not any(o.startswith("tiny_mixer") for o in at.selectbox(key=key).options)
