@@ -15,7 +15,6 @@ per step of each and the median of the per-repetition ratios (target: <= 1.05).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
 
 import torch  # noqa: E402
-from bench_mucore_overhead import compare_step_times  # noqa: E402  (same folder)
+from bench_mucore_overhead import (  # noqa: E402  (same folder)
+    add_lm_args,
+    compare_step_times,
+    start_bench,
+    token_batch,
+)
 from torch import nn  # noqa: E402
 
 import mucore  # noqa: E402
@@ -44,24 +48,14 @@ def plain_copy(model: nn.Module, width: int, vocab: int) -> nn.Module:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--width", type=int, default=256)
-    ap.add_argument("--depth", type=int, default=8)
+    add_lm_args(ap, width=256, depth=8, reps=9)
     ap.add_argument("--base-width", type=int, default=64)
     ap.add_argument("--base-depth", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=9)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall time, or this process's CPU time (CPU only: other jobs sharing "
                     "the cores do not inflate it)")
     args = ap.parse_args()
-    print("command:", shlex.join([".venv/bin/python", *sys.argv]))
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    dev = torch.device(args.device)
+    dev = start_bench(args)
     print(
         f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, "
         f"width {args.width} (base {args.base_width}), depth {args.depth} (base "
@@ -83,9 +77,7 @@ def main() -> None:
         f"param groups: {len(cp_opt.param_groups)}; plain: {len(plain_opt.param_groups)}"
     )
 
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, info.n_outputs, (args.batch, args.seq + 1), generator=g)
-    batch = (tokens[:, :-1].to(dev), tokens[:, 1:].to(dev))
+    batch = token_batch(info.n_outputs, args.batch, args.seq, dev)
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
     compare_step_times((cp_model, cp_opt), (plain_model, plain_opt), batch, args.reps,
                        args.steps, warmup=2, ms_digits=1, clock=clock)

@@ -13,14 +13,18 @@ step of each and the median of the per-repetition ratios (target: <= 1.05).
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere, no install
 
 import torch  # noqa: E402
-from bench_mucore_overhead import compare_step_times  # noqa: E402  (same folder)
+from bench_mucore_overhead import (  # noqa: E402  (same folder)
+    add_lm_args,
+    compare_step_times,
+    start_bench,
+    token_batch,
+)
 from torch import nn  # noqa: E402
 
 import mucore  # noqa: E402
@@ -38,20 +42,10 @@ def plain_copy(model: nn.Module, width: int, vocab: int, tied: bool) -> nn.Modul
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--width", type=int, default=512)
-    ap.add_argument("--depth", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=8)
-    ap.add_argument("--seq", type=int, default=64)
-    ap.add_argument("--steps", type=int, default=3)
-    ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--threads", type=int, default=2)
+    add_lm_args(ap, width=512, depth=4, reps=7)
     ap.add_argument("--tied", action="store_true", help="tie the embedding and the readout")
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
-    print("command:", shlex.join([".venv/bin/python", *sys.argv]))
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    dev = torch.device(args.device)
+    dev = start_bench(args)
     print(
         f"torch {torch.__version__}, device {dev}, threads {torch.get_num_threads()}, "
         f"width {args.width}, depth {args.depth}, batch {args.batch}x{args.seq} tokens, "
@@ -72,9 +66,7 @@ def main() -> None:
         f"plain: {len(plain_opt.param_groups)}"
     )
 
-    g = torch.Generator().manual_seed(0)
-    tokens = torch.randint(0, info.n_outputs, (args.batch, args.seq + 1), generator=g)
-    batch = (tokens[:, :-1].to(dev), tokens[:, 1:].to(dev))
+    batch = token_batch(info.n_outputs, args.batch, args.seq, dev)
     compare_step_times((mup_model, mup_opt), (plain_model, plain_opt), batch, args.reps,
                        args.steps, warmup=2, ms_digits=1)
 

@@ -102,6 +102,33 @@ def compare_step_times(mup: Pair, plain: Pair, batch: tuple[Tensor, Tensor], rep
     print(f"fastest-rep ratio mucore / plain: {min(mup_t) / min(plain_t):.3f}")
 
 
+def add_lm_args(ap: argparse.ArgumentParser, *, width: int, depth: int, reps: int) -> None:
+    """The flags the language-model overhead benches (LLaMA, CompleteP GPT) share."""
+    ap.add_argument("--width", type=int, default=width)
+    ap.add_argument("--depth", type=int, default=depth)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=reps)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def start_bench(args: argparse.Namespace) -> torch.device:
+    """Print the command line, fix threads and seed; the device `--device` names."""
+    print("command:", shlex.join([".venv/bin/python", *sys.argv]))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return torch.device(args.device)
+
+
+def token_batch(n_vocab: int, batch: int, seq: int, dev: torch.device) -> tuple[Tensor, Tensor]:
+    """A fixed random next-token batch: inputs (batch, seq) and targets shifted by one."""
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, n_vocab, (batch, seq + 1), generator=g)
+    return tokens[:, :-1].to(dev), tokens[:, 1:].to(dev)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--width", type=int, default=1024)
