@@ -233,10 +233,18 @@ def test_compiled_run_matches_the_eager_run() -> None:
 
 
 # Per-log-point losses of small runs (MLP, GPT and CNN; SP and µP; Adam, AdamW with a cosine
-# schedule, SGD; bf16; a diverging and a cancelled run), recorded before train_run was split
-# into steps (issue 9): any change to the training numerics shows up here.
+# schedule, SGD; bf16; a diverging and a cancelled run), recorded when train_run was split into
+# steps: any change to the training numerics shows up here.
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "train_reference_losses.json"
 REFERENCE_RUNS: dict[str, Any] = json.loads(REFERENCE.read_text())["runs"]
+
+# The fixtures were recorded on one CPU; another CPU's BLAS sums in another order and differs in
+# the last bits of float32 (measured on an AMD EPYC: up to rel 1.2e-7 after these short runs).
+# A refactor that changes what is trained moves the losses by far more than this (a changed
+# init std, LR or batch order moves them by 1e-3 or more), so the fixtures keep their purpose at
+# a float32-sized tolerance; bit-for-bit equality is asserted only within one process
+# (`test_same_seed_gives_identical_metrics`).
+CROSS_CPU_REL = 1e-5
 
 
 @pytest.fixture
@@ -248,18 +256,64 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(before)
 
 
-@pytest.mark.usefixtures("one_thread")
-@pytest.mark.parametrize("name", sorted(REFERENCE_RUNS))
-def test_training_reproduces_the_recorded_losses(name: str) -> None:
-    ref = REFERENCE_RUNS[name]
+def _replay(ref: dict[str, Any]) -> tuple[RunResult, RecordingReporter]:
     rep = RecordingReporter(cancel_after=ref["cancel_after"])
-    result = train_run(RunConfig.model_validate(ref["config"]), rep)
+    return train_run(RunConfig.model_validate(ref["config"]), rep), rep
+
+
+def _assert_matches_reference(ref: dict[str, Any], result: RunResult, rep: RecordingReporter) -> None:
     for metric in ("train_loss", "val_loss"):
         got = [[step, value] for step, key, value in rep.rows if key == metric]
         assert [s for s, _ in got] == [s for s, _ in ref[metric]], metric
-        assert [v for _, v in got] == pytest.approx([v for _, v in ref[metric]], rel=1e-9)
+        assert [v for _, v in got] == pytest.approx([v for _, v in ref[metric]], rel=CROSS_CPU_REL)
     assert (result.state, result.steps_done) == (ref["state"], ref["steps_done"])
     for field in ("initial_loss", "final_train_loss", "final_val_loss"):
         want = ref[field]
         got_value = getattr(result, field)
-        assert got_value == (None if want is None else pytest.approx(want, rel=1e-9)), field
+        assert got_value == (None if want is None else pytest.approx(want, rel=CROSS_CPU_REL)), field
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", sorted(REFERENCE_RUNS))
+def test_training_reproduces_the_recorded_losses(name: str) -> None:
+    ref = REFERENCE_RUNS[name]
+    result, rep = _replay(ref)
+    _assert_matches_reference(ref, result, rep)
+
+
+def _nudge_last_bits(model: torch.nn.Module, seed: int) -> None:
+    """Move a random half of every float32 parameter by one ulp: what another CPU's rounding
+    does to the initial weights, at most."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dtype != torch.float32:
+                continue
+            up = torch.nextafter(p, torch.full_like(p, math.inf))
+            mask = torch.rand(p.shape, generator=gen) < 0.5
+            p.copy_(torch.where(mask, up, p))
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["gpt_bytes_mup", "mlp_digits_sp_cosine", "mlp_synth_sgd"])
+def test_the_cross_cpu_tolerance_absorbs_last_bit_differences(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fixture tolerance survives a change of CPU: the runs replayed with their initial
+    weights moved in the last bit still match the recording, while the losses really moved."""
+    import experiments.train as train_module
+
+    real = train_module.mucore.parametrize
+
+    def parametrize_then_nudge(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        setup = real(model, *args, **kwargs)
+        _nudge_last_bits(model, seed=1)
+        return setup
+
+    ref = REFERENCE_RUNS[name]
+    monkeypatch.setattr(train_module.mucore, "parametrize", parametrize_then_nudge)
+    result, rep = _replay(ref)
+    _assert_matches_reference(ref, result, rep)
+    moved = [v for step, key, v in rep.rows if key == "train_loss" and step > 0]
+    recorded = [v for step, v in ref["train_loss"] if step > 0]
+    assert moved != recorded  # the perturbation reached the losses

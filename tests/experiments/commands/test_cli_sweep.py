@@ -139,7 +139,8 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
             if old[loss] is None:
                 assert x[loss] is None, (x["run_key"], loss)
             else:
-                assert x[loss] == pytest.approx(old[loss], rel=1e-9), (x["run_key"], loss)
+                # float32-sized: another CPU differs in the last bits (see test_train.py)
+                assert x[loss] == pytest.approx(old[loss], rel=1e-5), (x["run_key"], loss)
     metrics = Store(db).metrics_frame(sweep_id, names=["train_loss"])
     per_run = metrics.groupby("run_id")["step"].max()
     assert len(per_run) == len(runs)  # every run logged its train loss
