@@ -1,4 +1,4 @@
-"""Depth-transfer charts for the Transfer page (issue 11): pure `data -> Figure` functions.
+"""Depth-transfer charts for the Transfer page: pure `data -> Figure` functions.
 
 A sweep with a depth ladder is shown over depth at one fixed width (the report's `depth.width`):
 final loss vs log2 LR with one curve per depth, and the optimal LR vs depth with its drift line

@@ -1,4 +1,4 @@
-"""The Setup form's depth ladder (issue 11): `depths` and `base_depth` of the sweep spec.
+"""The Setup form's depth ladder: `depths` and `base_depth` of the sweep spec.
 
 An empty ladder is a width-only sweep (`depths: None`, so the spec and its hash are those of a
 sweep made before depth ladders); a ladder like "2, 4, 8, 16" crosses every width with every
@@ -26,14 +26,15 @@ def depth_inputs(spec_form: form.ModelForm, values: dict[str, Any]) -> dict[str,
     """Draw the ladder and base-depth inputs; returns the spec's `depths` and `base_depth`."""
     st.markdown("**depth ladder** (optional)", help=DEPTHS_HELP)
     left, right = st.columns(2)
-    depths = values.get("depths") or []
-    text = left.text_input("depths", value=", ".join(str(d) for d in depths),
-                           key=spec_form.key("depths"), placeholder="e.g. 2, 4, 8, 16",
-                           help=DEPTHS_HELP)
+    key, listed = spec_form.key("depths"), ", ".join(str(d) for d in values.get("depths") or [])
+    text = left.text_input("depths", key=key, placeholder="e.g. 2, 4, 8, 16", help=DEPTHS_HELP,
+                           **spec_form.initial(key, listed, value=listed))
     spec_form.slot(left, "depths")
-    base = right.number_input("base depth", min_value=1, max_value=64, step=1,
-                              value=values.get("base_depth"), key=spec_form.key("base_depth"),
-                              placeholder="(the model's depth)", help=BASE_HELP)
+    # No upper bound beyond the spec's own (ge=1): any valid loaded spec must fit the widget.
+    key, given = spec_form.key("base_depth"), values.get("base_depth")
+    base = right.number_input("base depth", min_value=1, step=1, key=key,
+                              placeholder="(the model's depth)", help=BASE_HELP,
+                              **spec_form.initial(key, given, value=given))
     spec_form.slot(right, "base_depth")
     parsed = form.parse_number_list(text)
     return {"depths": parsed or None, "base_depth": int(base) if base is not None else None}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
@@ -90,6 +90,15 @@ def is_simple(model: type[BaseModel], name: str) -> bool:
     return get_origin(base) is Literal or base in (bool, int, float, str)
 
 
+# `start(key, widget_value, **keyword)` -> the keyword arguments that start a widget at a value
+# (see `ModelForm.initial`); the default passes the widget's own initial-value keyword.
+Starter = Callable[..., dict[str, Any]]
+
+
+def _keyword(key: str, widget_value: Any, **keyword: Any) -> dict[str, Any]:
+    return keyword
+
+
 def field_input(
     st_container: Any,
     model: type[BaseModel],
@@ -98,6 +107,7 @@ def field_input(
     value: Any = None,
     label: str | None = None,
     format_func: Any = None,
+    start: Starter = _keyword,
 ) -> Any:
     """Draw the widget for one scalar field and return its value.
 
@@ -109,6 +119,8 @@ def field_input(
         value: the initial value (default: the field's default).
         label: the widget label (default: the field name with spaces).
         format_func: option labels for Literal fields.
+        start: how the widget is started at `value` (`ModelForm.initial`; default: the
+            widget's `value=`/`index=` keyword).
     """
     info = model.model_fields[name]
     base, optional = _strip_optional(info.annotation)
@@ -119,23 +131,26 @@ def field_input(
         options = list(get_args(base))
         index = options.index(value) if value in options else 0
         kwargs = {"format_func": format_func} if format_func else {}
-        return st_container.selectbox(label, options, index=index, key=key, help=help_text, **kwargs)
+        return st_container.selectbox(label, options, key=key, help=help_text,
+                                      **start(key, options[index], index=index), **kwargs)
     if base is bool:
-        return st_container.checkbox(label, value=bool(value), key=key, help=help_text)
+        return st_container.checkbox(label, key=key, help=help_text, **start(key, bool(value), value=bool(value)))
     if base in (int, float):
         lo, hi = _bounds(info.metadata)
         cast = int if base is int else float
+        number = cast(value) if value is not None else None
         return st_container.number_input(
             label,
             min_value=cast(lo) if lo is not None else None,
             max_value=cast(hi) if hi is not None else None,
-            value=cast(value) if value is not None else None,
             step=1 if base is int else None,
             key=key,
             help=help_text,
             placeholder="(unset)" if optional else None,
+            **start(key, number, value=number),
         )
-    return st_container.text_input(label, value="" if value is None else str(value), key=key, help=help_text) or (
+    text = "" if value is None else str(value)
+    return st_container.text_input(label, key=key, help=help_text, **start(key, text, value=text)) or (
         None if optional else ""
     )
 
@@ -211,15 +226,39 @@ class ModelForm:
     the fields that failed validation. Widget keys are `<prefix>.<dotted path>`, with the kind
     of a discriminated union in the path so switching kinds never reuses a widget of another
     type.
+
+    With `state` (the page's `st.session_state`) the widgets start from their session state,
+    which `initial` writes; `reload` marks the run after a spec was loaded into the form, when
+    every widget drawn is set to the loaded value.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, state: MutableMapping[Any, Any] | None = None,
+                 reload: bool = False) -> None:
         self.prefix = prefix
         self.slots: dict[str, Any] = {}
+        self.state = state
+        self.reload = reload
 
     def key(self, path: str) -> str:
         """The widget key of a field path."""
         return f"{self.prefix}.{path}"
+
+    def initial(self, key: str, widget_value: Any, **keyword: Any) -> dict[str, Any]:
+        """The keyword arguments that start widget `key` at `widget_value`.
+
+        Without a session state: the widget's own initial-value keyword (`keyword`, e.g.
+        `value=...` or `index=...`). With one: the value is written to the widget's state when
+        the form is reloaded or the widget is new, and no keyword is passed (Streamlit takes a
+        widget's value from one place). Writing the state is what makes the browser show the
+        loaded value: a keyed widget's `value=` counts only the first time the browser sees
+        the widget, so after a load the browser would keep showing, and sending back, the
+        values it held before.
+        """
+        if self.state is None:
+            return keyword
+        if self.reload or key not in self.state:
+            self.state[key] = widget_value
+        return {}
 
     def slot(self, container: Any, path: str) -> None:
         """Reserve the error slot of `path` (for fields drawn by hand)."""
@@ -266,19 +305,20 @@ class ModelForm:
             label = (labels or {}).get(name)
             item = _list_item(info.annotation)
             if is_simple(model, name):
-                out[name] = field_input(col, model, name, wkey, value=current, label=label)
+                out[name] = field_input(col, model, name, wkey, value=current, label=label, start=self.initial)
             elif item is not None and get_origin(item) is Literal:
                 options = list(get_args(item))
+                chosen = [v for v in (current or []) if v in options]
                 out[name] = col.multiselect(
-                    label or name.replace("_", " "), options, default=[v for v in (current or []) if v in options],
-                    key=wkey, help=field_help(model, name),
+                    label or name.replace("_", " "), options, key=wkey, help=field_help(model, name),
+                    **self.initial(wkey, chosen, default=chosen),
                 )
             elif item in (int, float):
-                text = col.text_input(
-                    label or name.replace("_", " "), value=", ".join(str(v) for v in (current or [])),
-                    key=wkey, help=field_help(model, name),
-                )
-                out[name] = parse_number_list(text)
+                text = ", ".join(str(v) for v in (current or []))
+                out[name] = parse_number_list(col.text_input(
+                    label or name.replace("_", " "), key=wkey, help=field_help(model, name),
+                    **self.initial(wkey, text, value=text),
+                ))
             else:
                 if current is not None:
                     out[name] = current.model_dump() if isinstance(current, BaseModel) else current

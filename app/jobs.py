@@ -67,6 +67,11 @@ class JobRegistry:
         """The job started for `key`, if any."""
         return self._jobs.get(key)
 
+    def started(self) -> list[CliJob]:
+        """Every job started (and not forgotten by `stop_all`), in start order."""
+        with self._lock:
+            return list(self._jobs.values())
+
     def start(self, key: str, args: list[str], restart: bool = False) -> CliJob:
         """Start `python -m experiments *args --json <out>` unless one is running for `key`.
 
@@ -90,6 +95,25 @@ class JobRegistry:
             job = CliJob(args=args, out_path=out, log_path=log, proc=proc)
             self._jobs[key] = job
             return job
+
+    def stop_all(self, timeout_s: float = 10.0) -> int:
+        """Stop every job still running (terminate, then kill after `timeout_s`), reap every
+        process, and forget all jobs; returns how many were still running.
+
+        For a server (or a test) that ends: a job's process is never left behind unreaped.
+        """
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+        running = [job for job in jobs if job.proc.poll() is None]
+        for job in running:
+            job.proc.terminate()
+        for job in jobs:
+            try:
+                job.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                job.proc.kill()
+                job.proc.wait()
+        return len(running)
 
 
 @st.cache_resource(show_spinner=False)

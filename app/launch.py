@@ -11,12 +11,25 @@ from typing import Any
 from pydantic import ValidationError
 
 from app import form, presets, safety, state
-from experiments.service import ServiceError
+from experiments.service import RunnerNotStarted, ServiceError
 from experiments.spec import SweepSpec
 
 
 class LaunchError(Exception):
     """The spec could not be launched; the message says why in plain words."""
+
+
+class QueuedWithoutRunner(Exception):
+    """The sweep is stored and queued, but the background runner could not start.
+
+    Attributes:
+        sweep_id: the queued sweep; Runs' Resume (or `sweep resume`) runs it once the cause
+            (the message) is fixed.
+    """
+
+    def __init__(self, message: str, sweep_id: int) -> None:
+        super().__init__(message)
+        self.sweep_id = sweep_id
 
 
 def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str]]]:
@@ -35,6 +48,14 @@ def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str
     return spec, {}  # model_validate ran check_spec: a submit validates once
 
 
+def queued_without_runner(exc: QueuedWithoutRunner) -> str:
+    """What the page says when the sweep is stored but no runner started: the cause, and how
+    to run the queued sweep once it is fixed (nothing stored is lost)."""
+    return (f"Sweep {exc.sweep_id} is stored and queued, but nothing is training it: {exc}. "
+            f"Fix the cause, then run `python -m experiments sweep resume {exc.sweep_id}` "
+            "(or launch again from this page).")
+
+
 def launch(spec: SweepSpec) -> int:
     """Create the sweep for a validated spec and start the background runner.
 
@@ -42,10 +63,15 @@ def launch(spec: SweepSpec) -> int:
         The new sweep's id.
 
     Raises:
-        LaunchError: the engine refused the sweep (the message says why).
+        LaunchError: the engine refused the sweep (the message says why); nothing is stored.
+        QueuedWithoutRunner: the sweep is stored but no runner could start.
     """
     try:
         return state.service().launch(spec)
+    except RunnerNotStarted as exc:
+        if exc.sweep_id is None:
+            raise LaunchError(str(exc)) from exc
+        raise QueuedWithoutRunner(str(exc), exc.sweep_id) from exc
     except ServiceError as exc:
         raise LaunchError(str(exc)) from exc
 

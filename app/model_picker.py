@@ -23,14 +23,17 @@ CHECK_TASKS = ["digits", "synthetic", "bytes", "synthetic-lm"]
 def registered() -> tuple[dict[str, ModelInfo], str | None]:
     """The registered models by name, and the registry's error when it cannot be read.
 
-    A broken model file must not take the zoo down with it: the page shows the error and
-    still offers the zoo's models.
+    A broken model file must not take the zoo, or the other registered models, down with it:
+    the page shows its error (by name, with file and line) and still offers the rest.
     """
     try:
         models = state.service().models()
     except ServiceError as exc:
         return {}, str(exc)
-    return {m.name: m for m in models if m.kind == CUSTOM}, None
+    # A registered model that cannot be used is listed with its error: named here, not offered.
+    broken = "; ".join(f"registered model '{m.name}' cannot be used: {m.error}"
+                       for m in models if m.kind == CUSTOM and m.error is not None)
+    return {m.name: m for m in models if m.kind == CUSTOM and m.error is None}, broken or None
 
 
 def model_select(container: Any, zoo: dict[str, str], key: str) -> tuple[str, dict[str, ModelInfo]]:

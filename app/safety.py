@@ -1,7 +1,8 @@
 """What the browser may ask for: data only, and task data only from the allowed folders.
 
-A spec that arrives from the browser (an upload or the form) is parsed with `yaml.safe_load`
-(plain data, no Python tags) and, before the engine sees it, checked here:
+A spec that arrives from the browser (an upload or the form) is parsed by the engine's spec
+reader (`experiments.service.read_uploaded_spec`: plain data, no Python tags, the CLI's bounds)
+and, before the engine sees it, checked here:
 - the document is a mapping and not huge;
 - a `task: {name: file|tokens, path: ...}` must point inside one of the allowed data folders
   (setting `MUTRANSFER_DATA_DIRS`; by default the datasets folder beside the store,
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from experiments.service import ServiceError, read_uploaded_spec
 
 MAX_SPEC_BYTES = 256 * 1024
 DATASET_SUFFIXES = (".txt", ".npz")
@@ -37,18 +38,20 @@ class UnsafeSpecError(ValueError):
         self.field = field
 
 
-def parse_uploaded_spec(raw: bytes) -> dict[str, Any]:
-    """Parse an uploaded YAML (or JSON) spec as plain data.
+def parse_uploaded_spec(raw: bytes, filename: str = "spec.yaml") -> dict[str, Any]:
+    """Parse an uploaded YAML (or JSON, by its name) spec as plain data, with the reader the
+    CLI uses for spec files, so the upload gets the same bounds.
 
     Raises:
-        UnsafeSpecError: too large, not YAML, or not a mapping.
+        UnsafeSpecError: too large (checked before parsing), not valid YAML or JSON (the
+            reader's message, with the line), or not a mapping.
     """
     if len(raw) > MAX_SPEC_BYTES:
         raise UnsafeSpecError(f"spec file is {len(raw)} bytes; the limit is {MAX_SPEC_BYTES}")
     try:
-        data = yaml.safe_load(raw.decode("utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UnsafeSpecError(f"spec file is not valid YAML: {exc}") from exc
+        data = read_uploaded_spec(raw, filename)
+    except ServiceError as exc:
+        raise UnsafeSpecError(f"spec file is not valid YAML or JSON: {exc}") from exc
     if not isinstance(data, dict):
         raise UnsafeSpecError("spec file must hold a mapping (name: ..., widths: ..., ...)")
     return data

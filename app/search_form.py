@@ -1,4 +1,4 @@
-"""The Setup form's LR search (issue 13): `search: {kind, full_widths, bracket}` of the spec.
+"""The Setup form's LR search: `search: {kind, full_widths, bracket}` of the spec.
 
 `grid` trains every LR at every width (the spec then hashes and prints as before the field
 existed); `adaptive` trains the full grid at the narrowest widths and a bracket around the
@@ -27,21 +27,22 @@ def search_inputs(spec_form: form.ModelForm, values: dict[str, Any]) -> dict[str
     """Draw the search inputs; returns the spec's `search` data (the default for grid)."""
     current = dict(values.get("search") or {})
     left, mid, right = st.columns([2, 1, 1])
-    kind = left.selectbox("LR search", list(KIND_LABELS), format_func=KIND_LABELS.__getitem__,
-                          index=list(KIND_LABELS).index(current.get("kind", "grid")),
-                          key=spec_form.key("search.kind"), help=SEARCH_HELP)
+    kinds = list(KIND_LABELS)
+    key, index = spec_form.key("search.kind"), kinds.index(current.get("kind", "grid"))
+    kind = left.selectbox("LR search", kinds, format_func=KIND_LABELS.__getitem__, key=key,
+                          help=SEARCH_HELP, **spec_form.initial(key, kinds[index], index=index))
     spec_form.slot(left, "search")
     if kind != "adaptive":
         return {"kind": "grid"}
-    full = mid.number_input("full-grid widths", min_value=1, step=1,
-                            value=int(current.get("full_widths", 1)),
-                            key=spec_form.key("search.full_widths"),
-                            help="How many of the narrowest widths train the whole LR grid.")
+    key, given = spec_form.key("search.full_widths"), int(current.get("full_widths", 1))
+    full = mid.number_input("full-grid widths", min_value=1, step=1, key=key,
+                            help="How many of the narrowest widths train the whole LR grid.",
+                            **spec_form.initial(key, given, value=given))
     spec_form.slot(mid, "search.full_widths")
-    bracket = right.number_input("bracket", min_value=3, step=2,
-                                 value=int(current.get("bracket", 3)),
-                                 key=spec_form.key("search.bracket"),
-                                 help="Grid points first trained at each wider width (odd).")
+    key, given = spec_form.key("search.bracket"), int(current.get("bracket", 3))
+    bracket = right.number_input("bracket", min_value=3, step=2, key=key,
+                                 help="Grid points first trained at each wider width (odd).",
+                                 **spec_form.initial(key, given, value=given))
     spec_form.slot(right, "search.bracket")
     return {"kind": "adaptive", "full_widths": int(full), "bracket": int(bracket)}
 

@@ -1,4 +1,4 @@
-"""The adaptive LR search on the Runs and Transfer pages (issue 13).
+"""The adaptive LR search on the Runs and Transfer pages.
 
 Runs: how far the search is (runs so far, runs planned but not queued yet, the full grid's
 size). Transfer: a ring around every grid point the search chose (the widths past the

@@ -111,6 +111,8 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "device": runs.get("device"),
             "wall": pd.to_numeric(runs.get("wall_s", pd.Series(float("nan"), index=runs.index)), errors="coerce").map(fmt_duration),
             "attempts": runs.get("attempts"),
+            # Why part of a run's curve is missing (a metrics chunk quarantined by ingest).
+            "note": runs.get("note"),
         }
     )
     table["_order"] = table["state"].map(order).fillna(9)

@@ -1,4 +1,4 @@
-"""The Transfer page over depth (issue 11): an x-axis family switch for sweeps with a depth ladder.
+"""The Transfer page over depth: an x-axis family switch for sweeps with a depth ladder.
 
 `family_switch` draws a width/depth radio when the sweep has a ladder. Over width, the page shows
 the runs at the base depth (`runs_for_width`), as the report's width section reads them. Over

@@ -25,6 +25,7 @@ import dataclasses
 import json
 import math
 import platform
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -44,7 +45,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from torch import nn
 
 import mucore
-from experiments.analysis import TransferReport, analyze
+from experiments.analysis import DriftResult, TransferReport, analyze
 from experiments.bundle_depth import (
     at_target_depth,
     bundle_depths,
@@ -54,7 +55,7 @@ from experiments.bundle_depth import (
 )
 from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig
 from experiments.errors import UserError
-from experiments.files import is_yaml, read_structured
+from experiments.files import MAX_BUNDLE_BYTES, is_yaml, read_structured
 from experiments.models import ModelConfig, build_model
 from experiments.tasks import TaskConfig, TaskInfo, task_info
 from mucore.bundle import (
@@ -277,7 +278,11 @@ def _parts(spec: dict[str, Any]) -> tuple[ModelConfig, TaskConfig, OptimizerConf
     a bundle exported on a GPU machine must still load on a laptop)."""
     try:
         model = TypeAdapter(ModelConfig).validate_python(spec["model"])
-        task = TaskConfig.model_validate(spec["task"])
+        # The data fingerprint stays in the stored spec: a bundle is portable, and its target
+        # is rebuilt wherever the data is now (another machine gives the files other mtimes).
+        block = spec["task"]
+        task = TaskConfig.model_validate(
+            {**block, "fingerprint": None} if isinstance(block, dict) else block)
         opt = OptimizerConfig.model_validate(spec.get("optimizer", {}))
         hp = HParamsConfig.model_validate(spec.get("hparams", {}))
         base_width = int(spec["base_width"])
@@ -336,23 +341,38 @@ def transferred_log2_lr(
     """The LR a bundle for `target_width` carries (log2), once the report allows an export.
 
     Raises:
-        UserError: a target width below 1; the verdict is not confirmed and not `force`; the
-            sweep has no LR optimum for `parametrization`.
+        UserError: a target width below 1; the sweep has no runs or no LR optimum at any width
+            for `parametrization` (nothing to export, `force` or not); the verdict is not
+            confirmed and not `force`.
     """
     if target_width < 1:
         raise UserError(f"--target-width must be >= 1, got {target_width}")
+    lr_drift = report.lr.get(parametrization)
+    if lr_drift is None:
+        have = sorted(report.lr)
+        raise UserError(f"the sweep has no {parametrization} runs to export (its "
+                        f"parametrizations are {have or 'none'}): pass --parametrization with "
+                        "one of them")
+    log2_lr = lr_drift.predict(target_width)
+    if log2_lr is None:
+        # Said plainly, --force or not: forcing overrides a verdict, it cannot invent an LR.
+        raise UserError(f"nothing to export: no {parametrization} width has an LR optimum "
+                        f"({_no_optimum_words(lr_drift)}), so there is no LR to transfer, even "
+                        "with --force; lower the LR grid (add smaller LRs) or finish the sweep, "
+                        "then export again")
+    # Checked after the above, so --force is offered only when it would export something.
     if report.verdict != "confirmed" and not force:
         raise UserError(f"the sweep's transfer verdict is not confirmed ({report.reason}): fix "
                         "the sweep, or pass --force to export anyway (the bundle records "
                         "forced: true)")
-    lr_drift = report.lr.get(parametrization)
-    log2_lr = None if lr_drift is None else lr_drift.predict(target_width)
-    if log2_lr is None:
-        have = sorted(report.lr)
-        raise UserError(f"the sweep has no {parametrization} LR optimum to export (it has "
-                        f"{have or 'no'} parametrizations with results): pick one of them or "
-                        "finish the sweep")
     return float(log2_lr)
+
+
+def _no_optimum_words(drift: DriftResult) -> str:
+    """Per width, why it has no optimum: "width 32: every run diverged; width 64: ..."."""
+    why = {"all_diverged": "every run diverged", "no_data": "no run finished"}
+    return "; ".join(f"width {w.width}: {why.get(w.status, w.status)}" for w in drift.widths) \
+        or "no runs"
 
 
 def transferred_hparams(
@@ -581,11 +601,42 @@ def parse_bundle(data: object, source: str = "bundle") -> HPBundle:
     except BundleError as exc:
         raise UserError(f"{source}: {str(exc).removeprefix('bundle: ')}") from None
     try:
-        return HPBundle.model_validate(data)
+        bundle = HPBundle.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
                              for e in exc.errors()[:5])
         raise UserError(f"{source} is not a valid HP bundle ({problems}): re-export it") from None
+    invalid = block_problems(bundle)
+    if invalid:
+        raise UserError(f"{source} is not a valid HP bundle ({'; '.join(invalid[:5])}): "
+                        "re-export it with `python -m experiments export`")
+    return bundle
+
+
+def block_problems(bundle: HPBundle) -> list[str]:
+    """"FIELD: message" for every invalid field of the blocks a bundle is rebuilt from (model,
+    task, optimizer, hparams), checked as a spec's are; empty when all are valid.
+
+    A bundle's hash proves it was not edited by accident, not that whoever hashed it wrote a
+    valid model: `verify` and `target_model` build from these blocks, so they are checked
+    here, with the field named, rather than failing deep inside a build.
+    """
+    checks: list[tuple[str, Callable[[], object], int]] = [
+        # (block, validation, loc parts to drop: a model's first part is its kind's tag)
+        ("model", lambda: TypeAdapter(ModelConfig).validate_python(bundle.model), 1),
+        ("task", lambda: TaskConfig.model_validate(bundle.task), 0),
+        ("optimizer", lambda: OptimizerConfig.model_validate(bundle.optimizer), 0),
+        ("hparams", lambda: HParamsConfig.model_validate(bundle.hparams), 0),
+    ]
+    out = []
+    for block, check, skip in checks:
+        try:
+            check()
+        except ValidationError as exc:
+            for e in exc.errors():
+                where = ".".join(str(x) for x in (block, *e["loc"][skip:]))
+                out.append(f"{where}: {e['msg']}")
+    return out
 
 
 def read_bundle(path: str | Path) -> HPBundle:
@@ -596,7 +647,7 @@ def read_bundle(path: str | Path) -> HPBundle:
     """
     p = Path(path)
     try:
-        data = read_structured(p, "bundle")
+        data = read_structured(p, "bundle", MAX_BUNDLE_BYTES)
     except UserError as exc:
         if not p.is_file():
             raise

@@ -1,4 +1,4 @@
-"""The depth part of an HP bundle (issue 11): base depth, target depth, depth-aware base shapes.
+"""The depth part of an HP bundle: base depth, target depth, depth-aware base shapes.
 
 A sweep with a depth ladder (`depths`, `base_depth`; see `experiments.depth_ladder`) exports a
 bundle for a target (width N, depth L): its base shapes are inferred with the depth factory at

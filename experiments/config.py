@@ -124,7 +124,7 @@ class RunConfig(BaseModel):
         task: the task config.
         width: the run's width.
         base_width: the proxy width where µP equals SP (base shapes are measured there).
-        base_depth: the proxy depth of a depth ladder (issue 11): base shapes are then inferred
+        base_depth: the proxy depth of a depth ladder: base shapes are then inferred
             with the depth factory at it, so CompleteP / depth-µP scale each residual branch and
             the block LRs by m_L = model.depth / base_depth. None: a width-only sweep (the run's
             depth, if any, is `model.depth`).

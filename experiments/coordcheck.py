@@ -18,11 +18,13 @@ from pydantic import TypeAdapter, ValidationError
 from torch import Tensor, nn
 
 import mucore
+from experiments.doctor_health import probe_task
 from experiments.errors import UserError
 from experiments.models import (
     CNNConfig,
     CustomModelConfig,
     GPTConfig,
+    HFConfig,
     LlamaConfig,
     MLPConfig,
     ModelConfig,
@@ -56,6 +58,24 @@ CUSTOM_TASK = TaskConfig(name="digits")
 CUSTOM_BATCH = 32
 # A seed for the batch draw that differs from the init seed, so batch and weights are unrelated.
 _BATCH_SEED_OFFSET = 10_007
+
+
+def default_task(cfg: ModelConfig) -> TaskConfig:
+    """The task a model is checked on when none is given: its kind's (`DEFAULT_TASKS`); an hf
+    model's by its architecture (a causal LM: bytes, an image classifier: digits); a
+    registered model's: digits (`CUSTOM_TASK`)."""
+    if isinstance(cfg, HFConfig):
+        from experiments.models.hf import architecture_kind
+
+        return DEFAULT_TASKS["llama" if architecture_kind(cfg.architecture) == "lm" else "mlp"]
+    return DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK)
+
+
+def default_batch(cfg: ModelConfig, task: TaskInfo) -> int:
+    """The fixed-batch size of a model's checks (`DEFAULT_BATCH`; an hf LM: the llama's)."""
+    if isinstance(cfg, HFConfig):
+        return DEFAULT_BATCH["llama"] if task.kind == "lm" else CUSTOM_BATCH
+    return DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH)
 
 
 def coord_batch(task: Task, batch_size: int, seed: int) -> tuple[Tensor, Tensor]:
@@ -173,19 +193,24 @@ def prepare(
         base_width: the width µP measures against (default the smallest of `widths`).
 
     Raises:
-        UserError: unknown model, a model/task mismatch, or widths the model cannot be built at.
+        UserError: unknown model, a model/task mismatch (a registered model is run once on two
+            examples of the task: `experiments.doctor_health.probe_task`), or widths the model
+            cannot be built at.
     """
     cfg = _as_model_config(model)
-    task_cfg = task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK)
-    bs = batch_size or DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH)
+    loaded = load_task(task or default_task(cfg))
+    bs = batch_size or default_batch(cfg, loaded.info)
     if bs < 1:
         raise UserError(f"batch size must be >= 1, got {bs}")
-    loaded = load_task(task_cfg)
     errors = model_errors(cfg, loaded.info, list(widths), base_width or min(widths))
     if errors:
         raise UserError("; ".join(errors))
     batch = coord_batch(loaded, bs, seed)
-    return CoordCheckSetup(cfg, loaded, model_factory(cfg, loaded.info), batch)
+    factory = model_factory(cfg, loaded.info)
+    if isinstance(cfg, CustomModelConfig):  # says nothing about its task: try it on one batch
+        probe_task(factory, (batch[0][:2], batch[1][:2]), loaded.loss,
+                   base_width or min(widths), cfg.name, loaded.info.name)
+    return CoordCheckSetup(cfg, loaded, factory, batch)
 
 
 def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
@@ -310,7 +335,7 @@ def describe_rows(
     if width < 1 or base_width < 1:
         raise UserError(f"--width and --base-width must be >= 1, got {width} and {base_width}")
     cfg = _as_model_config(model)
-    info = task_info(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
+    info = task_info(task or default_task(cfg))
     errors = model_errors(cfg, info, [width, base_width], base_width)
     if errors:
         raise UserError("; ".join(errors))

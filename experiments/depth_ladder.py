@@ -1,4 +1,4 @@
-"""A sweep's depth ladder (issue 11): which depths it trains, at which base depth, and why not.
+"""A sweep's depth ladder: which depths it trains, at which base depth, and why not.
 
 CompleteP (Dey et al., 2025, arXiv 2505.01618) and depth-µP (Yang et al., 2023, arXiv
 2310.02244) scale every residual branch by m_L^(-alpha) and the block LRs by m_L^(alpha - 1),
@@ -17,17 +17,34 @@ Torch-free: the spec and the dashboard form import it.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from experiments.models.configs import GPTConfig, LlamaConfig, MLPConfig, ModelConfig
-
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.spec import SweepSpec
 
 # Zoo models whose `depth` counts residual blocks the depth rules can scale.
 DEPTH_KINDS = ("gpt", "llama", "mlp (with residual: true)")
 # The zoo configs' own bound on `depth`.
 MAX_DEPTH = 64
+
+
+class Ladder(Protocol):
+    """What the ladder rules read of a sweep (a `SweepSpec` is one): the spec builds on this
+    module, so it names the fields it needs instead of importing the spec."""
+
+    @property
+    def depths(self) -> list[int] | None:
+        """The ladder's depths, or None for a width-only sweep."""
+        ...
+
+    @property
+    def base_depth(self) -> int | None:
+        """The depth the multipliers are relative to (None: the model's own `depth`)."""
+        ...
+
+    @property
+    def model(self) -> ModelConfig:
+        """The model config every rung copies with its own depth."""
+        ...
 
 
 def model_depth(model: ModelConfig) -> int | None:
@@ -43,7 +60,7 @@ def model_depth(model: ModelConfig) -> int | None:
     return None
 
 
-def resolved_base_depth(spec: SweepSpec) -> int | None:
+def resolved_base_depth(spec: Ladder) -> int | None:
     """The base depth the runs are measured against: `base_depth`, else the model's depth.
 
     None for a width-only sweep (no `depths`).
@@ -53,7 +70,7 @@ def resolved_base_depth(spec: SweepSpec) -> int | None:
     return spec.base_depth if spec.base_depth is not None else model_depth(spec.model)
 
 
-def sweep_depths(spec: SweepSpec) -> list[int | None]:
+def sweep_depths(spec: Ladder) -> list[int | None]:
     """The depths to cross with the other axes: the ladder, or `[None]` (the model's own)."""
     return list(spec.depths) if spec.depths is not None else [None]
 
@@ -65,7 +82,7 @@ def at_depth(model: ModelConfig, depth: int | None) -> ModelConfig:
     return model.model_copy(update={"depth": depth})
 
 
-def ladder_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+def ladder_problems(spec: Ladder) -> list[tuple[str, str]]:
     """(field, message) for a depth ladder that cannot run; empty when it can (or is absent).
 
     Refused: `base_depth` without `depths`; a ladder that is empty, has a depth < 1 or does not

@@ -1,7 +1,9 @@
 """The µP doctor for zoo and registered models: static checks, dynamic checks, ablation.
 
 1. Build the model family (bad input, e.g. an unknown model, a width it cannot take or a build
-   that raises, is a `UserError`: the CLI exits 2). A family whose parameters cannot be given
+   that raises, is a `UserError`: the CLI exits 2), and run it once on two examples of the
+   task (`experiments.doctor_health.probe_task`): a model/task mismatch (dtype, shape,
+   vocabulary) is bad input too, named with --task. A family whose parameters cannot be given
    µP roles fails the "roles" check.
 2. Static (`mucore.check`): the widest model on the meta device, parametrized without drawing
    weights, with the optimizer mucore builds for it. A model `mucore.parametrize` refuses (a
@@ -13,6 +15,9 @@
    module's activation size, the logits included, judged by the role-aware verdict;
    "update_size": every weight's |dW|/|W| slope against the one µP prescribes for its role.
    A plain nn.Linear head trains as it would in the user's code: without a multiplier.
+   With them, the health checks (`experiments.doctor_health`): "init_kept" (parametrize
+   changed nothing µP keeps as the model has it; when it did, mucore is at fault) and "dead"
+   (outputs identically zero, norm gains zero or frozen, parameters that never move).
 4. Ablation (`experiments.doctor_ablation`, µP only, when a dynamic check failed): one
    ingredient at a time switched to µP's value; the one that makes both checks pass is named
    with its symptom and fix ("ablation"). Under SP a failing dynamic check is what SP does: a
@@ -32,12 +37,10 @@ from torch import nn
 
 import mucore
 from experiments.coordcheck import (
-    CUSTOM_BATCH,
-    CUSTOM_TASK,
-    DEFAULT_BATCH,
-    DEFAULT_TASKS,
     check_run_args,
     coord_batch,
+    default_batch,
+    default_task,
     validate_widths,
 )
 from experiments.doctor_ablation import (
@@ -52,6 +55,13 @@ from experiments.doctor_dynamic import (
     Trial,
     run_trial,
     update_finding,
+)
+from experiments.doctor_health import (
+    PROBE_BATCH,
+    dead_finding,
+    init_changes,
+    init_finding,
+    probe_task,
 )
 from experiments.errors import UserError
 from experiments.models import (
@@ -110,7 +120,7 @@ def model_family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
                  base_width: int) -> Callable[[int], nn.Module]:
     """The model factory, after refusing bad input (UserError). µP problems of a registered
     model (no readout, say) are left to the checks: they are findings, not bad input."""
-    info = task_info(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
+    info = task_info(task or default_task(cfg))
     errors = check_task(cfg, info) + check_widths(cfg, info, [*widths, base_width])
     if not errors and isinstance(cfg, CustomModelConfig):
         # Problems with the name, options or widths are bad input; problems of the model itself
@@ -140,6 +150,9 @@ def static_findings(factory: Callable[[int], nn.Module], param: str, width: int,
         # Check the model against the rules parametrize would have applied (roles known, layers
         # untouched): the readout check then names the culprit by its role.
         unapplied = make_setup(shapes.info_for(model), param, mucore.HParams(), shapes)
+        # The attention scales parametrize sets without touching a layer (transformers'
+        # `scaling`): set them, so the attention check judges the model, not the refusal.
+        mucore.configure_attention(model, unapplied)
         skip = {"metadata", "multipliers"}  # nothing was applied: both would only echo that
         rest = [f for f in mucore.check(model, setup=unapplied).findings if f.check not in skip]
         return [Finding("parametrize", "fail", f"mucore.parametrize refuses the model: {exc}",
@@ -205,6 +218,9 @@ def run_doctor(
         raise UserError(f"--base-width must be >= 1, got {base}")
     factory = model_family(cfg, task, ws, base)
     name = cfg.name if isinstance(cfg, CustomModelConfig) else cfg.kind
+    loaded = load_task(task or default_task(cfg))
+    probe_task(factory, coord_batch(loaded, PROBE_BATCH, seed), loaded.loss, base, name,
+               loaded.info.name)
     report = DoctorReport(name, param, static_findings(factory, param, ws[-1], base,
                                                        optimizer, lr))
     table = _dynamic_table(report.findings, factory, param, base, ws)
@@ -217,10 +233,15 @@ def run_doctor(
 
 
 def dynamic_findings(trial: Trial, param: str) -> list[Finding]:
-    """The dynamic checks of one trial ("coord_check", "update_size") and, when `param` is
-    not SP and one of them failed, the ablation naming the culprit ("ablation")."""
+    """The dynamic checks of one trial ("coord_check", "update_size"), the health checks
+    ("init_kept", "dead": `experiments.doctor_health`) and, when `param` is not SP and a
+    dynamic check failed, the ablation naming the culprit ("ablation")."""
     result = run_trial(trial)
-    findings = [coord_finding(result.coord, param), update_finding(result.updates, param)]
+    changes = init_changes(trial.factory, trial.shapes, trial.table, trial.hparams,
+                           trial.widths[0], trial.seed)
+    findings = [coord_finding(result.coord, param), update_finding(result.updates, param),
+                init_finding(changes, len(result.motion.first)),
+                dead_finding(result.coord.records, trial.steps, result.motion, changes)]
     if param != "sp" and not result.healthy:
         findings.append(ablation_finding(trial, result, ablate(trial, result)))
     return findings
@@ -254,8 +275,8 @@ def _trial(cfg: ModelConfig, task: TaskConfig | None, factory: Callable[[int], n
            table: mucore.Parametrization, widths: list[int], base: int, *, steps: int,
            optimizer: str, lr: float, seed: int) -> Trial:
     """The dynamic checks' run: the coordinate check's task and fixed batch for the model."""
-    loaded = load_task(task or DEFAULT_TASKS.get(cfg.kind, CUSTOM_TASK))
-    batch = coord_batch(loaded, DEFAULT_BATCH.get(cfg.kind, CUSTOM_BATCH), seed)
+    loaded = load_task(task or default_task(cfg))
+    batch = coord_batch(loaded, default_batch(cfg, loaded.info), seed)
     delta = next((w for w in widths if w != base), 2 * base)
     shapes = mucore.infer_base_shapes(factory, base, delta)
     return Trial(factory, shapes, table, widths, batch, loaded.loss, optimizer=optimizer,

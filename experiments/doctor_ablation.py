@@ -8,7 +8,11 @@ is a plain nn.Linear, of the model:
 2. hidden LR scaling: Adam LR / m for hidden weights (`mucore.build_optimizer`);
 3. init scaling: hidden std sigma/sqrt(fan_in), readout std constant (`mucore.parametrize`);
 4. attention scale: 1/d_head when d_head grows (`mucore.attention_scale`);
-5. input multiplier: constant in width (no x sqrt(d_model) on the embeddings).
+5. input multiplier: constant in width (no x sqrt(d_model) on the embeddings);
+0. own init kept: vector-like parameters as the model initialises them. This one is mucore's
+   job, not the user's: when `mucore.parametrize` changed such a parameter
+   (`experiments.doctor_health.init_changes`), the ablation puts the model's own values back,
+   and a fix found that way is blamed on mucore, never on the model's code.
 
 `ablate` re-runs the trial once per ingredient that differs from µP's value, with only that
 one switched to µP's, and reports the ingredients whose switch alone makes the dynamic check
@@ -26,6 +30,7 @@ from torch import nn
 
 import mucore
 from experiments.doctor_dynamic import LOGIT_NAMES, DynamicResult, Trial, run_trial
+from experiments.doctor_health import init_changes, restoring_own_init
 from mucore.check import Finding
 from mucore.coord import READOUT
 from mucore.parametrizations import MUP, Parametrization, RoleRule
@@ -134,12 +139,37 @@ def _init_differs(t: Trial) -> bool:
                                                                     Role.INPUT))
 
 
+def changed_by_parametrize(t: Trial) -> list[str]:
+    """Parameters `mucore.parametrize` changed although µP keeps the model's own init."""
+    return [c.param for c in init_changes(t.factory, t.shapes, t.table, t.hparams,
+                                          t.widths[0], t.seed)]
+
+
+def _own_init_to_mup(t: Trial) -> Trial:
+    return t.with_(factory=restoring_own_init(t.factory, set(changed_by_parametrize(t))))
+
+
+def _own_init_culprit(t: Trial, s: str) -> str:
+    names = changed_by_parametrize(t)
+    shown = ", ".join(f"'{n}'" for n in names[:3]) + (" ..." if len(names) > 3 else "")
+    return (f"mucore.parametrize overwrote {shown}, which µP keeps as the model initialises "
+            f"them: {s}; putting the model's own values back flattens them: the fault is in "
+            "mucore, not in the model's code")
+
+
 INGREDIENTS: tuple[Ingredient, ...] = (
+    Ingredient(
+        "own_init", "own init of vector-like parameters",
+        lambda t: bool(changed_by_parametrize(t)), _own_init_to_mup, _own_init_culprit,
+        "a mucore fault (see 'init_kept'): report it; until it is fixed, copy those "
+        "parameters' own values back after mucore.parametrize"),
     Ingredient(
         "readout_mult", "readout multiplier", _readout_differs, _readout_to_mup,
         lambda t, s: f"{_heads(t)} is not a readout: {s}; setting its forward multiplier to "
         "1/m (mucore.Readout) flattens them",
-        "make the head a mucore.Readout (its input is multiplied by alpha_out / m)"),
+        "make the head a mucore.Readout (its input is multiplied by alpha_out / m); for a "
+        "model you did not write (transformers), call mucore.replace_readout(model, "
+        "'lm_head') in its factory"),
     Ingredient(
         "hidden_lr", "hidden LR scaling",
         lambda t: t.table.rules[Role.HIDDEN].lr_exp != MUP.rules[Role.HIDDEN].lr_exp,
@@ -252,11 +282,16 @@ def ablation_finding(trial: Trial, result: DynamicResult, tries: list[AblationTr
                        "; ".join(i.fix for i in ing), evidence)
     if not tries:
         return Finding("ablation", "warn", "every switchable ingredient (readout multiplier, "
-                       "hidden LR, init, attention scale, input multiplier) already has µP's "
+                       "hidden LR, init, attention scale, input multiplier; mucore kept the "
+                       "model's own init of its vector-like parameters) already has µP's "
                        f"value, yet {symptom(result)}: the cause is in the model's own code",
                        "look for width-dependent constants in the forward pass (a hand-written "
                        "attention scale, a multiplier, a custom init)", evidence)
     best = min(tries, key=lambda t: t.excess)
+    mucore_part = ("; mucore.parametrize also changed parameters µP keeps (see 'init_kept'): "
+                   "that is mucore's fault, not the model's" if any(t.key == "own_init"
+                                                                   for t in tries) else "")
     return Finding("ablation", "warn", f"no single ingredient restores flat slopes "
-                   f"({symptom(result)}); switching the {best.label} to µP's helps most",
+                   f"({symptom(result)}); switching the {best.label} to µP's helps most"
+                   f"{mucore_part}",
                    "switch every ingredient listed in the evidence to µP's value", evidence)

@@ -21,6 +21,7 @@ from typing import Any
 from torch import Tensor, nn
 
 import mucore
+from experiments.doctor_health import MotionWatcher
 from experiments.doctor_updates import (
     UPDATE_TOLERANCE,
     UpdateRecorder,
@@ -80,10 +81,11 @@ class Trial:
 
 @dataclass
 class DynamicResult:
-    """Both measurements of one trial."""
+    """Both measurements of one trial, and which parameters moved at the smallest width."""
 
     coord: mucore.CoordCheckResult
     updates: UpdateResult
+    motion: MotionWatcher = field(default_factory=MotionWatcher)
 
     @property
     def healthy(self) -> bool:
@@ -98,14 +100,18 @@ class DynamicResult:
 
 
 def run_trial(trial: Trial) -> DynamicResult:
-    """Train `trial` at every width, recording activation and update sizes (one run each)."""
+    """Train `trial` at every width, recording activation and update sizes (one run each),
+    and at the smallest width which parameters move."""
     roles = judged_roles(trial.shapes)
     recorders: dict[int, UpdateRecorder] = {}
+    motion = MotionWatcher()
 
     def recorded(width: int) -> nn.Module:
         model = trial.factory(width)
         recorders[width] = UpdateRecorder(roles)
         model.register_forward_pre_hook(recorders[width])
+        if width == trial.widths[0]:
+            model.register_forward_pre_hook(motion)
         return model
 
     coord = mucore.coord_check(
@@ -113,7 +119,7 @@ def run_trial(trial: Trial) -> DynamicResult:
         parametrization=trial.table, hparams=trial.hparams, optimizer=trial.optimizer,
         lr=trial.lr, steps=trial.steps, seed=trial.seed, tolerance=COORD_TOLERANCE)
     return DynamicResult(with_logit_roles(coord),
-                         judge_updates(trial.widths, recorders, UPDATE_TOLERANCE))
+                         judge_updates(trial.widths, recorders, UPDATE_TOLERANCE), motion)
 
 
 def with_logit_roles(coord: mucore.CoordCheckResult) -> mucore.CoordCheckResult:

@@ -13,21 +13,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+from experiments.depth_ladder import Ladder, at_depth, sweep_depths
 from experiments.models.configs import (
     CNNConfig,
     CustomModelConfig,
     GPTConfig,
+    HFConfig,
     LlamaConfig,
     ModelConfig,
 )
-from experiments.tasks.config import TaskInfo
+from experiments.tasks.config import TaskConfig, TaskInfo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
-
-    from experiments.spec import SweepSpec
 
 # Bytes per parameter: fp32 weights, gradients and two Adam moments.
 BYTES_PER_PARAM = 4 * 4
@@ -49,9 +49,9 @@ def _positions(info: TaskInfo) -> int:
 
 def _layers_and_width_factor(model: ModelConfig, width: int, params: int) -> tuple[int, int]:
     """(layers, activation width per layer in units of width) for the activation estimate."""
-    if isinstance(model, CustomModelConfig):
-        # A registered model's layout is unknown: count two activations per width x width block
-        # of parameters (exact for an MLP, close for a transformer block).
+    if isinstance(model, CustomModelConfig | HFConfig):
+        # A registered or transformers model's layout is unknown here: count two activations
+        # per width x width block of parameters (exact for an MLP, close for a transformer).
         return 1, max(1, 2 * params // max(width * width, 1))
     if isinstance(model, GPTConfig):
         return model.depth, 4 + 2 * model.mlp_ratio  # qkv, attn out, residuals, MLP hidden
@@ -63,7 +63,60 @@ def _layers_and_width_factor(model: ModelConfig, width: int, params: int) -> tup
     return model.depth, 2  # linear out, activation out
 
 
-def memory_bytes(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> int:
+class ModelRun(Protocol):
+    """What `memory_bytes` reads of a run: a `SweepSpec`, or one run to check on its own (the
+    target of a bundle's `verify`)."""
+
+    @property
+    def model(self) -> ModelConfig:
+        """The model config."""
+        ...
+
+    @property
+    def batch_size(self) -> int:
+        """Examples (sequences) per step."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Rung:
+    """One model of a sweep's ladder: the spec's model at one depth, at the spec's batch size."""
+
+    model: ModelConfig
+    batch_size: int
+
+
+class PlannedSweep(ModelRun, Ladder, Protocol):
+    """What `estimate` reads of a sweep (a `SweepSpec` is one): the spec builds on this module
+    (its "does the widest model fit" check is `memory_bytes`), so this module names the fields
+    it needs instead of importing the spec."""
+
+    @property
+    def task(self) -> TaskConfig:
+        """The task the models train on."""
+        ...
+
+    @property
+    def widths(self) -> list[int]:
+        """The width ladder, increasing."""
+        ...
+
+    @property
+    def steps(self) -> int:
+        """Optimizer steps per run."""
+        ...
+
+    @property
+    def device(self) -> str:
+        """The device the runs train on ("auto", "cpu", "cuda", ...)."""
+        ...
+
+    def n_runs(self) -> int:
+        """The number of runs of the full grid."""
+        ...
+
+
+def memory_bytes(spec: ModelRun, info: TaskInfo, width: int, params: int) -> int:
     """Weights + grads + 2 Adam moments, plus activations kept for backward (fp32, rough)."""
     positions = _positions(info)
     if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
@@ -78,7 +131,7 @@ def memory_bytes(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> in
     return params * BYTES_PER_PARAM + act + logits
 
 
-def _flops_per_step(spec: SweepSpec, info: TaskInfo, width: int, params: int) -> float:
+def _flops_per_step(spec: ModelRun, info: TaskInfo, width: int, params: int) -> float:
     """About 6 x params x positions per example (forward + backward), plus attention."""
     positions = _positions(info)
     if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
@@ -149,7 +202,7 @@ class SweepEstimate:
         )
 
 
-def estimate(spec: SweepSpec) -> SweepEstimate:
+def estimate(spec: PlannedSweep) -> SweepEstimate:
     """Runs, parameters per width, FLOPs, time and memory of a valid spec.
 
     Raises:
@@ -157,15 +210,13 @@ def estimate(spec: SweepSpec) -> SweepEstimate:
     """
     import torch
 
-    from experiments.depth_ladder import at_depth, sweep_depths
     from experiments.models.zoo import count_params
     from experiments.tasks.loading import task_info
 
     info = task_info(spec.task)
     runs_per_width = spec.n_runs() // len(spec.widths)
     # A depth ladder: every width trains at every depth (the spec's model at each of them).
-    at_depths = [spec if d is None else spec.model_copy(update={"model": at_depth(spec.model, d)})
-                 for d in sweep_depths(spec)]
+    at_depths = [_Rung(at_depth(spec.model, d), spec.batch_size) for d in sweep_depths(spec)]
     runs_per_cell = runs_per_width // len(at_depths)
     on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
     rate, overhead = (GPU_FLOP_PER_S, GPU_STEP_OVERHEAD_S) if on_gpu else (CPU_FLOP_PER_S,

@@ -18,34 +18,15 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from experiments.adaptive import ENDED, RunOutcome, plan_runs
-from experiments.config import RunConfig
 from experiments.errors import UserError
-from experiments.spec import SweepSpec, parse_spec, run_key
+from experiments.spec import SweepSpec, parse_spec
+from experiments.sweeps import TRAIN_JOB, run_rows
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.store import RunRow, Store
+    from experiments.store import Store
 
 # The loss the search minimises: the analysis' default (`experiments.analysis.report.analyze`).
 SEARCH_LOSS = "final_train_loss"
-
-
-def run_rows(runs: list[RunConfig], job_fn: str) -> list[RunRow]:
-    """Store rows for training runs (keys from `experiments.spec.run_key`)."""
-    from experiments.store import RunRow
-
-    return [
-        RunRow(
-            run_key=run_key(run),
-            width=run.width,
-            parametrization=run.parametrization,
-            lr=run.lr,
-            seed=run.seed,
-            hparams=run.hparams.model_dump(),
-            payload=run.model_dump(mode="json"),
-            job_fn=job_fn,
-        )
-        for run in runs
-    ]
 
 
 def is_adaptive(spec_data: dict[str, Any]) -> bool:
@@ -118,8 +99,6 @@ class SweepPlanner:
         plan = plan_runs(spec, outcomes)
         if not plan.add:
             return 0
-        from experiments.sweeps import TRAIN_JOB
-
         job_fn = self.job_fn or self.store.sweep_job_fn(sweep_id) or TRAIN_JOB
         return self.store.add_runs(sweep_id, run_rows(plan.add, job_fn))
 

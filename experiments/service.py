@@ -21,7 +21,7 @@ or drawing the runs table never pays for them.
 
 from __future__ import annotations
 
-import importlib
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,11 +32,14 @@ from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
 from experiments.coord_request import CoordCheckRequest
 from experiments.doctor_launch import DoctorFinding, doctor_args, launch_findings
 from experiments.errors import UserError
+from experiments.files import read_structured
+from experiments.lazy import lazy_exports, type_checking_exports
 from experiments.models.catalog import ModelInfo, list_models
 from experiments.models.registry import ModelOption
 from experiments.spec import SweepSpec
 from experiments.store import (
     CoordCheckRecord,
+    QuarantinedChunk,
     RunState,
     Store,
     SweepRecord,
@@ -45,11 +48,16 @@ from experiments.store import (
 )
 from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 
-if TYPE_CHECKING:  # pragma: no cover - typing only; loaded lazily by __getattr__ below
+# Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
+# page asks: the imports below are the list, each loaded on first access (`experiments.lazy`).
+if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.analysis.schema import TransferReport
     from experiments.bundle import HPBundle
     from experiments.estimate import SweepEstimate
     from experiments.planning import SearchProgress
+
+_LAZY_TYPES = type_checking_exports(__name__, globals())
+__getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())
 
 __all__ = [
     "DEFAULT_LOSS",
@@ -58,29 +66,19 @@ __all__ = [
     "CoordCheckRequest",
     "DataEntry",
     "DoctorFinding",
-    "HPBundle",
     "ModelInfo",
     "ModelOption",
+    "QuarantinedChunk",
     "RunState",
-    "SearchProgress",
     "Service",
     "ServiceError",
-    "SweepEstimate",
     "SweepRecord",
     "SweepSummary",
-    "TransferReport",
     "TransferView",
     "VerificationRecord",
+    "read_uploaded_spec",
+    *_LAZY_TYPES,
 ]
-
-# Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
-# page asks: name -> defining module, imported on first attribute access.
-_LAZY_TYPES: dict[str, str] = {
-    "HPBundle": "experiments.bundle",
-    "SweepEstimate": "experiments.estimate",
-    "SearchProgress": "experiments.planning",
-    "TransferReport": "experiments.analysis.schema",
-}
 
 # The loss the dashboard ranks learning rates by until the user picks the validation loss.
 DEFAULT_LOSS = "final_train_loss"
@@ -88,18 +86,20 @@ DEFAULT_LOSS = "final_train_loss"
 TARGET_DOUBLINGS = 4
 
 
-def __getattr__(name: str) -> Any:
-    """Load a lazily re-exported type's module on first access (PEP 562)."""
-    module = _LAZY_TYPES.get(name)
-    if module is None:
-        raise AttributeError(f"module 'experiments.service' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this hook
-    return value
-
-
 class ServiceError(UserError):
     """A request the engine refused; the message says why and what to change."""
+
+
+class RunnerNotStarted(ServiceError):
+    """The sweep is stored and queued, but the background runner could not start.
+
+    Attributes:
+        sweep_id: the queued sweep (nothing is lost: `sweep resume` or a later launch runs it).
+    """
+
+    def __init__(self, message: str, sweep_id: int | None = None) -> None:
+        super().__init__(message)
+        self.sweep_id = sweep_id
 
 
 @dataclass(frozen=True)
@@ -127,6 +127,32 @@ class TransferView:
     def n_finished(self) -> int:
         """How many runs are finished (done or diverged)."""
         return len(self.finished)
+
+
+def read_uploaded_spec(raw: bytes, filename: str) -> Any:
+    """Parse an uploaded spec file exactly as the CLI reads a spec file
+    (`experiments.files.read_structured`: JSON for a .json name, else YAML; safe tags only,
+    with whatever size and alias-expansion bounds that reader applies), so an upload can never
+    be read more permissively than a file on disk.
+
+    Args:
+        raw: the uploaded bytes (the caller caps their size first).
+        filename: the name the browser gave, for the suffix and for messages.
+
+    Returns:
+        The parsed data (the caller checks its shape).
+
+    Raises:
+        ServiceError: the reader refused it (a syntax error with its line, or a bound).
+    """
+    suffix = ".json" if filename.lower().endswith(".json") else ".yaml"
+    with tempfile.TemporaryDirectory(prefix="mutransfer-upload-") as tmp:
+        path = Path(tmp) / f"uploaded{suffix}"
+        path.write_bytes(raw)
+        try:
+            return read_structured(path, "uploaded spec")
+        except UserError as exc:  # name the upload, not the temporary copy
+            raise ServiceError(str(exc).replace(str(path), filename)) from None
 
 
 class Service:
@@ -172,7 +198,9 @@ class Service:
             start_runner: start the runner process unless one is alive (tests turn it off).
 
         Raises:
-            ServiceError: the store refused the sweep.
+            ServiceError: the store refused the sweep (nothing is stored).
+            RunnerNotStarted: the sweep is queued but the runner could not start (its
+                `sweep_id` names the stored sweep).
         """
         from experiments.sweeps import create_sweep
 
@@ -181,23 +209,33 @@ class Service:
         except UserError as exc:
             raise ServiceError(str(exc)) from exc
         if start_runner:
-            self.start_runner()
+            try:
+                self.start_runner()
+            except RunnerNotStarted as exc:
+                raise RunnerNotStarted(str(exc), int(sweep_id)) from exc
         return int(sweep_id)
 
     def start_runner(self) -> None:
         """Start the engine's background runner for this store unless a live one is registered.
 
         The runner is a detached process: it outlives the browser session that started it.
+
+        Raises:
+            RunnerNotStarted: the runner exited before it registered (the message gives its
+                reason).
         """
         from experiments.runner import ensure_background_runner
 
-        ensure_background_runner(self.db_path)
+        try:
+            ensure_background_runner(self.db_path)
+        except UserError as exc:  # the runner could not start: its reason, not a traceback
+            raise RunnerNotStarted(str(exc)) from exc
 
     def sweeps(self) -> list[SweepSummary]:
         """Every sweep with its run counts by state, newest first."""
         return self.store.list_sweeps()
 
-    # --- Adaptive LR search (issue 13; experiments.adaptive, experiments.planning) ----------
+    # --- Adaptive LR search (experiments.adaptive, experiments.planning) --------------------
 
     def run_bounds(self, spec: SweepSpec) -> tuple[int, int]:
         """(fewest, most) runs the spec can make: equal for a grid, a range for adaptive."""
@@ -257,6 +295,11 @@ class Service:
     def runs(self, sweep_id: int) -> pd.DataFrame:
         """One row per run: coordinates, every global knob, state, final losses, timings."""
         return self.store.runs_frame(sweep_id)
+
+    def quarantined(self, sweep_id: int) -> list[QuarantinedChunk]:
+        """The sweep's metric chunks that could not be read and were moved aside (their runs'
+        curves have gaps; each run's `note` in `runs` says the same)."""
+        return self.store.quarantined(sweep_id)
 
     def metrics(self, sweep_id: int, run_ids: list[int], names: list[str],
                 max_points: int | None = None) -> pd.DataFrame:
@@ -385,7 +428,7 @@ class Service:
         except UserError as exc:
             raise ServiceError(str(exc)) from exc
 
-    # --- Doctor (issue 12) ------------------------------------------------------------------
+    # --- Doctor: static and dynamic µP checks ------------------------------------------------
 
     def doctor_command(self, model_args: list[str], param: str, widths: list[int],
                        optimizer: str = "adam") -> list[str]:
@@ -413,9 +456,12 @@ class Service:
 
         The browser picks from this list only: it never names a file, a module or a folder.
 
+        A registered model that fails to import or breaks the contract is an entry with its
+        `error` (file, line and fix) and no options: list it by name, do not offer it.
+
         Raises:
-            ServiceError: a registered model fails to import or breaks the contract (the
-                message names the file and the fix).
+            ServiceError: the registry cannot be read (a model folder is missing, or two
+                sources claim one name; the message names them and the fix).
         """
         try:
             return list_models()

@@ -25,7 +25,7 @@ import itertools
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -48,17 +48,16 @@ from experiments.config import (
 from experiments.depth_ladder import at_depth, ladder_problems, resolved_base_depth, sweep_depths
 from experiments.device import bf16_ok, device_problem, memory_limit
 from experiments.errors import FieldError, UserError
+from experiments.estimate import SweepEstimate, memory_bytes
+from experiments.estimate import estimate as estimate_sweep
 from experiments.files import read_structured
 from experiments.models.configs import CustomModelConfig, MLPConfig, ModelConfig
 from experiments.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.estimate import SweepEstimate
-
 MAX_RUNS = 20_000
 # Every parametrization a spec may list (mucore's tables); the default sweep compares SP with µP.
-# completep / depth-mup add depth rules (issue 11); on a width ladder alone they train as µP.
+# completep / depth-mup add depth rules (depth transfer); on a width ladder alone they train as µP.
 ParamName = Literal["sp", "mup", "completep", "depth-mup"]
 PARAMETRIZATIONS: tuple[ParamName, ...] = ("sp", "mup")
 # Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
@@ -120,7 +119,7 @@ class SweepSpec(BaseModel):
         task: the dataset (digits, bytes, synthetic, synthetic-lm, file, tokens).
         widths: the width ladder, strictly increasing.
         base_width: the proxy width where µP equals SP; must be one of the widths.
-        depths: a depth ladder, strictly increasing (issue 11; gpt, llama, residual mlp): runs
+        depths: a depth ladder, strictly increasing (gpt, llama, residual mlp): runs
             then cover every depth too, each at `model.depth` = that depth. None: width only.
         base_depth: the proxy depth where CompleteP / depth-µP equal µP; must be one of the
             depths (default: the model's `depth`). See experiments.depth_ladder.
@@ -338,11 +337,9 @@ class SweepSpec(BaseModel):
     def estimate(self) -> SweepEstimate:
         """Runs, parameters per width, compute and memory: the "before launch" numbers.
 
-        See `experiments.estimate` (loaded here on use: it builds models, so it needs torch).
+        See `experiments.estimate` (it builds models, so torch loads on this call).
         """
-        from experiments.estimate import estimate
-
-        return estimate(self)
+        return estimate_sweep(self)
 
     def to_yaml(self) -> str:
         """The spec as YAML (fields in declaration order; `load_spec` reads it back)."""
@@ -468,7 +465,6 @@ def _model_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     These load the task and size the model, so torch is imported here, on use: importing
     this module stays torch-free for forms that only build specs.
     """
-    from experiments.estimate import memory_bytes
     from experiments.models.zoo import check_task, check_widths, count_params
     from experiments.tasks.loading import task_info
 

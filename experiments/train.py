@@ -49,6 +49,7 @@ from experiments.errors import UserError
 from experiments.models import build_model, depth_model_factory, model_factory
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
+from experiments.tasks.loading import TaskKey, task_key
 
 # Batches come from their own generator, seeded apart from the init seed so that the draw of
 # batches and the draw of weights are unrelated streams.
@@ -91,8 +92,13 @@ class NullReporter:
         return False
 
 
-_SHAPES_CACHE: dict[tuple[str, str, int, int | None], mucore.BaseShapes] = {}
-_TASK_CACHE: dict[tuple[str, str], Task] = {}
+# Both caches are keyed by the task's `TaskKey` (its path and each file's size and mtime, the
+# allowed folders re-checked on each lookup), never by the task config alone: a long-lived
+# worker must not train on, or measure shapes against, a stale copy of an edited file.
+_SHAPES_CACHE: dict[tuple[str, TaskKey, int, int | None], mucore.BaseShapes] = {}
+_TASK_CACHE: dict[tuple[TaskKey, str], Task] = {}
+# Per-device task copies kept (oldest dropped first): an edited file's old copy is let go.
+_TASK_CACHE_SIZE = 4
 
 
 def base_shapes_for(run: RunConfig) -> mucore.BaseShapes:
@@ -101,16 +107,15 @@ def base_shapes_for(run: RunConfig) -> mucore.BaseShapes:
     µP measures every parameter against the model at `base_width` (and a second width to find
     which dimensions grow); all runs of a sweep share them. A run of a depth ladder
     (`run.base_depth` set) is measured against the model at (`base_width`, `base_depth`) built
-    by the depth factory, so CompleteP / depth-µP see m_L = model.depth / base_depth (issue 11).
+    by the depth factory, so CompleteP / depth-µP see m_L = model.depth / base_depth.
     """
-    key: tuple[str, str, int, int | None]
+    key: tuple[str, TaskKey, int, int | None]
     if run.base_depth is not None:
         # The run's own depth is not part of the key: every depth of the ladder shares the base.
         base_model = run.model.model_copy(update={"depth": run.base_depth})
-        key = (base_model.model_dump_json(), run.task.model_dump_json(), run.base_width,
-               run.base_depth)
+        key = (base_model.model_dump_json(), task_key(run.task), run.base_width, run.base_depth)
     else:
-        key = (run.model.model_dump_json(), run.task.model_dump_json(), run.base_width, None)
+        key = (run.model.model_dump_json(), task_key(run.task), run.base_width, None)
     shapes = _SHAPES_CACHE.get(key)
     if shapes is None:
         info = load_task(run.task).info
@@ -124,11 +129,19 @@ def base_shapes_for(run: RunConfig) -> mucore.BaseShapes:
 
 
 def _task_on(cfg: TaskConfig, device: torch.device) -> Task:
-    """The task's data on `device`, cached per process (one copy per device)."""
-    key = (cfg.model_dump_json(), str(device))
+    """The task's data on `device`, cached per process (one copy per device) under its
+    `TaskKey`, so the allowed folders, the files' size and mtime, and the sweep's recorded
+    data fingerprint are checked again for every run.
+
+    Raises:
+        FieldError: (task.path) as `experiments.tasks.loading.task_key`.
+    """
+    key = (task_key(cfg), str(device))
     task = _TASK_CACHE.get(key)
     if task is None:
         task = load_task(cfg).to(device)
+        while len(_TASK_CACHE) >= _TASK_CACHE_SIZE:
+            _TASK_CACHE.pop(next(iter(_TASK_CACHE)))
         _TASK_CACHE[key] = task
     return task
 

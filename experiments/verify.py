@@ -10,7 +10,7 @@ tuned on the proxies are (near) optimal for the wide target. Steps:
    with `experiments.train.train_run` (deterministic on the CPU for fixed seeds).
 3. The target's own optimum: the seed-mean loss curve over the bracket, refined by the same
    parabola as the sweep analysis (`experiments.analysis.curves.curve_optimum`).
-4. Report: `within_one_step` = |L - optimum| <= one grid step; `loss_gap` = seed-mean loss
+4. Report: `within_one_step` = |L - optimum| <= one grid step and L did not diverge; `loss_gap` = seed-mean loss
    at L minus the best bracket point's (>= 0; +inf when L diverged, written as null).
 5. Baseline: SP at its extrapolated LR (the SP drift line at the target width, from the
    bundle's evidence), trained the same way, with its loss gap to the transferred µP run.
@@ -31,7 +31,9 @@ from pydantic import BaseModel, Field
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle import HPBundle, log2_grid_step
 from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig, RunConfig
+from experiments.device import device_problem
 from experiments.errors import UserError
+from experiments.models.configs import ModelConfig
 from experiments.train import NullReporter, train_run
 
 
@@ -68,7 +70,8 @@ class VerifyReport(BaseModel):
         opt_log2_lr: the target's own optimum over the bracket (None when all diverged).
         opt_refined: whether the parabola refined it.
         opt_at_edge: "lower"/"upper" when the best bracket point is at the bracket's edge.
-        within_one_step: |transferred - optimum| <= one grid step.
+        within_one_step: |transferred - optimum| <= one grid step, and the transferred LR
+            did not diverge (a diverged LR is never called within one step).
         transferred_loss: seed-mean loss at the transferred LR (None if it diverged).
         best_log2_lr: the best bracket point.
         best_loss: its seed-mean loss.
@@ -122,7 +125,10 @@ class VerifyReport(BaseModel):
             lines.append(f"  {p.offset_steps:+d}  2^{p.log2_lr:.3g}  {loss}")
         opt = "none" if self.opt_log2_lr is None else f"2^{self.opt_log2_lr:.3g}"
         gap = "n/a" if self.loss_gap is None else f"{self.loss_gap:.4f}"
-        lines.append(f"target optimum {opt}; within one grid step: {self.within_one_step}; "
+        within = str(self.within_one_step)
+        if self.transferred_loss is None:
+            within += " (the transferred LR diverged)"
+        lines.append(f"target optimum {opt}; within one grid step: {within}; "
                      f"loss gap to the best bracket point {gap}")
         if self.sp_baseline is not None:
             sp = self.sp_baseline
@@ -144,6 +150,8 @@ class _Recipe:
     steps: int
     device: str
     loss: str  # the loss column compared, the one the sweep's analysis used
+    batch_size: int = 64
+    log_every: int = 10
 
 
 def _recipe(
@@ -162,14 +170,80 @@ def _recipe(
     step = float(step if step is not None else log2_grid_step(spec))
     if not (math.isfinite(step) and step > 0):
         raise UserError(f"the bracket step must be a positive number of log2 units, got {step}")
-    seeds = list(seeds if seeds is not None else spec.get("seeds", [0]))
+    seeds = list(seeds if seeds is not None else _spec_ints(spec, "seeds", [0], 0))
     if not seeds:
         raise UserError("seeds is empty: give at least one seed, e.g. [0]")
-    steps = int(steps if steps is not None else spec.get("steps", 300))
+    steps = int(steps if steps is not None else _spec_ints(spec, "steps", 300, 1))
     if steps < 1:
         raise UserError(f"steps must be >= 1, got {steps}")
     device = device or str(spec.get("device", "auto"))
-    return _Recipe(step=step, seeds=seeds, steps=steps, device=device, loss=bundle.evidence.loss)
+    problem = device_problem(device)
+    if problem is not None:
+        raise UserError(f"--device {device}: {problem}")
+    batch_size = _spec_ints(spec, "batch_size", 64, 1)
+    log_every = min(_spec_ints(spec, "log_every", 10, 1), steps)
+    return _Recipe(step=step, seeds=seeds, steps=steps, device=device, loss=bundle.evidence.loss,
+                   batch_size=batch_size, log_every=log_every)
+
+
+def _spec_ints(spec: dict[str, Any], key: str, default: Any, minimum: int) -> Any:
+    """`spec[key]` (default when absent): an int >= `minimum`, or for "seeds" a list of them.
+
+    Raises:
+        UserError: the bundle's spec holds something else there (named, with the fix).
+    """
+    value = spec.get(key, default)
+    items = value if key == "seeds" and isinstance(value, list) else [value]
+    if key == "seeds" and not isinstance(value, list) or not all(
+            type(v) is int and v >= minimum for v in items):
+        want = f"a list of integers >= {minimum}" if key == "seeds" else f"an integer >= {minimum}"
+        raise UserError(f"the bundle's spec.{key} is {value!r}, not {want}: pass --{key} "
+                        "or re-export the bundle")
+    return value
+
+
+@dataclass(frozen=True)
+class _TargetRun:
+    """What `experiments.estimate.memory_bytes` reads of a run: its model and batch size."""
+
+    model: ModelConfig
+    batch_size: int
+
+
+def check_target_memory(bundle: HPBundle, device: str, batch_size: int) -> int:
+    """The estimated peak memory of one target run (bytes), checked against this machine's
+    limit (`experiments.device.memory_limit`) before any model is built.
+
+    The parameters are counted on the meta device (`count_params`), so any width is sized
+    without allocating it.
+
+    Raises:
+        UserError: the estimate exceeds the limit, or the target cannot even be sized (its
+            width overflows the tensor sizes torch can count).
+    """
+    from experiments.device import memory_limit
+    from experiments.estimate import memory_bytes
+    from experiments.models.zoo import count_params
+    from experiments.tasks.loading import task_info
+
+    model = bundle.model_config_obj()
+    info = task_info(bundle.task_config())
+    width = bundle.target_width
+    try:
+        params = count_params(model, info, width)
+    except (RuntimeError, OverflowError, ValueError, MemoryError) as exc:
+        raise UserError(f"the bundle's target_width {width:,} cannot be sized ({type(exc).__name__}"
+                        f": {str(exc)[:200]}): export the bundle for a width this machine can "
+                        "train (`export --target-width N`)") from None
+    need = memory_bytes(_TargetRun(model, batch_size), info, width, params)
+    limit, where = memory_limit(device)
+    if need > limit:
+        raise UserError(f"the bundle's target_width {width:,} needs an estimated "
+                        f"{need / 2**30:,.1f} GiB per run ({params:,} parameters, batch_size "
+                        f"{batch_size}), more than the {limit / 2**30:.1f} GiB {where}: verify "
+                        "a bundle exported for a smaller width (`export --target-width N`), or "
+                        "run it where the memory is")
+    return need
 
 
 def _train_point(
@@ -198,8 +272,8 @@ def _train_point(
             hparams=HParamsConfig.model_validate(hparams),
             seed=seed,
             steps=recipe.steps,
-            batch_size=int(spec.get("batch_size", 64)),
-            log_every=min(int(spec.get("log_every", 10)), recipe.steps),
+            batch_size=recipe.batch_size,
+            log_every=recipe.log_every,
             device=recipe.device,
         )
         result = train_run(run, NullReporter())
@@ -264,7 +338,9 @@ def _bracket_outcome(
         opt_log2_lr=opt.opt_log2,
         opt_refined=bool(opt.refined),
         opt_at_edge=opt.edge,
-        within_one_step=bool(abs(transferred.log2_lr - opt.opt_log2) <= step + 1e-9),
+        # A diverged transferred LR is never "within one grid step", however near the optimum.
+        within_one_step=transferred.loss is not None
+        and bool(abs(transferred.log2_lr - opt.opt_log2) <= step + 1e-9),
         best_log2_lr=best_x,
         best_loss=best_loss,
         loss_gap=None if transferred.loss is None else max(0.0, transferred.loss - best_loss),
@@ -324,9 +400,12 @@ def verify_bundle(
         The `VerifyReport`.
 
     Raises:
-        UserError: bracket < 1, a non-positive step or steps, empty seeds.
+        UserError: bracket < 1, a non-positive step or steps, empty seeds, a device missing
+            here, a spec field of the bundle that is not a number, or a target too large for
+            this machine (`check_target_memory`, before anything is built).
     """
     recipe = _recipe(bundle, bracket, step, seeds, steps, device)
+    check_target_memory(bundle, recipe.device, recipe.batch_size)
     say = progress or (lambda _line: None)
     t0 = time.perf_counter()
     warn: list[str] = []

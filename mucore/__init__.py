@@ -10,6 +10,10 @@ Typical use::
     setup = mucore.parametrize(model, shapes, "mup", mucore.HParams(output_mult=2.0), seed=0)
     opt = mucore.build_optimizer(model, setup, "adam", lr=2**-8)
 
+A model you did not write (Hugging Face transformers, torch's blocks): in its factory, swap
+the head with `mucore.replace_readout(model, "lm_head")`; `parametrize` then sets the score
+scale of its attention modules too (`mucore.adapters`).
+
 The public names load on first use (PEP 562), so `import mucore.hparams` or
 `import mucore.parametrizations` stays torch-free: the spec and form layers of `experiments`
 read the knob and parametrization tables without paying for torch.
@@ -22,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 # public name -> submodule that defines it
 _EXPORTS: dict[str, str] = {
+    "configure_attention": "adapters",
+    "replace_readout": "adapters",
     "BundleError": "bundle",
     "apply_bundle": "bundle",
     "load_bundle": "bundle",
@@ -92,6 +98,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static checkers see the eager imports
+    from mucore.adapters import configure_attention, replace_readout
     from mucore.bundle import BundleError, apply_bundle, load_bundle
     from mucore.check import Diagnosis, Finding, check, setup_of
     from mucore.context import MuContext, MuSetup

@@ -21,8 +21,9 @@ Each check yields a `Finding` (check, status pass|warn|fail, message, fix, evide
    (`mucore.Readout` / `mucore.TiedReadout`).
 4. multipliers: every module's forward constants (`mu_configure`) are the setup's (lost when
    weights are loaded into a fresh model without `parametrize(..., reinit=False)`).
-5. attention: attention-like modules set their score scale from the table (`mu_configure`);
-   `nn.MultiheadAttention` cannot.
+5. attention: attention-like modules set their score scale from the table (`mu_configure`,
+   or mucore sets transformers' `scaling`, `mucore.adapters`); an `nn.MultiheadAttention`
+   whose head dim grows with width fails under µP (it takes no scale).
 6. tied: weights shared between an embedding and a head go through `mucore.TiedReadout`.
 7. optimizer: group LRs follow the table's per-parameter LR multipliers relative to each
    other; weight_decay: every decayed group shrinks alike per step (lr * wd equal); eps: Adam
@@ -45,12 +46,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from mucore.adapters import OWN_SCALING_ATTR, adapted_attention, attention_scaling
 from mucore.context import MuContext, MuSetup
 from mucore.init import SETUP_ATTR
 from mucore.layers import MuConfigurable, Readout, TiedReadout
 from mucore.optim import optimizer_family
 from mucore.parametrizations import OptimizerFamily
-from mucore.roles import Role, canonical_name
+from mucore.roles import AttentionBase, Role, canonical_name
 
 Status = Literal["pass", "warn", "fail"]
 
@@ -333,27 +335,71 @@ def _is_attention(name: str, module: nn.Module) -> bool:
 
 def _check_attention(model: nn.Module, setup: MuSetup) -> Finding:
     found = [(canonical_name(n), m) for n, m in model.named_modules() if _is_attention(n, m)]
+    adapted = {name: (module, base) for name, module, base in adapted_attention(model, setup)}
     configured = [n for n, m in found if isinstance(m, MuConfigurable)]
-    unscaled = [n for n, m in found if not isinstance(m, MuConfigurable)]
-    evidence = {"configured": configured, "unscaled": unscaled}
-    if not found:
+    scaled = [n for n, (_, base) in adapted.items() if base.scaling is not None]
+    unscaled = [n for n, m in found if not isinstance(m, MuConfigurable) and n not in adapted]
+    evidence: dict[str, Any] = {"configured": configured, "adapted": scaled,
+                                "unscaled": unscaled}
+    if not found and not adapted:
         return Finding("attention", "pass", "no attention modules", evidence=evidence)
+    problem = _adapted_attention_problem(adapted, setup, evidence)
+    if problem is not None:
+        return problem
     if not setup.parametrization.attention_inverse:
         return Finding("attention", "pass",
                        f"'{setup.parametrization.name}' keeps 1/sqrt(d_head) scores "
-                       f"({len(found)} attention modules)", evidence=evidence)
+                       f"({len(found) + len(scaled)} attention modules)", evidence=evidence)
     if unscaled:
         return Finding(
             "attention", "warn",
             f"attention {unscaled[:5]} does not set its score scale from the table (no "
-            "mu_configure; nn.MultiheadAttention cannot): it keeps 1/sqrt(d_head), which is µP "
-            "only while the head dim stays fixed as width grows",
+            "mu_configure, no `scaling` and `head_dim` mucore can set): it keeps 1/sqrt(d_head), "
+            "which is µP only while the head dim stays fixed as width grows",
             "if heads widen with width, compute scores with F.scaled_dot_product_attention("
             "scale=self.scale) and set self.scale in mu_configure via mucore.attention_scale",
             evidence)
     return Finding("attention", "pass",
-                   f"{len(configured)} attention modules set their scale via mu_configure "
-                   "(values checked under 'multipliers')", evidence=evidence)
+                   f"{len(configured)} attention modules set their scale via mu_configure, "
+                   f"{len(scaled)} take it from mucore (transformers' `scaling`)",
+                   evidence=evidence)
+
+
+def _adapted_attention_problem(adapted: dict[str, tuple[nn.Module, AttentionBase]],
+                               setup: MuSetup, evidence: dict[str, Any]) -> Finding | None:
+    """A failing finding for an attention module the base shapes recorded: an
+    `nn.MultiheadAttention` whose head dim grows under µP (it takes no scale), or a module
+    whose `scaling` is not the table's (parametrized under other knobs, or reset since)."""
+    for name, (module, base) in adapted.items():
+        head_dim = int(getattr(module, "head_dim", base.head_dim))
+        if base.scaling is None:
+            if setup.parametrization.attention_inverse and head_dim != base.head_dim:
+                return Finding(
+                    "attention", "fail",
+                    f"'{name}' is an nn.MultiheadAttention whose head dim grows with width "
+                    f"({base.head_dim} at the base width, {head_dim} here): it always scales "
+                    "scores by 1/sqrt(d_head) and takes no other scale, so under µP (1/d_head) "
+                    "its attention logits grow with width",
+                    "keep its head dim fixed (num_heads = width // head_dim, e.g. "
+                    "nn.TransformerEncoderLayer(width, nhead=width // 64)), or use an attention "
+                    "module that takes a scale (F.scaled_dot_product_attention(scale=...) set in "
+                    "mu_configure via mucore.attention_scale)",
+                    {**evidence, "module": name, "head_dim": head_dim,
+                     "base_head_dim": base.head_dim})
+            continue
+        own = module.__dict__.get(OWN_SCALING_ATTR)
+        want = attention_scaling(own, head_dim, base, setup) if own is not None else None
+        has = getattr(module, "scaling", None)
+        if want is None or not isinstance(has, float) or not math.isclose(has, want,
+                                                                            rel_tol=1e-9):
+            return Finding(
+                "attention", "fail",
+                f"'{name}'.scaling is {has!r} but the '{setup.parametrization.name}' table gives "
+                f"{want!r} (head dim {head_dim}, {base.head_dim} at the base width)",
+                "call mucore.parametrize(model, shapes, param, hparams, reinit=False) on this "
+                "very model (it sets the attention scale; a fresh or reloaded model has its own)",
+                {**evidence, "module": name, "has": has, "expected": want})
+    return None
 
 
 def _check_tied(model: nn.Module, setup: MuSetup | None) -> Finding:

@@ -1,9 +1,14 @@
 """Parametrize a built model: set its forward multipliers and (re-)initialise its weights.
 
-TP5 (Yang et al., 2022), Table 8: init stds per role. Every parameter is drawn from its own
+TP5 (Yang et al., 2022), Table 8: init stds per role. Every matrix (hidden, input-like, output) is drawn from its own
 generator seeded by (seed, name), so the draw does not depend on parameter order, SP and µP
 draw the same noise at the base width (bit-identical models there), and re-initialising twice
 with the same seed changes nothing (idempotent).
+
+µP changes only what µP prescribes: a vector-like parameter's rule is "as the base model has
+it" (Table 8: its init does not depend on width), so it keeps the model's own init, whatever
+its class: norm gains (torch's or a library's own RMSNorm), biases, class tokens, position
+tables. The reference package likewise leaves them as the model initialised them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import zlib
 import torch
 from torch import nn
 
+from mucore.adapters import configure_attention
 from mucore.context import MuContext, MuSetup, make_setup
 from mucore.hparams import HParams
 from mucore.layers import MuConfigurable
@@ -37,8 +43,11 @@ def parametrize(
     """Apply a parametrization to `model` in place and return its metadata.
 
     Steps: 1. measure every parameter against the base shapes; 2. let every `MuConfigurable`
-    module set its forward multipliers; 3. if `reinit`, draw every parameter per its role's init
-    rule. Call with `reinit=False` after loading a state_dict to restore multipliers only.
+    module set its forward multipliers, and set the score scale of the attention modules the
+    base shapes recorded (`mucore.adapters.configure_attention`: transformers' attention);
+    3. if `reinit`, draw every matrix per its role's init rule; vector-like parameters keep
+    the model's own values (`init_std` is None for them). Call with `reinit=False` after
+    loading a state_dict to restore multipliers only.
 
     Args:
         model: a model built by the same factory as `base_shapes` (compiled models accepted).
@@ -60,6 +69,7 @@ def parametrize(
     for mod_name, module in model.named_modules():
         if isinstance(module, MuConfigurable):
             module.mu_configure(ctx, canonical_name(mod_name))
+    configure_attention(model, setup, ctx)
     if reinit:
         _reinit(model, ctx, seed)
     # Recorded on the root module (a plain attribute, not on tensors) so `mucore.check` can find
@@ -88,13 +98,17 @@ def _check_readouts(model: nn.Module, setup: MuSetup) -> None:
                 raise ValueError(
                     f"parameter '{name}' is output-like (width-like fan_in, finite fan_out) but "
                     f"its module is {type(module).__name__}, which cannot apply the readout "
-                    "multiplier: use mucore.Readout for the head; if it is a lookup table laid "
-                    "out (positions, width), make it an nn.Embedding so it is input-like"
+                    "multiplier: use mucore.Readout for the head (for a model you did not write: "
+                    f"mucore.replace_readout(model, '{canonical_name(mod_name)}') in its factory)"
                 )
 
 
 def init_std(info: ParamInfo, setup: MuSetup) -> float | None:
-    """The std a parameter is drawn with, or None when it keeps a constant default (0 or 1).
+    """The std a parameter is drawn with, or None when it keeps the model's own init.
+
+    None for every parameter whose rule is `InitRule.KEEP` (vector-like in the built-in
+    tables: biases, norm gains, tokens, position tables, fixed-size matrices declared
+    vector-like): TP5's rule for them is "as in the base model", so mucore does not touch them.
 
     A tied embedding (`BaseParam.is_tied_readout`) is input-like but drawn by the *output*
     row's init rule, read along its width dim (the readout's fan_in): µP sigma/sqrt(fan_in0),
@@ -104,7 +118,7 @@ def init_std(info: ParamInfo, setup: MuSetup) -> float | None:
     larger. It is never zeroed by `zero_readout`: it is also the embedding.
     """
     sigma = setup.hparams.init_std
-    if info.role is Role.OUTPUT and setup.hparams.zero_readout:
+    if setup.hparams.zero_readout and (info.role is Role.OUTPUT or _is_readout_bias(info, setup)):
         return 0.0
     if info.base.is_tied_readout:
         rule = setup.parametrization.rule(Role.OUTPUT).init
@@ -113,10 +127,33 @@ def init_std(info: ParamInfo, setup: MuSetup) -> float | None:
         rule = setup.parametrization.rule(info.role).init
         fan_in, base_fan_in = info.fan_in, info.base_fan_in
     if rule is InitRule.KEEP:
-        return None if len(info.shape) <= 1 else sigma / math.sqrt(fan_in)
+        return None
     if rule is InitRule.BASE_FAN_IN:
         return sigma / math.sqrt(base_fan_in)
     return sigma / math.sqrt(fan_in)
+
+
+def _is_readout_bias(info: ParamInfo, setup: MuSetup) -> bool:
+    """A readout's bias: `HParams.zero_readout` zeroes it with the weight (TP5 and the reference
+    package zero the whole readout, so the output is exactly 0 at init at every width)."""
+    if info.role is not Role.VECTOR or not info.name.endswith("bias"):
+        return False
+    weight = setup.info.get(info.name[: -len("bias")] + "weight")
+    return weight is not None and weight.role is Role.OUTPUT
+
+
+def _bias_rows(ctx: MuContext) -> dict[str, tuple[int, int] | None]:
+    """Zero-init requests carried over to the requested weights' biases (same rows): a zero
+    query (`HParams.zero_query`) makes the scores exactly 0 at init only if its bias is 0 too."""
+    out: dict[str, tuple[int, int] | None] = {}
+    for name, rows in ctx.zero_rows.items():
+        if not name.endswith("weight"):
+            continue
+        bias = name[: -len("weight")] + "bias"
+        info = ctx.setup.info.get(bias)
+        if info is not None and len(info.shape) == 1 and ctx.param(name).base.layout == "out_in":
+            out[bias] = rows
+    return out
 
 
 def _seeded_generator(seed: int, name: str) -> torch.Generator:
@@ -127,13 +164,17 @@ def _seeded_generator(seed: int, name: str) -> torch.Generator:
 
 @torch.no_grad()
 def _reinit(model: nn.Module, ctx: MuContext, seed: int) -> None:
+    bias_rows = _bias_rows(ctx)
     for raw_name, p in model.named_parameters():
         name = canonical_name(raw_name)
         info = ctx.param(name)
         std = init_std(info, ctx.setup)
         if std is None:
-            # Norm gains start at one, other vectors (biases, norm shifts) at zero.
-            p.fill_(1.0 if info.base.is_norm_gain else 0.0)
+            # Vector-like: the model's own init is µP's (see the module docstring), but for
+            # the rows of a bias whose weight rows were asked to start at zero.
+            if name in bias_rows:
+                rows = bias_rows[name]
+                p[slice(None) if rows is None else slice(rows[0], rows[1])] = 0.0
             continue
         # Draw on CPU from a per-name generator (order- and device-independent), then copy.
         values = torch.randn(p.shape, generator=_seeded_generator(seed, name), dtype=torch.float32)

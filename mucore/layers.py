@@ -12,7 +12,7 @@ multipliers (the attention scale, for example) from the rules table.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +87,19 @@ class TiedReadout(nn.Module):
     def weight(self) -> torch.Tensor:
         """The shared (vocab, width) weight, owned by the embedding."""
         return self._tied[0].weight
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # Libraries that tie weights by assignment (transformers' `tie_weights`:
+        # `head.weight = embedding.weight`) may tie again: the same tensor is a no-op, any other
+        # would silently untie the readout from its embedding.
+        if name == "weight" and "_tied" in self.__dict__:
+            if value is self.weight:
+                return
+            raise AttributeError(
+                "a TiedReadout's weight is its embedding's: tie it to another embedding by "
+                "building a new TiedReadout(embedding), or use mucore.Readout for an untied head"
+            )
+        super().__setattr__(name, value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (..., width) -> (..., vocab)
         return F.linear(x * self.forward_mult, self.weight)

@@ -35,7 +35,7 @@ class InitRule(StrEnum):
 
     FAN_IN = "fan_in"  # N(0, (sigma / sqrt(fan_in))^2)
     BASE_FAN_IN = "base_fan_in"  # N(0, (sigma / sqrt(fan_in0))^2): constant in width
-    KEEP = "keep"  # vectors keep their defaults: norm gains 1, biases 0
+    KEEP = "keep"  # vector-like: the model's own init, untouched (TP5: as in the base model)
 
 
 class OptimizerFamily(StrEnum):

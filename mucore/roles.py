@@ -3,13 +3,26 @@
 TP5 (Yang et al., 2022), Section 5 and Table 8: every parameter dimension is either finite
 (vocab, classes, input features, a fixed head dim) or width-like (d_model, d_ff, channels). We
 find width-like dimensions by building the model at two widths and comparing shapes: a dimension
-that differs is width-like. From which dims are width-like we assign a role:
+that differs is width-like. From how many dims are width-like we assign a role, for a tensor
+of any rank (as the reference package counts them: one = vector-like, two or more =
+matrix-like):
 
-- input-like: finite fan_in, width-like fan_out (first layer, embeddings);
-- hidden: width-like fan_in and fan_out;
-- output (readout): width-like fan_in, finite fan_out;
-- vector-like: at most one dim in all, width-like (biases, norm gains), or no width dim at all
-  (a readout bias, a fixed-size gain): such tensors keep their base rules.
+- a 1-D tensor, or a bare parameter (not the weight of a layer mucore knows the layout of)
+  with one width-like dim: vector-like (biases, norm gains, a ViT class token
+  (1, 1, d), a position table (n_pos, d)); µP keeps its base rules and the model's own init;
+- two or more width-like dims: hidden;
+- the weight of a layer (Linear, Conv, Embedding, transformers' Conv1D, RNN, or a
+  `MuConfigurable` module) with one width-like dim: input-like when it is the layer's fan_out
+  (first layer, embeddings), output (readout) when it is the layer's fan_in. The layer, not
+  the tensor's dim order, says which dims are fan_in: transformers' `Conv1D` (GPT-2) and
+  `nn.ConvTranspose` store (in, out, ...), recorded as `BaseParam.layout`;
+- a matrix with no width-like dim is refused unless an override (or the model's own
+  `mu_roles` mapping, see `infer_base_shapes`) says what it is.
+
+Attention modules whose score scale mucore can set from outside (a float `scaling` and an int
+`head_dim`, as every transformers attention has) and `nn.MultiheadAttention` are recorded too
+(`BaseShapes.attention`: the base head dim and scale), so `mucore.parametrize` can give them
+µP's 1/d_head scale when their head dim grows (`mucore.adapters`).
 
 The result is a name-keyed, JSON-serialisable `BaseShapes`; nothing is stored on tensors, so it
 survives torch.compile (names gain an `_orig_mod.` prefix that we strip), deepcopy and
@@ -19,7 +32,7 @@ state_dict round trips.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mucore.layers import TiedReadout
+from mucore.layers import MuConfigurable, TiedReadout
 
 COMPILE_PREFIX = "_orig_mod."
 
@@ -56,6 +69,45 @@ def canonical_name(name: str) -> str:
     return name
 
 
+# Weight layouts (`BaseParam.layout`): which dims are fan_out and which fan_in.
+LAYOUT_OUT_IN = "out_in"  # (out, in, *kernel): nn.Linear, nn.Conv*, bare tensors
+LAYOUT_IN_OUT = "in_out"  # (in, out, *kernel): transformers' Conv1D, nn.ConvTranspose*
+
+
+def fan_dims(ndim: int, is_embedding: bool = False, layout: str = LAYOUT_OUT_IN
+             ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(fan_out dims, fan_in dims) of a tensor of rank `ndim` (see `BaseParam.layout`)."""
+    if ndim <= 1:
+        return (0,) if ndim == 1 else (), ()
+    if is_embedding:
+        return (1,), ()
+    if layout == LAYOUT_IN_OUT:
+        return (1,), (0, *range(2, ndim))
+    return (0,), tuple(range(1, ndim))
+
+
+@dataclass(frozen=True)
+class AttentionBase:
+    """What the base model says about one attention module whose scale mucore sets from outside.
+
+    Attributes:
+        head_dim: its head dim at the base width.
+        scaling: its score scale at the base width (its own `scaling` attribute), or None for a
+            module that takes no scale (`nn.MultiheadAttention`).
+    """
+
+    head_dim: int
+    scaling: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"head_dim": self.head_dim, "scaling": self.scaling}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AttentionBase:
+        scaling = d.get("scaling")
+        return cls(int(d["head_dim"]), None if scaling is None else float(scaling))
+
+
 @dataclass(frozen=True)
 class BaseParam:
     """What the base (proxy) model says about one parameter.
@@ -72,6 +124,9 @@ class BaseParam:
             (see `mucore.init.init_std`).
         in_block: the parameter lives in a repeated residual block (found by building the
             model at two depths); the depth rules of CompleteP / depth-µP apply to it.
+        layout: how the owning layer lays the weight out: "out_in" (dim 0 is fan_out, the
+            rest fan_in: nn.Linear, nn.Conv*, any bare tensor) or "in_out" (dim 0 is fan_in,
+            dim 1 fan_out, the rest kernel: transformers' Conv1D, nn.ConvTranspose*).
     """
 
     base_shape: tuple[int, ...]
@@ -81,6 +136,15 @@ class BaseParam:
     is_norm_gain: bool = False
     is_tied_readout: bool = False
     in_block: bool = False
+    layout: str = LAYOUT_OUT_IN
+
+    def fan_dims(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """(fan_out dims, fan_in dims) of the tensor, from the layer's layout.
+
+        An embedding (vocab, width) has fan_out dim 1 and no fan_in (its input is one-hot); a
+        1-D tensor has fan_out dim 0 and no fan_in.
+        """
+        return fan_dims(len(self.base_shape), self.is_embedding, self.layout)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -95,6 +159,8 @@ class BaseParam:
             out["is_tied_readout"] = True
         if self.in_block:
             out["in_block"] = True
+        if self.layout != LAYOUT_OUT_IN:
+            out["layout"] = self.layout
         return out
 
     @classmethod
@@ -107,6 +173,7 @@ class BaseParam:
             is_norm_gain=bool(d.get("is_norm_gain", False)),
             is_tied_readout=bool(d.get("is_tied_readout", False)),
             in_block=bool(d.get("in_block", False)),
+            layout=str(d.get("layout", LAYOUT_OUT_IN)),
         )
 
 
@@ -120,8 +187,9 @@ class ParamInfo:
         base: the base record.
         fan_in_mult: fan_in / fan_in0 (1 when fan_in is finite).
         fan_out_mult: fan_out / fan_out0 (1 when fan_out is finite).
-        fan_in: this model's fan_in (product of dims after the first; dim 0 for embeddings,
-            whose input is one-hot, is treated as fan_in = 1).
+        fan_in: this model's fan_in (product of the layer's fan_in dims, `BaseParam.fan_dims`:
+            the dims after the first, or dim 0 and the kernel for an (in, out) layout; 1 for
+            vectors and embeddings, whose input is one-hot).
         base_fan_in: the base model's fan_in.
         depth_mult: m_L, this model's residual blocks / the base model's (1 when the base
             shapes know no depth). The same for every parameter of a model; the rules apply it
@@ -172,6 +240,9 @@ class BaseShapes:
             parameter named `{block_prefix}.{i}.{rest}` is measured against block 0's `rest`,
             so a model of any depth matches.
         base_blocks: how many blocks the base model has (m_L = blocks / base_blocks).
+        attention: attention modules whose score scale mucore sets from outside (transformers'
+            attention: a float `scaling` and an int `head_dim`) or cannot set
+            (`nn.MultiheadAttention`), by module name: their base head dim and scale.
     """
 
     params: dict[str, BaseParam] = field(default_factory=dict)
@@ -179,12 +250,16 @@ class BaseShapes:
     base_depth: int | None = None
     block_prefix: str | None = None
     base_blocks: int | None = None
+    attention: dict[str, AttentionBase] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "base_width": self.base_width,
             "params": {k: v.to_dict() for k, v in self.params.items()},
         }
+        # Written only when the model has such attention: other base shapes keep their bytes.
+        if self.attention:
+            out["attention"] = {k: v.to_dict() for k, v in self.attention.items()}
         # Written only when depth is known: width-only base shapes (and bundles) stay
         # byte-identical.
         if self.base_depth is not None:
@@ -204,6 +279,8 @@ class BaseShapes:
             base_depth=depth.get("base_depth"),
             block_prefix=depth.get("block_prefix"),
             base_blocks=depth.get("base_blocks"),
+            attention={k: AttentionBase.from_dict(v)
+                       for k, v in (d.get("attention") or {}).items()},
         )
 
     def block_of(self, name: str) -> tuple[int, str] | None:
@@ -272,13 +349,19 @@ class BaseShapes:
         return len(indices) / self.base_blocks
 
 
-def _fan_in(shape: tuple[int, ...], is_embedding: bool) -> int:
-    if is_embedding or len(shape) < 2:
-        return 1
+def _fan_in(shape: tuple[int, ...], base: BaseParam) -> int:
+    """Product of the fan_in dims (1 for vectors and embeddings, whose input is one-hot)."""
     n = 1
-    for s in shape[1:]:
-        n *= s
+    for d in base.fan_dims()[1]:
+        n *= shape[d]
     return n
+
+
+def _dims_mult(ratios: list[float], dims: tuple[int, ...]) -> float:
+    out = 1.0
+    for d in dims:
+        out *= ratios[d]
+    return out
 
 
 def _measure(
@@ -296,20 +379,15 @@ def _measure(
                 "here: pass it as width-like, or keep that dimension fixed across widths"
             )
     ratios = [shape[d] / base.base_shape[d] for d in range(len(shape))]
-    if base.is_embedding:
-        fan_out_mult, fan_in_mult = ratios[1], 1.0
-    elif len(shape) >= 2:
-        fan_out_mult, fan_in_mult = ratios[0], ratios[1]
-    else:
-        fan_out_mult, fan_in_mult = ratios[0], 1.0
+    out_dims, in_dims = base.fan_dims()
     return ParamInfo(
         name=name,
         shape=shape,
         base=base,
-        fan_in_mult=fan_in_mult,
-        fan_out_mult=fan_out_mult,
-        fan_in=_fan_in(shape, base.is_embedding),
-        base_fan_in=_fan_in(base.base_shape, base.is_embedding),
+        fan_in_mult=_dims_mult(ratios, in_dims),
+        fan_out_mult=_dims_mult(ratios, out_dims),
+        fan_in=_fan_in(shape, base),
+        base_fan_in=_fan_in(base.base_shape, base),
         depth_mult=depth_mult,
     )
 
@@ -346,9 +424,91 @@ def _tied_readout_weights(model: nn.Module) -> set[str]:
     return out
 
 
+# The attribute a module may carry to declare roles its shapes cannot tell: a mapping from
+# parameter names (relative to that module) to roles, read by `infer_base_shapes`.
+ROLES_ATTR = "mu_roles"
+
+
+def _layer_layouts(model: nn.Module) -> dict[str, str]:
+    """Layout of every weight that belongs to a layer whose fan_in mucore knows, by name.
+
+    Linear, Conv, RNN and `nn.MultiheadAttention` projection weights and any `MuConfigurable`
+    module's `weight` are (out, in, ...); transposed convolutions and transformers' `Conv1D`
+    (duck-typed: `nx`, `nf` and a weight of shape (nx, nf), so mucore needs no transformers)
+    are (in, out, ...). A parameter not listed is bare: its role comes from counting alone.
+    """
+    out: dict[str, str] = {}
+    for mod_name, mod in model.named_modules():
+        for p_name, p in mod.named_parameters(recurse=False):
+            name = canonical_name(f"{mod_name}.{p_name}" if mod_name else p_name)
+            layout = _layout_of(mod, p_name, tuple(p.shape))
+            if layout is not None:
+                out[name] = layout
+    return out
+
+
+def _layout_of(mod: nn.Module, p_name: str, shape: tuple[int, ...]) -> str | None:
+    if isinstance(mod, nn.modules.conv._ConvNd):
+        if p_name != "weight":
+            return None
+        return LAYOUT_IN_OUT if mod.transposed else LAYOUT_OUT_IN
+    nx, nf = getattr(mod, "nx", None), getattr(mod, "nf", None)
+    if p_name == "weight" and isinstance(nx, int) and isinstance(nf, int) and shape == (nx, nf):
+        return LAYOUT_IN_OUT  # transformers' Conv1D: y = x @ W + b, W (in, out)
+    if isinstance(mod, nn.RNNBase):
+        return LAYOUT_OUT_IN if p_name.startswith("weight") else None
+    if isinstance(mod, nn.MultiheadAttention):
+        return LAYOUT_OUT_IN if p_name.endswith("proj_weight") else None
+    if p_name == "weight" and isinstance(mod, nn.Linear | MuConfigurable):
+        return LAYOUT_OUT_IN
+    return None
+
+
+def _declared_roles(model: nn.Module) -> dict[str, str]:
+    """Roles the model declares itself: every module's `mu_roles` mapping, names prefixed."""
+    out: dict[str, str] = {}
+    for mod_name, mod in model.named_modules():
+        declared = getattr(mod, ROLES_ATTR, None)
+        if declared is None:
+            continue
+        if not isinstance(declared, Mapping):
+            raise ShapeInferenceError(
+                f"'{canonical_name(mod_name) or 'the model'}'.{ROLES_ATTR} is a "
+                f"{type(declared).__name__}: it must map parameter names to roles, e.g. "
+                "{'mixer.weight': 'vector'}"
+            )
+        for k, v in declared.items():
+            out[canonical_name(f"{mod_name}.{k}" if mod_name else str(k))] = v
+    return out
+
+
+def _attention_bases(model: nn.Module) -> dict[str, AttentionBase]:
+    """Attention modules whose scale mucore sets from outside (a float `scaling` and an int
+    `head_dim`, as every transformers attention has) or cannot set (`nn.MultiheadAttention`);
+    modules that configure themselves (`MuConfigurable`) are left to their own hook."""
+    out: dict[str, AttentionBase] = {}
+    for mod_name, mod in model.named_modules():
+        if isinstance(mod, MuConfigurable):
+            continue
+        head_dim, scaling = getattr(mod, "head_dim", None), getattr(mod, "scaling", None)
+        if type(head_dim) is not int:
+            continue
+        if isinstance(mod, nn.MultiheadAttention):
+            out[canonical_name(mod_name)] = AttentionBase(head_dim, None)
+        elif type(scaling) is float:
+            out[canonical_name(mod_name)] = AttentionBase(head_dim, scaling)
+    return out
+
+
 def _role_from_dims(
-    name: str, ndim: int, width_dims: tuple[int, ...], is_embedding: bool
+    name: str, ndim: int, width_dims: tuple[int, ...], is_embedding: bool,
+    layout: str | None,
 ) -> Role:
+    """The role of a tensor from its width-like dims (see the module docstring).
+
+    `layout` is the owning layer's weight layout, or None for a bare parameter (and biases),
+    which counts width-like dims only: one is vector-like, as in the reference package.
+    """
     if ndim <= 1:
         return Role.VECTOR
     if is_embedding:
@@ -360,17 +520,19 @@ def _role_from_dims(
             f"embedding '{name}' has width-like dims {list(width_dims)}: only the embedding dim "
             f"(dim 1) may grow; keep the vocabulary size fixed or pass overrides={{'{name}': role}}"
         )
-    out_wide, in_wide = 0 in width_dims, 1 in width_dims
-    if out_wide and in_wide:
+    if len(width_dims) >= 2:
         return Role.HIDDEN
-    if out_wide:
-        return Role.INPUT
-    if in_wide:
-        return Role.OUTPUT
+    if len(width_dims) == 1:
+        if layout is None:
+            return Role.VECTOR  # a class token, a position table, any bare tensor
+        out_dims, _ = fan_dims(ndim, layout=layout)
+        return Role.INPUT if width_dims[0] in out_dims else Role.OUTPUT
     raise ShapeInferenceError(
         f"parameter '{name}' is a matrix with no width-like dimension: if it should grow with "
         "width, make the factory scale it (and pass a second width that differs); if it is "
-        f"truly fixed, pass overrides={{'{name}': 'vector'}} to keep its base rules"
+        f"truly fixed, pass overrides={{'{name}': 'vector'}} to keep its base rules (a model "
+        f"can declare it itself: a `{ROLES_ATTR}` mapping on the module, or a module-level "
+        "ROLES mapping in a registered model's file)"
     )
 
 
@@ -399,7 +561,10 @@ def infer_base_shapes(
             `base_depth`, `f(width, depth) -> nn.Module`.
         base_width: width of the proxy whose HPs are tuned (where µP equals SP).
         delta_width: a second width; default 2 * base_width.
-        overrides: explicit roles by parameter name, applied after inference.
+        overrides: explicit roles by parameter name, applied after inference. A model may
+            declare roles itself: any module with a `mu_roles` mapping (names relative to
+            that module, e.g. `self.mu_roles = {"mixer.weight": "vector"}` on the root) is
+            read too; `overrides` wins where both name a parameter.
         base_depth: depth of the proxy (where the depth rules equal µP); None: width only.
         delta_depth: a second, larger depth; default 2 * base_depth.
 
@@ -416,15 +581,15 @@ def infer_base_shapes(
     delta_width = delta_width if delta_width is not None else 2 * base_width
     if delta_width == base_width:
         raise ValueError("delta_width must differ from base_width, or nothing can be compared")
+    base_model, delta_model = _build(factory, base_width), _build(factory, delta_width)
     override_roles: dict[str, Role] = {}
-    for k, v in (overrides or {}).items():
+    for k, v in {**_declared_roles(base_model), **(overrides or {})}.items():
         try:
             override_roles[canonical_name(k)] = Role(v)
         except ValueError:
             raise ShapeInferenceError(
                 f"override for '{k}' has unknown role {v!r}: use one of {[r.value for r in Role]}"
             ) from None
-    base_model, delta_model = _build(factory, base_width), _build(factory, delta_width)
     base_params = {canonical_name(n): tuple(p.shape) for n, p in base_model.named_parameters()}
     delta_params = {canonical_name(n): tuple(p.shape) for n, p in delta_model.named_parameters()}
     only_one = sorted(set(base_params) ^ set(delta_params))
@@ -442,6 +607,7 @@ def infer_base_shapes(
     embeddings = _weights_of(base_model, (nn.Embedding,))
     norm_gains = _weights_of(base_model, _NORMS)
     tied = _tied_readout_weights(base_model)
+    layouts = _layer_layouts(base_model)
     params: dict[str, BaseParam] = {}
     for name, shape0 in base_params.items():
         shape1 = delta_params[name]
@@ -452,14 +618,17 @@ def infer_base_shapes(
             )
         width_dims = tuple(d for d, (a, b) in enumerate(zip(shape0, shape1, strict=True)) if a != b)
         is_emb = name in embeddings
+        layout = layouts.get(name)
         if name in override_roles:
             role = override_roles[name]
         else:
-            role = _role_from_dims(name, len(shape0), width_dims, is_emb)
+            role = _role_from_dims(name, len(shape0), width_dims, is_emb, layout)
         params[name] = BaseParam(
-            shape0, width_dims, role, is_emb, name in norm_gains, is_tied_readout=name in tied
+            shape0, width_dims, role, is_emb, name in norm_gains, is_tied_readout=name in tied,
+            layout=layout or LAYOUT_OUT_IN,
         )
-    return BaseShapes(params=params, base_width=base_width)
+    return BaseShapes(params=params, base_width=base_width,
+                      attention=_attention_bases(base_model))
 
 
 def _infer_with_depth(
@@ -526,7 +695,7 @@ def _with_blocks(shapes: BaseShapes, deep_model: nn.Module, base_depth: int, dee
         name: replace(p, in_block=probe.block_of(name) is not None) for name, p in base.items()
     }
     return BaseShapes(params=params, base_width=shapes.base_width, base_depth=base_depth,
-                      block_prefix=prefix, base_blocks=n_base)
+                      block_prefix=prefix, base_blocks=n_base, attention=shapes.attention)
 
 
 def _block_prefix(name: str, base: dict[str, BaseParam]) -> str | None:

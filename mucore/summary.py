@@ -29,8 +29,11 @@ class DescribeRow:
         width_mult: the multiplier m its role uses.
         fan_in_mult: fan_in / fan_in0.
         fan_out_mult: fan_out / fan_out0.
-        init: "normal", "zeros" or "ones".
-        init_std: std of the normal draw (0 for constant inits).
+        init: "normal" (drawn by mucore), "zeros" (a zero-initialised readout or query rows)
+            or "own": `mucore.parametrize` keeps the model's own values (vector-like
+            parameters: gains, biases, tokens, position tables; TP5's "as in the base model").
+            Bundles exported before read "zeros" / "ones" there.
+        init_std: std of the normal draw (0 for "zeros" and "own").
         forward_mult: multiplier applied in the forward pass by the owning layer.
         lr_mult: effective LR relative to the global LR for the chosen optimizer (width and
             depth parts together).
@@ -60,6 +63,9 @@ class DescribeRow:
         return {k: v for k, v in asdict(self).items() if not (k in DEPTH_FIELDS and v is None)}
 
 
+# `DescribeRow.init` of a parameter that keeps the model's own init.
+OWN_INIT = "own"
+
 # The fields that only depth-aware setups fill (left out of dicts and bundles when None).
 DEPTH_FIELDS = ("depth_mult", "branch_mult")
 
@@ -72,7 +78,7 @@ def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
         in_block = info.base.in_block and setup.base_shapes.base_depth is not None
         std = init_std(info, setup)
         if std is None:
-            init = "ones" if info.base.is_norm_gain else "zeros"
+            init = OWN_INIT  # parametrize left the model's own values (vector-like)
             std_value = 0.0
         else:
             init = "zeros" if std == 0.0 else "normal"

@@ -235,3 +235,205 @@ def test_the_length_check_counts_code_not_docstrings() -> None:
     assert long_functions(padded) == []
     excused = long_fn.replace("Doc.", f"Doc: {LONG_FUNCTION_EXCUSE}, one table of cases.")
     assert long_functions(excused) == []
+
+
+# --- Import cycles ------------------------------------------------------------------------------
+
+# Module name -> (source, is a package's __init__).
+Sources = dict[str, tuple[str, bool]]
+
+
+def _package_sources(package: str) -> Sources:
+    """Every module of a top-level package, by dotted name, read from disk."""
+    out: Sources = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = list(path.relative_to(ROOT).with_suffix("").parts)
+        is_package = parts[-1] == "__init__"
+        name = ".".join(parts[:-1] if is_package else parts)
+        out[name] = (path.read_text(), is_package)
+    return out
+
+
+def _type_only_nodes(tree: ast.Module) -> set[int]:
+    """ids of the nodes inside an `if TYPE_CHECKING:` body (at any depth)."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for stmt in node.body:
+                out.update(id(n) for n in ast.walk(stmt))
+    return out
+
+
+def _imported_names(module: str, source: str, is_package: bool,
+                    type_only: bool) -> set[tuple[str, str]]:
+    """Every import of a module's source as (the submodule it may name, the module it names):
+    module level, inside functions and, when `type_only`, under TYPE_CHECKING. Relative imports
+    are resolved; `from pkg import x` is ("pkg.x", "pkg") and `import a.b` is ("a.b", "a.b")."""
+    tree = ast.parse(source, filename=module)
+    skip = set() if type_only else _type_only_nodes(tree)
+    here = module.split(".") if is_package else module.split(".")[:-1]
+    names: set[tuple[str, str]] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            names.update((alias.name, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level + 1] if node.level else []
+            target = ".".join([*base, *([node.module] if node.module else [])])
+            names.update((f"{target}.{alias.name}", target) for alias in node.names)
+    return names
+
+
+def import_graph(sources: Sources, *, type_only: bool = True) -> dict[str, set[str]]:
+    """Module -> the modules of `sources` it imports. `from pkg import x` is an edge to the
+    submodule `pkg.x` when there is one, else to `pkg`; an import of `a.b.c` where only `a.b`
+    is known is an edge to `a.b`; imports of other packages are left out. The parent packages
+    Python loads first are not edges: a package face importing its own submodules is no loop."""
+    graph: dict[str, set[str]] = {}
+    for module, (source, is_package) in sources.items():
+        edges = set()
+        for submodule, name in _imported_names(module, source, is_package, type_only):
+            if submodule in sources:
+                name = submodule
+            while name and name not in sources:
+                name = name.rpartition(".")[0]
+            if name and name != module:
+                edges.add(name)
+        graph[module] = edges
+    return graph
+
+
+def _strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The graph's strongly connected components of two or more modules (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = len(index)
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return sorted(out)
+
+
+def _one_loop(component: list[str], graph: dict[str, set[str]]) -> list[str]:
+    """A shortest import loop through the component's first module: [a, b, ..., a]."""
+    start = component[0]
+    paths = {start: [start]}
+    frontier = [start]
+    while frontier:
+        nxt = []
+        for node in frontier:
+            for child in sorted(graph[node] & set(component)):
+                if child == start:
+                    return [*paths[node], start]
+                if child not in paths:
+                    paths[child] = [*paths[node], child]
+                    nxt.append(child)
+        frontier = nxt
+    raise AssertionError(f"{component} is not a cycle")
+
+
+def import_cycles(sources: Sources, *, type_only: bool = True) -> list[str]:
+    """One line per import cycle among `sources`: its modules, and one loop through them."""
+    graph = import_graph(sources, type_only=type_only)
+    return [f"{', '.join(c)} (e.g. {' -> '.join(_one_loop(c, graph))})"
+            for c in _strongly_connected(graph)]
+
+
+_CYCLE_ADVICE = ("cut it: move the piece both modules need into a module below them, or invert "
+                 "the dependency (a Protocol naming the fields read instead of the importer's "
+                 "type); a function-local or TYPE_CHECKING import does not cut a cycle")
+
+
+def test_no_import_cycle_in_the_engine_or_the_app() -> None:
+    sources = _package_sources("experiments") | _package_sources("app")
+    assert len(sources) > 100, "the sources were not found"
+    cycles = import_cycles(sources)
+    assert cycles == [], f"import cycles ({_CYCLE_ADVICE}):\n" + "\n".join(cycles)
+
+
+def test_no_import_cycle_in_mucore_beyond_type_only_imports() -> None:
+    sources = _package_sources("mucore")
+    assert len(sources) > 10, "mucore's sources were not found"
+    cycles = import_cycles(sources, type_only=False)
+    assert cycles == [], f"import cycles in mucore ({_CYCLE_ADVICE}):\n" + "\n".join(cycles)
+
+
+def test_the_cycle_checker_catches_each_kind_of_cycle() -> None:
+    def pkg(**modules: str) -> Sources:
+        out: Sources = {"p": ("", True)}
+        out.update({f"p.{name}": (src, False) for name, src in modules.items()})
+        return out
+
+    loops = {
+        "module level": pkg(a="import p.b\n", b="from p.a import x\n"),
+        "inside a function": pkg(a="from p.b import y\n", b="def f():\n    from p.a import x\n"),
+        "type only": pkg(a="from p.b import y\n",
+                         b="if TYPE_CHECKING:\n    from p.a import X\n"),
+        "relative": pkg(a="from .b import y\n", b="from . import a\n"),
+        "submodule by name": pkg(a="from p import b\n", b="from p.a import x\n"),
+        "three modules": pkg(a="import p.b\n", b="import p.c\n", c="import p.a.x\n"),
+    }
+    for kind, sources in loops.items():
+        found = import_cycles(sources)
+        assert len(found) == 1 and found[0].startswith("p.a, p.b"), (kind, found)
+    assert import_cycles(loops["three modules"]) == [
+        "p.a, p.b, p.c (e.g. p.a -> p.b -> p.c -> p.a)"]
+    assert import_cycles(loops["type only"], type_only=False) == []
+    assert import_cycles(loops["inside a function"], type_only=False) != []
+    # A package face importing its submodules, which import a sibling: no loop.
+    acyclic = pkg(a="from p.b import y\n", b="import os\nfrom p import c\n", c="x = 1\n")
+    acyclic["p"] = ("if TYPE_CHECKING:\n    from p.a import z\n    from p.b import y\n", True)
+    assert import_cycles(acyclic) == []
+    # The face is a module of its own: a submodule importing a name from it closes a loop.
+    acyclic["p.c"] = ("from p import z\n", False)
+    acyclic["p"] = ("from p.c import w\n", True)
+    assert import_cycles(acyclic) == ["p, p.c (e.g. p -> p.c -> p)"]
+
+
+def test_each_lazy_export_list_is_its_type_checking_imports() -> None:
+    """A lazy package's public names are read from its `if TYPE_CHECKING:` imports (written
+    once), and each of them loads from the module that block names."""
+    import importlib
+
+    from experiments.lazy import type_checking_exports
+
+    for name in ("experiments.analysis", "experiments.models", "experiments.tasks",
+                 "experiments.service"):
+        module = importlib.import_module(name)
+        exports = type_checking_exports(name, vars(module))
+        assert set(exports) <= set(module.__all__), name
+        for public, source in exports.items():
+            assert getattr(module, public) is getattr(importlib.import_module(source), public)
+    assert {"analyze", "seed_summary"} <= set(importlib.import_module("experiments.analysis").__all__)

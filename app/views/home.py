@@ -41,6 +41,9 @@ with demo:
             sweep_id = launch.launch_quick_demo()
         except launch.LaunchError as exc:
             st.error(str(exc))
+        except launch.QueuedWithoutRunner as exc:
+            state.set_current_sweep(exc.sweep_id)
+            st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
         else:
             state.set_current_sweep(sweep_id)
             st.switch_page(nav.page("runs.py"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from app import charts, components, search_view, state, tables
@@ -29,6 +30,24 @@ def sweeps_panel() -> None:
         table, key="runs_sweeps_table", hide_index=True, width="stretch",
         column_config={"progress": PROGRESS, "id": st.column_config.NumberColumn("id", format="%d")},
     )
+
+
+def problems_panel(sweep_id: int, runs: pd.DataFrame) -> None:
+    """Metrics files moved aside by ingest (gaps in curves), then failed runs' errors."""
+    quarantined = state.service().quarantined(sweep_id)
+    if quarantined:
+        st.warning(
+            f"{len(quarantined)} metrics file(s) of this sweep could not be read and were moved "
+            "aside, so those runs' curves have gaps (the runs themselves are kept): "
+            + "; ".join(f"run #{q.run_id}: {q.moved_to or q.path}" for q in quarantined),
+            icon=":material/warning:",
+        )
+    errors = tables.failed_runs(runs)
+    if not errors.empty:
+        with st.expander(f"{len(errors)} failed run(s): errors", expanded=True):
+            for row in errors.itertuples():
+                st.markdown(f"**#{int(row.run_id)} {tables.run_label(row._asdict())}**")
+                st.code(str(row.error or "no error text recorded"), language="text")
 
 
 @st.fragment(run_every=REFRESH_S)
@@ -70,12 +89,7 @@ def runs_panel(sweep_id: int) -> None:
         },
     )
 
-    errors = tables.failed_runs(runs)
-    if not errors.empty:
-        with st.expander(f"{len(errors)} failed run(s): errors", expanded=True):
-            for row in errors.itertuples():
-                st.markdown(f"**#{int(row.run_id)} {tables.run_label(row._asdict())}**")
-                st.code(str(row.error or "no error text recorded"), language="text")
+    problems_panel(sweep_id, runs)
 
     st.subheader("Loss curves")
     st.multiselect(

@@ -3,6 +3,11 @@
 Every edit re-validates the spec, so errors show next to their fields and the summary (runs,
 parameters per width, compute and memory) is always current. Launching goes through a form:
 nothing reaches the store until the spec is valid and the user presses Launch.
+
+One spec object per run: the widgets' values (name included) are validated once into `spec`,
+and the estimate, the LR preview, the YAML download and Launch all use that object. Loading a
+spec (the preset, or a valid upload: `setup_upload`) writes every widget's session state, so
+the browser shows, and sends back, the loaded values rather than the ones it held.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from app import (
     model_picker,
     nav,
     presets,
-    safety,
     search_form,
+    setup_upload,
     state,
 )
 from experiments.config import GLOBAL_KNOBS, HParamsConfig
@@ -38,7 +43,12 @@ TOKEN_DTYPES = form.literal_options(TaskConfig, "dtype")
 
 PREFIX = "setup"
 VALUES = "setup_values"  # the spec data the widgets start from (a preset or an upload)
-MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
+LOADING = "setup_loading"  # set by a load: the next run writes every widget's state from VALUES
+LOADED = "setup_loaded"  # an uploaded spec (as data), to check the form shows all of it
+UPLOAD_ID = "setup_upload_id"  # the upload already read (a rerun must not load it again)
+UPLOAD_MESSAGE = "setup_upload_message"  # why that upload was refused, shown while it stays
+MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN",
+                "hf": "Hugging Face transformers model"}
 FIELD_LABELS = {
     "widths": "width ladder",
     "base_width": "base width",
@@ -48,10 +58,36 @@ FIELD_LABELS = {
 
 
 def load_values(data: dict[str, Any]) -> None:
-    """Start the form over from `data`: drop every setup widget's state."""
+    """Start the form over from `data`: drop every setup widget's state, and have the next run
+    write each widget's state from `data` (`form.ModelForm.initial`)."""
     for key in [k for k in st.session_state if str(k).startswith(PREFIX + ".")]:
         del st.session_state[key]
     st.session_state[VALUES] = data
+    st.session_state[LOADING] = True
+
+
+def upload_section() -> None:
+    """The spec uploader: a valid spec is loaded into the form (and the page reruns with it);
+    an invalid one is refused with one line per field, shown while that file stays here."""
+    upload = st.file_uploader(
+        "Load a spec (YAML)", type=["yaml", "yml", "json"], key="setup_upload",
+        help="Data only. Task data must be in an allowed data folder (MUTRANSFER_DATA_DIRS; by "
+        "default the datasets folder next to the store).",
+    )
+    if upload is None:
+        st.session_state.pop(UPLOAD_MESSAGE, None)
+        return
+    if st.session_state.get(UPLOAD_ID) != upload.file_id:
+        st.session_state[UPLOAD_ID] = upload.file_id
+        spec, message = setup_upload.read(upload.name, upload.getvalue())
+        st.session_state[UPLOAD_MESSAGE] = message
+        if spec is not None:
+            loaded = spec.model_dump(mode="json")
+            load_values(loaded)
+            st.session_state[LOADED] = loaded
+            st.rerun()
+    if st.session_state.get(UPLOAD_MESSAGE):
+        st.error(st.session_state[UPLOAD_MESSAGE], icon=":material/block:")
 
 
 def lr_inputs(values: dict[str, Any]) -> dict[str, Any]:
@@ -60,25 +96,28 @@ def lr_inputs(values: dict[str, Any]) -> dict[str, Any]:
     grid = dict(values.get("lr_grid") or {})
     explicit = values.get("lrs")
     modes = ["log2 grid", "explicit list"]
+    index = 1 if explicit and not grid else 0
     mode = st.radio(
-        "Learning rates", modes, index=1 if explicit and not grid else 0, key=f"{PREFIX}.lr_mode",
-        horizontal=True, label_visibility="collapsed",
+        "Learning rates", modes, key=spec_form.key("lr_mode"), horizontal=True, label_visibility="collapsed",
+        **spec_form.initial(spec_form.key("lr_mode"), modes[index], index=index),
     )
     if mode == "explicit list":
+        listed = ", ".join(str(x) for x in explicit or [1e-3, 3e-3, 1e-2])
         text = st.text_input(
-            "learning rates", value=", ".join(str(x) for x in explicit or [1e-3, 3e-3, 1e-2]),
-            key=f"{PREFIX}.lrs", help="Comma-separated learning rates, e.g. 0.001, 0.003, 0.01.",
+            "learning rates", key=spec_form.key("lrs"), **spec_form.initial(spec_form.key("lrs"), listed, value=listed),
+            help="Comma-separated learning rates, e.g. 0.001, 0.003, 0.01.",
         )
         return {"lrs": form.parse_number_list(text)}
-    c1, c2, c3 = st.columns(3)
-    log2_min = c1.number_input("log2 min", value=float(grid.get("log2_min", -14.0)), step=0.5,
-                               key=f"{PREFIX}.lr_grid.log2_min", help="log2 of the smallest LR.")
-    log2_max = c2.number_input("log2 max", value=float(grid.get("log2_max", -4.0)), step=0.5,
-                               key=f"{PREFIX}.lr_grid.log2_max", help="log2 of the largest LR.")
-    step = c3.number_input("step (log2)", value=float(grid.get("step", 1.0)), step=0.25,
-                           key=f"{PREFIX}.lr_grid.step",
-                           help="Spacing of the grid: 1 doubles the LR per point, 0.5 is finer.")
-    return {"lr_grid": {"log2_min": log2_min, "log2_max": log2_max, "step": step}}
+    out: dict[str, float] = {}
+    for col, (field, label, default, step, help_text) in zip(st.columns(3), (
+        ("log2_min", "log2 min", -14.0, 0.5, "log2 of the smallest LR."),
+        ("log2_max", "log2 max", -4.0, 0.5, "log2 of the largest LR."),
+        ("step", "step (log2)", 1.0, 0.25, "Spacing of the grid: 1 doubles the LR per point, 0.5 is finer."),
+    ), strict=True):
+        key, value = spec_form.key(f"lr_grid.{field}"), float(grid.get(field, default))
+        out[field] = col.number_input(label, step=step, key=key, help=help_text,
+                                      **spec_form.initial(key, value, value=value))
+    return {"lr_grid": out}
 
 
 def knob_grid_inputs(values: dict[str, Any]) -> dict[str, list[Any]]:
@@ -91,9 +130,9 @@ def knob_grid_inputs(values: dict[str, Any]) -> dict[str, list[Any]]:
     cols = st.columns(2)
     out: dict[str, list[Any]] = {}
     for i, knob in enumerate(GLOBAL_KNOBS):
+        key, listed = spec_form.key(f"hparam_grid.{knob}"), ", ".join(f"{v:g}" for v in grid.get(knob, []))
         text = cols[i % 2].text_input(
-            f"sweep {knob}", value=", ".join(f"{v:g}" for v in grid.get(knob, [])),
-            key=f"{PREFIX}.hparam_grid.{knob}", placeholder="e.g. 0.5, 1, 2",
+            f"sweep {knob}", key=key, placeholder="e.g. 0.5, 1, 2", **spec_form.initial(key, listed, value=listed),
             help=f"{form.field_help(HParamsConfig, knob) or knob}. Comma-separated values to "
             f"sweep; leave empty to keep hparams.{knob} fixed.",
         )
@@ -116,23 +155,23 @@ def data_inputs(task_name: str, task_values: dict[str, Any]) -> dict[str, Any]:
                 else "a .txt (byte LM) or .npz (x, y arrays)")
         folders = ", ".join(f"`{d}`" for d in state.service().data_dirs())
         st.info(f"No data yet. Put {what} in {folders} (setting MUTRANSFER_DATA_DIRS).")
+    key = spec_form.key("task.path")
     out: dict[str, Any] = {"path": st.selectbox(
-        "Token folder" if task_name == "tokens" else "Dataset file", paths,
-        key=f"{PREFIX}.task.path", index=paths.index(match[0]) if match else None,
-        format_func=lambda p: labels.get(p, p),
-        placeholder="Choose from the allowed data folders",
+        "Token folder" if task_name == "tokens" else "Dataset file", paths, key=key,
+        format_func=lambda p: labels.get(p, p), placeholder="Choose from the allowed data folders",
+        **spec_form.initial(key, match[0] if match else None, index=paths.index(match[0]) if match else None),
     )}
     if task_name == "tokens":
         v1, v2 = st.columns(2)
+        key, vocab = spec_form.key("task.vocab_size"), int(task_values.get("vocab_size") or 50257)
         out["vocab_size"] = v1.number_input(
-            "vocabulary size", min_value=2, max_value=2**32, key=f"{PREFIX}.task.vocab_size",
-            value=int(task_values.get("vocab_size") or 50257),
+            "vocabulary size", min_value=2, max_value=2**32, key=key, **spec_form.initial(key, vocab, value=vocab),
             help="Token ids run 0..vocab_size-1 (50257 for GPT-2's tokenizer).",
         )
-        dtype = task_values.get("dtype") or TOKEN_DTYPES[0]
+        key, dtype = spec_form.key("task.dtype"), task_values.get("dtype")
+        index = TOKEN_DTYPES.index(dtype) if dtype in TOKEN_DTYPES else 0
         out["dtype"] = v2.selectbox(
-            "id dtype", TOKEN_DTYPES, key=f"{PREFIX}.task.dtype",
-            index=TOKEN_DTYPES.index(dtype) if dtype in TOKEN_DTYPES else 0,
+            "id dtype", TOKEN_DTYPES, key=key, **spec_form.initial(key, TOKEN_DTYPES[index], index=index),
             help="How train.bin and val.bin store ids: uint16 (vocabularies up to 65,536) or uint32.",
         )
     return out
@@ -142,8 +181,9 @@ def registered_model_inputs(models: dict[str, ModelInfo], model_values: dict[str
     """A registered model: its name, picked from the server's list, and its options as fields."""
     names = list(models)
     given = model_values.get("name")
+    key, index = spec_form.key("model.name"), names.index(given) if given in names else 0
     name = st.selectbox(
-        "Registered model", names, key=f"{PREFIX}.model.name", index=names.index(given) if given in names else 0,
+        "Registered model", names, key=key, **spec_form.initial(key, names[index], index=index),
         format_func=lambda n: model_picker.label(models[n]),
         help="Models registered on this server (its MUTRANSFER_MODEL_DIRS folders and installed packages). "
         "The browser picks from this list only.",
@@ -165,8 +205,9 @@ def model_inputs(model_values: dict[str, Any]) -> dict[str, Any]:
     if given == model_picker.CUSTOM and model_values.get("name") not in registered:
         st.warning(f"The loaded spec uses the registered model '{model_values.get('name')}', which this server "
                    "does not register: pick another model.", icon=":material/warning:")
+    key, index = spec_form.key("model.kind"), kinds.index(given) if given in kinds else 0
     kind = st.selectbox(
-        "Architecture", kinds, key=f"{PREFIX}.model.kind", index=kinds.index(given) if given in kinds else 0,
+        "Architecture", kinds, key=key, **spec_form.initial(key, kinds[index], index=index),
         format_func=lambda k: "Registered model" if k == model_picker.CUSTOM else MODEL_LABELS.get(k, k),
         help="The model zoo, or a model registered on this server. Its width is set by the ladder below.",
     )
@@ -175,6 +216,45 @@ def model_inputs(model_values: dict[str, Any]) -> dict[str, Any]:
     if kind == model_picker.CUSTOM:
         return registered_model_inputs(registered, model_values)
     return {"kind": kind, **spec_form.render(st, MODEL_CLASSES[kind], model_values, path=f"model.{kind}")}
+
+
+def launch_form(values: dict[str, Any]) -> tuple[str, Any, bool]:
+    """The sweep name and the Launch button, in a form (typing a name does not rerun the page).
+
+    Returns:
+        (the name, the slot for its errors, whether Launch was pressed).
+    """
+    with st.form("setup_launch"):
+        key, given = spec_form.key("name"), str(values.get("name", "sweep"))
+        name = st.text_input("Sweep name", key=key, **spec_form.initial(key, given, value=given),
+                             help="A label for this sweep in the Runs and Transfer pages.")
+        name_slot = st.empty()
+        submitted = st.form_submit_button("Launch sweep", type="primary", icon=":material/rocket_launch:")
+    return name, name_slot, submitted
+
+
+def plan_summary(spec: SweepSpec) -> None:
+    """Before launch: runs, steps, compute, memory and parameters per width of `spec`, and the
+    YAML download of that same spec."""
+    plan = state.service().estimate(spec)
+    m1, m2 = st.columns(2)
+    m1.metric("Runs", f"{plan.n_runs:,}")
+    m2.metric("Training steps", f"{plan.total_steps:,}")
+    m3, m4 = st.columns(2)
+    m3.metric("Compute", f"{plan.total_flops:.2e} FLOP", help="About 6 x parameters x tokens, summed over runs.")
+    m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
+              help="Widest model: weights, gradients, optimizer state and activations.")
+    search_form.expected_runs(spec)
+    st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
+    st.caption(
+        "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
+        + f". {components.HELP['base_width']}"
+    )
+    st.download_button(
+        "Download spec (YAML)", data=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
+        file_name=f"{spec.name}.yaml", mime="application/x-yaml", key="setup_download",
+        icon=":material/download:",
+    )
 
 
 if VALUES not in st.session_state:
@@ -191,24 +271,14 @@ load_col, upload_col = st.columns([1, 2])
 with load_col:
     if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
         load_values(presets.quick_spec_data())
+        st.session_state.pop(LOADED, None)
         st.rerun()
 with upload_col:
-    upload = st.file_uploader(
-        "Load a spec (YAML)", type=["yaml", "yml", "json"], key="setup_upload",
-        help="Data only. Task data must be in an allowed data folder (MUTRANSFER_DATA_DIRS; by "
-        "default the datasets folder next to the store).",
-    )
-    if upload is not None and st.session_state.get("setup_upload_id") != upload.file_id:
-        st.session_state["setup_upload_id"] = upload.file_id
-        try:
-            load_values(safety.parse_uploaded_spec(upload.getvalue()))
-        except safety.UnsafeSpecError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+    upload_section()
 
 values: dict[str, Any] = st.session_state[VALUES]
-spec_form = form.ModelForm(PREFIX)
+# The run after a load writes every widget's state from `values` (see `load_values`).
+spec_form = form.ModelForm(PREFIX, state=st.session_state, reload=bool(st.session_state.get(LOADING)))
 data: dict[str, Any] = {}
 
 edit, summary = st.columns([3, 2], gap="large")
@@ -223,18 +293,19 @@ with edit:
     task_values = dict(values.get("task") or {})
     task_names = TASK_NAMES
     t1, t2 = st.columns(2)
+    task_key = spec_form.key("task.name")
+    task_index = task_names.index(task_values["name"]) if task_values.get("name") in task_names else 0
     task_name = t1.selectbox(
-        "Task", task_names, key=f"{PREFIX}.task.name",
-        index=task_names.index(task_values["name"]) if task_values.get("name") in task_names else 0,
+        "Task", task_names, key=task_key, **spec_form.initial(task_key, task_names[task_index], index=task_index),
         help="digits and synthetic are image classification (MLP, CNN); bytes and synthetic-lm "
         "are byte-level language modelling (GPT, LLaMA); file is your own .txt or .npz and tokens your "
         "own pre-tokenized train.bin/val.bin, both from the allowed data folders.",
     )
     task: dict[str, Any] = {"name": task_name}
-    if task_name in LM_TASKS:
-        task["seq_len"] = t2.number_input(
-            "sequence length", min_value=2, max_value=4096, value=int(task_values.get("seq_len", 64)),
-            key=f"{PREFIX}.task.seq_len", help="Context length of language-model tasks.",
+    if task_name in LM_TASKS:  # drawn with the spec field's bounds, so any valid value fits
+        task["seq_len"] = form.field_input(
+            t2, TaskConfig, "seq_len", spec_form.key("task.seq_len"), value=task_values.get("seq_len"),
+            label="sequence length", start=spec_form.initial,
         )
     if task_name in ("file", "tokens"):
         task.update(data_inputs(task_name, task_values))
@@ -261,9 +332,17 @@ with edit:
     spec_form.slot(st, "lr_grid")
     spec_form.slot(st, "lrs")
     lr_slot = st.empty()
-    data["search"] = search_form.search_inputs(spec_form, values)  # grid or adaptive (issue 13)
+    data["search"] = search_form.search_inputs(spec_form, values)  # grid or adaptive
 
-spec, errors = launch.validate({"name": values.get("name", "sweep"), **data})
+with summary:
+    st.subheader("Before launch")
+    plan_box = st.container()  # filled below, once the spec (name included) is validated
+    name, name_slot, submitted = launch_form(values)
+
+# The one spec of this run: what the page shows, estimates, offers for download and launches.
+spec, errors = launch.validate({**data, "name": name})
+for message in form.pop_errors(errors, "name"):
+    name_slot.error(message, icon=":material/error:")
 leftover = spec_form.show_errors(errors)
 for messages in leftover.values():
     for message in messages:
@@ -275,50 +354,32 @@ if spec is not None:
         f"{len(lrs)} learning rates: " + ", ".join(f"2^{x:g} = {2.0 ** x:.3g}" for x in lrs)
     )
 
-with summary:
-    st.subheader("Before launch")
+with plan_box:
     if spec is None:
         st.warning("Fix the fields marked in red to see the plan.", icon=":material/edit:")
     else:
-        plan = state.service().estimate(spec)
-        m1, m2 = st.columns(2)
-        m1.metric("Runs", f"{plan.n_runs:,}")
-        m2.metric("Training steps", f"{plan.total_steps:,}")
-        m3, m4 = st.columns(2)
-        m3.metric("Compute", f"{plan.total_flops:.2e} FLOP", help="About 6 x parameters x tokens, summed over runs.")
-        m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
-                  help="Widest model: weights, gradients, optimizer state and activations.")
-        search_form.expected_runs(spec)
-        st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
-        st.caption(
-            "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
-            + f". {components.HELP['base_width']}"
-        )
-        st.download_button(
-            "Download spec (YAML)", data=yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False),
-            file_name=f"{spec.name}.yaml", mime="application/x-yaml", key="setup_download",
-            icon=":material/download:",
-        )
-
+        plan_summary(spec)
     doctor_panel.launch_checks(spec)  # a registered model's static µP checks, before launch
-    with st.form("setup_launch"):
-        name = st.text_input("Sweep name", value=str(values.get("name", "sweep")), key=f"{PREFIX}.name",
-                             help="A label for this sweep in the Runs and Transfer pages.")
-        name_slot = st.empty()
-        submitted = st.form_submit_button("Launch sweep", type="primary", icon=":material/rocket_launch:")
+
+if spec_form.reload:
+    st.session_state[LOADING] = False  # every widget now holds the loaded value
+    loaded = st.session_state.pop(LOADED, None)
+    missing = setup_upload.unshown(loaded, spec) if loaded is not None else []
+    if missing:  # the form cannot show part of the upload: say so rather than launch another spec
+        upload_col.warning("The form does not show all of the uploaded spec; it shows (and would launch) "
+                           "other values for: " + ", ".join(missing), icon=":material/warning:")
 
 if submitted:
-    final, final_errors = launch.validate({**data, "name": name})
-    if final is None:
-        for message in form.pop_errors(final_errors, "name"):
-            name_slot.error(message)
-        if final_errors:
-            st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
+    if spec is None:
+        st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
     else:
         try:
-            sweep_id = launch.launch(final)
+            sweep_id = launch.launch(spec)
         except launch.LaunchError as exc:
             st.error(f"Nothing was launched: {exc}")
+        except launch.QueuedWithoutRunner as exc:
+            state.set_current_sweep(exc.sweep_id)
+            st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
         else:
             state.set_current_sweep(sweep_id)
             st.switch_page(nav.page("runs.py"))

@@ -61,7 +61,7 @@ widths_frame, drift_frame = tables.report_frames(report)
 chart_col, verdict_col = st.columns([4, 1.3])
 with chart_col:
     event = st.plotly_chart(
-        search_view.mark_adaptive(  # rings the points an adaptive search chose (issue 13)
+        search_view.mark_adaptive(  # rings the points an adaptive search chose
             charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None,
                                    loss=loss, height=620),
             runs, service.adaptive_widths(sweep.id), loss),

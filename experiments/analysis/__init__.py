@@ -17,43 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from experiments.lazy import lazy_exports
-
-# public name -> submodule that defines it
-_EXPORTS: dict[str, str] = {
-    "CurveOptimum": "curves",
-    "curvature_interval": "curves",
-    "curve_optimum": "curves",
-    "DriftResult": "schema",
-    "HPVerdict": "schema",
-    "TransferReport": "schema",
-    "WidthOptimum": "schema",
-    "analyze": "report",
-    "DEFAULT_TOLERANCE": "verdict",
-    "DEFAULT_REGRET_TOLERANCE": "verdict",
-    "RegretResult": "regret_schema",
-    "WidthRegret": "regret_schema",
-    "transfer_regret": "regret",
-    "FINISHED_STATES": "summary",
-    "finished": "summary",
-    "PARAM_ORDER": "summary",
-    "diverged_mask": "summary",
-    "grid_optima": "summary",
-    "param_order": "summary",
-    "seed_mean": "summary",
-    "seed_summary": "summary",
-    "swept_hps": "summary",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
-
+from experiments.lazy import lazy_exports, type_checking_exports
 
 if TYPE_CHECKING:  # static checkers see the eager imports
     from experiments.analysis.curves import CurveOptimum, curvature_interval, curve_optimum
@@ -73,3 +37,12 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         swept_hps,
     )
     from experiments.analysis.verdict import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
+
+# The public names are the imports above, each loaded on first use (PEP 562).
+_EXPORTS = type_checking_exports(__name__, globals())
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

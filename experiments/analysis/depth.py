@@ -1,4 +1,4 @@
-"""Depth transfer of a sweep with a depth ladder (issue 11): the width analysis with depth as axis.
+"""Depth transfer of a sweep with a depth ladder: the width analysis with depth as axis.
 
 CompleteP (Dey et al., 2025, arXiv 2505.01618) and depth-µP (Yang et al., 2023, arXiv
 2310.02244) claim that the optimal LR stays put as residual blocks are added, as µP claims it
@@ -30,7 +30,7 @@ from experiments.analysis.drift import fit_drift
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.regret_schema import RegretResult
 from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult
-from experiments.analysis.summary import param_order, swept_hps
+from experiments.analysis.summary import param_order, prepare_runs, swept_hps
 from experiments.analysis.verdict import (
     COMPARED_PARAMETRIZATION,
     DEFAULT_REGRET_TOLERANCE,
@@ -85,9 +85,6 @@ def depth_report(
     Raises:
         ValueError: `width` is not a width of the ladder.
     """
-    # report.py imports this module: its helper is loaded here, on use.
-    from experiments.analysis.report import prepare_runs
-
     if runs is None:
         return None
     widths = sorted(int(w) for w in runs["width"].unique())

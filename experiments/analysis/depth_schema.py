@@ -1,4 +1,4 @@
-"""The depth section of the transfer report as data (issue 11): per-depth optima, drift, verdict.
+"""The depth section of the transfer report as data: per-depth optima, drift, verdict.
 
 `experiments.analysis.depth` fills it; `DepthReport.to_contract_json` is the `depth` object of
 `analyze --json`:

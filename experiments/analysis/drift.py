@@ -118,7 +118,7 @@ def fit_drift(
     Args:
         hp: the HP whose optimum is found ("lr" or a knob); its column holds log2 values.
         param: the parametrization `frame` holds.
-        frame: the prepared runs of `param` (`experiments.analysis.report.prepare_runs`).
+        frame: the prepared runs of `param` (`experiments.analysis.summary.prepare_runs`).
         other_hps: the other swept HPs, profiled out (best setting at each value of `hp`).
         n_bootstrap: bootstrap resamples over seeds (0: none).
         seed: the bootstrap RNG's seed.

@@ -142,7 +142,7 @@ def transfer_regret(
     """The LR's transfer regret at every width of one parametrization (module docstring).
 
     Args:
-        frame: the prepared runs of `param` (`experiments.analysis.report.prepare_runs`).
+        frame: the prepared runs of `param` (`experiments.analysis.summary.prepare_runs`).
         param: the parametrization.
         other_hps: the other swept HPs, profiled out.
         n_bootstrap: bootstrap resamples over seeds (0: no interval).

@@ -23,12 +23,14 @@ module turns the stored runs of a sweep into that picture, as data (`schema`), s
 4. Drift: least-squares slope of the optimum (log2) against log2(width): log2-units of HP per
    width doubling. (Steps 2-4: `drift`.)
 5. Verdict (per swept HP, judged on µP; `verdict`), explicit rule: confirmed iff
-   (a) at least two widths have an optimum and none of µP's optima sits on a grid edge,
+   (a) every width of the ladder has an optimum (a width where every run diverged, or none
+       finished, fails the verdict naming it: it is never left out), there are at least two,
+       and none of µP's optima sits on a grid edge,
    (b) |drift slope| <= tolerance (default 0.25 log2 per doubling), and
    (c) the per-width optima agree within their intervals: the intervals, widened by one grid
        step, share a common value (max lower end - min upper end <= one grid step), and
-   (d) for the LR: copying the proxy's optimum (the narrowest width's) to the widest width with
-       an optimum does not cost more than max(regret_tolerance x that width's best loss, its
+   (d) for the LR: copying the proxy's optimum (the narrowest width's) to the widest width
+       does not cost more than max(regret_tolerance x that width's best loss, its
        seed noise) in loss: it fails only when the regret's 95% interval lies wholly above
        that (with one seed: the estimate). Default 1%; the seed noise is the seeds' standard
        deviation of the loss pooled over its best grid point and its neighbours; `regret`,
@@ -63,52 +65,13 @@ from experiments.analysis.schema import (
     HPVerdict,
     TransferReport,
 )
-from experiments.analysis.summary import (
-    REQUIRED_COLUMNS,
-    knob_columns,
-    knob_log2,
-    log2_lr,
-    loss_values,
-    param_order,
-    swept_hps,
-)
+from experiments.analysis.summary import param_order, prepare_runs, swept_hps
 from experiments.analysis.verdict import (
     DEFAULT_REGRET_TOLERANCE,
     DEFAULT_TOLERANCE,
     hp_verdict,
     interval_warning,
 )
-
-
-def prepare_runs(runs: pd.DataFrame, loss: str) -> pd.DataFrame:
-    """The runs frame as the fits read it: log2 HP columns, and `value` per run (`loss_values`).
-
-    Columns: parametrization, width, seed, lr (log2), one log2 column per knob present, value
-    (the loss; +inf diverged; NaN unfinished).
-
-    Raises:
-        ValueError: a required column is missing.
-    """
-    missing = [c for c in (*REQUIRED_COLUMNS, loss) if c not in runs.columns]
-    if "lr" not in runs.columns and "log2_lr" not in runs.columns:
-        missing.append("lr")
-    if missing:
-        raise ValueError(
-            f"runs frame lacks columns {missing}: pass Store.runs_frame(sweep_id) (columns "
-            "parametrization, width, lr, seed, state, final_train_loss, ...)"
-        )
-    df = pd.DataFrame(
-        {
-            "parametrization": runs["parametrization"].astype(str).to_numpy(),
-            "width": runs["width"].astype(int).to_numpy(),
-            "seed": runs["seed"].astype(int).to_numpy(),
-        }
-    )
-    df["lr"] = log2_lr(runs)
-    for knob in knob_columns(runs):
-        df[knob] = knob_log2(runs, knob)
-    df["value"] = loss_values(runs, loss)
-    return df
 
 
 def analyze(

@@ -213,7 +213,7 @@ class TransferReport(BaseModel):
                 for hp, by_param in self.hparams.items()
             },
             "verdicts": [v.model_dump() for v in self.verdicts],
-            # Only a sweep with a depth ladder has a depth section (issue 11).
+            # Only a sweep with a depth ladder has a depth section.
             **({"depth": self.depth.to_contract_json()} if self.depth is not None else {}),
         }
 

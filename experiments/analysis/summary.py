@@ -1,5 +1,6 @@
 """The runs frame as the analysis reads it: which runs count, what "diverged" means, the seed
-mean, and the per-grid-point summary the dashboard draws.
+mean, the log2 frame every fit reads (`prepare_runs`, for the width and the depth ladder alike)
+and the per-grid-point summary the dashboard draws.
 
 One definition of each, shared by the transfer report (`experiments.analysis.report`) and the
 charts (`app.charts`), so the curve a user sees is the curve the verdict is computed on:
@@ -103,6 +104,37 @@ def knob_columns(runs: pd.DataFrame) -> list[str]:
 def swept_hps(runs: pd.DataFrame) -> list[str]:
     """The global knobs besides the LR that take more than one value in the runs."""
     return [k for k in knob_columns(runs) if runs[k].dropna().nunique() > 1]
+
+
+def prepare_runs(runs: pd.DataFrame, loss: str) -> pd.DataFrame:
+    """The runs frame as the fits read it: log2 HP columns, and `value` per run (`loss_values`).
+
+    Columns: parametrization, width, seed, lr (log2), one log2 column per knob present, value
+    (the loss; +inf diverged; NaN unfinished).
+
+    Raises:
+        ValueError: a required column is missing.
+    """
+    missing = [c for c in (*REQUIRED_COLUMNS, loss) if c not in runs.columns]
+    if "lr" not in runs.columns and "log2_lr" not in runs.columns:
+        missing.append("lr")
+    if missing:
+        raise ValueError(
+            f"runs frame lacks columns {missing}: pass Store.runs_frame(sweep_id) (columns "
+            "parametrization, width, lr, seed, state, final_train_loss, ...)"
+        )
+    df = pd.DataFrame(
+        {
+            "parametrization": runs["parametrization"].astype(str).to_numpy(),
+            "width": runs["width"].astype(int).to_numpy(),
+            "seed": runs["seed"].astype(int).to_numpy(),
+        }
+    )
+    df["lr"] = log2_lr(runs)
+    for knob in knob_columns(runs):
+        df[knob] = knob_log2(runs, knob)
+    df["value"] = loss_values(runs, loss)
+    return df
 
 
 def seed_summary(runs: pd.DataFrame, loss: str = "final_train_loss") -> pd.DataFrame:

@@ -3,8 +3,12 @@
 Judged on µP's drift (`VERDICT_PARAMETRIZATION`); SP's drift is quoted beside it, as the
 contrast TP5 Figure 1 draws.
 
+Rule (a) counts every width of the ladder: a µP width with no optimum (every run diverged, or
+none finished) fails the verdict, saying which width and what to change (`missing_widths_reason`);
+it is never left out of the judgement.
+
 Rule (d), the LR's transfer regret (`experiments.analysis.regret`): copying the LR tuned at the
-proxy (the narrowest width) to the widest width with an optimum may cost at most
+proxy (the narrowest width) to the widest width (which has an optimum, by rule (a)) may cost at most
 `regret_allowed` = max(regret_tolerance x its best loss, its seed noise), in loss units; the
 seed noise is the seeds' standard deviation of the loss pooled over the best grid point and its
 neighbours (`experiments.analysis.regret.seed_noise`). The rule fails when the regret's 95%
@@ -31,7 +35,13 @@ loss, widest width; regret vs noise, % of the best loss):
 from __future__ import annotations
 
 from experiments.analysis.regret_schema import RegretResult, WidthRegret
-from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult, HPVerdict, hp_words
+from experiments.analysis.schema import (
+    VERDICT_PARAMETRIZATION,
+    DriftResult,
+    HPVerdict,
+    WidthOptimum,
+    hp_words,
+)
 
 DEFAULT_TOLERANCE = 0.25
 # Rule (d): regret allowed at the widest width, as a fraction of its best loss (1%), unless the
@@ -82,6 +92,9 @@ def hp_verdict(
     if mup is None:
         return no(f"the sweep has no µP runs: {words} transfer is judged on µP; add mup to "
                   "parametrizations")
+    missing = [w for w in mup.widths if w.opt_log2 is None]
+    if missing:  # rule (a): every width of the ladder counts, the widest above all
+        return no(missing_widths_reason(hp, missing))
     usable = mup.usable()
     if len(usable) < 2 or mup.drift_slope is None:
         return no(f"µP has an {words} optimum at {len(usable)} width(s): at least two are needed")
@@ -109,6 +122,29 @@ def hp_verdict(
             return no(f"{agree}, but {words_regret}")
         agree += f", and {words_regret}"
     return HPVerdict(hp=hp, verdict="confirmed", reason=agree + sp_note)
+
+
+def missing_widths_reason(hp: str, missing: list[WidthOptimum]) -> str:
+    """Why widths without an optimum fail the verdict, and what to change.
+
+    A width with no finite loss at any value of the grid is not a width to leave out: it is
+    the ladder's own evidence that the transferred HP fails there (at the widest width, the
+    target's nearest proxy, most of all), so judging the others alone would confirm a transfer
+    that breaks where it matters.
+    """
+    diverged = [w.width for w in missing if w.status == "all_diverged"]
+    unfinished = [w.width for w in missing if w.status != "all_diverged"]
+    grid = "the LR grid" if hp == "lr" else f"the LR and {hp_words(hp)} grids"
+    parts = []
+    if diverged:
+        parts.append(f"every µP run at width(s) {diverged} diverged (no finite loss at any "
+                     f"{hp_words(hp)}): the verdict counts every width of the ladder; lower "
+                     f"{grid} (add smaller values) until those widths have an optimum")
+    if unfinished:
+        parts.append(f"µP has no finished run at width(s) {unfinished}: the verdict counts "
+                     "every width of the ladder; wait for the sweep, or retry its failed runs "
+                     "(`sweep retry`)")
+    return "; ".join(parts)
 
 
 def fmt_pct(rel: float) -> str:

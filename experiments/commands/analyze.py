@@ -5,7 +5,7 @@ Per (parametrization, width): the optimal log2 LR with its 95% interval and the 
 the transfer regret (the loss the narrowest width's optimal LR costs there); per
 parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
 tolerance, the per-width optima in agreement, and µP's regret at the widest width within the
-regret tolerance) and warnings. See experiments.analysis.
+regret tolerance) and warnings. See experiments.analysis. The store is opened read-only.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not 0 < args.regret_tolerance < 1:
         raise UserError(f"--regret-tolerance must be a fraction of the best loss in (0, 1), got "
                         f"{args.regret_tolerance}: use e.g. 0.01 for 1%")
-    store = open_store(db_path(args))
+    store = open_store(db_path(args), read_only=True)
     find_sweep(store, sweep_id)
     try:
         report = analyze(store.runs_frame(sweep_id), tolerance=args.tolerance, loss=args.loss,

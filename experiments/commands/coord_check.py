@@ -163,7 +163,7 @@ def _emit(args: argparse.Namespace, payload: dict[str, Any],
 
 
 def _run_depth(args: argparse.Namespace) -> int:
-    """`--depths`: the coordinate check over depth at the fixed `--width` (issue 11).
+    """`--depths`: the coordinate check over depth at the fixed `--width`.
 
     The JSON is the width check's shape with `axis: "depth"`, `depths` and `width`; a bad
     ladder, a model without residual blocks or a depth table with SGD exits 2.

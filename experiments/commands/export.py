@@ -13,12 +13,13 @@ refused (experiments.bundle_depth).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from experiments.analysis import DEFAULT_TOLERANCE
 from experiments.bundle import export_bundle, write_bundle
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
-from experiments.errors import UserError
+from experiments.errors import StoreError, UserError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,15 +52,20 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UserError(f"--tolerance must be > 0, got {args.tolerance}: use e.g. 0.25")
     if args.out.suffix.lower() not in (".json", ".yaml", ".yml"):
         raise UserError(f"--out {args.out} must end in .json, .yaml or .yml")
-    store = open_store(db_path(args))
+    # The reads attach the store read-only, so a store this user cannot write still exports.
+    store = open_store(db_path(args), read_only=True)
     find_sweep(store, sweep_id)
     bundle = export_bundle(store, sweep_id, args.target_width, force=args.force,
                            tolerance=args.tolerance, loss=args.loss,
                            parametrization=args.parametrization,
                            target_depth=args.target_depth)
     path = write_bundle(bundle, args.out)
-    if hasattr(store, "record_export"):
-        store.record_export(sweep_id, bundle.body(), str(path.resolve()))
     print(bundle.summary())
     print(f"wrote {path}")
+    try:
+        open_store(db_path(args)).record_export(sweep_id, bundle.body(), str(path.resolve()))
+    except StoreError as exc:
+        if exc.kind not in ("not_writable", "dir_not_writable"):
+            raise
+        print(f"warning: the export was not recorded in the store: {exc}", file=sys.stderr)
     return 0

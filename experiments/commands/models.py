@@ -3,7 +3,8 @@
 A registered model is a `NAME.py` defining `build(width, *, task, **options)` in a folder of
 the setting `MUTRANSFER_MODEL_DIRS`, or a package's entry point in the group
 `mutransfer.models` (see `experiments.models.registry`). Each is listed with its source and
-options (type and default); a registered model that fails to import exits 2 naming the file.
+options (type and default); a registered model that fails to import is listed with its error
+(file and line) and warned about on stderr, while the zoo and the other models stay listed.
 
 This module also holds the model flags that `coord-check` and `describe` share.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +73,10 @@ def _option_text(option: dict[str, Any]) -> str:
 
 
 def format_table(models: list[ModelInfo]) -> str:
-    """One line per model: name, kind, source, then its options."""
+    """One line per model: name, kind, source, then its options (or, for a registered model
+    that cannot be used, "ERROR: " and why)."""
     rows = [(m.name, m.kind, m.source,
+             f"ERROR: {m.error}" if m.error is not None else
              ", ".join(_option_text(o.to_dict()) for o in m.options) or "-") for m in models]
     head = ("name", "kind", "source", "options")
     widths = [max(len(head[i]), *(len(r[i]) for r in rows)) for i in range(3)]
@@ -83,8 +87,13 @@ def format_table(models: list[ModelInfo]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the models (JSON or a table)."""
+    """Print the models (JSON or a table); a registered model that cannot be used is listed
+    with its error, and warned about on stderr, while the others stay listed (exit 0)."""
     models = list_models()
+    for m in models:
+        if m.error is not None:
+            print(f"warning: registered model '{m.name}' cannot be used: {m.error}",
+                  file=sys.stderr)
     if args.json is not None:
         text = json.dumps({"models": [m.to_dict() for m in models]}, indent=2)
         if args.json == "-":

@@ -1,7 +1,9 @@
 """`python -m experiments runs SWEEP_ID [--json OUT.json]`: one row per run of a sweep.
 
 JSON: a list of objects with width, parametrization, lr, log2_lr, seed, state,
-final_train_loss, final_val_loss and the other run columns of the store.
+final_train_loss, final_val_loss and the other run columns of the store, `note` among them (what
+went wrong beside the run's outcome, e.g. a metric chunk that could not be read and was
+quarantined; null when nothing). The store is opened read-only.
 """
 
 from __future__ import annotations
@@ -62,9 +64,9 @@ def run_records(store: Store, sweep_id: int) -> list[dict[str, Any]]:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    """Write the runs as JSON, or print them as a table."""
+    """Write the runs as JSON, or print them as a table (then each run's note, if any)."""
     sweep_id = parse_sweep_id(args.sweep_id)
-    store = open_store(db_path(args))
+    store = open_store(db_path(args), read_only=True)
     find_sweep(store, sweep_id)
     records = run_records(store, sweep_id)
     if args.json is not None:
@@ -78,6 +80,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(w) for c, w in zip(TABLE_COLUMNS, widths, strict=True)))
     for line in cells:
         print("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)))
+    for r in records:
+        if r.get("note"):
+            print(f"note: run {r['run_id']}: {r['note']}")
     return 0
 
 

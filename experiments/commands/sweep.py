@@ -8,7 +8,10 @@
     sweep retry SWEEP_ID                                       # re-queue failed runs
 
 Every command takes `--db PATH` (default: Settings().db_path). A spec is validated before the
-store is opened, so a bad spec writes nothing, not even the database file.
+store is opened, so a bad spec writes nothing, not even the database file. `sweep status` opens
+the store read-only (it works on a store this user cannot write). `sweep run` and `sweep resume`
+exit 0 when every run ended done or diverged (a diverged run is a result), 1 when a run failed
+or was cancelled (a summary line says which), 2 for bad input or a store fault.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from experiments.errors import UserError
+from experiments.errors import StoreError, UserError
 from experiments.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -41,11 +44,19 @@ def db_path(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db is not None else Settings().db_path
 
 
-def open_store(path: Path, create: bool = False) -> Store:
+def open_store(path: Path, create: bool = False, read_only: bool = False) -> Store:
     """Open the store; refuses to create a new file unless `create`.
+
+    Args:
+        path: the store file.
+        create: create it (and its folder) when missing.
+        read_only: attach it read-only, for commands that only read: they work on a store this
+            user cannot write, and change nothing (not even a schema migration).
 
     Raises:
         UserError: the file does not exist and `create` is False.
+        StoreError: the file is corrupt, or this user cannot read it (or write it or its folder,
+            unless `read_only`).
     """
     if not create and not path.exists():
         raise UserError(
@@ -55,8 +66,12 @@ def open_store(path: Path, create: bool = False) -> Store:
     from experiments.store import Store
 
     if create:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    return Store(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except PermissionError:
+            raise StoreError(f"cannot create the folder of the store {path}: permission denied. "
+                             "Pass --db in a folder you can write to", "dir_not_writable") from None
+    return Store(path, read_only=read_only and not create)
 
 
 def parse_sweep_id(text: str) -> int:
@@ -206,12 +221,30 @@ class _Progress:
             self.bar.close()
 
 
-def _finish_message(sweep_id: int, summary: SweepSummary | None) -> None:
-    if summary is None:
-        return
+def _finish_message(path: Path, summary: SweepSummary) -> int:
+    """Print how the sweep ended; returns the exit code: 0 when every run ended done or
+    diverged (a diverged run is a result, not a failure), 1 when a run failed or was
+    cancelled."""
+    from experiments.store import Store
+
     d = summary_dict(summary)
-    counts = ", ".join(f"{k} {v}" for k, v in sorted((d.get("counts") or {}).items()))
-    print(f"sweep {sweep_id} {d.get('state', '')}: {counts}", file=sys.stderr, flush=True)
+    sweep_id = int(d["id"])
+    counts: dict[str, int] = d.get("counts") or {}
+    text = ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    print(f"sweep {sweep_id} {d.get('state', '')}: {text}", file=sys.stderr, flush=True)
+    chunks = Store(path).quarantined(sweep_id)
+    if chunks:
+        print(f"warning: {len(chunks)} metric chunk(s) of sweep {sweep_id} could not be read and "
+              f"were quarantined (their runs' curves have gaps): see `python -m experiments sweep "
+              f"status {sweep_id} --db {path}`", file=sys.stderr, flush=True)
+    failed, cancelled = counts.get("failed", 0), counts.get("cancelled", 0)
+    if not failed and not cancelled:
+        return 0
+    print(f"sweep {sweep_id} did not complete: {failed} failed and {cancelled} cancelled of "
+          f"{sum(counts.values())} runs; their errors: `python -m experiments runs {sweep_id} "
+          f"--db {path}`; `python -m experiments sweep retry {sweep_id} --db {path}` re-queues "
+          "them", file=sys.stderr, flush=True)
+    return 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -226,10 +259,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"sweep {sweep_id} '{spec.name}': {_runs_text(spec)}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     summary = _run_foreground(path, sweep_id, args.workers, args.executor, args.ray_address)
-    _finish_message(sweep_id, summary)
+    code = _finish_message(path, summary)
     print(f"finished in {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
     print(sweep_id, flush=True)
-    return 0
+    return code
 
 
 def _runs_text(spec: SweepSpec) -> str:
@@ -243,15 +276,24 @@ def _runs_text(spec: SweepSpec) -> str:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    """Validate the spec, queue its runs, make sure the background runner runs; print the id."""
-    from experiments.runner import ensure_background_runner
+    """Validate the spec, queue its runs, make sure the background runner runs; print the id.
+
+    A runner that cannot start is reported with its reason (exit 2); the sweep stays queued.
+    """
+    from experiments.runner import RunnerStartError, ensure_background_runner
     from experiments.spec import load_spec
     from experiments.sweeps import create_sweep
 
     spec = load_spec(args.spec)
     path = db_path(args)
     sweep_id = create_sweep(open_store(path, create=True), spec)
-    ensure_background_runner(path)
+    try:
+        ensure_background_runner(path)
+    except RunnerStartError as exc:
+        print(sweep_id, flush=True)
+        raise RunnerStartError(
+            f"sweep {sweep_id} '{spec.name}' is queued, but {exc}; once fixed, run it with "
+            f"`python -m experiments sweep resume {sweep_id} --db {path}`") from None
     print(f"queued sweep {sweep_id} '{spec.name}': {_runs_text(spec)}; follow it with "
           f"`python -m experiments sweep status {sweep_id} --db {path}`", file=sys.stderr)
     print(sweep_id, flush=True)
@@ -272,9 +314,9 @@ def cmd_resume(args: argparse.Namespace) -> int:
             break
     del store
     summary = _run_foreground(path, sweep_id, args.workers, args.executor)
-    _finish_message(sweep_id, summary)
+    code = _finish_message(path, summary)
     print(sweep_id, flush=True)
-    return 0
+    return code
 
 
 def format_status(sweeps: list[dict[str, Any]]) -> str:
@@ -296,20 +338,34 @@ def format_status(sweeps: list[dict[str, Any]]) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Print sweeps (one, or all) as JSON or a table."""
+    """Print sweeps (one, or all) as JSON or a table, with their quarantined metric chunks.
+
+    Opens the store read-only: it works on a store this user cannot write.
+    """
     path = db_path(args)
-    store = open_store(path)
+    store = open_store(path, read_only=True)
     if args.sweep_id is not None:
         sweeps = [find_sweep(store, parse_sweep_id(args.sweep_id))]
     else:
         sweeps = [summary_dict(s) for s in store.list_sweeps()]
-    searches = _search_lines(store, sweeps)
+    searches = _search_lines(store, sweeps) + _quarantine_lines(store, sweeps)
     if args.json:
         print(json.dumps(sweeps, indent=2))
     else:
         print(format_status(sweeps) if sweeps else f"no sweeps in {path}")
         print("\n".join(searches), end="\n" if searches else "")
     return 0
+
+
+def _quarantine_lines(store: Store, sweeps: list[dict[str, Any]]) -> list[str]:
+    """One line per metric chunk that could not be read and was moved aside; each sweep's dict
+    gains `quarantined` (a list, [] when none) for `--json`."""
+    lines = []
+    for s in sweeps:
+        chunks = store.quarantined(int(s["id"]))
+        s["quarantined"] = [c.to_dict() for c in chunks]
+        lines += [f"sweep {s['id']} run {c.run_id}: {c.note()}" for c in chunks]
+    return lines
 
 
 def _search_lines(store: Store, sweeps: list[dict[str, Any]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""The model zoo: MLP, GPT, LLaMA and CNN, each buildable at any width with the same parameter names.
+"""The model zoo: MLP, GPT, LLaMA, CNN and transformers architectures (`hf`), each buildable
+at any width with the same parameter names.
 
     factory = model_factory(GPTConfig(), info)          # width -> nn.Module
     shapes = mucore.infer_base_shapes(factory, base_width=64)
@@ -14,39 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from experiments.lazy import lazy_exports
-
-# Public name -> submodule, loaded on first use (PEP 562) so that `experiments.models.configs`
-# (the spec's `model:` block) imports without torch.
-_EXPORTS: dict[str, str] = {
-    "CNN": "cnn",
-    "GPT": "gpt",
-    "CausalSelfAttention": "gpt",
-    "Llama": "llama",
-    "LlamaAttention": "llama",
-    "MLP": "mlp",
-    "CNNConfig": "configs",
-    "CustomModelConfig": "configs",
-    "GPTConfig": "configs",
-    "LlamaConfig": "configs",
-    "MLPConfig": "configs",
-    "ModelConfig": "configs",
-    "ModelInfo": "catalog",
-    "ModelOption": "registry",
-    "RegisteredModel": "registry",
-    "build_model": "zoo",
-    "check_task": "zoo",
-    "check_widths": "zoo",
-    "count_params": "zoo",
-    "depth_model_factory": "zoo",
-    "model_factory": "zoo",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
-
+from experiments.lazy import lazy_exports, type_checking_exports
 
 if TYPE_CHECKING:
     from experiments.models.catalog import ModelInfo
@@ -55,6 +24,7 @@ if TYPE_CHECKING:
         CNNConfig,
         CustomModelConfig,
         GPTConfig,
+        HFConfig,
         LlamaConfig,
         MLPConfig,
         ModelConfig,
@@ -71,3 +41,9 @@ if TYPE_CHECKING:
         depth_model_factory,
         model_factory,
     )
+
+# The public names are the imports above, each loaded on first use (PEP 562) so that
+# `experiments.models.configs` (the spec's `model:` block) imports without torch.
+_EXPORTS = type_checking_exports(__name__, globals())
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -22,7 +22,7 @@ from pydantic_core import PydanticUndefined
 
 from experiments.errors import UserError
 from experiments.models.configs import ModelConfig
-from experiments.models.registry import ModelOption, discover, get_model, registered_models
+from experiments.models.registry import ModelOption, discover, get_model, zoo_classes
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,8 @@ class ModelInfo:
         source: the config class of a zoo model; the file or entry point of a registered one.
         options: what the spec may set, with types and defaults.
         description: one line about the model.
+        error: a registered model that cannot be used: why (the file, line and fix, as a spec
+            naming it is refused with); None for a usable model. Such an entry has no options.
     """
 
     name: str
@@ -43,22 +45,17 @@ class ModelInfo:
     source: str
     options: tuple[ModelOption, ...]
     description: str = ""
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The `models --json` entry: name, kind, source, options, description."""
-        return {"name": self.name, "kind": self.kind, "source": self.source,
-                "options": [o.to_dict() for o in self.options], "description": self.description}
-
-
-def zoo_classes() -> dict[str, type[BaseModel]]:
-    """{kind: config class} of the zoo models (every member of `ModelConfig` but custom)."""
-    members = get_args(get_args(ModelConfig)[0])
-    out = {}
-    for cls in members:
-        kind = get_args(cls.model_fields["kind"].annotation)[0]
-        if kind != "custom":
-            out[kind] = cls
-    return out
+        """The `models --json` entry: name, kind, source, options, description (and `error`
+        for a registered model that cannot be used)."""
+        out: dict[str, Any] = {"name": self.name, "kind": self.kind, "source": self.source,
+                               "options": [o.to_dict() for o in self.options],
+                               "description": self.description}
+        if self.error is not None:
+            out["error"] = self.error
+        return out
 
 
 def _field_type(annotation: Any) -> tuple[str, tuple[Any, ...] | None]:
@@ -90,12 +87,22 @@ def zoo_models() -> list[ModelInfo]:
 def list_models() -> list[ModelInfo]:
     """The zoo's models, then every registered model by name.
 
+    A registered model that fails to import or breaks the contract is listed as an error entry
+    (`ModelInfo.error`, naming its file and line), so one broken file hides neither the zoo nor
+    the other registered models; a spec that names it is still refused with that message.
+
     Raises:
-        UserError: a registered model cannot be imported or breaks the contract (the message
-            names the file and the fix).
+        UserError: the registry itself cannot be read: a model folder is missing, or two
+            sources (or a zoo model) claim one name.
     """
-    custom = [ModelInfo(m.name, "custom", m.source, m.options, m.description)
-              for m in registered_models()]
+    custom = []
+    for name, cand in sorted(discover().items()):
+        try:
+            m = get_model(name)
+        except UserError as exc:
+            custom.append(ModelInfo(name, "custom", cand.source, (), error=str(exc)))
+            continue
+        custom.append(ModelInfo(m.name, "custom", m.source, m.options, m.description))
     return [*zoo_models(), *custom]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from experiments.models.biases import zero_biases
 from mucore import InputScale, Readout
 
 
@@ -73,6 +74,7 @@ class CNN(nn.Module):
         self.stem_act = nn.ReLU()
         self.stages = nn.ModuleList(ConvUnit(width, width, norm, groups) for _ in range(stages))
         self.readout = Readout(width, n_classes)
+        zero_biases(self)  # the zoo starts biases at zero; parametrize keeps them
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W) -> (B, n_classes)
         h = self.stem_act(self.stem_norm(self.input_scale(self.stem(x))))  # (B, w, H, W)

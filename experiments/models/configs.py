@@ -179,6 +179,79 @@ class CNNConfig(BaseModel):
     groups: int = Field(default=4, ge=1)
 
 
+# `model.config` keys the width ladder and the task set (each named with what sets it instead).
+HF_OWNED_KEYS: dict[str, str] = {
+    "num_attention_heads": "model.head_mode with model.head_dim or model.n_heads",
+    "n_head": "model.head_mode with model.head_dim or model.n_heads",
+    "num_key_value_heads": "model.head_mode (key/value heads follow the query heads)",
+    "head_dim": "model.head_dim",
+    "vocab_size": "the task (its n_outputs)",
+    "num_labels": "the task (its n_outputs)",
+    "image_size": "the task (its input_shape)",
+    "num_channels": "the task (its input_shape)",
+}
+
+
+class HFConfig(BaseModel):
+    """A Hugging Face transformers causal LM or image classifier, built at each width.
+
+    `architecture` names a class of the `transformers` package (an optional extra:
+    `pip install '.[hf]'`): a causal LM (`LlamaForCausalLM`, `Qwen2ForCausalLM`,
+    `GPT2LMHeadModel`, ...) or an image classifier (`ViTForImageClassification`, ...). At each
+    width of the ladder (`experiments.models.hf`):
+
+    - hidden_size (n_embd in GPT-2 style configs) is the width;
+    - the MLP size (intermediate_size, n_inner, ffn_dim, d_ff) is `mlp_ratio` x width;
+    - heads: `head_mode` "fixed_dim" gives width // head_dim heads of `head_dim` each (the
+      attention scale is then the same under SP and µP), "fixed_heads" keeps `n_heads` heads
+      and widens them (µP then sets 1/d_head through the module's `scaling`);
+    - the task sets vocab_size (LM) or num_labels, image_size and num_channels (images, with
+      a patch_size that cuts the image into at least 4 x 4 patches unless `config` sets one);
+    - the head becomes a `mucore.Readout` (`mucore.replace_readout`; tied embeddings get the
+      tied rule), so the model is swept like the zoo's own.
+
+    Attributes:
+        architecture: the transformers class name.
+        config: keyword arguments of the architecture's config class (e.g.
+            `{num_hidden_layers: 4, rms_norm_eps: 1e-5}`). Defaults that keep the model small:
+            num_hidden_layers 2, dropouts 0. hidden_size given here (with the MLP size) only
+            sets the MLP ratio; the keys in `HF_OWNED_KEYS` are set by the ladder and the task
+            and are refused.
+        head_mode: "fixed_dim" or "fixed_heads" (as the zoo's gpt and llama).
+        head_dim: width of a head in "fixed_dim" mode.
+        n_heads: number of heads in "fixed_heads" mode (required there, refused otherwise).
+        mlp_ratio: MLP size as a multiple of width. Unset: the ratio of `config`'s
+            intermediate size to its hidden size, each the architecture's default where
+            `config` leaves it out (LLaMA 11008 / 4096, ViT 3072 / 768).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["hf"] = "hf"
+    architecture: str = Field(default="LlamaForCausalLM", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                              max_length=100)
+    config: dict[str, Any] = Field(default_factory=dict)
+    head_mode: Literal["fixed_dim", "fixed_heads"] = "fixed_dim"
+    head_dim: int = Field(default=16, ge=1)
+    n_heads: int | None = Field(default=None, ge=1)
+    mlp_ratio: float | None = Field(default=None, gt=0.0, le=16.0)
+
+    @model_validator(mode="after")
+    def _heads_and_owned_keys(self) -> HFConfig:
+        if self.head_mode == "fixed_heads" and self.n_heads is None:
+            raise ValueError("head_mode 'fixed_heads' needs n_heads: set model.n_heads (e.g. 4)")
+        if self.head_mode == "fixed_dim" and self.n_heads is not None:
+            raise ValueError(
+                "n_heads is only used with head_mode 'fixed_heads'; in 'fixed_dim' mode the "
+                "head count is width // head_dim: remove n_heads or set head_mode: fixed_heads"
+            )
+        owned = [k for k in self.config if k in HF_OWNED_KEYS]
+        if owned:
+            raise ValueError("; ".join(f"config.{k} is set by {HF_OWNED_KEYS[k]}: remove it"
+                                       for k in owned))
+        return self
+
+
 class CustomModelConfig(BaseModel):
     """A registered model: the user's own `build(width, *, task, **options)` (see
     `experiments.models.registry`), found by name in `MUTRANSFER_MODEL_DIRS` or the
@@ -198,6 +271,6 @@ class CustomModelConfig(BaseModel):
 
 
 ModelConfig = Annotated[
-    MLPConfig | GPTConfig | LlamaConfig | CNNConfig | CustomModelConfig,
+    MLPConfig | GPTConfig | LlamaConfig | CNNConfig | HFConfig | CustomModelConfig,
     Field(discriminator="kind"),
 ]

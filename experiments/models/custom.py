@@ -10,12 +10,17 @@ parameter's role from how its shape grows with width):
    can assign every one a role (its errors name the parameter);
 4. it has a readout that applies µP's output multiplier: a `mucore.Readout` (or another
    module that configures itself, e.g. `mucore.TiedReadout`) holding the output-like weight.
+
+A parameter whose role its shapes cannot tell (a fixed-size matrix, say) gets it from the
+model's file: a module-level mapping `ROLES = {"mixer.tokens.weight": "vector"}` (parameter
+name -> "input" | "hidden" | "output" | "vector"). `build_custom` puts it on the built model
+as its `mu_roles` (`mucore.roles.ROLES_ATTR`), which every `mucore.infer_base_shapes` reads.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -26,6 +31,7 @@ from experiments.models.configs import CustomModelConfig
 from experiments.models.registry import RegisteredModel, blame, get_model
 from experiments.tasks.config import TaskInfo
 from mucore.layers import MuConfigurable, TiedReadout
+from mucore.roles import ROLES_ATTR
 
 _READOUT_FIX = ("make the output layer `mucore.Readout(width, task.n_outputs)` (a drop-in "
                 "nn.Linear) so µP can scale it")
@@ -53,7 +59,33 @@ def build_custom(cfg: CustomModelConfig, info: TaskInfo, width: int) -> nn.Modul
     if not isinstance(net, nn.Module):
         raise UserError(f"model '{cfg.name}': build() returned a {type(net).__name__}, not a "
                         f"torch.nn.Module ({model.source})")
+    roles = declared_roles(model)
+    if roles:
+        # The model's own `mu_roles`, if it sets one, wins over the file's mapping.
+        own = getattr(net, ROLES_ATTR, None)
+        setattr(net, ROLES_ATTR, {**roles, **(own if isinstance(own, Mapping) else {})})
     return net
+
+
+ROLES_NAME = "ROLES"
+
+
+def declared_roles(model: RegisteredModel) -> dict[str, str]:
+    """The module-level `ROLES` mapping of the registered model's file (empty if none).
+
+    Raises:
+        UserError: `ROLES` is not a mapping of parameter names to role names.
+    """
+    roles = getattr(model.build, "__globals__", {}).get(ROLES_NAME)
+    if roles is None:
+        return {}
+    valid = {r.value for r in mucore.Role}
+    if not isinstance(roles, Mapping) or not all(
+            isinstance(k, str) and v in valid for k, v in roles.items()):
+        raise UserError(f"model '{model.name}' ({model.source}): {ROLES_NAME} must map "
+                        f"parameter names to one of {sorted(valid)}, e.g. "
+                        f"{ROLES_NAME} = {{'mixer.weight': 'vector'}}; got {roles!r}")
+    return dict(roles)
 
 
 # (model object, options, task, widths, base width) -> problems; the dashboard re-validates a
@@ -101,8 +133,9 @@ def _problems(model: RegisteredModel, cfg: CustomModelConfig, info: TaskInfo,
             shapes = mucore.infer_base_shapes(functools.partial(build_custom, cfg, info),
                                               base_width, delta)
         except mucore.ShapeInferenceError as exc:
-            note = (" (a registered model passes no overrides: make that parameter grow with "
-                    "width)") if "overrides" in str(exc) else ""
+            note = (f" (in a registered model, declare it in the file: {ROLES_NAME} = "
+                    "{'<parameter>': 'vector'}, or make that parameter grow with width)"
+                    ) if "overrides" in str(exc) else ""
             problem = f"model '{model.name}' ({model.source}): {exc}{note}"
         else:
             problem = _readout_problem(model, built[base_width], shapes)

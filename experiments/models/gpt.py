@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from experiments.models.attention import configured_attention_scale
+from experiments.models.biases import zero_biases
 from mucore import InputScale, Readout, ResidualBranch
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -147,6 +148,7 @@ class GPT(nn.Module):
         # Untied: a tied embedding would play both the input and the output role (TP5 notes the
         # reference package has to special-case it); separate weights keep each role clean.
         self.readout = Readout(width, vocab_size)
+        zero_biases(self)  # the zoo starts biases at zero; parametrize keeps them
 
     def forward(self, idx: Tensor) -> Tensor:  # idx: (B, T) int64 -> logits (B, T, vocab)
         t = idx.shape[1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from experiments.models.biases import zero_biases
 from mucore import InputScale, Readout, ResidualBranch
 
 _ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
@@ -71,11 +72,13 @@ class MLP(nn.Module):
             )
             self.final_norm = nn.LayerNorm(width)
             self.readout = Readout(width, n_classes)
+            zero_biases(self)  # the zoo starts biases at zero; parametrize keeps them
             return
         self.input_act = act()
         self.hidden = nn.ModuleList(nn.Linear(width, width, bias=bias) for _ in range(depth - 1))
         self.hidden_acts = nn.ModuleList(act() for _ in range(depth - 1))
         self.readout = Readout(width, n_classes)
+        zero_biases(self)  # the zoo starts biases at zero; parametrize keeps them
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, C, H, W) or (B, D) -> (B, n_classes)
         if self.residual:

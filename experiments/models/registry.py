@@ -40,7 +40,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from experiments.errors import UserError
-from experiments.models.configs import CUSTOM_NAME_PATTERN
+from experiments.models.configs import CUSTOM_NAME_PATTERN, ModelConfig
 from experiments.settings import get_settings
 
 ENTRY_POINT_GROUP = "mutransfer.models"
@@ -181,9 +181,19 @@ def _entry_point_candidates() -> list[_Candidate]:
     return out
 
 
-def _zoo_kinds() -> set[str]:
-    from experiments.models.catalog import zoo_classes  # catalog imports this module
+def zoo_classes() -> dict[str, type[BaseModel]]:
+    """{kind: config class} of the zoo models (every member of `ModelConfig` but custom):
+    the names a registered model may not take."""
+    members = get_args(get_args(ModelConfig)[0])
+    out = {}
+    for cls in members:
+        kind = get_args(cls.model_fields["kind"].annotation)[0]
+        if kind != "custom":
+            out[kind] = cls
+    return out
 
+
+def _zoo_kinds() -> set[str]:
     return set(zoo_classes())
 
 

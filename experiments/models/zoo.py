@@ -14,6 +14,7 @@ from experiments.models.configs import (
     CNNConfig,
     CustomModelConfig,
     GPTConfig,
+    HFConfig,
     LlamaConfig,
     MLPConfig,
     ModelConfig,
@@ -36,7 +37,8 @@ def _needed_kind(cfg: ModelConfig) -> str:
 
 def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
     """Whether the model can run on the task: GPT and LLaMA need an LM task, MLP and CNN a
-    classifier.
+    classifier, an hf model what its architecture is (a causal LM or an image classifier;
+    transformers missing is an error here too, with the install command).
 
     A registered model (`CustomModelConfig`) says nothing about its task up front: whether it
     fits is found by building it (`experiments.models.custom.custom_problems`).
@@ -46,6 +48,10 @@ def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
     """
     if isinstance(cfg, CustomModelConfig):
         return []
+    if isinstance(cfg, HFConfig):  # the architecture says which task kind it needs
+        from experiments.models.hf import task_problems
+
+        return task_problems(cfg, info)
     need = _needed_kind(cfg)
     if info.kind != need:
         what = "a language-modelling" if need == "lm" else "a classification"
@@ -75,7 +81,7 @@ def _multiple_error(width: int, k: int, what: str) -> str | None:
 def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[str]:
     """Widths the model cannot be built at, as one human-readable error per problem.
 
-    GPT and LLaMA fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads
+    GPT, LLaMA and hf fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads
     (LLaMA: with an even head dim, for rotary embeddings). CNN with GroupNorm: of groups. Every
     width must be >= 1.
     """
@@ -93,6 +99,10 @@ def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[st
                 err = _multiple_error(w, cfg.n_heads, "n_heads")
         elif isinstance(cfg, LlamaConfig):
             err = _llama_width_error(cfg, w)
+        elif isinstance(cfg, HFConfig):
+            from experiments.models.hf import width_error
+
+            err = width_error(cfg, w)
         elif isinstance(cfg, CNNConfig) and cfg.norm == "group":
             err = _multiple_error(w, cfg.groups, "GroupNorm groups")
         if err:
@@ -146,6 +156,13 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
     """
     if isinstance(cfg, CustomModelConfig):  # a user's model: `build` from the registry
         return build_custom(cfg, info, width)
+    if isinstance(cfg, HFConfig):  # transformers loads here, on first use
+        from experiments.models.hf import build_hf
+
+        errors = check_widths(cfg, info, [width])
+        if errors:
+            raise UserError("; ".join(errors))
+        return build_hf(cfg, info, width)
     errors = check_task(cfg, info) + check_widths(cfg, info, [width])
     if errors:
         raise UserError("; ".join(errors))

@@ -11,6 +11,13 @@ Crash policy:
 - a runner that dies -> its runs stay `running` until the next runner starts (or `sweep
   resume`), which sees the dead owner and re-queues them (up to MAX_ATTEMPTS). Results carry
   their attempt number, so a late result of an old attempt never overwrites a newer one.
+- an unreadable metric chunk -> quarantined by the ingest (moved aside, noted on its run), the
+  rest ingested; the runner goes on.
+
+Who runs queued work: a runner registers (with the sweep it serves, None for all) once its
+store is usable, and `ensure_background_runner` starts one unless a live runner serves every
+sweep. A runner that decides to stop unregisters *before* its last look at the queue (see
+`_RunnerLoop.may_stop`), so it and a submitter can never both count on the other.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from experiments.errors import UserError
 from experiments.planning import SweepPlanner
 from experiments.runner.executor import Executor, LocalExecutor
 from experiments.settings import get_settings
@@ -32,6 +40,12 @@ from experiments.store import Store, SweepSummary
 HEARTBEAT_S = 2.0
 INGEST_S = 1.0
 PROGRESS_FLUSH_S = 1.0
+# How long `ensure_background_runner` waits for the runner it started to register.
+START_WAIT_S = 20.0
+
+
+class RunnerStartError(UserError):
+    """The background runner exited before it registered; the message holds its reason."""
 
 
 def make_executor(
@@ -159,6 +173,23 @@ class _RunnerLoop:
         time.sleep(0.5)
         return False
 
+    def may_stop(self) -> bool:
+        """Leave the registry, then look at the queue once more: stop only if it is empty.
+
+        A submitter queues its runs, then asks whether a live runner serves them
+        (`ensure_background_runner`). Each step is a store transaction, and transactions on
+        the file are serialised, so either the submitter saw this runner still registered (then
+        its runs were queued before this look, which finds them: the runner registers again
+        and goes on), or it saw it gone (and starts a runner itself). Never both "someone else
+        will run it". Called when `finished` says stop.
+        """
+        self.store.unregister_runner(self.token)
+        if not self.store.pending(self.sweep_id).queued:
+            return True
+        self.store.register_runner(self.token, self.sweep_id)
+        self.idle_since = None
+        return False
+
 
 def run_pending(
     db_path: str | Path,
@@ -170,20 +201,30 @@ def run_pending(
     idle_exit_s: float = 0.0,
     progress_cb: Callable[[SweepSummary], None] | None = None,
 ) -> None:
-    """Run queued runs (of one sweep, or all) until none are left (or idle for idle_exit_s)."""
+    """Run queued runs (of one sweep, or all) until none are left (or idle for idle_exit_s).
+
+    The runner registers once its store is usable (dead runners' runs recovered, left-over
+    chunks ingested), so a runner that cannot use its store is never counted as live.
+    """
     store = Store(db_path)
     token = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    store.register_runner(token)
     store.recover_orphans(sweep_id)
-    ex = make_executor(executor, workers, ray_address) if isinstance(executor, str) else executor
     store.ingest()  # chunks a previous (killed) runner left behind
-    loop = _RunnerLoop(store, ex, token, sweep_id, progress_cb)
-    # A runner killed after a run ended but before planning its follow-ups: plan them now.
-    loop.planner.top_up_all(sweep_id)
+    # Registered before the executor starts (its workers import torch: seconds), so whoever
+    # waits for this runner to register is not kept waiting for them.
+    store.register_runner(token, sweep_id)
     try:
+        ex = make_executor(executor, workers, ray_address) if isinstance(executor, str) else executor
+    except BaseException:
+        store.unregister_runner(token)
+        raise
+    try:
+        loop = _RunnerLoop(store, ex, token, sweep_id, progress_cb)
+        # A runner killed after a run ended but before planning its follow-ups: plan them now.
+        loop.planner.top_up_all(sweep_id)
         while True:
             loop.turn()
-            if loop.finished(idle_exit_s):
+            if loop.finished(idle_exit_s) and loop.may_stop():
                 break
     finally:
         ex.shutdown()
@@ -208,19 +249,31 @@ def run_sweep(
     return Store(db_path).list_sweeps(sweep_id)[0]
 
 
+def serves_every_sweep(store: Store) -> bool:
+    """Whether a live runner claims every sweep's runs (a background runner: a foreground
+    `sweep run` claims its own sweep's only)."""
+    return any(r.sweep_id is None for r in store.live_runners())
+
+
 def ensure_background_runner(db_path: str | Path, workers: int | None = None) -> int | None:
-    """Start the background runner for this store unless a live one is registered.
+    """Start the background runner for this store unless a live one serves every sweep.
 
     Returns the new process id, or None when one is already running. The process is detached
     (its own session), logs to `<store>.d/runner.log`, and exits after a minute idle.
+
+    Raises:
+        RunnerStartError: the runner exited (non-zero) before it registered; the message gives
+            the last line it logged.
     """
     import subprocess
     import sys
 
     store = Store(db_path)
-    if store.live_runners():
+    if serves_every_sweep(store):
         return None
-    log = open(store.root / "runner.log", "ab")  # noqa: SIM115 - handed to the child
+    log_path = store.root / "runner.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    start = log.tell()
     cmd = [sys.executable, "-m", "experiments.runner", "--db", str(store.path), "--idle-exit", "60"]
     if workers:
         cmd += ["--workers", str(workers)]
@@ -231,13 +284,27 @@ def ensure_background_runner(db_path: str | Path, workers: int | None = None) ->
         cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=root, env=env,
     )
+    log.close()
     # Wait until it registers, so a second call does not start another one.
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and not store.live_runners():
+    deadline = time.monotonic() + START_WAIT_S
+    while time.monotonic() < deadline and not serves_every_sweep(store):
         if proc.poll() is not None:
-            break
+            if proc.returncode != 0:
+                raise RunnerStartError(
+                    f"the background runner could not start (exit {proc.returncode}): "
+                    f"{_last_line(log_path, start)}. Its log: {log_path}")
+            break  # it ran and ended (another runner took the work)
         time.sleep(0.1)
     return proc.pid
+
+
+def _last_line(log_path: Path, start: int) -> str:
+    """The last non-empty line logged since byte `start` (the reason a process exited)."""
+    with open(log_path, "rb") as fh:
+        fh.seek(start)
+        lines = [ln.strip() for ln in fh.read().decode(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln]
+    return lines[-1] if lines else "it logged nothing"
 
 
 def summary_of(db_path: str | Path, sweep_id: int) -> dict[str, Any]:

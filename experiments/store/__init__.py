@@ -9,6 +9,7 @@ from experiments.states import (
 )
 from experiments.store.chunks import ChunkWriter, run_dir, write_result_journal
 from experiments.store.db import StoreBusyError, connect, transaction
+from experiments.store.quarantine import QuarantinedChunk
 from experiments.store.queue import MAX_ATTEMPTS, Claim, PendingCounts
 from experiments.store.records import CoordCheckRecord, ExportRecord, VerificationRecord
 from experiments.store.runners import RunnerInfo
@@ -25,6 +26,7 @@ __all__ = [
     "CoordCheckRecord",
     "ExportRecord",
     "PendingCounts",
+    "QuarantinedChunk",
     "RunRow",
     "RunState",
     "RunnerInfo",

@@ -6,6 +6,12 @@ keeps the file open while idle: each operation attaches the file (to a per-threa
 DuckDB instance, far cheaper than opening a database), runs one transaction, detaches. A lock
 conflict is retried with jittered backoff and is never shown to a user unless it outlasts
 `LOCK_TIMEOUT_S` (then the message says which process holds the lock).
+
+Store faults are named, never shown as a DuckDB traceback: a file that is not a readable DuckDB
+database (truncated, zero-length, damaged), a file or folder this user cannot write, a file it
+cannot read each raise an `experiments.errors.StoreError` saying what to do (the CLI exits 2).
+Commands that only read attach the file READ_ONLY (`connect(..., read_only=True)`), so they
+work on a store this user cannot write.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from pathlib import Path
 
 import duckdb
 
+from experiments.errors import StoreError
+
 LOCK_TIMEOUT_S = 60.0
 _LOCK_MARKERS = ("Could not set lock", "Conflicting lock", "lock on file", "already attached")
 # DuckDB also refuses a second connection to the same file from another thread of this
@@ -34,13 +42,56 @@ def _thread_lock(path: Path) -> threading.RLock:
         return _THREAD_LOCKS.setdefault(str(path), threading.RLock())
 
 
-class StoreBusyError(RuntimeError):
+class StoreBusyError(StoreError, RuntimeError):
     """The store stayed locked by another process for longer than the timeout."""
+
+    KIND = "busy"
 
 
 def _is_lock_error(exc: Exception) -> bool:
     text = str(exc)
     return any(m in text for m in _LOCK_MARKERS)
+
+
+# What DuckDB says about a file that is not a (whole) DuckDB database: a foreign or zero-length
+# file, one cut short, a block whose checksum fails.
+_CORRUPT_MARKERS = ("not a valid DuckDB database", "Could not read enough bytes",
+                    "Corrupt database file", "checksum does not match")
+
+
+def store_fault(path: Path, exc: BaseException, read_only: bool = False) -> StoreError | None:
+    """The named store fault behind a DuckDB error on the store file `path`, or None.
+
+    Only errors about the store itself are named (its file or its `.wal` journal): an error
+    about another file (a metric chunk, a data file) is not a store fault.
+    """
+    text = str(exc)
+    about_store = str(path) in text
+    if "Corrupt database file" in text or (about_store and any(m in text for m in _CORRUPT_MARKERS)):
+        return StoreError(
+            f"the store {path} is not a readable DuckDB database (corrupt, truncated or empty): "
+            f"{text.strip().rstrip('.!')}. Nothing was changed. Restore it from a backup, or move it aside "
+            f"(mv {path} {path}.broken) and pass a new --db; the metric chunks and run results "
+            f"in {path}.d/chunks are kept", "corrupt")
+    if not (about_store and "Permission denied" in text):
+        return None
+    folder = path.parent
+    if read_only:
+        return StoreError(f"the store {path} cannot be read by this user ({text.strip()}): "
+                          "fix its permissions (chmod a+r) or run as its owner", "not_readable")
+    if f"{path}.wal" in text or not path.exists():
+        what = (f"DuckDB writes its journal {path}.wal beside the file, so the store cannot be "
+                "changed" if path.exists() else "a new store cannot be created there")
+        return StoreError(
+            f"the folder {folder} of the store {path} is not writable by this user: {what}. "
+            "Read-only commands (sweep status, runs, analyze, export) still work on an existing "
+            "store; make the folder writable, or pass --db in a folder you can write to",
+            "dir_not_writable")
+    return StoreError(
+        f"the store {path} is not writable by this user ({text.strip()}). Read-only commands "
+        "(sweep status, runs, analyze, export) still work; to run, submit, cancel or retry "
+        f"sweeps make it writable (chmod u+w {path}, or run as its owner), or copy it and pass "
+        "--db COPY", "not_writable")
 
 
 # Connections a thread holds open across several operations (`held`), by file path.
@@ -114,48 +165,42 @@ def _engine() -> duckdb.DuckDBPyConnection:
 
 
 @contextmanager
-def connect(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Attach `path` read-write for one operation; retry while another process holds it.
+def connect(
+    path: Path, timeout_s: float = LOCK_TIMEOUT_S, read_only: bool = False
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Attach `path` for one operation (read-write, or READ_ONLY); retry while another process
+    holds it.
 
     The connection yielded has the store as its default database (unqualified table names
     are the store's). Inside a `held` block of this thread, the held connection is reused
-    (and left attached).
+    (and left attached). A read-only attach needs only read permission on the file, and several
+    read-only processes may attach it at once (never while one holds it read-write).
 
     Raises:
         StoreBusyError: still locked after `timeout_s`.
+        StoreError: the file is corrupt, or this user cannot read (or write) it or its folder.
     """
     reuse = _held_connections().get(str(path))
     if reuse is not None:
         yield reuse
         return
-    deadline = time.monotonic() + timeout_s
-    delay = 0.005
     with _thread_lock(path):
         engine = _engine()
         depth = getattr(_HELD, "depth", 0)
         alias = f"store{depth}"
         outer = f"store{depth - 1}" if depth else "memory"
-        # ATTACH takes no bound parameters; the path is ours (not user SQL), quotes doubled.
-        quoted = str(path).replace("'", "''")
-        while True:
-            try:
-                engine.execute(f"ATTACH '{quoted}' AS {alias}")
-                break
-            except duckdb.Error as exc:
-                if not _is_lock_error(exc):
-                    raise
-                if time.monotonic() > deadline:
-                    raise StoreBusyError(
-                        f"the store {path} stayed locked for {timeout_s:.0f} s: {exc}"
-                    ) from exc
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 1.6, 0.25)
+        _attach(engine, path, alias, timeout_s, read_only)
         _HELD.depth = depth + 1
         finished = False
         try:
             engine.execute(f"USE {alias}")
             yield engine
             finished = True
+        except duckdb.Error as exc:
+            fault = store_fault(path, exc, read_only)
+            if fault is None:
+                raise
+            raise fault from exc
         finally:
             _HELD.depth = depth
             if not finished:
@@ -164,3 +209,31 @@ def connect(path: Path, timeout_s: float = LOCK_TIMEOUT_S) -> Iterator[duckdb.Du
                     engine.execute("ROLLBACK")
             engine.execute(f"USE {outer}")
             engine.execute(f"DETACH {alias}")
+
+
+def _attach(engine: duckdb.DuckDBPyConnection, path: Path, alias: str, timeout_s: float,
+            read_only: bool) -> None:
+    """ATTACH the store file as `alias`, retrying lock conflicts with jittered backoff."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    # ATTACH takes no bound parameters; the path is ours (not user SQL), quotes doubled.
+    quoted = str(path).replace("'", "''")
+    mode = " (READ_ONLY)" if read_only else ""
+    while True:
+        try:
+            engine.execute(f"ATTACH '{quoted}' AS {alias}{mode}")
+            return
+        except duckdb.Error as exc:
+            if not _is_lock_error(exc):
+                fault = store_fault(path, exc, read_only)
+                if fault is None:
+                    raise
+                raise fault from exc
+            if time.monotonic() > deadline:
+                raise StoreBusyError(
+                    f"the store {path} stayed locked for {timeout_s:.0f} s: {exc}. Another "
+                    "process holds it (the message names its PID): wait for it or stop it, "
+                    "then try again"
+                ) from exc
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 1.6, 0.25)

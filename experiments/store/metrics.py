@@ -3,7 +3,10 @@
 Workers never open the database: they write Parquet chunks (`experiments.store.chunks`), and
 `ingest` batches new chunks into the metrics table with one Arrow-speed `INSERT ... SELECT FROM
 read_parquet`, idempotent because the ingested paths are recorded in the same transaction.
-`rebuild_metrics` re-creates the metrics table from the chunks alone (disaster recovery).
+A chunk that cannot be read does not stop the others: it is quarantined (moved aside and
+recorded, `experiments.store.quarantine`), shown in its run's `note` and in `sweep status`, and
+the rest is ingested. `rebuild_metrics` re-creates the metrics table from the chunks alone
+(disaster recovery).
 """
 
 from __future__ import annotations
@@ -15,8 +18,16 @@ import duckdb
 import pandas as pd
 
 from experiments.config import GLOBAL_KNOBS
-from experiments.store.db import connect, transaction
+from experiments.store.db import transaction
 from experiments.store.layout import StoreFiles
+from experiments.store.quarantine import (
+    QuarantinedChunk,
+    list_quarantined,
+    quarantine,
+    skipped_paths,
+    unreadable,
+)
+from experiments.store.schema import QUARANTINE_VERSION
 
 # Every global knob becomes a column of `runs_frame`, so the analysis can tell apart runs that
 # differ in any of them (knob names are Python identifiers, safe as SQL names).
@@ -65,7 +76,22 @@ def _insert_chunks(con: duckdb.DuckDBPyConnection, files: list[str]) -> int:
            SELECT * FROM (SELECT unnest(?::VARCHAR[]) AS path, unnest(?::BIGINT[]) AS rows)""",
         [files, [seen.get(f, 0) for f in files]],
     )
+    # A chunk repaired and moved back from quarantine: ingested now, so no longer quarantined.
+    con.execute("DELETE FROM quarantined_chunks WHERE path IN (SELECT unnest(?::VARCHAR[]))",
+                [files])
     return sum(seen.values())
+
+
+def _insert_batch(con: duckdb.DuckDBPyConnection, files: list[str]) -> int:
+    """`_insert_chunks` as one transaction, with DuckDB free to insert in any order."""
+    # Rows may land in any order (every metrics query sorts): lets DuckDB decode and insert
+    # the chunks in parallel (~1.5x faster, bench/bench_ingest.py).
+    con.execute("SET preserve_insertion_order = false")
+    try:
+        with transaction(con):
+            return _insert_chunks(con, files)
+    finally:
+        con.execute("RESET preserve_insertion_order")
 
 
 class MetricsTable(StoreFiles):
@@ -79,32 +105,52 @@ class MetricsTable(StoreFiles):
     def ingest(self, directories: list[Path] | None = None) -> int:
         """Batch not-yet-ingested chunks into the metrics table; returns rows added.
 
+        When the batch fails, its unreadable chunks are quarantined (moved to
+        `<store>.d/quarantine/`, recorded, shown on their runs) and the rest is ingested. A
+        store opened read-only ingests nothing (returns 0).
+
         Args:
             directories: only these run folders (`run_dir`, e.g. the runs in flight), so the
                 cost follows the live runs, not the store's history; None scans every run.
+
+        Raises:
+            duckdb.Error: the batch failed although every chunk reads alone (a store fault).
         """
+        if self.read_only:
+            return 0
         files = self._chunk_files(directories)
         if not files:
             return 0
-        with connect(self.path) as con:
+        with self._connect() as con:
             done = {
                 r[0]
                 for r in con.execute(
                     "SELECT path FROM ingested_chunks WHERE path IN (SELECT unnest(?::VARCHAR[]))",
                     [files],
                 ).fetchall()
-            }
+            } | skipped_paths(con, files)
             new = [f for f in files if f not in done]
             if not new:
                 return 0
-            # Rows may land in any order (every metrics query sorts): lets DuckDB decode and
-            # insert the chunks in parallel (~1.5x faster, bench/bench_ingest.py).
-            con.execute("SET preserve_insertion_order = false")
             try:
-                with transaction(con):
-                    return _insert_chunks(con, new)
-            finally:
-                con.execute("RESET preserve_insertion_order")
+                return _insert_batch(con, new)
+            except duckdb.Error as exc:
+                failure = exc
+            bad = unreadable(con, new)
+            # Neither quarantined nor gone meanwhile (another runner quarantined it).
+            good = [f for f in new if f not in bad and Path(f).exists()]
+            if len(good) == len(new):
+                raise failure  # every chunk reads alone: not a chunk's fault
+            if bad:
+                quarantine(con, self.root, bad)
+            return _insert_batch(con, good) if good else 0
+
+    def quarantined(self, sweep_id: int | None = None) -> list[QuarantinedChunk]:
+        """Metric chunks moved aside because they could not be read (one sweep's, or all)."""
+        if self._version < QUARANTINE_VERSION:
+            return []  # a store opened read-only before its migration: none were recorded
+        with self._connect() as con:
+            return list_quarantined(con, sweep_id)
 
     def rebuild_metrics(self) -> int:
         """Re-create the metrics table from every chunk (disaster recovery); returns its rows.
@@ -112,14 +158,14 @@ class MetricsTable(StoreFiles):
         One transaction: if a chunk cannot be read, the table keeps its old rows.
         """
         files = self._chunk_files()
-        with connect(self.path) as con, transaction(con):
+        with self._connect() as con, transaction(con):
             con.execute("DELETE FROM metrics")
             con.execute("DELETE FROM ingested_chunks")
             return _insert_chunks(con, files) if files else 0
 
     def metric_count(self) -> int:
         """Rows in the metrics table."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             return int(con.execute("SELECT count(*) FROM metrics").fetchone()[0])  # type: ignore[index]
 
     def runs_frame(self, sweep_id: int) -> pd.DataFrame:
@@ -127,10 +173,18 @@ class MetricsTable(StoreFiles):
 
         Columns: the run's coordinates (width, depth, base_depth, parametrization, lr, log2_lr,
         seed; depth is NULL for a model without one, base_depth for a width-only sweep), one
-        column per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and timings.
+        column per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and
+        timings, and `note`: what went wrong beside the run's own outcome (its unreadable metric
+        chunks, quarantined), or None.
         """
-        with connect(self.path) as con:
-            return con.execute(_RUNS_SQL, [sweep_id]).df()
+        with self._connect() as con:
+            frame = con.execute(_RUNS_SQL, [sweep_id]).df()
+        notes: dict[int, list[str]] = {}
+        for q in self.quarantined(sweep_id):
+            if q.run_id is not None:
+                notes.setdefault(q.run_id, []).append(q.note())
+        frame["note"] = [("; ".join(notes[r]) if r in notes else None) for r in frame["run_id"]]
+        return frame
 
     def metrics_frame(
         self,
@@ -163,5 +217,5 @@ class MetricsTable(StoreFiles):
             params.append(float(max_points))
         else:
             query = base + " ORDER BY m.run_id, m.name, m.step"
-        with connect(self.path) as con:
+        with self._connect() as con:
             return con.execute(query, params).df()

@@ -24,7 +24,7 @@ from experiments.states import (
     RunState,
     sql_states,
 )
-from experiments.store.db import connect, transaction, utc_now
+from experiments.store.db import transaction, utc_now
 from experiments.store.runners import RunnerRegistry
 
 MAX_ATTEMPTS = 3
@@ -76,7 +76,7 @@ class RunQueue(RunnerRegistry):
         Raises:
             KeyError: no such run.
         """
-        with connect(self.path) as con:
+        with self._connect() as con:
             row = con.execute("SELECT payload FROM runs WHERE run_id = ?", [run_id]).fetchone()
         if row is None:
             raise KeyError(f"no run {run_id}")
@@ -88,7 +88,7 @@ class RunQueue(RunnerRegistry):
             return []
         where = f"state = '{_QUEUED}'" + (" AND sweep_id = ?" if sweep_id is not None else "")
         params: list[Any] = [sweep_id] if sweep_id is not None else []
-        with connect(self.path) as con, transaction(con):
+        with self._connect() as con, transaction(con):
             rows = con.execute(
                 f"""SELECT run_id, sweep_id, attempts, job_fn, payload FROM runs
                     WHERE {where} ORDER BY sweep_id, run_id LIMIT ?""",
@@ -112,7 +112,7 @@ class RunQueue(RunnerRegistry):
         if not steps:
             return
         frame = pd.DataFrame({"run_id": list(steps), "steps": list(steps.values())})
-        with connect(self.path) as con:
+        with self._connect() as con:
             con.register("prog", frame)
             con.execute(
                 f"""UPDATE runs SET steps_done = prog.steps FROM prog
@@ -129,7 +129,7 @@ class RunQueue(RunnerRegistry):
         """
         raw = str(result.get("state", RunState.DONE))
         state = RunState(raw) if raw in TERMINAL_STATES else RunState.FAILED
-        with connect(self.path) as con:
+        with self._connect() as con:
             row = con.execute(
                 f"""UPDATE runs SET state = ?, finished_at = ?, final_train_loss = ?,
                        final_val_loss = ?, wall_s = ?, samples_per_s = ?, device = ?,
@@ -157,7 +157,7 @@ class RunQueue(RunnerRegistry):
 
     def fail(self, run_id: int, attempt: int, error: str, requeue: bool = False) -> None:
         """Mark the live attempt failed (or back to queued when `requeue` and attempts remain)."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             con.execute(
                 f"""UPDATE runs SET
                        state = CASE WHEN ? AND attempts < ? THEN '{_QUEUED}'
@@ -176,7 +176,7 @@ class RunQueue(RunnerRegistry):
         return self._cancel("run_id = ?", [run_id])
 
     def _cancel(self, cond: str, params: list[Any]) -> int:
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 f"""UPDATE runs SET state = '{RunState.CANCELLED}', finished_at = ?
                     WHERE {cond} AND state IN ({sql_states(ACTIVE_STATES)})
@@ -196,7 +196,7 @@ class RunQueue(RunnerRegistry):
 
     def retry_failed(self, sweep_id: int) -> int:
         """Re-queue the sweep's failed (and cancelled) runs; returns how many."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 f"""UPDATE runs SET state = '{_QUEUED}', error = NULL, owner = NULL
                     WHERE sweep_id = ? AND state IN ({sql_states(RETRYABLE_STATES)})
@@ -220,7 +220,7 @@ class RunQueue(RunnerRegistry):
         live = {r.token for r in self.live_runners()}
         cond = f"state = '{_RUNNING}'" + (" AND sweep_id = ?" if sweep_id is not None else "")
         params: list[Any] = [sweep_id] if sweep_id is not None else []
-        with connect(self.path) as con, transaction(con):
+        with self._connect() as con, transaction(con):
             rows = con.execute(f"SELECT run_id, owner FROM runs WHERE {cond}", params).fetchall()
             orphans = [int(r) for r, owner in rows if owner not in live]
             if orphans:
@@ -242,7 +242,7 @@ class RunQueue(RunnerRegistry):
         """Counts of queued and running runs (all sweeps, or one)."""
         cond = "WHERE sweep_id = ?" if sweep_id is not None else ""
         params = [sweep_id] if sweep_id is not None else []
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 f"SELECT state, count(*) FROM runs {cond} GROUP BY state", params
             ).fetchall()

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from experiments.store.db import connect, utc_now
+from experiments.store.db import utc_now
 from experiments.store.layout import StoreFiles
 
 
@@ -105,7 +105,7 @@ class RecordsTable(StoreFiles):
         """Store a coordinate-check result (the coord-check --json dict); returns its id."""
         raw_args = result.get("args")
         args: dict[str, Any] = raw_args if isinstance(raw_args, dict) else {}
-        with connect(self.path) as con:
+        with self._connect() as con:
             cid = _next_id(con)
             con.execute(
                 "INSERT INTO coord_checks VALUES (?, ?, ?, ?, ?, ?)",
@@ -116,7 +116,7 @@ class RecordsTable(StoreFiles):
 
     def list_coord_checks(self) -> list[CoordCheckRecord]:
         """Stored coordinate checks, newest first (without the full result)."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT id, created, model, param, verdict FROM coord_checks ORDER BY id DESC"
             ).fetchall()
@@ -124,7 +124,7 @@ class RecordsTable(StoreFiles):
 
     def record_export(self, sweep_id: int, bundle: dict[str, Any], path: str | None) -> int:
         """Record an exported HP bundle; returns its id."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             eid = _next_id(con)
             con.execute(
                 "INSERT INTO exports VALUES (?, ?, ?, ?, ?)",
@@ -135,7 +135,7 @@ class RecordsTable(StoreFiles):
     def list_exports(self, sweep_id: int | None = None) -> list[ExportRecord]:
         """Recorded exports (of one sweep, or all), newest first."""
         cond, params = _where_sweep(sweep_id)
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 f"SELECT id, sweep_id, created, path FROM exports {cond} ORDER BY id DESC", params
             ).fetchall()
@@ -144,7 +144,7 @@ class RecordsTable(StoreFiles):
     def record_verification(self, sweep_id: int | None, result: dict[str, Any],
                             bundle_hash: str | None = None) -> int:
         """Store a verification report (the `verify --json` dict) beside its sweep; returns its id."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             vid = _next_id(con)
             con.execute(
                 "INSERT INTO verifications VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -156,7 +156,7 @@ class RecordsTable(StoreFiles):
     def list_verifications(self, sweep_id: int | None = None) -> list[VerificationRecord]:
         """Recorded verifications (of one sweep, or all), newest first, with their reports."""
         cond, params = _where_sweep(sweep_id)
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(
                 "SELECT id, sweep_id, created, bundle_hash, target_width, within_one_step, result "
                 f"FROM verifications {cond} ORDER BY id DESC", params,

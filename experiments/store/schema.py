@@ -1,9 +1,11 @@
-"""Store schema and migrations. Version 1, then one migration per later version (v2: verifications)."""
+"""Store schema and migrations. Version 1, then one migration per later version (v2:
+verifications, v3: quarantined metric chunks, v4: each runner's scope)."""
 
 from __future__ import annotations
 
 import duckdb
 
+from experiments.errors import StoreError
 from experiments.states import RunState, sql_states
 from experiments.store.db import transaction
 
@@ -80,7 +82,25 @@ MIGRATIONS: list[str] = [
         within_one_step BOOLEAN,
         result JSON NOT NULL
     )""",
+    # v3: metric chunks that could not be read, moved aside so the rest of the store ingests
+    # (experiments.store.metrics). `path` is where the chunk was, `moved_to` where it is now
+    # (NULL: it could not be moved and is skipped where it lies); sweep, run and attempt are
+    # read from its path.
+    """CREATE TABLE IF NOT EXISTS quarantined_chunks (
+        path VARCHAR PRIMARY KEY,
+        moved_to VARCHAR,
+        sweep_id BIGINT,
+        run_id BIGINT,
+        attempt INTEGER,
+        error VARCHAR NOT NULL,
+        created TIMESTAMP NOT NULL
+    )""",
+    # v4: the sweep a runner serves (NULL: every sweep, the background runner), so a submit
+    # does not count on a foreground runner that will never claim its runs.
+    "ALTER TABLE runners ADD COLUMN sweep_id BIGINT",
 ]
+# The first version with the `quarantined_chunks` table (a read-only store may be older).
+QUARANTINE_VERSION = 3
 SCHEMA_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -94,11 +114,31 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
             con.execute("INSERT INTO schema_version VALUES (?)", [1])
             version = 1
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
-                f"store schema v{version} is newer than this code (v{SCHEMA_VERSION}): upgrade mutransfer"
-            )
+            raise StoreError(
+                f"store schema v{version} is newer than this code (v{SCHEMA_VERSION}): upgrade "
+                "mutransfer", "too_new")
         while version < SCHEMA_VERSION:
             con.execute(MIGRATIONS[version - 1])
             version += 1
             con.execute("INSERT INTO schema_version VALUES (?)", [version])
     return int(version)
+
+
+def read_version(con: duckdb.DuckDBPyConnection) -> int:
+    """The schema version of a store opened read-only (nothing is created or migrated).
+
+    Raises:
+        StoreError: the file has no store schema, or a later version's.
+    """
+    try:
+        row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    except duckdb.CatalogException:
+        row = None
+    if row is None or row[0] is None:
+        raise StoreError("this DuckDB file has no µTransfer store in it (no schema_version "
+                         "table): pass the right --db", "corrupt")
+    version = int(row[0])
+    if version > SCHEMA_VERSION:
+        raise StoreError(f"store schema v{version} is newer than this code (v{SCHEMA_VERSION}): "
+                         "upgrade mutransfer", "too_new")
+    return version

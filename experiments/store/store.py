@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from experiments.store.db import connect
 from experiments.store.metrics import MetricsTable
 from experiments.store.queue import RunQueue
 from experiments.store.records import RecordsTable
-from experiments.store.schema import ensure_schema
+from experiments.store.schema import ensure_schema, read_version
 from experiments.store.sweeps import SweepTable
 
 
@@ -31,16 +30,23 @@ class Store(RunQueue, SweepTable, MetricsTable, RecordsTable):
     """The DuckDB store: every part's methods on one object (`Store(path).claim(...)`).
 
     Opening creates the file and its folder if needed and migrates an older schema in place.
+    With `read_only=True` it creates and migrates nothing and attaches the file READ_ONLY: the
+    reads work on a store this user cannot write (and on an older schema: what a later
+    migration added reads as empty); writes fail, and `ingest` does nothing.
+
+    Raises:
+        StoreError: the file is corrupt or not a store, or this user cannot read it (or, read-
+            write, write it or its folder).
     """
 
-    def __init__(self, db_path: str | Path) -> None:
-        super().__init__(db_path)
-        with connect(self.path) as con:
-            self._version = ensure_schema(con)
+    def __init__(self, db_path: str | Path, read_only: bool = False) -> None:
+        super().__init__(db_path, read_only=read_only)
+        with self._connect() as con:
+            self._version = read_version(con) if read_only else ensure_schema(con)
 
     def schema_version(self) -> int:
         """The store's schema version."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             row = con.execute("SELECT max(version) FROM schema_version").fetchone()
         return int(row[0]) if row else 0
 

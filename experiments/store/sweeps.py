@@ -18,7 +18,7 @@ from experiments.states import (
     sql_states,
     sweep_state,
 )
-from experiments.store.db import connect, transaction, utc_now
+from experiments.store.db import transaction, utc_now
 from experiments.store.layout import StoreFiles
 
 
@@ -183,7 +183,7 @@ class SweepTable(StoreFiles):
         if len(set(keys)) != len(keys):
             raise ValueError("run keys must be unique within a sweep")
         now = utc_now()
-        with connect(self.path) as con, transaction(con):
+        with self._connect() as con, transaction(con):
             sid = int(con.execute("SELECT nextval('sweep_ids')").fetchone()[0])  # type: ignore[index]
             con.execute("INSERT INTO sweeps VALUES (?, ?, ?, ?, ?)",
                         [sid, name, json.dumps(spec), spec_hash, now])
@@ -203,7 +203,7 @@ class SweepTable(StoreFiles):
         per sweep), inside the same transaction, so two runners planning from the same stored
         results add each run once. Returns how many were added.
         """
-        with connect(self.path) as con, transaction(con):
+        with self._connect() as con, transaction(con):
             have = {str(k) for (k,) in con.execute(
                 "SELECT run_key FROM runs WHERE sweep_id = ?", [sweep_id]).fetchall()}
             new, seen = [], set(have)
@@ -223,14 +223,14 @@ class SweepTable(StoreFiles):
     def sweep_job_fn(self, sweep_id: int) -> str | None:
         """The job the sweep's first run executes ("module:function"), or None without runs:
         what runs added later (an adaptive search's) execute too."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             row = con.execute("SELECT job_fn FROM runs WHERE sweep_id = ? ORDER BY run_id LIMIT 1",
                               [sweep_id]).fetchone()
         return None if row is None else str(row[0])
 
     def get_sweep(self, sweep_id: int) -> SweepRecord | None:
         """The stored sweep, or None when there is no such id."""
-        with connect(self.path) as con:
+        with self._connect() as con:
             row = con.execute(
                 "SELECT id, name, spec, spec_hash, created FROM sweeps WHERE id = ?", [sweep_id]
             ).fetchone()
@@ -242,7 +242,7 @@ class SweepTable(StoreFiles):
         """Every sweep (newest first), or only `sweep_id`, with run counts, progress and ETA."""
         where = "WHERE s.id = ?" if sweep_id is not None else ""
         params = [sweep_id] if sweep_id is not None else []
-        with connect(self.path) as con:
+        with self._connect() as con:
             rows = con.execute(_SUMMARY_SQL.format(where=where), params).fetchall()
         tallies: dict[int, _Tally] = {}
         for sid, name, created, shash, state, n, done, total, started in rows:

@@ -14,33 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from experiments.lazy import lazy_exports
-
-# Public name -> submodule. Loaded on first use (PEP 562) so that `experiments.tasks.config`
-# (the spec's `task:` block) imports without torch.
-_EXPORTS: dict[str, str] = {
-    "LM_EVAL_WINDOWS": "base",
-    "ClassificationTask": "base",
-    "LMTask": "base",
-    "Split": "base",
-    "Task": "base",
-    "TaskConfig": "config",
-    "TaskInfo": "config",
-    "DataEntry": "datadirs",
-    "allowed_data_dirs": "datadirs",
-    "list_data": "datadirs",
-    "STDLIB_FILES": "sources",
-    "TokenFileTask": "tokens",
-    "clear_task_cache": "loading",
-    "load_task": "loading",
-    "task_info": "loading",
-}
-
-__all__ = sorted(_EXPORTS)
-
-
-__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
-
+from experiments.lazy import lazy_exports, type_checking_exports
 
 if TYPE_CHECKING:
     from experiments.tasks.base import LM_EVAL_WINDOWS, ClassificationTask, LMTask, Split, Task
@@ -49,3 +23,9 @@ if TYPE_CHECKING:
     from experiments.tasks.loading import clear_task_cache, load_task, task_info
     from experiments.tasks.sources import STDLIB_FILES
     from experiments.tasks.tokens import TokenFileTask
+
+# The public names are the imports above, each loaded on first use (PEP 562) so that
+# `experiments.tasks.config` (the spec's `task:` block) imports without torch.
+_EXPORTS = type_checking_exports(__name__, globals())
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

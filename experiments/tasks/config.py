@@ -27,6 +27,8 @@ LM_TASKS: tuple[str, ...] = ("bytes", "synthetic-lm", "file", "tokens")
 # Fields only a "tokens" task has: left out of dumps when unset, so the YAML, bundles and
 # spec hashes of every other task stay what they were before these fields existed.
 TOKENS_ONLY_FIELDS: tuple[str, ...] = ("vocab_size", "dtype")
+# Fields left out of dumps when unset (the tokens-only ones and the recorded data fingerprint).
+UNSET_DROPPED_FIELDS: tuple[str, ...] = (*TOKENS_ONLY_FIELDS, "fingerprint")
 
 
 class TaskConfig(BaseModel):
@@ -44,6 +46,12 @@ class TaskConfig(BaseModel):
         vocab_size: "tokens" only: ids run 0..vocab_size-1 (the model's embedding and readout).
         dtype: "tokens" only: how the .bin files store ids, "uint16" (the default; vocabularies
             up to 65,536) or "uint32".
+        fingerprint: "file" and "tokens" only, written by the engine, not by hand: the data's
+            name, size and mtime per file (a tokens folder: train.bin and val.bin), recorded
+            when the sweep is submitted (`experiments.tasks.loading.stamp_task`). A run whose
+            data no longer matches it is refused ("task.path changed since the sweep was
+            submitted"), so one sweep never mixes two versions of a data set. Left out of dumps
+            when unset.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,12 +61,18 @@ class TaskConfig(BaseModel):
     seq_len: int = Field(default=64, ge=2, le=65536)
     vocab_size: int | None = Field(default=None, ge=2, le=2**32)
     dtype: TokenDtype | None = None
+    fingerprint: str | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _fields_fit_the_task(self) -> TaskConfig:
         if self.name in PATH_TASKS and not self.path:
             what = "a .txt or .npz file" if self.name == "file" else "a folder with train.bin and val.bin"
             raise ValueError(f"task '{self.name}' needs a path: set task.path to {what}")
+        if self.name not in PATH_TASKS and self.fingerprint is not None:
+            raise ValueError(
+                f"task.fingerprint records the data of task 'file' or 'tokens', not "
+                f"'{self.name}': remove it"
+            )
         if self.name not in PATH_TASKS and self.path is not None:
             raise ValueError(
                 f"task.path is only used by task 'file' or 'tokens', not '{self.name}': remove it "
@@ -81,10 +95,10 @@ class TaskConfig(BaseModel):
         return self
 
     @model_serializer(mode="wrap")
-    def _drop_unset_token_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
+    def _drop_unset_fields(self, handler: SerializerFunctionWrapHandler) -> Any:
         data = handler(self)
         if isinstance(data, dict):
-            for key in TOKENS_ONLY_FIELDS:
+            for key in UNSET_DROPPED_FIELDS:
                 if data.get(key) is None:
                     data.pop(key, None)
         return data

@@ -84,9 +84,17 @@ def check_allowed(path: str) -> Path:
     return resolved
 
 
-def _entry(path: Path, folder: Path) -> DataEntry | None:
+def _inside(path: Path, dirs: list[Path]) -> bool:
+    """Whether `path`, symlinks followed, lies inside one of `dirs` (the engine's rule)."""
+    return any(path.resolve().is_relative_to(d) for d in dirs)
+
+
+def _entry(path: Path, folder: Path, dirs: list[Path]) -> DataEntry | None:
     if path.is_dir():
-        if all((path / name).is_file() for name in TOKEN_FILES):
+        files = [path / name for name in TOKEN_FILES]
+        # A .bin that links out of the allowed folders is refused by the engine (tokens'
+        # resolve_token_dir): a picker must not offer what a launch would refuse.
+        if all(f.is_file() and _inside(f, dirs) for f in files):
             return DataEntry(str(path), str(path.relative_to(folder)), str(folder), "tokens")
         return None
     suffix = path.suffix.lower()
@@ -99,21 +107,23 @@ def _entry(path: Path, folder: Path) -> DataEntry | None:
 def list_data(dirs: list[Path] | None = None) -> list[DataEntry]:
     """Every .txt, .npz and token folder inside the allowed folders, sorted per folder.
 
-    Symlinked folders are not descended (their targets may lie outside); at most `MAX_LISTED`
-    entries are returned.
+    Symlinked folders are not descended (their targets may lie outside), and an entry is listed
+    only if the engine would accept it: its path, and a token folder's train.bin and val.bin,
+    resolve inside the folders (symlinks followed). At most `MAX_LISTED` entries are returned.
 
     Args:
         dirs: the folders to list; default `allowed_data_dirs()`.
     """
     out: list[DataEntry] = []
-    for folder in allowed_data_dirs() if dirs is None else dirs:
+    folders = allowed_data_dirs() if dirs is None else dirs
+    for folder in folders:
         if not folder.is_dir():
             continue
         found: list[DataEntry] = []
         for root, subdirs, files in os.walk(folder):
             subdirs.sort()
             for name in [*subdirs, *files]:
-                entry = _entry(Path(root) / name, folder)
+                entry = _entry(Path(root) / name, folder, folders)
                 # A symlink can point outside the folder: list only what the rule would accept.
                 if entry is not None and Path(entry.path).resolve().is_relative_to(folder):
                     found.append(entry)

@@ -61,9 +61,21 @@ class TokenFile:
 
         Each row is copied out of its own read-only memmap of just those ids, so no page stays
         mapped after the call (see step 2 of the module docstring).
+
+        Raises:
+            FieldError: (task.path) the file is gone (its folder moved or deleted mid-run).
         """
         out = np.empty((starts.size, length), dtype=self.dtype)
-        with open(self.path, "rb") as f:
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below; its error is reworded
+        except OSError as exc:
+            # The folder was moved or deleted while a run trained on it.
+            raise FieldError(
+                f"tokens file {self.path} is no longer readable ({exc.strerror}): its folder was "
+                "moved or deleted mid-run; put it back, or set task.path to where it is now",
+                "task.path",
+            ) from None
+        with f:
             for row, start in enumerate(starts.tolist()):
                 out[row] = np.memmap(f, dtype=self.dtype, mode="r",
                                      offset=start * self.dtype.itemsize, shape=(length,))

@@ -39,6 +39,17 @@ def open_page(db_path) -> Callable[..., AppTest]:
     return _open
 
 
+@pytest.fixture(autouse=True)
+def _no_job_outlives_its_test():
+    """Background jobs a page started (coord check, describe, doctor, verify) end with the test
+    that started them: still running ones are stopped, every process is reaped, and the next
+    test starts from an empty job registry."""
+    yield
+    from app import jobs
+
+    jobs.registry().stop_all()
+
+
 @pytest.fixture
 def no_runner(monkeypatch) -> list[Path]:
     """Record background-runner starts instead of spawning one (tests drive runs themselves).

@@ -1,6 +1,6 @@
-"""The Coord check page over depth (issue 11, item 3) and the µP inspector's depth multipliers
-(item 7): a depth check run end to end from the page, a bad ladder refused beside the form
-with nothing started, and the inspector's branch and depth multipliers under CompleteP."""
+"""The Coord check page over depth and the µP inspector's depth multipliers: a depth check run
+end to end from the page, a bad ladder refused beside the form with nothing started, and the
+inspector's branch and depth multipliers under CompleteP."""
 
 from __future__ import annotations
 

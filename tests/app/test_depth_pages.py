@@ -1,4 +1,4 @@
-"""The dashboard over depth (issue 11): Setup's depth ladder and the Transfer page's width/depth
+"""The dashboard over depth: Setup's depth ladder and the Transfer page's width/depth
 switch, against a real store (AppTest), and the pure depth chart helpers.
 
 The Transfer sweep's runs are finished with synthetic losses whose optima are known (µP's moves

@@ -1,20 +1,25 @@
-"""The µP doctor in the dashboard (issue 12, item 5): the Doctor page runs the real `doctor`
+"""The µP doctor in the dashboard: the Doctor page runs the real `doctor`
 command in a background process and shows the findings, fixes and evidence charts; Setup runs
 the static checks of a registered model before launch and shows failures beside the button;
 the evidence charts are pure functions of the doctor's JSON."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from app import doctor_charts
 
+ROOT = Path(__file__).resolve().parents[2]
 # A user's MLP whose head is a plain nn.Linear (not mucore.Readout).
-PLAIN_HEAD = (Path(__file__).resolve().parents[1] / "fixtures" / "models" / "plain_head.py"
-              ).read_text()
+PLAIN_HEAD = (ROOT / "tests" / "fixtures" / "models" / "plain_head.py").read_text()
 
 
 MHA_PIXELS = '''
@@ -94,9 +99,11 @@ def test_a_plain_linear_head_is_named_with_its_fix_and_evidence(open_page, plain
     assert len(at.get("plotly_chart")) >= 2  # coordinate slopes and the ablation's bars
 
 
-def test_setup_shows_static_check_findings_beside_the_launch_button(open_page, plain_head):
+def test_setup_shows_static_check_findings_beside_the_launch_button(open_page, plain_head,
+                                                                   db_path, no_runner):
     """A model the spec accepts (it has a readout) but whose attention cannot take µP's
-    score scale: the static checks say so before launch, with the fix."""
+    score scale: the static checks say so before launch, with the fix, and a warning does
+    not block the launch."""
     at = open_page("views/setup.py")
     at.selectbox(key="setup.model.kind").set_value("custom").run()
     at.selectbox(key="setup.model.name").set_value("mha_pixels").run()
@@ -104,23 +111,56 @@ def test_setup_shows_static_check_findings_beside_the_launch_button(open_page, p
     assert any("µP checks warn about this model" in w.value for w in at.warning)
     notes = " ".join(m.value for m in at.markdown)
     assert "**attention** (warn)" in notes and "mucore.attention_scale" in notes
-    assert at.button(key="FormSubmitter:setup_launch-Launch sweep")  # launching stays possible
+    from experiments.store import Store
+
+    launch = at.button(key="FormSubmitter:setup_launch-Launch sweep")
+    assert launch.label == "Launch sweep" and not launch.disabled
+    launch.click().run()
+    assert not at.exception
+    (sweep,) = Store(db_path).list_sweeps()  # launching stays possible
+    assert Store(db_path).get_sweep(sweep.id).spec["model"]["name"] == "mha_pixels"
+    assert no_runner == [db_path.resolve()]
 
 
-def test_evidence_charts_draw_the_doctor_json():
-    coord = {"tolerance": 0.2, "roles": {"head": "readout", "fc": "feature"},
-             "slopes": [{"module": m, "step": t, "slope": s}
-                        for m, s in (("head", 0.5), ("fc", 0.0)) for t in (1, 2, 3)]}
+@pytest.fixture(scope="module")
+def plain_head_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The real `doctor --json` of the plain-head MLP, at small widths and steps (~4 s)."""
+    folder = tmp_path_factory.mktemp("doctor")
+    (folder / "models").mkdir()
+    (folder / "models" / "plain_head.py").write_text(PLAIN_HEAD)
+    out = folder / "report.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "experiments", "doctor", "--model", "plain_head",
+         "--widths", "32,64,128", "--steps", "10", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "MUTRANSFER_MODEL_DIRS": str(folder / "models")},
+    )
+    assert r.returncode == 1, r.stdout + r.stderr  # problems found: the head is not a readout
+    return json.loads(out.read_text())
+
+
+def test_evidence_charts_draw_the_doctor_json(plain_head_report: dict[str, Any]) -> None:
+    evidence = {f["check"]: f["evidence"] for f in plain_head_report["findings"]}
+    coord = evidence["coord_check"]
     fig = doctor_charts.activation_slopes_figure(coord)
-    assert [tr.name for tr in fig.data] == ["head", "fc"]  # worst module first
-    assert fig.data[0].line.width == 3  # the readout drawn bold
-    updates = {"judgements": [
-        {"param": "fc.weight", "role": "hidden", "slope": 0.5, "expected": -0.5, "ok": False},
-        {"param": "head.weight", "role": "output", "slope": 0.0, "expected": 0.0, "ok": True}]}
-    fig = doctor_charts.update_slopes_figure(updates)
-    assert list(fig.data[0].y) == [0.5, 0.0] and list(fig.data[1].y) == [-0.5, 0.0]
-    assert fig.data[0].marker.color[0] != fig.data[0].marker.color[1]  # off vs on µP's slope
-    tried = {"tried": [{"key": "readout_mult", "label": "readout multiplier", "healthy": True,
-                        "excess": 0.0}]}
-    assert list(doctor_charts.ablation_figure(tried).data[0].x) == ["readout multiplier"]
+    by_module: dict[str, list[tuple[int, float]]] = {}
+    for s in coord["slopes"]:
+        by_module.setdefault(s["module"], []).append((s["step"], s["slope"]))
+    assert len(fig.data) == min(len(by_module), 12) > 1
+    worst = max(by_module, key=lambda m: max(abs(v) for _, v in by_module[m]))
+    assert worst in coord["offenders"] and coord["roles"][worst] == "readout"
+    assert fig.data[0].name == worst and fig.data[0].line.width == 3  # worst first, readout bold
+    for trace in fig.data:  # every line is its module's slopes, step by step
+        assert list(zip(trace.x, trace.y, strict=True)) == sorted(by_module[trace.name])
+    judged = evidence["update_size"]["judgements"]
+    fig = doctor_charts.update_slopes_figure(evidence["update_size"])
+    assert list(fig.data[0].x) == [j["param"] for j in judged] and len(judged) >= 3
+    assert list(fig.data[0].y) == [j["slope"] for j in judged]
+    assert list(fig.data[1].y) == [j["expected"] for j in judged]  # µP's slope per role
+    assert [c == "#2e7d32" for c in fig.data[0].marker.color] == [j["ok"] for j in judged]
+    tried = evidence["ablation"]["tried"]
+    fig = doctor_charts.ablation_figure(evidence["ablation"])
+    assert list(fig.data[0].x) == [t["label"] for t in tried]
+    assert "readout multiplier" in fig.data[0].x  # the switch that restores flat slopes
+    assert list(fig.data[0].y) == [t["excess"] for t in tried]
     assert doctor_charts.update_slopes_figure({}).data == ()

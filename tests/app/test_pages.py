@@ -10,7 +10,10 @@ import json
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -66,6 +69,27 @@ def test_home_counts_and_quick_demo(open_page, db_path, no_runner, tiny_quick):
     sweeps = Store(db_path).list_sweeps()
     assert len(sweeps) == 1 and no_runner == [db_path.resolve()]
     assert at.session_state["current_sweep_id"] == sweeps[0].id
+
+
+def test_a_runner_that_cannot_start_leaves_the_sweep_queued_and_says_so(
+        open_page, db_path, tiny_quick, monkeypatch):
+    """The quick demo is stored and queued; the page names the runner's failure and the command
+    that runs the queued sweep, never "Nothing was launched"."""
+    import experiments.runner as runner_pkg
+    from experiments.runner.loop import RunnerStartError
+    from experiments.store import Store
+
+    def refuse(db_path: object) -> None:
+        raise RunnerStartError("the background runner could not start (exit 2): disk full")
+
+    monkeypatch.setattr(runner_pkg, "ensure_background_runner", refuse)
+    at = open_page()
+    at.button(key="home_quick_demo").click().run()
+    sweeps = Store(db_path).list_sweeps()
+    assert len(sweeps) == 1 and at.session_state["current_sweep_id"] == sweeps[0].id
+    text = " ".join(w.value for w in at.warning)
+    assert "disk full" in text and f"sweep resume {sweeps[0].id}" in text, text
+    assert not any("Nothing was launched" in e.value for e in at.error)
 
 
 def test_setup_bad_field_shows_error_and_launches_nothing(open_page, db_path, no_runner):
@@ -171,7 +195,25 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     assert any(want in v for v in verdicts), (want, verdicts)
 
 
-def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
+@pytest.fixture
+def served_files(monkeypatch) -> Callable[[str], Any]:
+    """`served(url)` -> the file a page's `st.download_button` offers at `url` (its bytes and
+    file name), read from the media storage of the AppTest run that drew it."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    storages: list[MemoryMediaFileStorage] = []
+    init = MemoryMediaFileStorage.__init__
+
+    def recording_init(self: MemoryMediaFileStorage, media_endpoint: str) -> None:
+        init(self, media_endpoint)
+        storages.append(self)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "__init__", recording_init)
+    return lambda url: storages[-1].get_file(url.rsplit("/", 1)[-1])
+
+
+def test_export_offers_the_clis_exact_bytes(open_page, finished_sweep, monkeypatch, tmp_path,
+                                            served_files):
     db, sweep_id = finished_sweep
     monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
     at = open_page("views/export.py", current_sweep_id=sweep_id)
@@ -182,11 +224,8 @@ def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
         at.checkbox(key="export_force").check().run()
     assert not at.exception
     assert any(h.value == "Bundle preview" for h in at.subheader)
-    from experiments.service import Service
-
-    service = Service(db)
-    bundle = service.export(sweep_id, target, force=force)
-    page_json = service.bundle_json(bundle)
+    page_json = served_files(at.download_button(key="export_json").proto.url)
+    page_yaml = served_files(at.download_button(key="export_yaml").proto.url)
     out = tmp_path / "cli.json"
     r = subprocess.run(
         [sys.executable, "-m", "experiments", "export", str(sweep_id), "--db", str(db),
@@ -194,15 +233,37 @@ def test_export_matches_cli(open_page, finished_sweep, monkeypatch, tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert r.returncode == 0, r.stderr
-    assert page_json == out.read_text(encoding="utf-8"), "the page offers the CLI's exact bytes"
-    assert yaml.safe_load(service.bundle_yaml(bundle)) == json.loads(page_json)
+    assert page_json.content == out.read_bytes(), "the page offers the CLI's exact bytes"
+    assert page_json.filename.endswith(f"-w{target}.json")
+    assert page_yaml.filename == page_json.filename.removesuffix(".json") + ".yaml"
+    assert yaml.safe_load(page_yaml.content) == json.loads(page_json.content)
 
 
-def test_coord_check_and_inspector_pages_render(open_page):
+def test_coord_check_waits_for_its_button_and_the_inspector_shows_its_describe_jobs(open_page):
+    from app import jobs
+
     at = open_page("views/coord_check.py")
-    assert at.button(key="FormSubmitter:coord_form-Run coordinate check")
+    run = at.button(key="FormSubmitter:coord_form-Run coordinate check")
+    assert run.label == "Run coordinate check" and not run.disabled
+    assert "coord_key" not in at.session_state  # nothing starts before the click
+    assert any("press **Run coordinate check**" in i.value for i in at.info)
+
     at = open_page("views/inspector.py")
     assert at.selectbox(key="insp_model").value == "mlp"
+    started = jobs.registry().started()
+    assert sorted(j.args[j.args.index("--width") + 1] for j in started) == ["1024", "64"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not at.dataframe and not at.error:
+        time.sleep(0.5)
+        at.run()
+    assert not at.error, [e.value for e in at.error]
+    assert all(j.proc.poll() == 0 for j in started)  # both describe jobs ran and exited
+    assert any(s.value == "Base width 64 → target width 1024" for s in at.subheader)
+    table = at.dataframe[0].value.set_index("name")
+    # µP with Adam (TP5 Table 8): a hidden matrix's LR is divided by m = 1024 / 64, the input
+    # layer's is not.
+    assert table.loc["hidden.0.weight", "lr_mult"] == 1 / 16
+    assert table.loc["input.weight", "lr_mult"] == 1.0
 
 
 def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeypatch):
@@ -220,7 +281,7 @@ def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeyp
     assert any("Verified" in s.value for s in at.success), [s.value for s in at.success]
 
 
-# --- Registered models (issue 10) ---------------------------------------------------------------
+# --- Registered models (a user's build function) ------------------------------------------------
 
 
 @pytest.fixture
@@ -281,14 +342,18 @@ def test_coord_check_and_inspector_offer_registered_models_with_options(open_pag
 def test_a_broken_model_file_is_shown_and_the_zoo_stays_usable(open_page, registered_mixer):
     (registered_mixer / "broken.py").write_text("import torch\n\nraise ImportError('no')\n")
     at = open_page("views/setup.py")
-    assert any("broken.py, line 3" in e.value for e in at.error), [e.value for e in at.error]
-    assert "Registered model" not in at.selectbox(key="setup.model.kind").options
+    assert any("registered model 'broken' cannot be used" in e.value and "broken.py, line 3"
+               in e.value for e in at.error), [e.value for e in at.error]
+    # The zoo and the working registered model stay offered; the broken one is not.
+    assert "Registered model" in at.selectbox(key="setup.model.kind").options
     assert at.selectbox(key="setup.model.kind").value == "mlp"
-    # The pages sharing `model_picker.model_select` say so too and keep the zoo's models.
+    # The pages sharing `model_picker.model_select` say so too and keep the other models.
     for page, key in (("views/coord_check.py", "coord_model"), ("views/doctor.py", "doctor_model"),
                       ("views/inspector.py", "insp_model")):
         at = open_page(page)
-        assert any("Registered models are unavailable" in e.value and "broken.py, line 3"
+        assert any("registered model 'broken' cannot be used" in e.value and "broken.py, line 3"
                    in e.value for e in at.error), (page, [e.value for e in at.error])
+        options = at.selectbox(key=key).options
         assert at.selectbox(key=key).value == "mlp"
-        assert not any(o.startswith("tiny_mixer") for o in at.selectbox(key=key).options)
+        assert any(o.startswith("tiny_mixer") for o in options)
+        assert not any(o.startswith("broken") for o in options)

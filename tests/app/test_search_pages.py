@@ -1,4 +1,4 @@
-"""The adaptive LR search in the dashboard (issue 13): Setup offers grid or adaptive with the
+"""The adaptive LR search in the dashboard: Setup offers grid or adaptive with the
 expected runs, Runs shows runs planned but not queued, Transfer rings the adaptively chosen
 points. Real store and planner; runs finished with synthetic losses (no training).
 """

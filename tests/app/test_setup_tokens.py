@@ -47,6 +47,9 @@ def test_tokens_picker_lists_allowed_folders_and_launches(open_page, db_path, to
     assert not at.exception and not at.error, [e.value for e in at.error]
     (sweep,) = Store(db_path).list_sweeps()
     task = Store(db_path).get_sweep(sweep.id).spec["task"]  # type: ignore[union-attr]
+    # The data's fingerprint is recorded at submit (a run on changed data is refused).
+    fingerprint = task.pop("fingerprint")
+    assert fingerprint.startswith("train.bin: ") and "; val.bin: " in fingerprint
     assert task == {"name": "tokens", "path": str(token_folder), "seq_len": 32,
                     "vocab_size": 512, "dtype": "uint16"}
 

@@ -105,6 +105,18 @@ class UserLM(nn.Module):
         return self.head(self.ln2(x))
 
 
+@torch.no_grad()
+def zero_biases(model: nn.Module) -> nn.Module:
+    """Start every bias at zero, as transformers' and the zoo's models do: `mucore.parametrize`
+    keeps vector-like parameters as the model initialised them, and torch's default bias init
+    (uniform +-1/sqrt(fan_in)) would make them shrink with width (and a zero query or readout
+    not exactly zero)."""
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            p.zero_()
+    return model
+
+
 def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
@@ -114,7 +126,7 @@ def mlp_trial(table: str | mucore.Parametrization = "mup", *, plain_head: bool =
     """A `Trial` of `UserMLP` at widths 32, 64, 128 on a fixed random batch (Adam, LR 1e-3:
     at these widths a larger LR moves a healthy µP MLP's features by ~0.2 in 30 steps)."""
     def factory(w: int) -> nn.Module:
-        return UserMLP(w, plain_head, width_constant)
+        return zero_biases(UserMLP(w, plain_head, width_constant))
 
     g = torch.Generator().manual_seed(1)
     batch = torch.randn(32, D_IN, generator=g), torch.randint(0, N_OUT, (32,), generator=g)
@@ -132,7 +144,10 @@ def lm_trial(table: str | mucore.Parametrization = "mup", *, steps: int = 30,
     idx = torch.randint(0, VOCAB, (16, SEQ), generator=g)
     # Copy the previous token: learnable only by attending to it, so q and k must align.
     targets = torch.cat([idx[:, :1], idx[:, :-1]], dim=1)
-    trial = Trial(UserLM, mucore.infer_base_shapes(UserLM, WIDTHS[0], WIDTHS[1]),
+    def factory(w: int) -> nn.Module:
+        return zero_biases(UserLM(w))
+
+    trial = Trial(factory, mucore.infer_base_shapes(factory, WIDTHS[0], WIDTHS[1]),
                   mucore.get_parametrization(table), WIDTHS, (idx, targets),
                   lm_loss, hparams=mucore.HParams(zero_query=True), lr=3e-2, steps=steps)
     return trial.with_(**changes)

@@ -1,4 +1,4 @@
-"""The adaptive LR search on synthetic loss surfaces (no training): issue 13 acceptance.
+"""The adaptive LR search on synthetic loss surfaces (no training): the search's acceptance bounds.
 
 A surface is loss(param, width, log2 LR) = 1 + (x - opt(param, width))^2 / 8, with optional
 divergence above a wall, answered through `experiments.adaptive.replay`.

@@ -1,4 +1,4 @@
-"""Adaptive vs grid on real training (issue 13 acceptance, the suite's smaller version of
+"""Adaptive vs grid on real training (the search's acceptance, the suite's smaller version of
 `bench/bench_adaptive.py`): the MLP on digits, Adam, five widths 32..512, a half-step LR
 grid, 2 seeds, short runs. The grid sweep runs through the real runner; the adaptive search is replayed against
 its results (`experiments.adaptive.replay`: each run it asks for is answered with the loss the

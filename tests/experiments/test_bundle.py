@@ -14,6 +14,7 @@ import json
 import math
 import re
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -69,8 +70,10 @@ def true_optimum(param: str, width: int) -> float:
     return MUP_OPT if param == "mup" else -5.5 - 0.8 * math.log2(width / 32)
 
 
-def make_store(tmp_path: Path, mup_drift: float = 0.0) -> tuple[Path, int]:
-    """A store holding the sweep, every run finished with a synthetic bowl in log2 LR."""
+def make_store(tmp_path: Path, mup_drift: float = 0.0,
+               diverged: Callable[[str, int], bool] = lambda p, w: False) -> tuple[Path, int]:
+    """A store holding the sweep, every run finished with a synthetic bowl in log2 LR; every
+    run of a (parametrization, width) for which `diverged` is true diverges."""
     db = tmp_path / "store.duckdb"
     store = Store(db)
     sweep_id = create_sweep(store, SweepSpec.model_validate(SPEC))
@@ -82,7 +85,7 @@ def make_store(tmp_path: Path, mup_drift: float = 0.0) -> tuple[Path, int]:
         if p["parametrization"] == "mup":
             opt += mup_drift * math.log2(p["width"] / 32)
         noise = 0.002 * float(torch.randn((), generator=rng))
-        if x - opt > 2.5:
+        if x - opt > 2.5 or diverged(p["parametrization"], p["width"]):
             result = {"state": "diverged", "final_train_loss": None, "final_val_loss": None}
         else:
             loss = 0.1 + 0.05 * (x - opt) ** 2 + noise
@@ -192,6 +195,40 @@ def test_not_confirmed_needs_force_and_records_it(tmp_path: Path,
     assert "export forced" in bundle.summary()
 
 
+def test_a_widest_width_where_every_lr_diverged_is_refused_without_force(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db, sid = make_store(tmp_path, diverged=lambda p, w: p == "mup" and w == 128)
+    path = tmp_path / "bundle.json"
+    args = ["export", str(sid), "--target-width", "512", "--out", str(path), "--db", str(db)]
+    assert main(["analyze", str(sid), "--db", str(db)]) == 0
+    assert "verdict: not_confirmed" in capsys.readouterr().out
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "not confirmed" in err and "width(s) [128] diverged" in err
+    assert "lower the LR grid" in err and not path.exists()
+    # Forced, it exports what the narrower widths found, and says it was forced.
+    assert main([*args, "--force"]) == 0
+    bundle = read_bundle(path)
+    assert bundle.evidence.forced and bundle.evidence.verdict == "not_confirmed"
+    assert bundle.log2_lr == pytest.approx(MUP_OPT, abs=0.15)
+
+
+def test_an_all_diverged_sweep_has_nothing_to_export_even_forced(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db, sid = make_store(tmp_path, diverged=lambda p, w: True)
+    path = tmp_path / "bundle.json"
+    args = ["export", str(sid), "--target-width", "512", "--out", str(path), "--db", str(db)]
+    for extra in ([], ["--force"]):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err
+        assert "nothing to export: no mup width has an LR optimum" in err
+        assert "width 32: every run diverged" in err and "even with --force" in err
+        assert "pass --force" not in err  # never offered when it cannot help
+        assert "Traceback" not in err and not path.exists()
+    assert main([*args, "--parametrization", "completep"]) == 2
+    assert "no completep runs to export" in capsys.readouterr().err
+
+
 def test_mismatched_model_is_refused(tmp_path: Path, confirmed: tuple[Path, int]) -> None:
     db, sid = confirmed
     path = tmp_path / "bundle.json"
@@ -222,7 +259,7 @@ def test_cli_input_errors(tmp_path: Path, confirmed: tuple[Path, int],
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 # A bundle written by the exporter before ParamRow was derived from mucore.DescribeRow and the
-# kind/version constants moved to one place (issue 9): it must still load, verify and re-serialize
+# kind/version constants moved to one place: it must still load, verify and re-serialize
 # to the same bytes.
 SCHEMA1_BUNDLE = FIXTURES / "bundle_schema1.json"
 

@@ -1,4 +1,4 @@
-"""Export and verify over depth (issue 11, item 6): `export --target-width N --target-depth L`
+"""Export and verify over depth: `export --target-width N --target-depth L`
 writes a bundle that records the base and target depth and rebuilds init, branch multipliers
 and optimizer groups at (N, L); `verify` trains at (N, L). A ladder's bundle without
 --target-depth is for the base depth; --target-depth on a width-only sweep exits 2; off the base

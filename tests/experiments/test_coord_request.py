@@ -1,4 +1,4 @@
-"""The dashboard's coordinate-check request (issue 11, item 3): `Service.coord_check_command`
+"""The dashboard's coordinate-check request: `Service.coord_check_command`
 turns a width or depth request into the CLI's arguments, which the CLI's own parser accepts,
 and refuses a bad depth request with the field named before any process starts."""
 

@@ -1,4 +1,4 @@
-"""Sweeps over depth (issue 11, item 4): a spec's `depths` ladder and `base_depth` expand into
+"""Sweeps over depth: a spec's `depths` ladder and `base_depth` expand into
 widths x depths x parametrizations x LRs x seeds runs keyed by depth; width-only specs keep
 their keys and hashes; a bad ladder is refused at its field (CLI: exit 2, nothing stored); and
 a run of a ladder trains with the depth rules measured against the base depth."""

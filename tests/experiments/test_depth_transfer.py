@@ -1,4 +1,4 @@
-"""Depth transfer on the byte corpus (issue 11 acceptance), a CPU-sized copy of the depth-gpt
+"""Depth transfer on the byte corpus (depth transfer's acceptance), a CPU-sized copy of the depth-gpt
 preset: a pre-LN GPT at depths 2, 4, 8 tuned from depth 2, in µP and CompleteP, trained for real
 (in-process, one seed) and analysed by `analyze`'s depth section.
 

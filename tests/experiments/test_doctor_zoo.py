@@ -1,4 +1,4 @@
-"""No false alarm from the doctor on the zoo (issue 12 acceptance): every kind, SP and µP,
+"""No false alarm from the doctor on the zoo (the doctor's no-false-alarm bound): every kind, SP and µP,
 through static and dynamic checks (30 steps, widths 64..256, the readout keeping its own init).
 µP is healthy with every finding passing; SP is healthy too, reported as SP (its dynamic
 checks warn, nothing fails, no ablation). The MLP runs in the CLI tests."""

@@ -1,4 +1,4 @@
-"""A sweep over each global µP knob goes CLI -> store -> analyze -> export (issue 9).
+"""A sweep over each global µP knob goes CLI -> store -> analyze -> export.
 
 The knob list is `experiments.config.GLOBAL_KNOBS`, derived from `mucore.HParams`. Each test
 sweeps one knob over three values at two widths: the analysis must report the knob as swept,

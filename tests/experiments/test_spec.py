@@ -105,11 +105,11 @@ def test_invalid_spec_is_refused_naming_the_field(data: dict[str, Any], field: s
     assert "For further information" not in text
 
 
-def test_cuda_without_a_gpu_says_use_auto_or_cpu() -> None:
+def test_cuda_without_a_gpu_says_use_auto_or_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+    # A machine without a GPU, whatever this one has.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValidationError) as info:
         SweepSpec.model_validate(with_(device="cuda"))
     text = format_validation_error(info.value)

@@ -1,4 +1,4 @@
-"""The spec accepts the depth tables (issue 11) and refuses them with SGD, by field; on a width
+"""The spec accepts the depth tables (CompleteP, depth-µP) and refuses them with SGD, by field; on a width
 ladder alone (no depth sweep yet) a CompleteP run trains as µP does (m_L = 1)."""
 
 from __future__ import annotations

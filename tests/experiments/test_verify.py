@@ -17,13 +17,14 @@ import torch
 
 from experiments import verify as verify_module
 from experiments.analysis import analyze
-from experiments.bundle import build_bundle, write_bundle
+from experiments.bundle import HPBundle, build_bundle, write_bundle
 from experiments.cli import main
 from experiments.config import RunConfig, RunResult
 from experiments.errors import UserError
 from experiments.spec import SweepSpec
 from experiments.train import NullReporter, train_run
 from experiments.verify import verify_bundle
+from mucore.bundle import content_hash
 
 torch.set_num_threads(1)
 
@@ -143,3 +144,85 @@ def test_sp_baseline_trains_at_the_sp_optima_of_the_swept_knobs(
     assert math.log2(sp.lr) == pytest.approx(-7.0)
     assert report.within_one_step and report.loss_gap == pytest.approx(0.0)
     assert report.sp_gap == pytest.approx(0.05)
+
+
+# --- A bundle is input: checked before anything is built ---------------------------------------
+
+
+def _surface_bundle(target_width: int = 256) -> HPBundle:
+    from tests.experiments.analysis.test_analysis_report import surface
+
+    runs = surface({"mup": {32: -6.0, 64: -6.0, 128: -6.0}, "sp": {32: -6.0, 64: -7.0,
+                                                                   128: -8.0}})
+    return build_bundle(SweepSpec.model_validate(SPEC).model_dump(mode="json"),
+                        analyze(runs, target_width=target_width), target_width)
+
+
+def _rehashed(bundle: HPBundle, path: Path, **changes: object) -> Path:
+    """The bundle with `changes`, hashed again (what a careless or hostile editor can do)."""
+    body = {**bundle.body(), **changes}
+    body["content_hash"] = content_hash(body)
+    path.write_text(json.dumps(body))
+    return path
+
+
+def test_verify_names_an_invalid_model_block_and_exits_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bundle = _surface_bundle()
+    bad = _rehashed(bundle, tmp_path / "bad.json", model={"kind": "custom", "name": "../x y"})
+    for argv in (["verify", str(bad), "--steps", "1"], ["bundle", "show", str(bad)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "model.name: String should match pattern" in err and "re-export" in err
+        assert "Traceback" not in err
+    wrong = _rehashed(bundle, tmp_path / "wrong.json", hparams={"init_std": -1.0})
+    assert main(["verify", str(wrong), "--steps", "1"]) == 2
+    assert "hparams.init_std" in capsys.readouterr().err
+    seeds = _rehashed(bundle, tmp_path / "seeds.json", spec={**bundle.spec, "seeds": "abc"})
+    assert main(["verify", str(seeds), "--steps", "1"]) == 2
+    assert "spec.seeds is 'abc', not a list of integers >= 0" in capsys.readouterr().err
+
+
+def test_verify_refuses_a_target_too_large_before_building_it(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    bundle = _surface_bundle()
+    trained: list[RunConfig] = []
+    monkeypatch.setattr(verify_module, "train_run", lambda run, rep: trained.append(run))
+    huge = _rehashed(bundle, tmp_path / "huge.json", target_width=1e9)
+    assert main(["verify", str(huge), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "target_width 1,000,000,000 needs an estimated" in err and "GiB" in err
+    assert "export --target-width N" in err and not trained
+    # A width torch cannot even count is refused the same way.
+    assert main(["verify", str(_rehashed(bundle, tmp_path / "x.json", target_width=10**12)),
+                 "--device", "cpu"]) == 2
+    assert "target_width 1,000,000,000,000" in capsys.readouterr().err and not trained
+    # The healthy target is sized, not refused: a few MiB for a 256-wide digits MLP.
+    need = verify_module.check_target_memory(bundle, "cpu", 32)
+    assert 2**20 < need < 2**27
+
+
+def test_a_diverged_transferred_lr_is_never_within_one_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bundle = _surface_bundle()
+
+    def fake_train_run(run: RunConfig, reporter: object) -> RunResult:
+        # Diverges from the transferred LR up; the best point is one step below it.
+        x = math.log2(run.lr)
+        if x >= bundle.log2_lr - 1e-9:
+            return RunResult(state="diverged", final_train_loss=None, final_val_loss=None,
+                             steps_done=1, wall_s=0.0, samples_per_s=1.0, device="cpu",
+                             peak_mem_bytes=None)
+        loss = 0.1 + 0.05 * (x - bundle.log2_lr + 0.8) ** 2
+        return RunResult(state="done", final_train_loss=loss, final_val_loss=loss,
+                         steps_done=run.steps, wall_s=0.0, samples_per_s=1.0, device="cpu",
+                         peak_mem_bytes=None)
+
+    monkeypatch.setattr(verify_module, "train_run", fake_train_run)
+    report = verify_bundle(bundle, 2, steps=1, device="cpu", sp_baseline=False)
+    assert report.transferred_loss is None and report.opt_log2_lr is not None
+    assert abs(report.opt_log2_lr - bundle.log2_lr) <= report.step  # near, yet diverged
+    assert report.within_one_step is False
+    assert "within one grid step: False (the transferred LR diverged)" in report.summary()
+    assert "the transferred LR diverged at the target width" in report.warnings

@@ -1,6 +1,6 @@
 """Small models for the mucore tests: every µP role, an attention with a width-dependent head dim,
 a CNN with BatchNorm. Each class takes the width as its first argument, so the class itself is a
-`width -> nn.Module` factory."""
+`width -> nn.Module` factory. Every toy starts its biases at zero (`zero_biases`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ import mucore
 
 D_IN, N_OUT = 12, 5
 VOCAB, SEQ = 32, 8
+
+
+@torch.no_grad()
+def zero_biases(model: nn.Module) -> None:
+    """Start every bias at zero, as the zoo's models do: mucore keeps a model's own vector init
+    (µP's rule for vectors is "as in the base model"), so a toy says what it wants."""
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            p.zero_()
 
 
 class ToyMLP(nn.Module):
@@ -26,6 +35,7 @@ class ToyMLP(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.act2 = nn.ReLU()
         self.readout = mucore.Readout(width, N_OUT)
+        zero_biases(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 12) -> (B, 5)
         h = self.act1(self.input_scale(self.inp(x)))  # (B, w)
@@ -80,6 +90,7 @@ class ToyTransformer(nn.Module):
         self.attn = ToyAttention(width)
         self.ln2 = nn.LayerNorm(width)
         self.readout = mucore.Readout(width, VOCAB)
+        zero_biases(self)
 
     def forward(self, idx: Tensor) -> Tensor:  # (B, T) int64 -> (B, T, vocab)
         pos = torch.arange(idx.shape[1], device=idx.device)
@@ -98,6 +109,7 @@ class ToyCNN(nn.Module):
         self.act = nn.ReLU()
         self.conv = nn.Conv2d(width, width, 3, padding=1)
         self.readout = mucore.Readout(width, N_OUT)
+        zero_biases(self)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, 3, H, W) -> (B, 5)
         h = self.conv(self.act(self.bn(self.stem(x))))  # (B, w, H, W)

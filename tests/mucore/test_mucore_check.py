@@ -241,12 +241,27 @@ class MHAModel(nn.Module):
         return self.readout(self.attn(x, x, x)[0])
 
 
+class FixedDimMHAModel(MHAModel):
+    """nn.MultiheadAttention adding heads of a fixed dim (16) as width grows: µP-correct."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__(width)
+        self.attn = nn.MultiheadAttention(width, num_heads=width // 16, batch_first=True)
+
+
 def test_attention_that_cannot_take_the_mup_scale():
     model, setup = _setup(MHAModel)
-    d = mucore.check(model)
-    f = d.finding("attention")
-    assert f.status == "warn" and f.evidence["unscaled"] == ["attn"]
-    assert "mucore.attention_scale" in f.fix
+    f = mucore.check(model).finding("attention")
+    # Its head dim grows (the two builds show it) and it cannot take 1/d_head: a failure.
+    assert f.status == "fail" and f.evidence["module"] == "attn"
+    assert (f.evidence["base_head_dim"], f.evidence["head_dim"]) == (BASE // 2, WIDTH // 2)
+    assert "head dim fixed" in f.fix and "mucore.attention_scale" in f.fix
+    # SP keeps 1/sqrt(d_head) on purpose; a fixed head dim is µP-correct under µP.
+    sp = MHAModel(WIDTH)
+    mucore.parametrize(sp, setup.base_shapes, "sp", seed=0)
+    assert mucore.check(sp).finding("attention").status == "pass"
+    fixed, _ = _setup(FixedDimMHAModel)
+    assert mucore.check(fixed).finding("attention").status == "pass"
     model, setup = _setup(ToyTransformer)
     assert mucore.check(model).finding("attention").evidence["configured"] == ["attn"]
 

@@ -102,6 +102,7 @@ def test_relative_schedule_keeps_group_ratios(wide):
 def test_describe_rows_match_optimizer_groups(optimizer, param):
     shapes = mucore.infer_base_shapes(ToyTransformer, BASE)
     model = ToyTransformer(BASE * M)
+    own = {n: p.detach().clone() for n, p in model.named_parameters()}
     setup = mucore.parametrize(model, shapes, param, mucore.HParams(output_mult=2.0), seed=0)
     rows = mucore.describe(setup, optimizer)
     opt = mucore.build_optimizer(model, setup, optimizer, LR)
@@ -116,10 +117,11 @@ def test_describe_rows_match_optimizer_groups(optimizer, param):
         p = params[row.name]
         if row.init == "normal":
             assert p.std().item() == pytest.approx(row.init_std, rel=0.1), row.name
-        elif row.init == "ones":
-            assert torch.all(p == 1)
+        elif row.init == "own":  # vector-like: parametrize kept the model's values
+            assert row.role == "vector" and row.init_std == 0.0
+            assert torch.equal(p, own[row.name]), row.name
         else:
-            assert torch.count_nonzero(p) == 0
+            assert row.init == "zeros" and torch.count_nonzero(p) == 0
     by_name = {r.name: r for r in rows}
     assert by_name["readout.weight"].forward_mult == model.readout.forward_mult
     expected_hidden = 1 / M if (param, optimizer) == ("mup", "adam") else 1.0

@@ -119,3 +119,23 @@ def test_zero_readout_and_zero_query_rows():
     # A zero readout gives an output of exactly zero (plus the zero bias) at any width.
     out = model(torch.zeros(2, 4, dtype=torch.long))
     assert torch.count_nonzero(out) == 0
+
+
+def test_zero_inits_zero_their_biases_and_nothing_else():
+    """`zero_readout` zeroes the whole readout (weight and bias) and `zero_query` the query rows
+    of qkv's weight and bias; every other vector keeps the model's own values."""
+    shapes = mucore.infer_base_shapes(ToyTransformer, BASE)
+    model = ToyTransformer(4 * BASE)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.fill_(0.5)
+    hp = mucore.HParams(zero_readout=True, zero_query=True)
+    setup = mucore.parametrize(model, shapes, "mup", hp, seed=1)
+    width = 4 * BASE
+    assert torch.count_nonzero(model.readout.bias) == 0
+    assert torch.count_nonzero(model.attn.qkv.bias[:width]) == 0
+    assert torch.all(model.attn.qkv.bias[width:] == 0.5)
+    assert torch.all(model.attn.proj.bias == 0.5)
+    rows = {r.name: r.init for r in mucore.describe(setup)}
+    assert (rows["readout.bias"], rows["attn.proj.bias"]) == ("zeros", "own")

@@ -1,4 +1,4 @@
-"""The depth section of the analysis (issue 11) on synthetic loss surfaces with known optima.
+"""The depth section of the analysis on synthetic loss surfaces with known optima.
 
 loss = floor + curvature * (log2 LR - optimum(param, width, depth))^2 + seeded noise. The
 depth section must recover the per-depth optima and the drift per depth doubling, confirm a
@@ -108,7 +108,7 @@ def test_a_single_depth_or_an_old_frame_has_no_ladder() -> None:
     assert split_depth_ladder(width_only)[1] is None
 
 
-def test_a_depth_whose_runs_all_diverged_is_left_out_with_a_depth_warning() -> None:
+def test_a_depth_whose_runs_all_diverged_fails_the_depth_verdict_with_a_warning() -> None:
     runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0})
     dead = (runs["depth"] == 16) & (runs["parametrization"] == "completep")
     runs.loc[dead, "state"] = "diverged"
@@ -117,7 +117,11 @@ def test_a_depth_whose_runs_all_diverged_is_left_out_with_a_depth_warning() -> N
     row = depth["parametrizations"]["completep"]["depths"][-1]
     assert row["status"] == "all_diverged" and row["opt_log2_lr"] is None
     assert any("every run at depth 16 diverged" in w for w in depth["warnings"])
-    assert depth["verdict"] == "confirmed"  # three depths still agree
+    # The three other depths agree, but the ladder's deepest rung has no finite loss: the
+    # verdict counts every depth, and says which one and what to change.
+    assert depth["verdict"] == "not_confirmed"
+    assert "every CompleteP run at depth(s) [16] diverged" in depth["reason"]
+    assert "every depth of the ladder; lower the LR grid" in depth["reason"]
 
 
 def test_the_depth_section_reads_the_width_asked_for() -> None:

@@ -1,4 +1,4 @@
-"""`python -m experiments coord-check --depths` (issue 11, item 3): the coordinate check over
+"""`python -m experiments coord-check --depths`: the coordinate check over
 depth at one width, its JSON (`axis: "depth"`, the width check's fields), the store record, and
 a bad depth ladder refused with a field-named message, exit 2, nothing written."""
 

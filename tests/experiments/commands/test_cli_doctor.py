@@ -1,4 +1,4 @@
-"""`python -m experiments doctor` (issue 12, items 2-4): a healthy zoo model exits 0 with every
+"""`python -m experiments doctor`: a healthy zoo model exits 0 with every
 static and dynamic check passing, SP is reported as SP, a registered model with a plain
 nn.Linear head exits 1 with the ablation naming the head, bad input exits 2."""
 

@@ -156,7 +156,7 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     assert abs(mup["drift_slope"]) <= doc["tolerance"]
     # SP's optimum falls with width: its drift alone fails the same rule.
     assert sp["drift_slope"] < -doc["tolerance"]
-    # Regret at the widest width (issue 13): copying width 64's LR costs µP no more than the
+    # Regret at the widest width (the verdict's rule (d)): copying width 64's LR costs µP no more than the
     # tolerance (1% of the loss, or the seeds' spread there) as far as its interval tells; SP's
     # whole interval lies above it.
     for param, within in (("mup", True), ("sp", False)):
@@ -172,3 +172,100 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     strict = json.loads(strict_out.read_text())
     inside = -doc["tolerance"] <= lo and hi <= doc["tolerance"]
     assert strict["verdict"] == ("confirmed" if inside else "not_confirmed"), strict["reason"]
+
+
+JOBS = "tests.experiments.engine_jobs"
+
+
+def engine_sweep(db: Path, name: str, jobs: list[tuple[str, dict[str, Any]]]) -> int:
+    """A sweep of engine test jobs (job name, payload), queued in the store at `db`."""
+    from experiments.store import RunRow, Store
+
+    rows = [RunRow(f"r{i}", 32, "mup", 2.0 ** -(i + 1), 0, payload={"points": 3, **payload},
+                   steps_total=3, job_fn=f"{JOBS}:{job}") for i, (job, payload) in enumerate(jobs)]
+    return Store(db).create_sweep(name, {}, rows)
+
+
+def stop_background_runners(db: Path) -> None:
+    """End the background runner the test started (it would idle for a minute)."""
+    import signal
+
+    from experiments.store import Store
+
+    for runner in Store(db).live_runners():
+        os.kill(runner.pid, signal.SIGTERM)
+
+
+@pytest.mark.slow
+def test_a_corrupt_chunk_is_quarantined_and_the_background_runner_still_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Before: the runner's startup ingest died on the bad chunk, `sweep submit` still said
+    # "queued" (exit 0) and the sweeps stayed queued forever. The commands run in-process
+    # (the same `main` as the CLI); the background runner is a real process.
+    from experiments.cli import main
+    from experiments.store import Store
+    from experiments.store.store import wait_for
+
+    db = tmp_path / "store.duckdb"
+    old = engine_sweep(db, "old", [("count_job", {})])
+    (run_id,) = Store(db).runs_frame(old)["run_id"]
+    bad = Store(db).run_dir(old, int(run_id)) / "part-1-000005.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not parquet")
+    try:
+        assert main(["sweep", "submit", str(tiny_spec(tmp_path)), "--db", str(db)]) == 0
+        new = int(capsys.readouterr().out.strip().splitlines()[-1])
+        store = Store(db)
+        assert wait_for(lambda: all(store.list_sweeps(s)[0].state == "done" for s in (old, new)),
+                        180), (db.with_name("store.duckdb.d") / "runner.log").read_text()
+    finally:
+        stop_background_runners(db)
+    assert main(["sweep", "status", "--json", "--db", str(db)]) == 0
+    by_id = {s["id"]: s for s in json.loads(capsys.readouterr().out)}
+    assert by_id[new]["quarantined"] == []
+    (chunk,) = by_id[old]["quarantined"]
+    assert chunk["path"] == str(bad) and chunk["run_id"] == run_id and "Parquet" in chunk["error"]
+    assert Path(chunk["moved_to"]).read_bytes() == b"not parquet" and not bad.exists()
+    assert main(["sweep", "status", "--db", str(db)]) == 0
+    line = f"sweep {old} run {run_id}: metric chunk part-1-000005.parquet unreadable, quarantined"
+    assert line in capsys.readouterr().out
+    assert main(["runs", str(old), "--db", str(db)]) == 0
+    assert f"note: run {run_id}: metric chunk part-1-000005" in capsys.readouterr().out
+
+
+def test_submit_reports_a_runner_that_could_not_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real runner process, started with a flag it refuses (workers=-1), exits before it
+    # registers: `sweep submit` says so with the reason and exits non-zero; the sweep is kept.
+    import functools
+
+    import experiments.runner as runner
+    from experiments.cli import main
+    from experiments.store import Store
+
+    monkeypatch.setattr(runner, "ensure_background_runner",
+                        functools.partial(runner.ensure_background_runner, workers=-1))
+    db = tmp_path / "store.duckdb"
+    assert main(["sweep", "submit", str(tiny_spec(tmp_path)), "--db", str(db)]) == 2
+    out, err = capsys.readouterr()
+    sweep_id = int(out.strip().splitlines()[-1])
+    assert f"sweep {sweep_id} 'tiny' is queued, but the background runner could not start" in err
+    assert "error: --workers must be >= 1, got -1" in err and f"sweep resume {sweep_id}" in err
+    assert Store(db).list_sweeps(sweep_id)[0].counts == {"queued": 4}
+
+
+def test_sweep_resume_exits_1_when_a_run_failed_and_0_when_runs_diverged(tmp_path: Path) -> None:
+    # A diverged run is a result; a failed one is not (before: exit 0 either way).
+    db = tmp_path / "store.duckdb"
+    failed = engine_sweep(db, "fails", [("count_job", {}), ("failing_job", {})])
+    r = cli("sweep", "resume", str(failed), "--db", str(db), "--workers", "1")
+    assert r.returncode == 1, r.stderr
+    assert f"sweep {failed} did not complete: 1 failed and 0 cancelled of 2 runs" in r.stderr
+    assert f"sweep retry {failed}" in r.stderr and "Traceback" not in r.stderr
+    assert r.stdout.strip().splitlines()[-1] == str(failed)  # the id still comes last
+    diverged = engine_sweep(db, "diverges", [("count_job", {}), ("count_job", {"state": "diverged"})])
+    r = cli("sweep", "resume", str(diverged), "--db", str(db), "--workers", "1")
+    assert r.returncode == 0, r.stderr
+    assert f"sweep {diverged} done: diverged 1, done 1" in r.stderr

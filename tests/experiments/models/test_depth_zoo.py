@@ -99,7 +99,7 @@ def test_a_model_without_depth_has_no_depth_factory() -> None:
 
 
 def test_coord_check_over_depth_on_the_gpt_flat_for_completep_growing_for_mup() -> None:
-    """Issue 11's acceptance: GPT width 64, depths 2..16; CompleteP max |slope| <= 0.15 while
+    """Depth transfer's acceptance bound: GPT width 64, depths 2..16; CompleteP max |slope| <= 0.15 while
     plain µP's residual stream grows with depth (figures: about 0.12 and 1.2)."""
     tc = TaskConfig(name="bytes", seq_len=32)  # type: ignore[arg-type]
     factory = depth_model_factory(GPTConfig(), task_info(tc))

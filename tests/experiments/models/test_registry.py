@@ -1,4 +1,4 @@
-"""Registered models (issue 10): a user's `build(width, *, task, **options)` found through the
+"""Registered models: a user's `build(width, *, task, **options)` found through the
 `MUTRANSFER_MODEL_DIRS` setting or a `mutransfer.models` entry point, checked when a spec
 names it, and every bad input refused with a message that names the fix.
 """

@@ -1,6 +1,6 @@
 """The adaptive search in the real engine: the runner queues follow-up runs as results arrive.
 
-Acceptance (issue 13): kill -9 of the runner mid-way through an adaptive sweep, then `sweep
+Acceptance: kill -9 of the runner mid-way through an adaptive sweep, then `sweep
 resume`: it finishes with exactly the runs an uninterrupted sweep makes (same seeds, LRs).
 """
 

@@ -321,7 +321,7 @@ def test_a_lost_ray_task_is_requeued_and_finishes(ray_session: None, tmp_path: P
 
 @pytest.mark.ray
 def test_adaptive_search_plans_on_ray_as_on_local(ray_session: None, tmp_path: Path) -> None:
-    """Issue 13: the runner plans an adaptive sweep's next runs on the Ray executor too, and
+    """The runner plans an adaptive sweep's next runs on the Ray executor too, and
     makes the same runs (same LRs and seeds, same losses) as on the local one."""
     import yaml
 

@@ -247,3 +247,44 @@ def test_wait_ready_returns_once_every_worker_has_started() -> None:
         assert ex.free_slots() == 4 and ex.busy() == 0  # two claims per worker (PREFETCH)
     finally:
         ex.shutdown()
+
+
+def test_corrupt_chunk_dropped_into_a_running_sweep_is_quarantined(tmp_path: Path) -> None:
+    # Chaos: an unreadable part-*.parquet appears in a live run's folder. Before, the next
+    # ingest failed the whole batch and the runner died; now that one file is moved aside and
+    # noted on its run, and the sweep finishes with every run done and every real row stored.
+    import threading
+
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("chaos-chunk", {}, rows(4, points=30, sleep_s=0.03))
+    dropped: dict[str, Any] = {}
+
+    def drop_a_bad_chunk() -> None:
+        def a_run_is_writing() -> bool:
+            live = store.runs_frame(sid).query("state == 'running'")
+            for run_id in live["run_id"]:
+                folder = store.run_dir(sid, int(run_id))
+                if any(folder.glob("part-*.parquet")):
+                    dropped["run_id"] = int(run_id)
+                    return True
+            return False
+
+        if wait_for(a_run_is_writing, 120, interval_s=0.02):
+            bad = store.run_dir(sid, dropped["run_id"]) / "part-1-900000.parquet"
+            bad.write_bytes(b"PAR1" + os.urandom(200) + b"PAR1")
+            dropped["path"] = bad
+
+    t = threading.Thread(target=drop_a_bad_chunk)
+    t.start()
+    summary = run_sweep(db, sid, workers=2)
+    t.join()
+    assert "path" in dropped, "no run was seen writing its chunks"
+    assert summary.counts == {"done": 4}
+    (chunk,) = store.quarantined(sid)
+    assert (chunk.run_id, chunk.path) == (dropped["run_id"], str(dropped["path"]))
+    assert not dropped["path"].exists() and Path(str(chunk.moved_to)).exists()
+    notes = store.runs_frame(sid).set_index("run_id")["note"]
+    assert "part-1-900000.parquet unreadable, quarantined" in notes[dropped["run_id"]]
+    assert notes.drop(dropped["run_id"]).isna().all()
+    assert len(store.metrics_frame(sid)) == 4 * 30 * 2  # every real row, once

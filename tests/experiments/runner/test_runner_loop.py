@@ -109,3 +109,109 @@ def test_idle_runner_waits_then_exits(tmp_path: Path) -> None:
     start = time.monotonic()
     run_pending(db, executor=ScriptedExecutor())  # idle_exit_s=0: nothing to do, stop at once
     assert time.monotonic() - start < 3
+
+
+# --- Who runs queued work: the runner's shutdown against a submitter ----------------------------
+
+
+def submit_while(store: Store, seen: dict[str, Any], key: str) -> None:
+    """What `sweep submit` does, at a chosen moment: queue a sweep, then ask for a runner."""
+    seen[f"{key}_sweep"] = store.create_sweep(key, {}, scripted_rows(**{key: ["result"]}))
+    seen[f"{key}_serves"] = loop.serves_every_sweep(store)
+
+
+def test_a_sweep_queued_as_the_idle_runner_decides_to_stop_is_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The race, driven deterministically: the runner has decided to stop (nothing queued) but
+    # is still registered when a submitter queues a sweep and asks for a runner. Before, the
+    # submitter saw a live runner and started none, the runner exited: the sweep stayed queued.
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    seen: dict[str, Any] = {}
+    decide = loop._RunnerLoop.finished
+
+    def finished_then_submit(self: loop._RunnerLoop, idle_exit_s: float) -> bool:
+        stop = decide(self, idle_exit_s)
+        if stop and "late_sweep" not in seen:
+            submit_while(store, seen, "late")
+            # The real submit path: the runner still counts, so no second one is started.
+            seen["started"] = loop.ensure_background_runner(db)
+        return stop
+
+    monkeypatch.setattr(loop._RunnerLoop, "finished", finished_then_submit)
+    run_pending(db, executor=ScriptedExecutor())  # a background runner: every sweep
+    assert seen["late_serves"] is True and seen["started"] is None
+    assert store.list_sweeps(seen["late_sweep"])[0].counts == {"done": 1}
+    assert store.live_runners() == []
+
+
+def test_a_sweep_queued_after_the_runner_unregistered_finds_no_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The other order: the runner has left the registry, so the submitter sees no runner and
+    # would start one; the leaving runner's last look at the queue takes the run as well, and
+    # the claim (a transaction) hands it to exactly one of them.
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    seen: dict[str, Any] = {}
+    unregister = Store.unregister_runner
+
+    def unregister_then_submit(self: Store, token: str) -> None:
+        unregister(self, token)
+        if "after_sweep" not in seen:
+            submit_while(store, seen, "after")
+
+    monkeypatch.setattr(Store, "unregister_runner", unregister_then_submit)
+    ex = ScriptedExecutor()
+    run_pending(db, executor=ex)
+    assert seen["after_serves"] is False  # the submitter starts a runner of its own
+    assert store.list_sweeps(seen["after_sweep"])[0].counts == {"done": 1}
+    assert ex.submitted == [("after", 1)]
+
+
+def test_a_foreground_runner_does_not_count_as_serving_every_sweep(tmp_path: Path) -> None:
+    # `sweep run` claims its own sweep's runs only: a sweep submitted meanwhile needs the
+    # background runner all the same (before, any live runner counted and none was started).
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("fg", {}, scripted_rows(fg=["result"]))
+    seen: list[bool] = []
+
+    class Watching(ScriptedExecutor):
+        def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
+            seen.append(loop.serves_every_sweep(store))
+            return super().poll(timeout_s)
+
+    run_pending(db, sid, executor=Watching())
+    assert seen and not any(seen)
+    store.register_runner("elsewhere:1:bg")  # another host's background runner (fresh beat)
+    assert loop.serves_every_sweep(store)
+
+
+def test_a_runner_that_cannot_start_is_reported_with_its_reason(tmp_path: Path) -> None:
+    # A real runner process that exits before registering: the caller gets its last log line.
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    with pytest.raises(loop.RunnerStartError, match=r"exit 2\): error: --workers must be >= 1"):
+        loop.ensure_background_runner(db, workers=-1)
+    assert store.live_runners() == []
+
+
+def test_a_corrupt_chunk_left_in_the_store_does_not_stop_a_runner_starting(
+    tmp_path: Path,
+) -> None:
+    # Before, the runner's startup ingest read every chunk in one batch and died on this file.
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    old = store.create_sweep("old", {}, scripted_rows(old=["result"]))
+    run_pending(db, old, executor=ScriptedExecutor())
+    (run_id,) = store.runs_frame(old)["run_id"]
+    bad = store.run_dir(old, int(run_id)) / "part-1-000042.parquet"
+    bad.write_bytes(b"\x00" * 64)
+    sid = store.create_sweep("new", {}, scripted_rows(a=["result"], b=["result"]))
+    run_pending(db, executor=ScriptedExecutor())
+    assert store.list_sweeps(sid)[0].counts == {"done": 2}
+    (chunk,) = store.quarantined()
+    assert (chunk.sweep_id, chunk.run_id, chunk.path) == (old, run_id, str(bad))
+    assert not bad.exists() and Path(str(chunk.moved_to)).read_bytes() == b"\x00" * 64

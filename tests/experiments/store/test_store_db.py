@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from experiments.errors import StoreError
 from experiments.store import RunRow, RunState, Store, transaction
 from experiments.store.db import connect
 from experiments.store.schema import SCHEMA_V1, SCHEMA_VERSION, STATE_CHECK
@@ -18,7 +19,7 @@ Rows = Callable[..., list[RunRow]]
 
 
 def test_new_store_is_at_the_current_version(store: Store) -> None:
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.schema_version() == SCHEMA_VERSION == 4
     assert all(f"'{s}'" in STATE_CHECK for s in RunState)  # the CHECK lists the enum
 
 
@@ -42,6 +43,9 @@ def test_old_v1_store_is_migrated_in_place_and_keeps_its_rows(tmp_path: Path) ->
     assert (frame["state"].tolist(), frame["init_std"].tolist()) == (["done"], [2.0])
     store.record_verification(7, {"target_width": 512}, "abc")  # the v2 table is there
     assert store.list_verifications(7)[0].target_width == 512
+    assert store.quarantined(7) == [] and frame["note"].isna().all()  # v3: quarantined chunks
+    store.register_runner("host:1:abc", sweep_id=7)  # v4: each runner's sweep
+    assert [r.sweep_id for r in store.live_runners()] == [7]
     assert Store(path).schema_version() == SCHEMA_VERSION  # and reopening changes nothing
 
 
@@ -50,8 +54,11 @@ def test_newer_store_than_the_code_is_refused(tmp_path: Path) -> None:
     Store(path)
     with duckdb.connect(str(path)) as con:
         con.execute("INSERT INTO schema_version VALUES (?)", [SCHEMA_VERSION + 1])
-    with pytest.raises(RuntimeError, match="newer than this code"):
+    with pytest.raises(StoreError, match="newer than this code") as info:
         Store(path)
+    assert info.value.kind == "too_new"
+    with pytest.raises(StoreError, match="newer than this code"):
+        Store(path, read_only=True)
 
 
 def test_transaction_commits_or_rolls_back_everything(store: Store, make_rows: Rows) -> None:

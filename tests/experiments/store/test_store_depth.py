@@ -1,4 +1,4 @@
-"""`runs_frame` reads each run's depth and base depth from its stored payload (issue 11): no
+"""`runs_frame` reads each run's depth and base depth from its stored payload: no
 schema migration, so a store written before depth ladders (payloads without `base_depth`, rows
 whose payload is not a RunConfig at all) reads as before, with NULLs."""
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from experiments.config import GLOBAL_KNOBS
@@ -83,17 +87,76 @@ def test_rebuild_metrics_keeps_the_old_rows_when_a_chunk_is_bad(
     assert store.rebuild_metrics() == 10
 
 
-def test_ingest_of_a_bad_chunk_records_nothing(store: Store, make_rows: Rows) -> None:
-    store.create_sweep("bad", {}, make_rows(2))
-    good, other = store.claim(2, "owner")
+def write_table(path: Path, **columns: list[object]) -> None:
+    """A Parquet file with exactly these columns (a chunk of the wrong shape)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(columns), path)
+
+
+def test_unreadable_chunks_are_quarantined_and_the_rest_ingested(
+    store: Store, make_rows: Rows
+) -> None:
+    sid = store.create_sweep("bad", {}, make_rows(3))
+    good, other, third = store.claim(3, "owner")
     write_points(good, 4)
-    other.directory.mkdir(parents=True)
-    (other.directory / "part-1-000000.parquet").write_bytes(b"garbage")
-    with pytest.raises(duckdb.Error):
-        store.ingest()
-    assert store.metric_count() == 0  # not the good chunk's rows without their record
-    (other.directory / "part-1-000000.parquet").unlink()
-    assert store.ingest() == 4
+    write_points(other, 3)  # a healthy chunk beside the bad ones of the same run
+    garbage = other.directory / "part-1-000007.parquet"
+    garbage.write_bytes(b"garbage")
+    # Valid Parquet that cannot be ingested: a step that is text, a column missing.
+    text_step = third.directory / "part-1-000000.parquet"
+    write_table(text_step, run_id=[third.run_id], attempt=[1], step=["abc"], name=["x"],
+                value=[1.0])
+    no_value = third.directory / "part-1-000001.parquet"
+    write_table(no_value, run_id=[third.run_id], attempt=[1], step=[1], name=["x"])
+    assert store.ingest() == 4 + 3  # before: the whole batch failed, nothing ingested
+    assert store.ingest() == 0
+    q = {Path(c.path).name + f"@{c.run_id}": c for c in store.quarantined(sid)}
+    assert set(q) == {f"part-1-000007.parquet@{other.run_id}",
+                      f"part-1-000000.parquet@{third.run_id}",
+                      f"part-1-000001.parquet@{third.run_id}"}
+    for chunk in q.values():
+        assert chunk.sweep_id == sid and chunk.attempt == 1 and chunk.error
+        assert not Path(chunk.path).exists() and Path(str(chunk.moved_to)).exists()
+        assert Path(str(chunk.moved_to)).parent == store.root / "quarantine" / str(sid) / str(
+            chunk.run_id)
+    assert "too small" in q[f"part-1-000007.parquet@{other.run_id}"].error
+    assert "abc" in q[f"part-1-000000.parquet@{third.run_id}"].error
+    notes = store.runs_frame(sid).set_index("run_id")["note"]
+    assert pd.isna(notes[good.run_id])
+    assert "part-1-000007.parquet unreadable, quarantined" in notes[other.run_id]
+    assert notes[third.run_id].count("quarantined") == 2
+    assert store.metrics_frame(sid)["run_id"].value_counts().to_dict() == {
+        good.run_id: 4, other.run_id: 3}
+    # A repaired chunk moved back is ingested like a new one, and no longer quarantined.
+    write_table(garbage, run_id=[other.run_id], attempt=[1], step=[99], name=["x"], value=[2.0])
+    assert store.ingest() == 1
+    assert len(store.quarantined(sid)) == 2
+
+
+def test_a_chunk_that_cannot_be_moved_is_skipped_where_it_lies(
+    store: Store, make_rows: Rows
+) -> None:
+    sid = store.create_sweep("stuck", {}, make_rows(1))
+    claim = store.claim(1, "owner")[0]
+    write_points(claim, 2)
+    bad = claim.directory / "part-1-000001.parquet"
+    bad.write_bytes(b"garbage")
+    (store.root / "quarantine").write_text("a file where the folder would go")
+    assert store.ingest() == 2
+    (chunk,) = store.quarantined(sid)
+    assert chunk.moved_to is None and bad.exists()
+    assert "left in place" in chunk.note()
+    assert store.ingest() == 0  # recorded: not read again at every ingest
+
+
+def test_a_store_fault_is_not_blamed_on_the_chunks(store: Store, make_rows: Rows) -> None:
+    store.create_sweep("fault", {}, make_rows(1))
+    write_points(store.claim(1, "owner")[0], 3)
+    with connect(store.path) as con:
+        con.execute("ALTER TABLE metrics RENAME TO metrics_gone")
+    with pytest.raises(duckdb.CatalogException):
+        store.ingest()  # every chunk reads alone: the batch's failure is the store's
+    assert store.quarantined() == []
 
 
 def test_runs_frame_has_a_column_per_global_knob(store: Store, make_rows: Rows) -> None:
