@@ -6,19 +6,22 @@
 #
 # Optional: a CPU-only torch wheel index, e.g. --build-arg TORCH_INDEX_URL=<index url>; by
 # default pip resolves torch==2.13.0 from PyPI (a CUDA build on x86_64, which also runs on CPU).
+# Optional: --build-arg WITH_HF=1 adds Hugging Face transformers (`model: {kind: hf, ...}`).
 
 # ---- stage 1: build a virtual environment with every dependency -------------------------
 FROM python:3.11-slim AS deps
 ARG TORCH_INDEX_URL=""
+ARG WITH_HF=0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 # Dependencies before source: editing code does not invalidate this layer.
-COPY requirements.txt /tmp/requirements.txt
+COPY requirements.txt requirements-hf.txt /tmp/
 RUN if [ -n "$TORCH_INDEX_URL" ]; then \
         pip install --index-url "$TORCH_INDEX_URL" "torch==2.13.0"; \
     fi \
- && pip install -r /tmp/requirements.txt
+ && pip install -r /tmp/requirements.txt \
+ && if [ "$WITH_HF" = "1" ]; then pip install -r /tmp/requirements-hf.txt; fi
 
 # ---- stage 2: runtime image -------------------------------------------------------------
 FROM python:3.11-slim AS runtime

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from experiments.spec import parametrization_short_label
+
 if TYPE_CHECKING:  # pragma: no cover - typing only (the bundle's module imports torch)
     from experiments.service import HPBundle, Service
 
-# Short names for a metric tile (the charts' "SP (standard)" does not fit one).
-PARAM_WORDS = {"mup": "µP", "sp": "SP"}
 VERDICT_WORDS = {"confirmed": "confirmed", "not_confirmed": "not confirmed"}
 
 
@@ -27,7 +27,8 @@ def summary(bundle: HPBundle) -> dict[str, str]:
     return {
         "Target width": str(bundle.target_width),
         "Base width": str(bundle.base_width),
-        "Parametrization": PARAM_WORDS.get(bundle.parametrization, bundle.parametrization),
+        # The table's short label: the charts' "SP (standard)" does not fit a metric tile.
+        "Parametrization": parametrization_short_label(bundle.parametrization),
         "Learning rate": f"{bundle.lr:.3g}",
         "Verdict": VERDICT_WORDS.get(evidence.verdict, "—") + (" (forced)" if evidence.forced else ""),
     }

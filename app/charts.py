@@ -25,12 +25,12 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from experiments.analysis import grid_optima, param_order, seed_summary
+from experiments.spec import parametrization_label
 
 WIDTH_COLORSCALE = "Viridis"
 # The top of Viridis is a pale yellow that vanishes on a white page; stop short of it.
 WIDTH_SCALE_STOP = 0.85
 PARAM_COLORS = {"sp": "#E4572E", "mup": "#2E86AB"}
-PARAM_LABELS = {"sp": "SP (standard)", "mup": "µP", "completep": "CompleteP", "depth-mup": "depth-µP"}
 DIVERGED_SYMBOL = "x-thin-open"
 OPTIMUM_SYMBOL = "star"
 # Trace names the transfer chart gives its per-width markers (tests and legends read them).
@@ -42,8 +42,8 @@ TEMPLATE = "plotly_white"
 
 
 def param_label(parametrization: str) -> str:
-    """Display name of a parametrization ("mup" -> "µP")."""
-    return PARAM_LABELS.get(parametrization, parametrization)
+    """Display name of a parametrization ("mup" -> "µP"): the label its table carries."""
+    return parametrization_label(parametrization)
 
 
 def width_colors(widths: Iterable[int]) -> dict[int, str]:

@@ -13,10 +13,11 @@ from typing import Any
 import streamlit as st
 
 from app import form
+from experiments.spec import depth_rule_names
 
 DEPTHS_HELP = ("Comma-separated block counts, strictly increasing, e.g. 2, 4, 8, 16 (gpt, llama, "
                "or mlp with residual). Leave empty for a width-only sweep. Compare mup with "
-               "completep (CompleteP) or depth-mup: their branch multipliers and block LRs follow "
+               f"{' or '.join(depth_rule_names())}: their branch multipliers and block LRs follow "
                "depth, so the best LR should stay put as blocks are added.")
 BASE_HELP = ("The proxy depth the depth rules are measured from (CompleteP equals µP there). "
              "Empty: the model's own depth. Must be one of the ladder's depths.")

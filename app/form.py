@@ -194,6 +194,16 @@ def literal_options(model: type[BaseModel], name: str) -> list[Any]:
     return list(get_args(base))
 
 
+def list_options(model: type[BaseModel], name: str, item: Any) -> list[Any] | None:
+    """The choices of a list field: its items' Literal values, else the model's `FIELD_OPTIONS`
+    entry for it (choices a registry supplies at run time, e.g. the parametrization tables), else
+    None (not a choice field)."""
+    if get_origin(item) is Literal:
+        return list(get_args(item))
+    options = getattr(model, "FIELD_OPTIONS", {}).get(name)
+    return None if options is None else list(options())
+
+
 def _list_item(annotation: Any) -> Any | None:
     base, _ = _strip_optional(annotation)
     if get_origin(base) in (list, tuple):
@@ -306,8 +316,7 @@ class ModelForm:
             item = _list_item(info.annotation)
             if is_simple(model, name):
                 out[name] = field_input(col, model, name, wkey, value=current, label=label, start=self.initial)
-            elif item is not None and get_origin(item) is Literal:
-                options = list(get_args(item))
+            elif item is not None and (options := list_options(model, name, item)) is not None:
                 chosen = [v for v in (current or []) if v in options]
                 out[name] = col.multiselect(
                     label or name.replace("_", " "), options, key=wkey, help=field_help(model, name),

@@ -198,7 +198,7 @@ def describe_compare(base_rows: list[dict[str, Any]], target_rows: list[dict[str
 
     Columns: name, role, shape at base and target, width_mult, init_std at base and target,
     forward_mult and lr_mult (at the target; at the base width all multipliers are 1 under µP).
-    When the target table knows depth (completep, depth-mup with a depth), also depth_mult
+    When the target table knows depth (a table with depth rules, given a depth), also depth_mult
     (m_L) and branch_mult (m_L^(-alpha)), empty outside the residual blocks.
     """
     base = {r["name"]: r for r in base_rows}

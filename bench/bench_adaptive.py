@@ -10,7 +10,7 @@ and each answer is the loss the grid sweep measured for that run, so the compari
 the search (same seeds, same training, same analysis). With `--engine`, the adaptive spec is
 also run through the real engine (`sweep run`) and its run set compared with the replay's.
 
-Acceptance (issue 13): same verdict, every per-width optimum within 0.25 log2 of the grid's,
+Acceptance: same verdict, every per-width optimum within 0.25 log2 of the grid's,
 at most 50% of the grid's runs and at most 50% of its training FLOPs (the bounds checked on
 the mlp preset, reported on gpt-small). Exit 1 if a check fails.
 """

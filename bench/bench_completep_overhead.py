@@ -1,4 +1,4 @@
-"""Overhead of CompleteP on a GPT training step (issue 11's benchmark): the zoo's `gpt` at
+"""Overhead of CompleteP on a GPT training step: the zoo's `gpt` at
 (width 256, depth 8) parametrized by mucore under `completep` against base shapes at (64, 2)
 (residual branches x 1/m_L = 1/4, Readout multiplier, InputScale, per-role and per-depth Adam
 groups with their own eps) against the same architecture in plain torch (no ResidualBranch, no

@@ -1,4 +1,4 @@
-"""Depth transfer on the byte corpus (issue 11): the depth-gpt preset through the CLI.
+"""Depth transfer on the byte corpus: the depth-gpt preset through the CLI.
 
     python bench/bench_depth_transfer.py [--cpu-scale] [--workers N] [--db PATH]
 

@@ -57,6 +57,7 @@ from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig
 from experiments.errors import UserError
 from experiments.files import MAX_BUNDLE_BYTES, is_yaml, read_structured
 from experiments.models import ModelConfig, build_model
+from experiments.models.parametrizations import resolve_parametrization
 from experiments.tasks import TaskConfig, TaskInfo, task_info
 from mucore.bundle import (
     BUNDLE_KIND,
@@ -368,6 +369,24 @@ def transferred_log2_lr(
     return float(log2_lr)
 
 
+def exported_parametrization(report: TransferReport, parametrization: str | None) -> str:
+    """Whose HPs a bundle carries: the one asked for; else µP when the sweep trained it, else
+    the sweep's only parametrization (a CompleteP-only depth sweep exports CompleteP's).
+
+    Raises:
+        UserError: none asked for and the sweep trained several, none of them µP.
+    """
+    if parametrization is not None:
+        return parametrization
+    have = sorted(report.lr)
+    if "mup" in have or not have:
+        return "mup"  # no runs: `transferred_log2_lr` says so
+    if len(have) == 1:
+        return have[0]
+    raise UserError(f"the sweep trained {', '.join(have)} and no mup: pass --parametrization "
+                    "with the one whose HPs to export")
+
+
 def _no_optimum_words(drift: DriftResult) -> str:
     """Per width, why it has no optimum: "width 32: every run diverged; width 64: ..."."""
     why = {"all_diverged": "every run diverged", "no_data": "no run finished"}
@@ -427,7 +446,7 @@ def build_bundle(
     *,
     sweep_id: int | None = None,
     spec_hash: str | None = None,
-    parametrization: str = "mup",
+    parametrization: str | None = None,
     force: bool = False,
     created: datetime | None = None,
     target_depth: int | None = None,
@@ -444,7 +463,8 @@ def build_bundle(
         report: `analyze(runs, target_width=target_width)`.
         target_width: the width of the model the bundle is for.
         sweep_id, spec_hash: the store's sweep id and spec hash (evidence).
-        parametrization: which parametrization's HPs to export ("mup" normally).
+        parametrization: which parametrization's HPs to export (None: mup, or the sweep's
+            only one; `exported_parametrization`).
         force: export although the verdict is not confirmed (recorded as `forced`).
         created: export time (default now, UTC).
         target_depth: a depth ladder's target depth (default: its base depth; refused for a
@@ -456,6 +476,7 @@ def build_bundle(
             cannot be built; a target depth for a sweep without a depth ladder.
     """
     model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
+    parametrization = exported_parametrization(report, parametrization)
     base_depth, target_depth = bundle_depths(spec, model_cfg, target_depth)
     # A depth ladder at one width claims no width transfer: exporting for that same width needs
     # only the depth verdict (checked below), not the width verdict one width cannot confirm.
@@ -478,7 +499,7 @@ def build_bundle(
         model=model_cfg.model_dump(mode="json"),
         task=task_cfg.model_dump(mode="json"),
         parametrization=parametrization,
-        rules_version=mucore.get_parametrization(parametrization).version,
+        rules_version=resolve_parametrization(parametrization).version,
         base_width=base_width,
         base_shapes=shapes.to_dict(),
         hparams=hparams.to_dict(),
@@ -503,7 +524,7 @@ def export_bundle(
     *,
     tolerance: float = 0.25,
     loss: str = "final_train_loss",
-    parametrization: str = "mup",
+    parametrization: str | None = None,
     target_depth: int | None = None,
 ) -> HPBundle:
     """Analyse a stored sweep and build its bundle for `target_width` (and `target_depth`).
@@ -515,7 +536,7 @@ def export_bundle(
         force: export even when the verdict is not confirmed (recorded in the bundle).
         tolerance: the verdict's drift tolerance (log2 per width doubling).
         loss: the loss column to optimise.
-        parametrization: whose HPs to export.
+        parametrization: whose HPs to export (None: mup, or the sweep's only one).
         target_depth: a depth ladder's target depth (`build_bundle`).
 
     Raises:

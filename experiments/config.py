@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
+from experiments.errors import UserError
 from experiments.models.configs import ModelConfig
+from experiments.models.parametrizations import resolve_parametrization
 from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
@@ -128,7 +130,7 @@ class RunConfig(BaseModel):
             with the depth factory at it, so CompleteP / depth-µP scale each residual branch and
             the block LRs by m_L = model.depth / base_depth. None: a width-only sweep (the run's
             depth, if any, is `model.depth`).
-        parametrization: "sp" or "mup" (any registered mucore parametrization).
+        parametrization: "sp", "mup" or any registered parametrization table.
         optimizer: optimizer settings.
         lr: the global learning rate.
         hparams: global µP knobs.
@@ -163,14 +165,11 @@ class RunConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
-        # Imported here: the rules table pulls torch, which importing this module must not.
-        from mucore.parametrizations import parametrization_names
-
-        if self.parametrization not in parametrization_names():
-            raise ValueError(
-                f"parametrization '{self.parametrization}' is unknown: use one of "
-                f"{parametrization_names()}"
-            )
+        # mucore's tables, else the user's (a registered model's file or an entry point).
+        try:
+            resolve_parametrization(self.parametrization)
+        except UserError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 

@@ -21,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from experiments.errors import UserError
+from experiments.models.parametrizations import find_parametrization, resolve_parametrization
+from mucore.parametrizations import OptimizerFamily
 
 Axis = Literal["width", "depth"]
 
-# The registered mucore tables, listed without importing torch (a test ties them to
-# `mucore.parametrization_names()`), and those that scale residual branches with depth.
-PARAMETRIZATION_NAMES: tuple[str, ...] = ("mup", "sp", "completep", "depth-mup")
-DEPTH_PARAMETRIZATIONS: tuple[str, ...] = ("completep", "depth-mup")
 # Zoo kinds whose depth is a stack of residual blocks (mlp only with residual: true).
 DEPTH_KINDS: tuple[str, ...] = ("gpt", "llama", "mlp")
 DEFAULT_DEPTH_WIDTH = 64
@@ -91,7 +89,8 @@ def depth_problem(model_kind: str, residual: bool | None, param: str, optimizer:
     if model_kind == "mlp" and not residual:
         return ("--model mlp: a depth check needs residual blocks: add --option residual=true "
                 "(the plain mlp has no residual branch to scale)")
-    if param in DEPTH_PARAMETRIZATIONS and optimizer == "sgd":
+    table = find_parametrization(param)
+    if optimizer == "sgd" and table is not None and not table.supports(OptimizerFamily.SGD):
         return (f"--optimizer: '{param}' states its depth rules for Adam/AdamW only; use "
                 "--optimizer adam, or --param mup for SGD")
     return None
@@ -104,7 +103,7 @@ class CoordCheckRequest:
     Attributes:
         model: a zoo kind or a registered model's name.
         model_args: the `--option`/`--task` flags a registered model's fields produced.
-        param: a registered parametrization (`PARAMETRIZATION_NAMES`).
+        param: a registered parametrization (mucore's or the user's).
         axis: "width" (a width ladder) or "depth" (a depth ladder at one width).
         widths: the width ladder (axis width).
         depths: the depth ladder (axis depth).
@@ -134,9 +133,10 @@ class CoordCheckRequest:
             UserError: an unknown parametrization, a bad ladder or width, or a depth check on
                 a model or optimizer that has no depth rules.
         """
-        if self.param not in PARAMETRIZATION_NAMES:
-            raise UserError(f"--param: unknown parametrization '{self.param}': choose one of "
-                            f"{', '.join(PARAMETRIZATION_NAMES)}")
+        try:
+            resolve_parametrization(self.param)
+        except UserError as exc:
+            raise UserError(f"--param: {exc}") from None
         if self.axis == "width":
             return
         validate_depths(self.depths)

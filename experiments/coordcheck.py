@@ -34,12 +34,11 @@ from experiments.models import (
 )
 from experiments.models.catalog import model_config
 from experiments.models.custom import custom_problems
+from experiments.models.parametrizations import resolve_parametrization
 from experiments.models.zoo import depth_model_factory
 from experiments.tasks import Task, TaskConfig, TaskInfo, load_task, task_info
 
 MODEL_KINDS = ("mlp", "gpt", "llama", "cnn")
-# Every registered mucore table (sp, mup, and the depth tables completep, depth-mup).
-PARAMETRIZATIONS: tuple[str, ...] = tuple(mucore.parametrization_names())
 OPTIMIZERS = ("adam", "sgd")
 
 # Default tasks: digits is a real (small) image dataset; bytes a real byte-level text stream,
@@ -215,13 +214,11 @@ def prepare(
 
 def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
     """The scalar arguments of `run_coord_check` (and the doctor's), each refused with its fix."""
-    names = mucore.parametrization_names()  # tables registered after import count too
-    if param not in names:
-        raise UserError(f"unknown parametrization '{param}': choose one of {', '.join(names)}")
+    table = resolve_parametrization(param)  # mucore's tables, then the user's
     if optimizer not in OPTIMIZERS:
         raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
     try:  # a depth table refuses SGD: its rules are stated for Adam/AdamW only
-        mucore.get_parametrization(param).check_family(optimizer)
+        table.check_family(optimizer)
     except ValueError as exc:
         raise UserError(f"--optimizer {optimizer}: {exc}") from None
     if steps < 1:
@@ -320,16 +317,14 @@ def describe_rows(
     The model is built on the meta device (no memory at any width) and parametrized without
     drawing weights: describe needs only shapes and rules. With `depth` and `base_depth` the
     base shapes know the repeated residual blocks too, and each block parameter's row carries
-    `depth_mult` (m_L = depth / base_depth) and `branch_mult` (m_L^(-alpha) under completep and
-    depth-mup, 1 under sp and mup).
+    `depth_mult` (m_L = depth / base_depth) and `branch_mult` (m_L^(-alpha) under the tables
+    with depth rules, CompleteP and depth-µP; 1 under sp and mup).
 
     Raises:
         UserError: unknown model/parametrization/optimizer, widths the model cannot take, or
             depths on a model without residual blocks.
     """
-    names = mucore.parametrization_names()
-    if param not in names:
-        raise UserError(f"unknown parametrization '{param}': choose one of {', '.join(names)}")
+    resolve_parametrization(param)
     if optimizer not in (*OPTIMIZERS, "adamw"):
         raise UserError(f"unknown optimizer '{optimizer}': choose one of adam, adamw, sgd")
     if width < 1 or base_width < 1:

@@ -4,7 +4,7 @@ At one width, build the model at each depth of a ladder, parametrize it against 
 inferred from two depths (the repeated residual blocks are what the deeper build adds), train a
 few steps on one fixed batch and fit log2(mean |x|) against log2(depth) per module and step
 (`mucore.coord_check_depth`; Dey et al. 2025, arXiv 2505.01618, Figure 7's check; Yang et al.
-2023, TP VI). Under `completep` the slopes stay near 0; without the branch multiplier (`mup`,
+2023, TP VI). Under CompleteP the slopes stay near 0; without the branch multiplier (`mup`,
 `sp`) the residual stream grows with depth.
 
 Functions here return data and never print; bad input raises `UserError` naming the flag.
@@ -69,7 +69,7 @@ def run_coord_check_depth(
 
     Args:
         model: "gpt", "llama", "mlp" (with residual: true) or such a zoo config.
-        param: any registered parametrization ("completep", "depth-mup", "mup", "sp").
+        param: any registered parametrization (the tables with depth rules keep the slopes flat).
         depths: at least two strictly increasing depths (residual blocks), e.g. 2, 4, 8, 16.
         width: the width every depth is built at.
         steps, optimizer, lr, seed, zero_readout, tolerance: as the width check's.

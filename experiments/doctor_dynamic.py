@@ -33,7 +33,7 @@ from experiments.doctor_updates import (
 from mucore.check import Finding
 from mucore.coord import READOUT, summarize
 
-DYNAMIC_STEPS = 30  # output growth can appear late (issue 12): never fewer by default
+DYNAMIC_STEPS = 30  # output growth can appear late (after step 1): never fewer by default
 # Adam LR of the dynamic checks: at 30 steps and widths 64..256, 1e-2 moves a healthy zoo
 # CNN's features by a slope of ~0.4 (finite-width drift, not a µP fault); 1e-3 keeps every
 # healthy zoo model within tolerance while every broken setup still shows.

@@ -1,4 +1,4 @@
-"""The doctor's static checks before a sweep launches (issue 12, item 5).
+"""The doctor's static checks before a sweep launches (the pre-launch hook of the µP doctor).
 
 A sweep of a registered model costs hours; a model that is silently not µP (a plain nn.Linear
 head, an attention module that cannot take the µP scale, metadata that does not resolve)

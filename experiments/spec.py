@@ -24,8 +24,9 @@ import hashlib
 import itertools
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import (
@@ -52,14 +53,33 @@ from experiments.estimate import SweepEstimate, memory_bytes
 from experiments.estimate import estimate as estimate_sweep
 from experiments.files import read_structured
 from experiments.models.configs import CustomModelConfig, MLPConfig, ModelConfig
+
+# The dashboard reads parametrization traits (labels, the tables with depth rules, the
+# registered names) through this torch-free module: re-exported with `as`.
+from experiments.models.parametrizations import depth_rule_names as depth_rule_names
+from experiments.models.parametrizations import find_parametrization, resolve_parametrization
+from experiments.models.parametrizations import parametrization_label as parametrization_label
+from experiments.models.parametrizations import (
+    parametrization_short_label as parametrization_short_label,
+)
 from experiments.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
+from mucore.parametrizations import OptimizerFamily
+from mucore.parametrizations import parametrization_names as parametrization_names
 
 MAX_RUNS = 20_000
-# Every parametrization a spec may list (mucore's tables); the default sweep compares SP with µP.
-# completep / depth-mup add depth rules (depth transfer); on a width ladder alone they train as µP.
-ParamName = Literal["sp", "mup", "completep", "depth-mup"]
+# A spec may list any registered parametrization (mucore's tables and the user's, see
+# experiments.models.parametrizations); the default sweep compares SP with µP. Tables with depth
+# rules (CompleteP, depth-µP) serve depth transfer; on a width ladder alone they train as µP.
+ParamName = str
 PARAMETRIZATIONS: tuple[ParamName, ...] = ("sp", "mup")
+
+
+def parametrization_choices() -> list[str]:
+    """The tables a spec may list, the default ones (SP, µP) first, then the rest A-Z."""
+    return [*PARAMETRIZATIONS, *(n for n in parametrization_names() if n not in PARAMETRIZATIONS)]
+
+
 # Fields added after specs were first hashed: left out of `spec_hash` at these defaults so the
 # hash of every spec written before them is unchanged.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False,
@@ -144,6 +164,11 @@ class SweepSpec(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    # List fields whose choices a registry supplies at run time (the Setup form's multiselect):
+    # mucore's tables and any the user registered in this process.
+    FIELD_OPTIONS: ClassVar[dict[str, Callable[[], list[str]]]] = {
+        "parametrizations": parametrization_choices,
+    }
 
     name: str = Field(default="sweep", min_length=1, max_length=200)
     model: ModelConfig = Field(default_factory=MLPConfig)
@@ -199,6 +224,11 @@ class SweepSpec(BaseModel):
             raise ValueError("parametrizations is empty: use [sp, mup] (or one of them)")
         if len(set(v)) != len(v):
             raise ValueError(f"parametrizations has repeats {v}: list each once")
+        for name in v:
+            try:
+                resolve_parametrization(name)
+            except UserError as exc:
+                raise ValueError(str(exc)) from None
         return v
 
     @field_validator("lrs")
@@ -351,7 +381,7 @@ class SweepSpec(BaseModel):
 
 def run_key(run: RunConfig) -> str:
     """A readable key, unique within a sweep: `w256-mup-lr2^-8-s0[-output_mult=2]`; a run of a
-    depth ladder names its depth too: `w256-d8-completep-lr2^-8-s0`."""
+    depth ladder names its depth too: `w256-d8-mup-lr2^-8-s0`."""
     depth = "" if run.base_depth is None else f"-d{getattr(run.model, 'depth', '')}"
     key = (f"w{run.width}{depth}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}"
            f"-s{run.seed}")
@@ -409,13 +439,12 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
 
 def _refused_optimizer(spec: SweepSpec) -> list[tuple[str, str]]:
     """Parametrizations whose table refuses the optimizer (the depth tables refuse SGD)."""
-    if spec.optimizer.name != "sgd" or set(spec.parametrizations) <= {"sp", "mup"}:
-        return []  # the common case stays torch-free (the rules table imports torch)
-    from mucore.parametrizations import OptimizerFamily, get_parametrization
-
+    if spec.optimizer.name != "sgd":
+        return []
     out = []
     for name in spec.parametrizations:
-        refused = get_parametrization(name).unsupported.get(OptimizerFamily.SGD)
+        table = find_parametrization(name)
+        refused = None if table is None else table.unsupported.get(OptimizerFamily.SGD)
         if refused:
             out.append(("parametrizations", f"parametrization {name} cannot train with optimizer "
                         f"sgd: {refused}"))

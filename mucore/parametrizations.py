@@ -20,14 +20,23 @@ keeps the input row's LR (the same exponents as the output row's in both tables)
 the output row's init rule along its width dim, and the readout that reuses it applies the
 output row's forward multiplier (`mucore.TiedReadout`, `MuSetup.tied_readout_mult`, TP5's
 weight-tying rule).
+
+Each table also carries its traits, so no caller spells a list of names: `label` (charts and
+pages), `width_stable` (its optimum should not drift with width, the claim the analysis checks),
+`has_depth_rules` (it scales residual branches or block LRs with depth) and `supports` (the
+optimizer families it trains with). This module imports no torch.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from mucore.roles import ParamInfo, Role
+from mucore.role_kinds import Role
+
+if TYPE_CHECKING:  # torch-free at run time: the spec layer reads these tables without torch
+    from mucore.roles import ParamInfo
 
 
 class InitRule(StrEnum):
@@ -82,6 +91,12 @@ class Parametrization:
         branch_exp: every residual branch output is multiplied by m_L ** branch_exp
             (`mucore.ResidualBranch`): -alpha for depth-µP (1/2) and CompleteP (1), 0 otherwise.
         unsupported: optimizer families this table refuses, with the reason (a user sees it).
+        label: display name for charts and pages ("µP"); empty: the name.
+        short_label: for a metric tile or a sentence ("SP" where the label reads
+            "SP (standard)"); empty: the label.
+        width_stable: its optimal HPs should not drift with width (µP's claim, TP5): the
+            analysis predicts a target width's optimum as the ladder's stable optimum and checks
+            the claim, instead of extrapolating a drift line.
     """
 
     name: str
@@ -92,6 +107,31 @@ class Parametrization:
     citation: str = field(default="")
     branch_exp: float = 0.0
     unsupported: dict[OptimizerFamily, str] = field(default_factory=dict)
+    label: str = ""
+    short_label: str = ""
+    width_stable: bool = False
+
+    @property
+    def display_label(self) -> str:
+        """The label, or the name when the table has none."""
+        return self.label or self.name
+
+    @property
+    def display_short_label(self) -> str:
+        """The short label, else the display label."""
+        return self.short_label or self.display_label
+
+    @property
+    def has_depth_rules(self) -> bool:
+        """Whether any rule depends on depth (m_L): a residual branch multiplier or a block
+        LR / eps exponent (CompleteP, depth-µP); such a table can judge depth transfer."""
+        depth_exps = [e for r in self.rules.values()
+                      for e in (*r.depth_lr_exp.values(), r.depth_eps_exp)]
+        return self.branch_exp != 0.0 or any(e != 0.0 for e in depth_exps)
+
+    def supports(self, family: OptimizerFamily | str) -> bool:
+        """Whether the table trains with this optimizer family (not in `unsupported`)."""
+        return OptimizerFamily(family) not in self.unsupported
 
     def rule(self, role: Role) -> RoleRule:
         return self.rules[role]
@@ -157,6 +197,8 @@ SP = Parametrization(
     attention_inverse=False,
     summary="standard parametrization: fan-in init, one global LR, 1/sqrt(d_head) attention",
     citation="Yang & Hu, Tensor Programs IV (2021), the 'standard' abc-parametrization",
+    label="SP (standard)",
+    short_label="SP",
 )
 
 MUP = Parametrization(
@@ -175,11 +217,14 @@ MUP = Parametrization(
     attention_inverse=True,
     summary="µP (TP5 Table 8): hidden Adam LR / m, readout input x alpha_out / m, 1/d_head attention",
     citation="Yang et al., Tensor Programs V (2022), Table 8",
+    label="µP",
+    width_stable=True,
 )
 
 
 
-def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parametrization:
+def _depth_table(name: str, alpha: float, label: str, summary: str,
+                 citation: str) -> Parametrization:
     """µP's width rules plus the depth rules of a residual-branch exponent `alpha`.
 
     With m_L = depth / base depth (counted in residual blocks):
@@ -193,6 +238,7 @@ def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parame
        lr_g * wd_g = lr * wd in every group; for hidden weights that is lambda x m_N x
        m_L^(1 - alpha); docs/depth.md compares it with the paper's minimal implementation);
     6. SGD is refused: the papers give Adam rules only, and we have not derived SGD's.
+    The width rules are µP's, so the optimum is as width-stable as µP's (Dey et al., 2025).
     """
     depth = {_A: alpha - 1.0}
     return Parametrization(
@@ -211,6 +257,8 @@ def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parame
         summary=summary,
         citation=citation,
         branch_exp=-alpha,
+        label=label,
+        width_stable=True,
         unsupported={
             _S: "its depth rules are stated for Adam/AdamW only (CompleteP, depth-µP); use "
             "optimizer adam or adamw, or parametrization mup for SGD",
@@ -221,6 +269,7 @@ def _depth_table(name: str, alpha: float, summary: str, citation: str) -> Parame
 COMPLETEP = _depth_table(
     "completep",
     1.0,
+    "CompleteP",
     "CompleteP (alpha = 1): µP plus residual branches x 1/m_L, block Adam LR unchanged in depth",
     "Dey et al., Don't be lazy: CompleteP enables compute-efficient deep transformers "
     "(2025, arXiv 2505.01618), Table 1",
@@ -229,6 +278,7 @@ COMPLETEP = _depth_table(
 DEPTH_MUP = _depth_table(
     "depth-mup",
     0.5,
+    "depth-µP",
     "depth-µP (alpha = 1/2): µP plus residual branches x 1/sqrt(m_L), block Adam LR / sqrt(m_L)",
     "Yang et al., Tensor Programs VI (2023, arXiv 2310.02244); Bordelon et al. (2023, "
     "arXiv 2309.16620)",

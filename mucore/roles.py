@@ -34,7 +34,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -42,17 +41,9 @@ import torch
 from torch import nn
 
 from mucore.layers import MuConfigurable, TiedReadout
+from mucore.role_kinds import Role  # re-exported: defined torch-free for the rule tables
 
 COMPILE_PREFIX = "_orig_mod."
-
-
-class Role(StrEnum):
-    """Role of a parameter under the µP rules (TP5, Table 8)."""
-
-    INPUT = "input"
-    HIDDEN = "hidden"
-    OUTPUT = "output"
-    VECTOR = "vector"
 
 
 class ShapeInferenceError(ValueError):

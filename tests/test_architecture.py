@@ -199,6 +199,11 @@ MAX_FUNCTION_LINES = 60
 LONG_FUNCTION_EXCUSE = "long on purpose"
 
 
+def _code_lines(lines: list[str], start: int, end: int) -> int:
+    """How many of `lines[start:end]` are code: blank lines and comments do not count."""
+    return sum(1 for ln in lines[start:end] if ln.strip() and not ln.strip().startswith("#"))
+
+
 def long_functions(source: str, filename: str = "<src>") -> list[str]:
     """Functions over MAX_FUNCTION_LINES lines of code (docstring, comments and blank lines
     excluded) whose docstring does not say why ("long on purpose: ...")."""
@@ -210,10 +215,9 @@ def long_functions(source: str, filename: str = "<src>") -> list[str]:
         doc = ast.get_docstring(node) or ""
         first = node.body[0]
         body_start = first.end_lineno if doc and first.end_lineno else node.lineno
-        code = [ln for ln in lines[body_start:node.end_lineno]
-                if ln.strip() and not ln.strip().startswith("#")]
-        if len(code) > MAX_FUNCTION_LINES and LONG_FUNCTION_EXCUSE not in doc:
-            out.append(f"{filename}:{node.lineno} {node.name} ({len(code)} lines)")
+        code = _code_lines(lines, body_start, node.end_lineno or node.lineno)
+        if code > MAX_FUNCTION_LINES and LONG_FUNCTION_EXCUSE not in doc:
+            out.append(f"{filename}:{node.lineno} {node.name} ({code} lines)")
     return out
 
 
@@ -235,6 +239,47 @@ def test_the_length_check_counts_code_not_docstrings() -> None:
     assert long_functions(padded) == []
     excused = long_fn.replace("Doc.", f"Doc: {LONG_FUNCTION_EXCUSE}, one table of cases.")
     assert long_functions(excused) == []
+
+
+# A page is a script Streamlit runs top to bottom on every rerun: its top-level code is a
+# function body in all but name, so it is held to the same limit. Counted like a function body
+# (code lines; blank lines and comments do not count), leaving out the module docstring, the
+# imports, and `def`/`class` statements whole (the function rule above covers their bodies).
+# Everything else at module level counts, constants and `with`/`if` blocks included.
+PAGE_SCRIPTS = ("app/main.py", "app/views/*.py")
+_NOT_PAGE_CODE = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def long_page_script(source: str, filename: str = "<src>") -> list[str]:
+    """The page, if its top-level code runs over MAX_FUNCTION_LINES lines (see above)."""
+    tree = ast.parse(source, filename=filename)
+    lines = source.splitlines()
+    body = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
+    code = sum(_code_lines(lines, node.lineno - 1, node.end_lineno or node.lineno)
+               for node in body if not isinstance(node, _NOT_PAGE_CODE))
+    return [f"{filename} top level ({code} lines)"] if code > MAX_FUNCTION_LINES else []
+
+
+def test_no_page_script_runs_over_sixty_top_level_lines() -> None:
+    pages = sorted({path for pattern in PAGE_SCRIPTS for path in ROOT.glob(pattern)})
+    assert len(pages) > 1, "no page scripts found: has app/views moved?"
+    offenders = [o for path in pages
+                 for o in long_page_script(path.read_text(), str(path.relative_to(ROOT)))]
+    assert offenders == [], ("move these pages' sections into named functions:\n"
+                             + "\n".join(offenders))
+
+
+def test_the_page_check_counts_top_level_code_only() -> None:
+    head = ("'''A page.\n\nMore doc.\n'''\n\n"
+            "from __future__ import annotations\n\nimport streamlit as st\n")
+    function = "def section() -> None:\n" + "\n".join(f"    st.write({i})" for i in range(50)) + "\n"
+    statements = [f"st.write({i})" for i in range(MAX_FUNCTION_LINES)]
+    page = head + function + "# why\n\n" + "\n".join(statements) + "\n"
+    assert long_page_script(page) == []  # 60 lines: the docstring, imports and def do not count
+    assert long_page_script(page + "section()\n") == ["<src> top level (61 lines)"]
+    # A block counts every code line it holds, its header included.
+    blocked = head + "with st.sidebar:\n" + "\n".join(f"    {s}" for s in statements) + "\n"
+    assert long_page_script(blocked) == ["<src> top level (61 lines)"]
 
 
 # --- Import cycles ------------------------------------------------------------------------------

@@ -30,7 +30,8 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mucore", "experiments", "app")
 # What a build reads besides the packages (pyproject's readme and dynamic requirement files).
-BUILD_FILES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-ray.txt")
+BUILD_FILES = ("pyproject.toml", "README.md", "requirements.txt", "requirements-ray.txt",
+               "requirements-hf.txt")
 TORCH_PIN = "torch==2.13.0"
 
 
@@ -54,10 +55,11 @@ def test_dependencies_are_read_from_the_requirement_files() -> None:
     assert {"version", "dependencies", "optional-dependencies"} <= set(project["dynamic"])
     assert "dependencies" not in project and "optional-dependencies" not in project
     assert dynamic["dependencies"] == {"file": ["requirements.txt"]}
-    assert dynamic["optional-dependencies"] == {"ray": {"file": ["requirements-ray.txt"]}}
+    assert dynamic["optional-dependencies"] == {"ray": {"file": ["requirements-ray.txt"]},
+                                                "hf": {"file": ["requirements-hf.txt"]}}
 
 
-@pytest.mark.parametrize("name", ["requirements.txt", "requirements-ray.txt"])
+@pytest.mark.parametrize("name", ["requirements.txt", "requirements-ray.txt", "requirements-hf.txt"])
 def test_requirement_files_hold_only_exact_pins(name: str) -> None:
     # setuptools reads these as the package's dependencies: a `-r` or other pip option, or an
     # inline comment, would break the build; an unpinned torch pulls a multi-GB CUDA build.

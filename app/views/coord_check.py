@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import charts, components, jobs, model_picker, state, tables
 from experiments.service import CoordCheckRequest, ServiceError
+from experiments.spec import depth_rule_names
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 WIDTH_LADDERS = {
@@ -17,8 +18,8 @@ WIDTH_LADDERS = {
     "32 → 256 (4 widths, fastest)": [32, 64, 128, 256],
 }
 AXES = {"width": "Width (µP)", "depth": "Depth (CompleteP, depth-µP)"}
-# The parametrizations each axis offers first: the depth tables lead a depth check.
-PARAMS = {"width": ["mup", "sp", "completep", "depth-mup"], "depth": ["completep", "depth-mup", "mup", "sp"]}
+# The parametrizations each axis offers first: the tables with depth rules lead a depth check.
+PARAMS = {"width": ["mup", "sp", *depth_rule_names()], "depth": [*depth_rule_names(), "mup", "sp"]}
 DEPTH_WIDTHS = [32, 64, 128, 256]
 DEPTH_HELP = (
     "Residual blocks to build, comma-separated and strictly increasing (e.g. 2,4,8,16). Each depth "

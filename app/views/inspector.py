@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, components, jobs, model_picker, tables
+from experiments.spec import depth_rule_names
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 # Parametrizations whose tables scale residual branches and block LRs with depth (CompleteP, depth-µP).
-DEPTH_PARAMS = ("completep", "depth-mup")
+DEPTH_PARAMS = tuple(depth_rule_names())
 DEPTH_MODELS = ("gpt", "llama", "mlp")  # the zoo models with residual blocks (mlp: residual)
 DEPTHS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 import yaml
+from streamlit.delta_generator import DeltaGenerator
 
 from app import (
     charts,
@@ -257,40 +258,22 @@ def plan_summary(spec: SweepSpec) -> None:
     )
 
 
-if VALUES not in st.session_state:
-    load_values(presets.quick_spec_data())
+def load_row() -> DeltaGenerator:
+    """The preset button and the spec uploader, side by side; returns the uploader's column
+    (a load that the form cannot show in full is reported there)."""
+    load_col, upload_col = st.columns([1, 2])
+    with load_col:
+        if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
+            load_values(presets.quick_spec_data())
+            st.session_state.pop(LOADED, None)
+            st.rerun()
+    with upload_col:
+        upload_section()
+    return upload_col
 
-st.title("Set up a sweep")
-st.caption(
-    "A sweep trains the same model at several widths over a grid of learning rates, in SP and "
-    "in µP, so the Transfer page can show whether the best learning rate moves with width."
-)
 
-# --- Load and save ----------------------------------------------------------------------------
-load_col, upload_col = st.columns([1, 2])
-with load_col:
-    if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
-        load_values(presets.quick_spec_data())
-        st.session_state.pop(LOADED, None)
-        st.rerun()
-with upload_col:
-    upload_section()
-
-values: dict[str, Any] = st.session_state[VALUES]
-# The run after a load writes every widget's state from `values` (see `load_values`).
-spec_form = form.ModelForm(PREFIX, state=st.session_state, reload=bool(st.session_state.get(LOADING)))
-data: dict[str, Any] = {}
-
-edit, summary = st.columns([3, 2], gap="large")
-with edit:
-    # --- Model: the kind picks which knobs exist ------------------------------------------
-    st.subheader("Model")
-    data["model"] = model_inputs(dict(values.get("model") or {}))
-    spec_form.slot(st, "model")
-
-    # --- Task -------------------------------------------------------------------------------
-    st.subheader("Task")
-    task_values = dict(values.get("task") or {})
+def task_inputs(task_values: dict[str, Any]) -> dict[str, Any]:
+    """The spec's task block: the task, its sequence length (LM tasks) and data (file, tokens)."""
     task_names = TASK_NAMES
     t1, t2 = st.columns(2)
     task_key = spec_form.key("task.name")
@@ -309,8 +292,25 @@ with edit:
         )
     if task_name in ("file", "tokens"):
         task.update(data_inputs(task_name, task_values))
+    return task
+
+
+def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]:
+    """Every field of the spec but its name, section by section, starting from `values`.
+
+    Returns:
+        (the spec data the widgets hold, the slot under the LR inputs for the grid's preview).
+    """
+    data: dict[str, Any] = {}
+    # --- Model: the kind picks which knobs exist ------------------------------------------
+    st.subheader("Model")
+    data["model"] = model_inputs(dict(values.get("model") or {}))
+    spec_form.slot(st, "model")
+
+    # --- Task -------------------------------------------------------------------------------
+    st.subheader("Task")
+    data["task"] = task_inputs(dict(values.get("task") or {}))
     spec_form.slot(st, "task")
-    data["task"] = task
 
     # --- Everything else, generated from the spec model -------------------------------------
     st.subheader("Sweep")
@@ -333,21 +333,74 @@ with edit:
     spec_form.slot(st, "lrs")
     lr_slot = st.empty()
     data["search"] = search_form.search_inputs(spec_form, values)  # grid or adaptive
+    return data, lr_slot
 
+
+def validate_spec(data: dict[str, Any], name: str, name_slot: DeltaGenerator) -> SweepSpec | None:
+    """The one spec of this run (what the page shows, estimates, offers for download and
+    launches), or None; each error is shown next to its field, the rest under the form."""
+    spec, errors = launch.validate({**data, "name": name})
+    for message in form.pop_errors(errors, "name"):
+        name_slot.error(message, icon=":material/error:")
+    leftover = spec_form.show_errors(errors)
+    for messages in leftover.values():
+        for message in messages:
+            st.error(message, icon=":material/error:")
+    return spec
+
+
+def finish_load(spec: SweepSpec | None, upload_col: DeltaGenerator) -> None:
+    """After the run that wrote every widget from a load: stop writing them, and say so if the
+    form cannot show part of an uploaded spec (rather than launch another spec)."""
+    st.session_state[LOADING] = False  # every widget now holds the loaded value
+    loaded = st.session_state.pop(LOADED, None)
+    missing = setup_upload.unshown(loaded, spec) if loaded is not None else []
+    if missing:  # the form cannot show part of the upload: say so rather than launch another spec
+        upload_col.warning("The form does not show all of the uploaded spec; it shows (and would launch) "
+                           "other values for: " + ", ".join(missing), icon=":material/warning:")
+
+
+def launch_spec(spec: SweepSpec | None) -> None:
+    """Launch pressed: launch `spec` and open the Runs page, or say why nothing was launched."""
+    if spec is None:
+        st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
+        return
+    try:
+        sweep_id = launch.launch(spec)
+    except launch.LaunchError as exc:
+        st.error(f"Nothing was launched: {exc}")
+    except launch.QueuedWithoutRunner as exc:
+        state.set_current_sweep(exc.sweep_id)
+        st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
+    else:
+        state.set_current_sweep(sweep_id)
+        st.switch_page(nav.page("runs.py"))
+
+
+if VALUES not in st.session_state:
+    load_values(presets.quick_spec_data())
+
+st.title("Set up a sweep")
+st.caption(
+    "A sweep trains the same model at several widths over a grid of learning rates, in SP and "
+    "in µP, so the Transfer page can show whether the best learning rate moves with width."
+)
+# --- Load and save ----------------------------------------------------------------------------
+upload_col = load_row()
+
+values: dict[str, Any] = st.session_state[VALUES]
+# The run after a load writes every widget's state from `values` (see `load_values`).
+spec_form = form.ModelForm(PREFIX, state=st.session_state, reload=bool(st.session_state.get(LOADING)))
+
+edit, summary = st.columns([3, 2], gap="large")
+with edit:
+    data, lr_slot = spec_inputs(values)
 with summary:
     st.subheader("Before launch")
     plan_box = st.container()  # filled below, once the spec (name included) is validated
     name, name_slot, submitted = launch_form(values)
 
-# The one spec of this run: what the page shows, estimates, offers for download and launches.
-spec, errors = launch.validate({**data, "name": name})
-for message in form.pop_errors(errors, "name"):
-    name_slot.error(message, icon=":material/error:")
-leftover = spec_form.show_errors(errors)
-for messages in leftover.values():
-    for message in messages:
-        st.error(message, icon=":material/error:")
-
+spec = validate_spec(data, name, name_slot)
 if spec is not None:
     lrs = spec_log2_lrs(spec)
     lr_slot.caption(
@@ -362,24 +415,6 @@ with plan_box:
     doctor_panel.launch_checks(spec)  # a registered model's static µP checks, before launch
 
 if spec_form.reload:
-    st.session_state[LOADING] = False  # every widget now holds the loaded value
-    loaded = st.session_state.pop(LOADED, None)
-    missing = setup_upload.unshown(loaded, spec) if loaded is not None else []
-    if missing:  # the form cannot show part of the upload: say so rather than launch another spec
-        upload_col.warning("The form does not show all of the uploaded spec; it shows (and would launch) "
-                           "other values for: " + ", ".join(missing), icon=":material/warning:")
-
+    finish_load(spec, upload_col)
 if submitted:
-    if spec is None:
-        st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
-    else:
-        try:
-            sweep_id = launch.launch(spec)
-        except launch.LaunchError as exc:
-            st.error(f"Nothing was launched: {exc}")
-        except launch.QueuedWithoutRunner as exc:
-            state.set_current_sweep(exc.sweep_id)
-            st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
-        else:
-            state.set_current_sweep(sweep_id)
-            st.switch_page(nav.page("runs.py"))
+    launch_spec(spec)

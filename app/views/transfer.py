@@ -2,13 +2,140 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from app import charts, components, regret_view, search_view, state, tables, transfer_depth
 from experiments.analysis import param_order
 from experiments.service import RunState
 
+if TYPE_CHECKING:  # typing only
+    from experiments.service import Service, TransferReport, TransferView
+
 CURVE_POINTS = 400
+
+def analysis_options() -> tuple[dict[str, Any], DeltaGenerator]:
+    """The top row's controls: the loss, the drift and regret tolerances and the strict rule.
+
+    Returns:
+        (the keyword arguments of `Service.transfer` they set, the row's column for the count).
+    """
+    top_left, top_mid, top_right = st.columns([2, 2, 3])
+    loss = top_left.radio(
+        "Loss", ["final_train_loss", "final_val_loss"], key="transfer_loss", horizontal=True,
+        format_func=lambda c: "train" if "train" in c else "validation",
+        help="Which final loss ranks the learning rates.",
+    )
+    tolerance = top_mid.number_input(
+        "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
+        help=components.HELP["transfer"],
+    )
+    strict = top_mid.checkbox(
+        "Strict: the drift's whole 95% interval within the tolerance", key="transfer_strict",
+        help="Off: the drift estimate must be within the tolerance and the per-width optima must "
+        "agree. On: also the drift's 95% interval, which needs more widths or seeds to be narrow.",
+    )
+    regret_pct = top_mid.number_input(
+        "Regret tolerance (% of best loss)", min_value=0.1, max_value=50.0, value=1.0, step=0.5,
+        key="transfer_regret_tolerance",
+        help="What copying the narrowest width's best LR may cost at the widest width under µP, as "
+        "a % of its best loss; the seeds' noise there applies when larger.",
+    )
+    return {"tolerance": float(tolerance), "loss": loss, "strict_interval": strict,
+            "regret_tolerance": float(regret_pct) / 100}, top_right
+
+
+def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd.DataFrame,
+                   loss: str) -> Any:
+    """The loss-vs-LR chart (one curve per width) beside the verdict; returns the chart's
+    selection event (a clicked point picks the training curves below)."""
+    report = view.report
+    widths_frame, drift_frame = tables.report_frames(report)
+    chart_col, verdict_col = st.columns([4, 1.3])
+    with chart_col:
+        event = st.plotly_chart(
+            search_view.mark_adaptive(  # rings the points an adaptive search chose
+                charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None,
+                                       loss=loss, height=620),
+                runs, service.adaptive_widths(sweep_id), loss),
+            key="transfer_chart", on_select="rerun", selection_mode="points",
+        )
+    with verdict_col:
+        st.subheader("Verdict")
+        if report is None:
+            st.info(view.problem or "Waiting for finished runs.")
+        else:
+            verdict(report, drift_frame)
+
+    st.subheader("Optimal learning rate vs width")
+    st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
+    regret_view.render(report)  # what copying the narrowest width's LR costs, per width
+    return event
+
+
+def verdict(report: TransferReport, drift_frame: pd.DataFrame) -> None:
+    """Whether transfer is confirmed, and why: the drift per parametrization, with its interval."""
+    if report.verdict == "confirmed":
+        st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
+    else:
+        st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
+    if report.reason:
+        st.caption(report.reason)
+    for row in drift_frame.itertuples():
+        low, high = row.drift_ci_low, row.drift_ci_high
+        has_ci = low is not None and high is not None and low == low and high == high
+        st.metric(
+            f"{charts.param_label(row.parametrization)} drift",
+            f"{row.drift_slope:+.2f}" if row.drift_slope is not None else "—",
+            help=components.HELP["drift"],
+        )
+        if has_ci:
+            st.caption(f"95% interval [{low:+.2f}, {high:+.2f}] log2 LR per doubling")
+    st.caption(f"Tolerance: ±{report.tolerance} log2 LR per width doubling.")
+    for warning in report.warnings:
+        st.warning(warning)
+
+
+def follow_click(event: Any) -> None:
+    """A new click on the chart moves the grid-point selectboxes; later selectbox changes win
+    until the next click."""
+    points = (event.selection.points if event and event.selection else None) or []
+    clicked = next((p.get("customdata") for p in points if p.get("customdata")), None)
+    if clicked and tuple(clicked[:3]) != st.session_state.get("transfer_last_click"):
+        st.session_state["transfer_last_click"] = tuple(clicked[:3])
+        st.session_state["transfer_pick_param"] = str(clicked[0])
+        st.session_state["transfer_pick_width"] = int(float(clicked[1]))
+        st.session_state["transfer_pick_lr"] = float(clicked[2])
+
+
+def curves_section(service: Service, sweep_id: int, finished: pd.DataFrame) -> None:
+    """The training curves of the seeds at one (parametrization, width, LR) grid point."""
+    st.caption("Click a point on the chart above, or choose here.")
+    c1, c2, c3 = st.columns(3)
+    params = param_order(finished["parametrization"])
+    param = c1.selectbox("Parametrization", params, key="transfer_pick_param", format_func=charts.param_label)
+    at_param = finished[finished["parametrization"] == param]
+    width = c2.selectbox("Width", sorted(int(w) for w in at_param["width"].unique()), key="transfer_pick_width")
+    at_width = at_param[at_param["width"] == width]
+    log2_lr = c3.selectbox(
+        "log2 LR", sorted(float(x) for x in at_width["log2_lr"].unique()), key="transfer_pick_lr",
+        format_func=lambda x: f"{x:.2f}  (LR {2.0 ** x:.2e})",
+    )
+    picked = at_width[at_width["log2_lr"] == log2_lr]
+    run_ids = [int(i) for i in picked["run_id"]]
+    metrics = service.metrics(sweep_id, run_ids=run_ids, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
+    labels = {int(r.run_id): f"seed {int(r.seed)}" + (" (diverged)" if r.state == RunState.DIVERGED else "") for r in picked.itertuples()}
+    st.plotly_chart(
+        charts.loss_curves_figure(
+            metrics, labels=labels,
+            title=f"{charts.param_label(param)}, width {width}, log2 LR {log2_lr:.2f}",
+        ),
+        key="transfer_curves",
+    )
+
 
 st.title("Transfer")
 st.caption(
@@ -21,114 +148,23 @@ if sweep is None:
     st.stop()
 
 service = state.service()
-
-top_left, top_mid, top_right = st.columns([2, 2, 3])
-loss = top_left.radio(
-    "Loss", ["final_train_loss", "final_val_loss"], key="transfer_loss", horizontal=True,
-    format_func=lambda c: "train" if "train" in c else "validation",
-    help="Which final loss ranks the learning rates.",
-)
-tolerance = top_mid.number_input(
-    "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
-    help=components.HELP["transfer"],
-)
-strict = top_mid.checkbox(
-    "Strict: the drift's whole 95% interval within the tolerance", key="transfer_strict",
-    help="Off: the drift estimate must be within the tolerance and the per-width optima must "
-    "agree. On: also the drift's 95% interval, which needs more widths or seeds to be narrow.",
-)
-regret_pct = top_mid.number_input(
-    "Regret tolerance (% of best loss)", min_value=0.1, max_value=50.0, value=1.0, step=0.5,
-    key="transfer_regret_tolerance",
-    help="What copying the narrowest width's best LR may cost at the widest width under µP, as "
-    "a % of its best loss; the seeds' noise there applies when larger.",
-)
+options, top_right = analysis_options()
 # The analysis refuses partial data in plain words: the view carries them as `problem`.
-view = service.transfer(sweep.id, tolerance=float(tolerance), loss=loss, strict_interval=strict,
-                        regret_tolerance=float(regret_pct) / 100)
+view = service.transfer(sweep.id, **options)
 runs, finished, report = view.runs, view.finished, view.report
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 if transfer_depth.family_switch(runs) == "depth":  # a depth ladder, shown over depth
     sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
-    transfer_depth.render_depth(runs, report, loss, reanalyse=lambda width: service.transfer(
-        sweep_id, tolerance=float(tolerance), loss=loss, strict_interval=strict,
-        regret_tolerance=float(regret_pct) / 100, depth_width=width).report)
+    transfer_depth.render_depth(runs, report, options["loss"], reanalyse=lambda width: service.transfer(
+        sweep_id, **options, depth_width=width).report)
     st.stop()
 runs, finished = transfer_depth.runs_for_width(runs), transfer_depth.runs_for_width(finished)
-
-widths_frame, drift_frame = tables.report_frames(report)
-
-chart_col, verdict_col = st.columns([4, 1.3])
-with chart_col:
-    event = st.plotly_chart(
-        search_view.mark_adaptive(  # rings the points an adaptive search chose
-            charts.transfer_figure(runs, widths_frame if not widths_frame.empty else None,
-                                   loss=loss, height=620),
-            runs, service.adaptive_widths(sweep.id), loss),
-        key="transfer_chart", on_select="rerun", selection_mode="points",
-    )
-with verdict_col:
-    st.subheader("Verdict")
-    if report is None:
-        st.info(view.problem or "Waiting for finished runs.")
-    else:
-        if report.verdict == "confirmed":
-            st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
-        else:
-            st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
-        if report.reason:
-            st.caption(report.reason)
-        for row in drift_frame.itertuples():
-            low, high = row.drift_ci_low, row.drift_ci_high
-            has_ci = low is not None and high is not None and low == low and high == high
-            st.metric(
-                f"{charts.param_label(row.parametrization)} drift",
-                f"{row.drift_slope:+.2f}" if row.drift_slope is not None else "—",
-                help=components.HELP["drift"],
-            )
-            if has_ci:
-                st.caption(f"95% interval [{low:+.2f}, {high:+.2f}] log2 LR per doubling")
-        st.caption(f"Tolerance: ±{report.tolerance} log2 LR per width doubling.")
-        for warning in report.warnings:
-            st.warning(warning)
-
-st.subheader("Optimal learning rate vs width")
-st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
-regret_view.render(report)  # what copying the narrowest width's LR costs, per width
+event = transfer_chart(service, sweep.id, view, runs, options["loss"])
 
 # --- Training curves for one grid point: a click on the chart, or the selectboxes -------------
 st.subheader("Training curves at one grid point")
-points = (event.selection.points if event and event.selection else None) or []
-clicked = next((p.get("customdata") for p in points if p.get("customdata")), None)
-if clicked and tuple(clicked[:3]) != st.session_state.get("transfer_last_click"):
-    # A new click moves the selectboxes; later selectbox changes win until the next click.
-    st.session_state["transfer_last_click"] = tuple(clicked[:3])
-    st.session_state["transfer_pick_param"] = str(clicked[0])
-    st.session_state["transfer_pick_width"] = int(float(clicked[1]))
-    st.session_state["transfer_pick_lr"] = float(clicked[2])
-
+follow_click(event)
 if finished.empty:
     st.caption("Click a point once runs have finished.")
     st.stop()
-st.caption("Click a point on the chart above, or choose here.")
-c1, c2, c3 = st.columns(3)
-params = param_order(finished["parametrization"])
-param = c1.selectbox("Parametrization", params, key="transfer_pick_param", format_func=charts.param_label)
-at_param = finished[finished["parametrization"] == param]
-width = c2.selectbox("Width", sorted(int(w) for w in at_param["width"].unique()), key="transfer_pick_width")
-at_width = at_param[at_param["width"] == width]
-log2_lr = c3.selectbox(
-    "log2 LR", sorted(float(x) for x in at_width["log2_lr"].unique()), key="transfer_pick_lr",
-    format_func=lambda x: f"{x:.2f}  (LR {2.0 ** x:.2e})",
-)
-picked = at_width[at_width["log2_lr"] == log2_lr]
-run_ids = [int(i) for i in picked["run_id"]]
-metrics = service.metrics(sweep.id, run_ids=run_ids, names=["train_loss", "val_loss"], max_points=CURVE_POINTS)
-labels = {int(r.run_id): f"seed {int(r.seed)}" + (" (diverged)" if r.state == RunState.DIVERGED else "") for r in picked.itertuples()}
-st.plotly_chart(
-    charts.loss_curves_figure(
-        metrics, labels=labels,
-        title=f"{charts.param_label(param)}, width {width}, log2 LR {log2_lr:.2f}",
-    ),
-    key="transfer_curves",
-)
+curves_section(service, sweep.id, finished)

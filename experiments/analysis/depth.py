@@ -21,6 +21,7 @@ The width section of a ladder's report is computed on the runs at the base depth
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 import pandas as pd
@@ -36,12 +37,25 @@ from experiments.analysis.verdict import (
     DEFAULT_REGRET_TOLERANCE,
     hp_verdict,
 )
+from experiments.models.parametrizations import (
+    depth_rule_names,
+    has_depth_rules,
+    is_width_stable,
+    parametrization_short_label,
+)
 
-# The depth verdict is judged on the first of these present in the sweep.
-JUDGED_PARAMETRIZATIONS = ("completep", "depth-mup")
-# Its drift is quoted beside the judged one (a table without depth rules).
-COMPARED_DEPTH = ("mup", "sp")
-LABELS = {"completep": "CompleteP", "depth-mup": "depth-µP", "mup": "µP", "sp": "SP"}
+
+def judged_parametrization(names: Iterable[str]) -> str | None:
+    """The table the depth verdict is judged on: the first (A-Z) of the sweep's tables with
+    depth rules (CompleteP, depth-µP), or None."""
+    return next(iter(depth_rule_names(names)), None)
+
+
+def compared_parametrization(names: Iterable[str]) -> str | None:
+    """The table whose drift is quoted beside the judged one: one without depth rules, a
+    width-stable one (µP) before the others (SP), A-Z within each."""
+    plain = [n for n in sorted(names) if not has_depth_rules(n)]
+    return next(iter(sorted(plain, key=lambda n: not is_width_stable(n))), None)
 
 
 def split_depth_ladder(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
@@ -101,7 +115,7 @@ def depth_report(
                            n_bootstrap=n_bootstrap, seed=seed, target_width=None, warn=warn)
               for p in param_order(df["parametrization"].unique())}
     regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
-    judged = next((p for p in JUDGED_PARAMETRIZATIONS if p in drifts), None)
+    judged = judged_parametrization(drifts)
     verdict, reason = _verdict(drifts, regret, judged, tolerance, strict_interval,
                                regret_tolerance)
     return DepthReport(
@@ -117,10 +131,11 @@ def _verdict(drifts: dict[str, DriftResult], regret: dict[str, RegretResult],
              regret_tolerance: float) -> tuple[Literal["confirmed", "not_confirmed"], str]:
     """(verdict, reason): the width rule on the judged parametrization, in depth's words."""
     if judged is None:
-        return "not_confirmed", (f"the sweep has no {' or '.join(JUDGED_PARAMETRIZATIONS)} runs: "
+        tables = depth_rule_names()
+        return "not_confirmed", (f"the sweep has no {' or '.join(tables)} runs: "
                                  "depth transfer is judged on a parametrization with depth "
-                                 "rules; add completep to parametrizations")
-    compared = next((p for p in COMPARED_DEPTH if p in drifts), None)
+                                 f"rules; add {tables[0]} to parametrizations")
+    compared = compared_parametrization(drifts)
     by_param = {VERDICT_PARAMETRIZATION: drifts[judged]}
     by_regret = {VERDICT_PARAMETRIZATION: regret[judged]} if judged in regret else {}
     if compared is not None:
@@ -136,9 +151,9 @@ def _in_depth_words(text: str, judged: str | None = None, compared: str | None =
     """A width-rule sentence said of depth: widths are depths, µP/SP the compared tables."""
     text = text.replace("SP ", "\0 ")  # before µP's label, which may itself contain "µP"
     if judged is not None:
-        text = text.replace("µP", LABELS.get(judged, judged))
+        text = text.replace("µP", parametrization_short_label(judged))
     if compared is not None:
-        text = text.replace("\0", LABELS.get(compared, compared))
+        text = text.replace("\0", parametrization_short_label(compared))
     return text.replace("\0", "SP").replace("width", "depth")
 
 

@@ -42,7 +42,7 @@ class DepthDrift(BaseModel):
     """How one parametrization's optimal LR moves with depth.
 
     Attributes:
-        parametrization: "completep", "depth-mup", "mup", ...
+        parametrization: the table's name ("mup", or one with depth rules, e.g. CompleteP's).
         depths: per-depth optima, ascending depth.
         drift_slope: least-squares slope of the optimum against log2(depth): log2 LR per depth
             doubling (None with fewer than two usable depths).

@@ -24,7 +24,6 @@ from experiments.analysis.curves import (
     seed_delta,
 )
 from experiments.analysis.schema import (
-    STABLE_PARAMETRIZATIONS,
     DriftResult,
     WidthOptimum,
     WidthStatus,
@@ -32,6 +31,7 @@ from experiments.analysis.schema import (
     hp_words,
 )
 from experiments.analysis.summary import seed_mean
+from experiments.models.parametrizations import is_width_stable
 
 N_BOOTSTRAP = 200
 BOOTSTRAP_SEED = 0
@@ -252,7 +252,7 @@ def _predict(result: DriftResult, target_width: int) -> None:
     usable = result.usable()
     result.target_width = target_width
     result.predicted_log2 = result.predict(target_width)
-    stable = result.parametrization in STABLE_PARAMETRIZATIONS or result.drift_slope is None
+    stable = is_width_stable(result.parametrization) or result.drift_slope is None
     result.prediction = ("stable optimum: mean of the per-width optima" if stable
                          else "drift line")
     lo_w, hi_w = usable[0].width, usable[-1].width

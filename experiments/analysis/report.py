@@ -60,7 +60,6 @@ from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
-    STABLE_PARAMETRIZATIONS,
     DriftResult,
     HPVerdict,
     TransferReport,
@@ -72,6 +71,7 @@ from experiments.analysis.verdict import (
     hp_verdict,
     interval_warning,
 )
+from experiments.models.parametrizations import is_width_stable
 
 
 def analyze(
@@ -174,7 +174,7 @@ def _drift_by_param(
     for param in param_order(df["parametrization"].unique()):
         d = fit_drift(hp, param, df[df["parametrization"] == param], other_hps,
                       n_bootstrap=n_bootstrap, seed=seed, target_width=target_width, warn=warn)
-        if param in STABLE_PARAMETRIZATIONS:
+        if is_width_stable(param):
             warn_monotone(d, warn)
         out[param] = d
     return out

@@ -14,11 +14,8 @@ from pydantic import BaseModel, Field
 
 from experiments.analysis.depth_schema import DepthReport
 from experiments.analysis.regret_schema import RegretResult
+from experiments.models.parametrizations import is_width_stable
 
-# Parametrizations whose optimum should not drift (their prediction is the stable optimum).
-# The depth tables contain µP's width rules (CompleteP, Dey et al. 2025, Table 1), so their
-# optimum is as width-stable as µP's.
-STABLE_PARAMETRIZATIONS = ("mup", "completep", "depth-mup")
 # The verdict is judged on this parametrization (TP5: µP is the one that should transfer).
 VERDICT_PARAMETRIZATION = "mup"
 
@@ -111,7 +108,9 @@ class DriftResult(BaseModel):
         usable = self.usable()
         if not usable:
             return None
-        if self.parametrization in STABLE_PARAMETRIZATIONS or self.drift_slope is None:
+        # A width-stable table (its `width_stable` trait: µP and the tables built on its width
+        # rules) predicts the stable optimum.
+        if is_width_stable(self.parametrization) or self.drift_slope is None:
             return float(np.mean([w.opt_log2 for w in usable]))
         assert self.drift_intercept is not None
         return float(self.drift_intercept + self.drift_slope * math.log2(width))

@@ -20,11 +20,11 @@ from experiments.commands.models import add_model_args, model_from_args
 from experiments.coord_request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.coordcheck import (
     OPTIMIZERS,
-    PARAMETRIZATIONS,
     parse_widths,
     run_coord_check,
 )
 from experiments.errors import UserError
+from mucore.parametrizations import parametrization_names
 
 WIDTHS_DEFAULT = "64,128,256,512"
 
@@ -32,8 +32,9 @@ WIDTHS_DEFAULT = "64,128,256,512"
 def add_ladder_args(p: argparse.ArgumentParser, steps_help: str, lr_help: str) -> None:
     """The model and width-ladder flags a coordinate check takes (also the doctor's)."""
     add_model_args(p)
-    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS,
-                   help="parametrization (completep and depth-mup add depth rules)")
+    p.add_argument("--param", default="mup",
+                   help=f"parametrization: {', '.join(parametrization_names())} or a table the "
+                   "user registers (those with depth rules scale residual branches with depth)")
     p.add_argument("--widths", default=WIDTHS_DEFAULT, help="increasing, comma-separated")
     p.add_argument("--steps", type=int, default=5, help=steps_help)
     p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)

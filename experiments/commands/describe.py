@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
-from experiments.coordcheck import PARAMETRIZATIONS, describe_rows
+from experiments.coordcheck import describe_rows
+from mucore.parametrizations import parametrization_names
 
 COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
 DEPTH_COLUMNS = ("depth_mult", "branch_mult")  # printed when the table knows depth
@@ -23,13 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
     )
     add_model_args(p)
-    p.add_argument("--param", default="mup", choices=PARAMETRIZATIONS)
+    p.add_argument("--param", default="mup",
+                   help=f"parametrization: {', '.join(parametrization_names())} or a table the "
+                   "user registers")
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--base-width", type=int, default=64)
     p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
     p.add_argument("--depth", type=int, default=None,
                    help="residual blocks of the described model (with --base-depth): block "
-                   "rows then show depth_mult m_L and branch_mult (completep, depth-mup)")
+                   "rows then show depth_mult m_L and branch_mult (the tables with depth rules)")
     p.add_argument("--base-depth", type=int, default=None,
                    help="the depth the depth rules measure against (with --depth)")
     p.add_argument("--json", type=Path, default=None, help="write {'rows': [...]} here")

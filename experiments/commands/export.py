@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="allowed |µP drift| in log2 LR per width doubling (default 0.25)")
     p.add_argument("--loss", choices=("final_train_loss", "final_val_loss"),
                    default="final_train_loss")
-    p.add_argument("--parametrization", default="mup", help="whose HPs to export (default mup)")
+    p.add_argument("--parametrization", default=None,
+                   help="whose HPs to export (default mup, or the sweep's only parametrization)")
     add_db_arg(p)
     p.set_defaults(func=cmd_export)
 

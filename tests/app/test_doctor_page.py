@@ -101,16 +101,16 @@ def test_a_plain_linear_head_is_named_with_its_fix_and_evidence(open_page, plain
 
 def test_setup_shows_static_check_findings_beside_the_launch_button(open_page, plain_head,
                                                                    db_path, no_runner):
-    """A model the spec accepts (it has a readout) but whose attention cannot take µP's
-    score scale: the static checks say so before launch, with the fix, and a warning does
-    not block the launch."""
+    """A model the spec accepts (it has a readout) but whose nn.MultiheadAttention cannot take
+    µP's score scale while its head dim grows: the static checks fail it before launch, with
+    the fix, and the user may still launch (the sweep then shows what goes wrong)."""
     at = open_page("views/setup.py")
     at.selectbox(key="setup.model.kind").set_value("custom").run()
     at.selectbox(key="setup.model.name").set_value("mha_pixels").run()
     assert not at.exception
-    assert any("µP checks warn about this model" in w.value for w in at.warning)
+    assert any("µP checks fail for this model" in e.value for e in at.error)
     notes = " ".join(m.value for m in at.markdown)
-    assert "**attention** (warn)" in notes and "mucore.attention_scale" in notes
+    assert "**attention** (fail)" in notes and "head" in notes
     from experiments.store import Store
 
     launch = at.button(key="FormSubmitter:setup_launch-Launch sweep")

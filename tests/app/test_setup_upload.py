@@ -66,6 +66,15 @@ def downloads(monkeypatch) -> list[Any]:
     return seen
 
 
+def test_the_parametrization_choices_are_the_registered_tables(open_page):
+    """The spec names tables by the registry (no Literal to read them from): the form still
+    offers each one, the defaults first."""
+    at = open_page("views/setup.py")
+    (box,) = [w for w in at.multiselect if w.key == "setup.parametrizations"]
+    assert box.options == ["sp", "mup", "completep", "depth-mup"]
+    assert box.value == ["sp", "mup"]
+
+
 def test_an_upload_is_what_the_page_shows_downloads_and_launches(open_page, db_path, no_runner,
                                                                  downloads):
     at = open_page("views/setup.py")

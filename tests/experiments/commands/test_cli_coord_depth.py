@@ -11,7 +11,7 @@ import pytest
 
 import mucore
 from experiments.cli import main
-from experiments.coord_request import DEPTH_PARAMETRIZATIONS, PARAMETRIZATION_NAMES
+from experiments.models.parametrizations import depth_rule_names
 from experiments.store import Store
 
 # The residual mlp is the cheapest model with a depth; width 32, three depths, three steps.
@@ -94,12 +94,11 @@ def test_a_registered_model_has_no_depth(tmp_path, capsys, monkeypatch):
     assert code == 2 and "'tiny_mixer' has no residual blocks" in capsys.readouterr().err
 
 
-def test_param_accepts_every_registered_table_and_the_depth_tables_are_the_branch_scaled_ones():
-    """The torch-free lists the dashboard offers are mucore's registry, not a copy that drifts."""
-    assert sorted(PARAMETRIZATION_NAMES) == mucore.parametrization_names()
+def test_the_tables_with_depth_rules_are_the_branch_scaled_ones():
+    """The depth tables the dashboard offers are read from mucore's registry (a trait)."""
     branch_scaled = {n for n in mucore.parametrization_names()
                      if mucore.get_parametrization(n).branch_exp != 0}
-    assert set(DEPTH_PARAMETRIZATIONS) == branch_scaled
+    assert set(depth_rule_names()) == branch_scaled == {"completep", "depth-mup"}
 
 
 def test_describe_shows_depth_multipliers_of_block_parameters(tmp_path):
