@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
+from pydantic import BaseModel
 
 from experiments.spec import parametrization_short_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (the bundle's module imports torch)
-    from experiments.service import HPBundle, Service
+    from experiments.service import HPBundle, Service, VerifyReport
 
 VERDICT_WORDS = {"confirmed": "confirmed", "not_confirmed": "not confirmed"}
 
@@ -59,7 +60,9 @@ def verify_args(service: Service, bundle: HPBundle) -> list[str]:
     return service.verify_command(Path(handle.name))
 
 
-def verify_table(result: dict[str, Any]) -> pd.DataFrame:
-    """The verification result (the `verify --json` report) as a two-column table."""
-    rows = [(k.replace("_", " "), v) for k, v in result.items() if not isinstance(v, dict | list)]
+def verify_table(report: VerifyReport) -> pd.DataFrame:
+    """The verification report's single-valued fields (in the report's field order; the
+    bracket points and lists left out) as a two-column table."""
+    rows = [(name.replace("_", " "), value) for name, value in report
+            if not isinstance(value, BaseModel | list)]
     return pd.DataFrame(rows, columns=["what", "value"]).astype({"value": str})

@@ -1,18 +1,16 @@
 """The µP doctor's findings in plain words: shared by the Doctor page and the Setup page.
 
-`show_report` draws a `doctor --json` payload (verdict, then each finding with its fix and
+`show_report` draws the doctor's report (a `DoctorResult`, parsed from `doctor --json`: verdict, then each finding with its fix and
 evidence chart); `launch_checks` runs the static checks of a spec before launch (through the
 service) and shows what fails beside the Launch button.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
 
 from app import doctor_charts, state
-from experiments.service import DoctorFinding, ServiceError
+from experiments.service import DoctorFinding, DoctorResult, ServiceError
 from experiments.spec import SweepSpec
 
 # What each check means, in one line (the README's doctor section says the same).
@@ -39,32 +37,29 @@ _CHARTS = {"coord_check": doctor_charts.activation_slopes_figure,
            "ablation": doctor_charts.ablation_figure}
 
 
-def show_report(report: dict[str, Any], key: str = "doctor") -> None:
+def show_report(report: DoctorResult, key: str = "doctor") -> None:
     """The verdict, then the problems (with fix and evidence chart), then what passed."""
-    findings = report.get("findings", [])
-    bad = [f for f in findings if f["status"] != "pass"]
-    if report.get("verdict") == "healthy":
-        st.success(f"**Healthy.** {report.get('model')} ({report.get('param')}): no check "
-                   "failed.", icon=":material/verified:")
+    bad = report.problems
+    if report.healthy:
+        st.success(f"**Healthy.** {report.model} ({report.param}): no check failed.",
+                   icon=":material/verified:")
     else:
-        n = sum(f["status"] == "fail" for f in findings)
-        st.error(f"**Problems.** {n} checks failed for {report.get('model')} "
-                 f"({report.get('param')}).", icon=":material/healing:")
+        n = sum(f.status == "fail" for f in report.findings)
+        st.error(f"**Problems.** {n} checks failed for {report.model} ({report.param}).",
+                 icon=":material/healing:")
     for i, f in enumerate(bad):
-        text = f"**{f['check']}**: {f['message']}"
-        if f.get("fix"):
-            text += f"\n\n**Fix:** {f['fix']}"
-        _BOX[f["status"]](text, icon=_ICON[f["status"]])
-        if f["check"] in _CHARTS:
-            st.plotly_chart(_CHARTS[f["check"]](f.get("evidence", {})), key=f"{key}.bad.{i}")
-    passed = [f for f in findings if f["status"] == "pass"]
+        text = f"**{f.check}**: {f.message}"
+        if f.fix:
+            text += f"\n\n**Fix:** {f.fix}"
+        _BOX[f.status](text, icon=_ICON[f.status])
+        if f.check in _CHARTS:
+            st.plotly_chart(_CHARTS[f.check](f.evidence), key=f"{key}.bad.{i}")
+    passed = report.passed
     with st.expander(f"{len(passed)} checks passed", expanded=not bad):
         for i, f in enumerate(passed):
-            st.markdown(f":green[✔] **{f['check']}** — {f['message']}",
-                        help=CHECK_HELP.get(f["check"]))
-            if f["check"] in _CHARTS:
-                st.plotly_chart(_CHARTS[f["check"]](f.get("evidence", {})),
-                                key=f"{key}.ok.{i}")
+            st.markdown(f":green[✔] **{f.check}** — {f.message}", help=CHECK_HELP.get(f.check))
+            if f.check in _CHARTS:
+                st.plotly_chart(_CHARTS[f.check](f.evidence), key=f"{key}.ok.{i}")
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

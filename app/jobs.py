@@ -5,6 +5,8 @@ never text the browser typed as code) that writes its result as JSON to a file. 
 one process-wide registry (`st.cache_resource`), keyed by what was asked, so a rerun, another
 tab, or a second click on the same request finds the running job instead of starting a new one.
 Pages poll `status()` from an `st.fragment(run_every=...)`; no thread ever calls Streamlit.
+A finished job's result reaches the page as the engine's type for that command
+(`job.result(DoctorResult.from_json)`, re-exported by `experiments.service`), parsed once.
 """
 
 from __future__ import annotations
@@ -14,15 +16,17 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import streamlit as st
 
 from experiments.settings import PROJECT_ROOT
 
 JobState = Literal["running", "done", "failed"]
+T = TypeVar("T")
 
 
 @dataclass
@@ -33,7 +37,7 @@ class CliJob:
     out_path: Path
     log_path: Path
     proc: subprocess.Popen[bytes]
-    _result: dict[str, Any] | None = field(default=None, repr=False)
+    _parsed: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
 
     def status(self) -> JobState:
         """running, done (exit 0 and a JSON result), or failed."""
@@ -42,11 +46,13 @@ class CliJob:
             return "running"
         return "done" if code == 0 and self.out_path.exists() else "failed"
 
-    def result(self) -> dict[str, Any]:
-        """The parsed JSON result of a finished job."""
-        if self._result is None:
-            self._result = json.loads(self.out_path.read_text())
-        return self._result
+    def result(self, parse: Callable[[Mapping[str, Any]], T]) -> T:
+        """The finished job's JSON result as the engine's type: `parse` is that type's
+        `from_json` (e.g. `DoctorResult.from_json`); parsed once per type, then kept (the
+        page's fragment redraws every second)."""
+        if parse not in self._parsed:
+            self._parsed[parse] = parse(json.loads(self.out_path.read_text()))
+        return self._parsed[parse]  # type: ignore[no-any-return]
 
     def error(self) -> str:
         """The last lines the command printed (its message for a user error)."""

@@ -16,7 +16,7 @@ from app.charts import param_label
 from experiments.service import RunState
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.service import SweepSummary, TransferReport
+    from experiments.service import CoordCheckReport, DescribeTable, SweepSummary, TransferReport
 
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
 FAILED_STATES = (RunState.FAILED,)
@@ -164,24 +164,19 @@ def report_frames(report: TransferReport | None) -> tuple[pd.DataFrame, pd.DataF
     return widths, drift
 
 
-def coord_frames(result: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split a coordinate-check result (the `coord-check --json` shape) into chart inputs.
+def coord_frames(report: CoordCheckReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split a coordinate check's report into chart inputs.
 
     Returns:
-        (activations, slopes): activations is long (step, module, width or depth (the
-        result's `axis`), value = mean |activation|); slopes is (module, step, slope).
+        (activations, slopes): activations is long (step, module, the report's axis (width
+        or depth), value = mean |activation|); slopes is (module, step, slope).
     """
-    axis = "depth" if result.get("axis") == "depth" else "width"
-    slopes = pd.DataFrame(result.get("modules") or [], columns=None)
-    if slopes.empty:
-        slopes = pd.DataFrame(columns=["module", "step", "slope"])
-    rows = result.get("table") or result.get("rows") or []
-    activations = pd.DataFrame(rows)
-    if activations.empty:
-        return pd.DataFrame(columns=["step", "module", axis, "value"]), slopes
-    value_col = next(c for c in ("value", "mean_abs", "l1", "mean_abs_activation") if c in activations)
-    activations = activations.rename(columns={value_col: "value"})
-    return activations[["step", "module", axis, "value"]], slopes[["module", "step", "slope"]]
+    activations = pd.DataFrame(
+        [(p.step, p.module, p.size, p.value) for p in report.points],
+        columns=["step", "module", report.axis, "value"])
+    slopes = pd.DataFrame([(s.module, s.step, s.slope) for s in report.slopes],
+                          columns=["module", "step", "slope"])
+    return activations, slopes
 
 
 def slope_pivot(slopes: pd.DataFrame) -> pd.DataFrame:
@@ -193,7 +188,11 @@ def slope_pivot(slopes: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def describe_compare(base_rows: list[dict[str, Any]], target_rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _shape(shape: tuple[int, ...]) -> str:
+    return " x ".join(map(str, shape))
+
+
+def describe_compare(base: DescribeTable, target: DescribeTable) -> pd.DataFrame:
     """The describe tables at two widths side by side, one row per parameter.
 
     Columns: name, role, shape at base and target, width_mult, init_std at base and target,
@@ -201,23 +200,22 @@ def describe_compare(base_rows: list[dict[str, Any]], target_rows: list[dict[str
     When the target table knows depth (a table with depth rules, given a depth), also depth_mult
     (m_L) and branch_mult (m_L^(-alpha)), empty outside the residual blocks.
     """
-    base = {r["name"]: r for r in base_rows}
-    with_depth = any("depth_mult" in r for r in target_rows)
+    at_base = {r.name: r for r in base.rows}
     rows = []
-    for r in target_rows:
-        b = base.get(r["name"], {})
-        depth = {"depth_mult": r.get("depth_mult"), "branch_mult": r.get("branch_mult")} if with_depth else {}
+    for r in target.rows:
+        b = at_base.get(r.name)
+        depth = {"depth_mult": r.depth_mult, "branch_mult": r.branch_mult} if target.knows_depth else {}
         rows.append(
             {
-                "name": r["name"],
-                "role": r.get("role"),
-                "shape (base)": " x ".join(map(str, b.get("shape", []))) or "—",
-                "shape (target)": " x ".join(map(str, r.get("shape", []))),
-                "width_mult": r.get("width_mult"),
-                "init_std (base)": b.get("init_std"),
-                "init_std (target)": r.get("init_std"),
-                "forward_mult": r.get("forward_mult"),
-                "lr_mult": r.get("lr_mult"),
+                "name": r.name,
+                "role": r.role,
+                "shape (base)": _shape(b.shape) if b is not None else "—",
+                "shape (target)": _shape(r.shape),
+                "width_mult": r.width_mult,
+                "init_std (base)": b.init_std if b is not None else None,
+                "init_std (target)": r.init_std,
+                "forward_mult": r.forward_mult,
+                "lr_mult": r.lr_mult,
                 **depth,
             }
         )

@@ -13,30 +13,9 @@ checks load it when they run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
 from experiments.errors import UserError
+from experiments.job_results import DoctorFinding
 from experiments.spec import SweepSpec
-
-
-@dataclass(frozen=True)
-class DoctorFinding:
-    """One doctor finding, as the dashboard shows it.
-
-    Attributes:
-        param: the parametrization checked ("" for a finding about the model itself).
-        check: the check's name ("readout", "attention", "metadata", ...).
-        status: "pass", "warn" or "fail".
-        message: what was found, in plain words.
-        fix: what to change ("" when nothing needs to).
-    """
-
-    param: str
-    check: str
-    status: Literal["pass", "warn", "fail"]
-    message: str
-    fix: str = ""
 
 
 def launch_findings(spec: SweepSpec) -> list[DoctorFinding]:

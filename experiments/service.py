@@ -10,7 +10,10 @@ cancel, retry.
 The app's pages call this class and nothing below it (`tests/test_architecture.py` checks the
 imports): the store, the runner, the analysis and the bundle code can change shape without a
 page noticing, and every page gets typed objects. The types a page names (`TransferReport`,
-`HPBundle`, `SweepSummary`, `RunState`, ...) are re-exported here for the same reason. The CLI
+`HPBundle`, `SweepSummary`, `RunState`, ...) are re-exported here for the same reason, and so
+are the typed results of the jobs a page runs as a subprocess (`DoctorResult`,
+`CoordCheckReport`, `DescribeTable`, `VerifyReport`: `experiments.job_results`), which parse the
+JSON the job writes: a page reads their fields, never the JSON's keys. The CLI
 keeps its own thin commands over the same engine functions, so the browser and the terminal
 compute the same numbers.
 
@@ -30,9 +33,21 @@ import pandas as pd
 
 from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
 from experiments.coord_request import CoordCheckRequest
-from experiments.doctor_launch import DoctorFinding, doctor_args, launch_findings
+from experiments.doctor_launch import doctor_args, launch_findings
 from experiments.errors import UserError
 from experiments.files import read_structured
+from experiments.job_results import (
+    CoordCheckReport,
+    CoordPoint,
+    DescribedParam,
+    DescribeTable,
+    DoctorEvidence,
+    DoctorFinding,
+    DoctorResult,
+    ModuleSlope,
+    VerifyPoint,
+    VerifyReport,
+)
 from experiments.lazy import lazy_exports, type_checking_exports
 from experiments.models.catalog import ModelInfo, list_models
 from experiments.models.registry import ModelOption
@@ -63,11 +78,18 @@ __all__ = [
     "DEFAULT_LOSS",
     "TARGET_DOUBLINGS",
     "CoordCheckRecord",
+    "CoordCheckReport",
     "CoordCheckRequest",
+    "CoordPoint",
     "DataEntry",
+    "DescribeTable",
+    "DescribedParam",
+    "DoctorEvidence",
     "DoctorFinding",
+    "DoctorResult",
     "ModelInfo",
     "ModelOption",
+    "ModuleSlope",
     "QuarantinedChunk",
     "RunState",
     "Service",
@@ -76,6 +98,8 @@ __all__ = [
     "SweepSummary",
     "TransferView",
     "VerificationRecord",
+    "VerifyPoint",
+    "VerifyReport",
     "read_uploaded_spec",
     *_LAZY_TYPES,
 ]

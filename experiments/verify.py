@@ -26,117 +26,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle import HPBundle, log2_grid_step
 from experiments.config import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig, RunConfig
 from experiments.device import device_problem
 from experiments.errors import UserError
+from experiments.job_results import VerifyPoint, VerifyReport
 from experiments.models.configs import ModelConfig
 from experiments.train import NullReporter, train_run
 
-
-class VerifyPoint(BaseModel):
-    """One LR of the bracket (or the SP baseline).
-
-    Attributes:
-        parametrization: "mup" or "sp".
-        offset_steps: k, the distance from the transferred LR in grid steps (None: baseline).
-        log2_lr: the LR trained, log2.
-        loss: seed-mean final loss (None when any seed diverged).
-        seed_losses: per-seed final losses (None for a diverged seed).
-        states: per-seed run states.
-    """
-
-    parametrization: str
-    offset_steps: int | None
-    log2_lr: float
-    loss: float | None
-    seed_losses: list[float | None]
-    states: list[str]
-
-
-class VerifyReport(BaseModel):
-    """What `python -m experiments verify` writes.
-
-    Attributes:
-        target_width: the width trained.
-        target_depth: the depth trained (a depth ladder's bundle; None: width only).
-        parametrization: the bundle's parametrization.
-        transferred_log2_lr: the bundle's LR, log2.
-        step: the bracket spacing (the sweep's LR grid step), log2.
-        bracket: points on each side of the transferred LR.
-        opt_log2_lr: the target's own optimum over the bracket (None when all diverged).
-        opt_refined: whether the parabola refined it.
-        opt_at_edge: "lower"/"upper" when the best bracket point is at the bracket's edge.
-        within_one_step: |transferred - optimum| <= one grid step, and the transferred LR
-            did not diverge (a diverged LR is never called within one step).
-        transferred_loss: seed-mean loss at the transferred LR (None if it diverged).
-        best_log2_lr: the best bracket point.
-        best_loss: its seed-mean loss.
-        loss_gap: transferred_loss - best_loss (None if the transferred LR diverged).
-        points: every bracket point.
-        sp_baseline: SP at its extrapolated LR, when the bundle's evidence has an SP drift.
-        sp_gap: SP baseline loss - transferred loss (positive: µTransfer did better).
-        loss: the loss column compared ("final_train_loss" or "final_val_loss").
-        seeds: seeds trained per point.
-        steps: optimizer steps per run.
-        device: the device runs trained on.
-        wall_s: total wall time.
-        warnings: plain-words caveats.
-    """
-
-    target_width: int
-    target_depth: int | None = None
-    parametrization: str
-    transferred_log2_lr: float
-    step: float
-    bracket: int
-    opt_log2_lr: float | None
-    opt_refined: bool
-    opt_at_edge: str | None
-    within_one_step: bool
-    transferred_loss: float | None
-    best_log2_lr: float | None
-    best_loss: float | None
-    loss_gap: float | None
-    points: list[VerifyPoint]
-    sp_baseline: VerifyPoint | None = None
-    sp_gap: float | None = None
-    loss: str
-    seeds: list[int]
-    steps: int
-    device: str
-    wall_s: float
-    warnings: list[str] = Field(default_factory=list)
-
-    def to_contract_json(self) -> dict[str, Any]:
-        """The `verify --json` document (every field; the contract keys at the top level)."""
-        return self.model_dump(mode="json")
-
-    def summary(self) -> str:
-        """Human lines: the bracket table and the outcome."""
-        depth = "" if self.target_depth is None else f", depth {self.target_depth}"
-        lines = [f"target width {self.target_width}{depth}, {self.parametrization}, transferred LR "
-                 f"2^{self.transferred_log2_lr:.3g}, bracket ±{self.bracket} x {self.step:g}"]
-        for p in self.points:
-            loss = "diverged" if p.loss is None else f"{p.loss:.4f}"
-            lines.append(f"  {p.offset_steps:+d}  2^{p.log2_lr:.3g}  {loss}")
-        opt = "none" if self.opt_log2_lr is None else f"2^{self.opt_log2_lr:.3g}"
-        gap = "n/a" if self.loss_gap is None else f"{self.loss_gap:.4f}"
-        within = str(self.within_one_step)
-        if self.transferred_loss is None:
-            within += " (the transferred LR diverged)"
-        lines.append(f"target optimum {opt}; within one grid step: {within}; "
-                     f"loss gap to the best bracket point {gap}")
-        if self.sp_baseline is not None:
-            sp = self.sp_baseline
-            loss = "diverged" if sp.loss is None else f"{sp.loss:.4f}"
-            lines.append(f"SP baseline at its extrapolated LR 2^{sp.log2_lr:.3g}: {loss}")
-        lines += [f"warning: {w}" for w in self.warnings]
-        return "\n".join(lines)
-
+# The report's types live with the other job results (torch-free, for the dashboard).
+__all__ = ["VerifyPoint", "VerifyReport", "verify_bundle"]
 
 Progress = Callable[[str], None]
 

@@ -8,7 +8,7 @@ import dataclasses
 import streamlit as st
 
 from app import charts, components, jobs, model_picker, state, tables
-from experiments.service import CoordCheckRequest, ServiceError
+from experiments.service import CoordCheckReport, CoordCheckRequest, ServiceError
 from experiments.spec import depth_rule_names
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
@@ -89,17 +89,17 @@ if submitted:
         st.session_state["coord_key"] = key
 
 
-def verdict_text(result: dict, label: str) -> tuple[bool, str]:
+def verdict_text(report: CoordCheckReport, label: str) -> tuple[bool, str]:
     """(passed, the verdict in plain words) for a width or a depth check."""
-    worst = float(result.get("max_abs_slope", 0.0))
-    if result.get("axis") == "depth":
-        if result.get("verdict") == "pass":
+    worst = report.max_abs_slope
+    if report.axis == "depth":
+        if report.passed:
             return True, (f"**{label}: pass.** The largest |slope| is {worst:.3f}: activation sizes stay flat "
-                          f"as blocks are added (width {result.get('width')}).")
+                          f"as blocks are added (width {report.width}).")
         return False, (f"**{label}: fail.** The largest |slope| is {worst:.3f}: some activations change size "
                        "with depth (expected without a branch multiplier, as in SP and µP; under CompleteP "
                        "it points at a block that is not scaled).")
-    if result.get("verdict") == "pass":
+    if report.passed:
         return True, f"**{label}: pass.** The largest |slope| is {worst:.3f}: activation sizes stay flat as width grows."
     return False, (f"**{label}: fail.** The largest |slope| is {worst:.3f}: some activations change size with width "
                    "(expected for SP; under µP it points at a layer that is not parametrized right).")
@@ -117,10 +117,10 @@ def result_panel(job_key: str) -> None:
     if status == "failed":
         st.error(f"The coordinate check failed:\n\n```\n{job.error()}\n```")
         return
-    result = job.result()
-    x_axis = "depth" if result.get("axis") == "depth" else "width"
-    activations, slopes = tables.coord_frames(result)
-    passed, text = verdict_text(result, charts.param_label(str(result.get("param", ""))))
+    report = job.result(CoordCheckReport.from_json)
+    x_axis = report.axis
+    activations, slopes = tables.coord_frames(report)
+    passed, text = verdict_text(report, charts.param_label(report.param))
     (st.success if passed else st.error)(text)
     st.plotly_chart(charts.coord_check_figure(activations, axis=x_axis), key="coord_chart")
     st.subheader(f"Slopes of log2 mean |activation| vs log2 {x_axis}")

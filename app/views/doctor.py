@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, doctor_panel, jobs, model_picker, state
-from experiments.service import ServiceError
+from experiments.service import DoctorResult, ServiceError
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)",
           "cnn": "CNN"}
@@ -64,7 +64,7 @@ def result_panel(job_key: str) -> None:
         st.error(f"The doctor could not run:\n\n```\n{job.error()}\n```")
         return
     # Exit 1 (problems) still wrote the report: that is a diagnosis, not a failed job.
-    doctor_panel.show_report(job.result(), key="doctor_report")
+    doctor_panel.show_report(job.result(DoctorResult.from_json), key="doctor_report")
 
 
 current = st.session_state.get("doctor_key")

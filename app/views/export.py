@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from app import bundles, components, jobs, state
-from experiments.service import ServiceError
+from experiments.service import ServiceError, VerifyReport
 
 if TYPE_CHECKING:  # typing only
     from experiments.service import HPBundle, Service, SweepSummary
@@ -93,7 +93,7 @@ def verify_panel(service: Service, verify_key: str, sweep_id: int, width: int) -
             return
         last = stored[0]
         st.caption(f"Last verification, {last.created:%Y-%m-%d %H:%M} UTC:")
-        show_result(last.result)
+        show_result(last.report)
         return
     status = job.status()
     if status == "running":
@@ -101,16 +101,16 @@ def verify_panel(service: Service, verify_key: str, sweep_id: int, width: int) -
     elif status == "failed":
         st.error(f"Verification failed:\n\n```\n{job.error()}\n```")
     else:
-        show_result(job.result())
+        show_result(job.result(VerifyReport.from_json))
 
 
-def show_result(result: dict[str, Any]) -> None:
+def show_result(report: VerifyReport) -> None:
     """A verification's verdict and its table."""
-    if result.get("within_one_step"):
+    if report.within_one_step:
         st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
     else:
         st.error("**Not verified**: the target's best LR is more than one grid step away.")
-    st.dataframe(bundles.verify_table(result), hide_index=True, key="export_verify_table")
+    st.dataframe(bundles.verify_table(report), hide_index=True, key="export_verify_table")
 
 
 st.title("Export a hyperparameter bundle")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import charts, components, jobs, model_picker, tables
+from experiments.service import DescribeTable
 from experiments.spec import depth_rule_names
 
 MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
@@ -90,13 +91,13 @@ def tables_panel() -> None:
     if any(s == "running" for s in states.values()):
         st.info("Building the model at both widths...", icon=":material/hourglass_top:")
         return
-    base_rows = wanted["base"].result().get("rows", [])
-    target_rows = wanted["target"].result().get("rows", [])
+    base = wanted["base"].result(DescribeTable.from_json)
+    target = wanted["target"].result(DescribeTable.from_json)
     depths = f", depth {base_depth} → {target_depth}" if depth_args else ""
     st.subheader(f"Base width {base_width} → target width {target_width}{depths}")
     st.dataframe(
-        tables.describe_compare(base_rows, target_rows), key="insp_table", hide_index=True, width="stretch",
-        height=min(38 * (len(target_rows) + 1) + 4, 700),
+        tables.describe_compare(base, target), key="insp_table", hide_index=True, width="stretch",
+        height=min(38 * (len(target.rows) + 1) + 4, 700),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from experiments.job_results import VerifyReport
 from experiments.store.db import utc_now
 from experiments.store.layout import StoreFiles
 
@@ -82,6 +83,11 @@ class VerificationRecord:
     target_width: int | None
     within_one_step: bool | None
     result: dict[str, Any]
+
+    @property
+    def report(self) -> VerifyReport:
+        """The stored report, typed (the `verify --json` document it was written from)."""
+        return VerifyReport.from_json(self.result)
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a dict with the same keys (created stays a datetime)."""

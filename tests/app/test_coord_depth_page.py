@@ -5,7 +5,6 @@ inspector's branch and depth multipliers under CompleteP."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 SUBMIT = "FormSubmitter:coord_form-Run coordinate check"
 
@@ -63,26 +62,3 @@ def test_the_inspector_shows_depth_multipliers_under_completep(open_page):
     assert block["lr_mult"] == 0.25
     assert outside[["depth_mult", "branch_mult"]].isna().all()  # outside the blocks: no depth
     assert any("depth 2 → 16" in s.value for s in at.subheader)
-
-
-def test_the_inspector_table_has_depth_columns_only_when_the_rows_know_depth():
-    from app import tables
-
-    flat: list[dict[str, Any]] = [{"name": "w", "role": "hidden", "shape": [4, 4], "lr_mult": 0.5}]
-    deep: list[dict[str, Any]] = [{**flat[0], "depth_mult": 4.0, "branch_mult": 0.5}, {"name": "emb", "role": "input"}]
-    assert "depth_mult" not in tables.describe_compare(flat, flat).columns
-    frame = tables.describe_compare(flat, deep).set_index("name")
-    assert frame.loc["w", "branch_mult"] == 0.5 and frame[["depth_mult"]].loc["emb"].isna().all()
-
-
-def test_the_depth_chart_plots_mean_abs_x_against_depth():
-    from app import charts, tables
-
-    result = {"axis": "depth", "modules": [{"module": "blocks.last", "step": 1, "slope": 0.8}],
-              "table": [{"depth": d, "module": "blocks.last", "step": 1, "value": float(d)}
-                        for d in (2, 4, 8)]}
-    activations, _ = tables.coord_frames(result)
-    assert list(activations.columns) == ["step", "module", "depth", "value"]
-    fig = charts.coord_check_figure(activations, axis="depth")
-    assert list(fig.data[0].x) == [2, 4, 8] and fig.layout.xaxis.title.text == "depth"
-    assert fig.layout.xaxis.type == "log"

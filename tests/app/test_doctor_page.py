@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from app import doctor_charts
+from experiments.service import DoctorResult
 
 ROOT = Path(__file__).resolve().parents[2]
 # A user's MLP whose head is a plain nn.Linear (not mucore.Readout).
@@ -140,27 +141,31 @@ def plain_head_report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any
 
 
 def test_evidence_charts_draw_the_doctor_json(plain_head_report: dict[str, Any]) -> None:
-    evidence = {f["check"]: f["evidence"] for f in plain_head_report["findings"]}
+    report = DoctorResult.from_json(plain_head_report)  # what the Doctor page draws
+    assert report.verdict == plain_head_report["verdict"] == "problems" and not report.healthy
+    assert [f.check for f in report.findings] == [f["check"] for f in plain_head_report["findings"]]
+    evidence = {f.check: f.evidence for f in report.findings}
+    raw = {f["check"]: f["evidence"] for f in plain_head_report["findings"]}
     coord = evidence["coord_check"]
     fig = doctor_charts.activation_slopes_figure(coord)
     by_module: dict[str, list[tuple[int, float]]] = {}
-    for s in coord["slopes"]:
+    for s in raw["coord_check"]["slopes"]:
         by_module.setdefault(s["module"], []).append((s["step"], s["slope"]))
     assert len(fig.data) == min(len(by_module), 12) > 1
     worst = max(by_module, key=lambda m: max(abs(v) for _, v in by_module[m]))
-    assert worst in coord["offenders"] and coord["roles"][worst] == "readout"
+    assert worst in coord.offenders and coord.roles[worst] == "readout"
     assert fig.data[0].name == worst and fig.data[0].line.width == 3  # worst first, readout bold
     for trace in fig.data:  # every line is its module's slopes, step by step
         assert list(zip(trace.x, trace.y, strict=True)) == sorted(by_module[trace.name])
-    judged = evidence["update_size"]["judgements"]
+    judged = raw["update_size"]["judgements"]
     fig = doctor_charts.update_slopes_figure(evidence["update_size"])
     assert list(fig.data[0].x) == [j["param"] for j in judged] and len(judged) >= 3
     assert list(fig.data[0].y) == [j["slope"] for j in judged]
     assert list(fig.data[1].y) == [j["expected"] for j in judged]  # µP's slope per role
     assert [c == "#2e7d32" for c in fig.data[0].marker.color] == [j["ok"] for j in judged]
-    tried = evidence["ablation"]["tried"]
+    tried = raw["ablation"]["tried"]
     fig = doctor_charts.ablation_figure(evidence["ablation"])
     assert list(fig.data[0].x) == [t["label"] for t in tried]
     assert "readout multiplier" in fig.data[0].x  # the switch that restores flat slopes
     assert list(fig.data[0].y) == [t["excess"] for t in tried]
-    assert doctor_charts.update_slopes_figure({}).data == ()
+    assert doctor_charts.update_slopes_figure(evidence["readout"]).data == ()  # none measured

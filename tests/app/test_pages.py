@@ -266,19 +266,31 @@ def test_coord_check_waits_for_its_button_and_the_inspector_shows_its_describe_j
     assert table.loc["input.weight", "lr_mult"] == 1.0
 
 
-def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeypatch):
+def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeypatch, tmp_path):
     db, sweep_id = finished_sweep
     monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
-    from experiments.store import Store
+    from experiments.service import VerifyReport
 
     at = open_page("views/export.py", current_sweep_id=sweep_id)
     target = int(at.selectbox(key="export_target").value)
     assert any("Not verified yet" in c.value for c in at.caption)
-    Store(db).record_verification(sweep_id, {"target_width": target, "within_one_step": True,
-                                             "transferred_log2_lr": -7.0, "opt_log2_lr": -7.5,
-                                             "loss_gap": 0.002}, "hash")
+    bundle, out = tmp_path / "b.json", tmp_path / "verify.json"
+    for args in (["export", str(sweep_id), "--db", str(db), "--target-width", str(target),
+                  "--out", str(bundle), "--force"],
+                 ["verify", str(bundle), "--db", str(db), "--bracket", "1", "--steps", "2",
+                  "--no-sp-baseline", "--json", str(out)]):
+        r = subprocess.run([sys.executable, "-m", "experiments", *args], cwd=ROOT,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stdout + r.stderr
+    report = VerifyReport.from_json(json.loads(out.read_text()))  # the real job's report
     at.run()
-    assert any("Verified" in s.value for s in at.success), [s.value for s in at.success]
+    verdict = at.success if report.within_one_step else at.error
+    assert any("erified**" in v.value for v in verdict), [v.value for v in verdict]
+    (frame,) = [d.value for d in at.dataframe if "what" in d.value.columns]
+    table = frame.set_index("what")["value"]
+    assert table["target width"] == str(target)
+    assert table["transferred log2 lr"] == str(report.transferred_log2_lr)
+    assert "points" not in table.index  # the bracket's list is not a table cell
 
 
 # --- Registered models (a user's build function) ------------------------------------------------

@@ -75,20 +75,3 @@ def test_report_frames():
     w0, d0 = tables.report_frames(None)
     assert w0.empty and list(w0.columns) == tables.WIDTH_COLUMNS
     assert d0.empty and list(d0.columns) == tables.DRIFT_COLUMNS
-
-
-def test_coord_frames_and_pivot():
-    result = {"param": "mup", "verdict": "pass", "max_abs_slope": 0.05,
-              "modules": [{"module": "readout", "step": 1, "slope": 0.01}, {"module": "readout", "step": 2, "slope": 0.05}],
-              "table": [{"step": 1, "module": "readout", "width": 64, "mean_abs": 0.3, "extra": 1}]}
-    acts, slopes = tables.coord_frames(result)
-    assert list(acts.columns) == ["step", "module", "width", "value"]
-    assert list(tables.slope_pivot(slopes).columns) == ["step 1", "step 2"]
-
-
-def test_describe_compare():
-    base = [{"name": "w", "shape": [64, 10], "role": "input", "init_std": 0.3}]
-    target = [{"name": "w", "shape": [1024, 10], "role": "input", "width_mult": 16.0, "init_std": 0.3,
-               "forward_mult": 1.0, "lr_mult": 1.0}]
-    t = tables.describe_compare(base, target)
-    assert t.loc[0, "shape (base)"] == "64 x 10" and t.loc[0, "shape (target)"] == "1024 x 10"
