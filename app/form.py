@@ -127,8 +127,9 @@ def field_input(
     value = default_of(model, name) if value is None else value
     label = label or name.replace("_", " ")
     help_text = field_help(model, name)
-    if get_origin(base) is Literal:
-        options = list(get_args(base))
+    choices = getattr(model, "FIELD_OPTIONS", {}).get(name)  # a registry's names
+    if get_origin(base) is Literal or choices is not None:
+        options = list(get_args(base)) if choices is None else list(choices())
         index = options.index(value) if value in options else 0
         kwargs = {"format_func": format_func} if format_func else {}
         return st_container.selectbox(label, options, key=key, help=help_text,
@@ -189,7 +190,11 @@ def discriminated_members(annotation: Any) -> dict[str, type[BaseModel]] | None:
 
 
 def literal_options(model: type[BaseModel], name: str) -> list[Any]:
-    """The allowed values of a Literal field."""
+    """The allowed values of a Literal field, or of a field whose choices a registry supplies
+    (the model's `FIELD_OPTIONS`)."""
+    choices = getattr(model, "FIELD_OPTIONS", {}).get(name)
+    if choices is not None:
+        return list(choices())
     base, _ = _strip_optional(model.model_fields[name].annotation)
     return list(get_args(base))
 

@@ -14,7 +14,8 @@ the HPs the analysis finds optima for and the values a bundle carries.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
@@ -24,6 +25,7 @@ from experiments.models.parametrizations import resolve_parametrization
 from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
+from mucore.optimizers import get_optimizer, optimizer_names
 
 # The sweepable global knobs: mucore's list (the numeric fields of mucore.HParams).
 GLOBAL_KNOBS: tuple[str, ...] = KNOB_NAMES
@@ -44,8 +46,9 @@ class OptimizerConfig(BaseModel):
     """The spec's `optimizer:` block (mucore.build_optimizer arguments except the LR).
 
     Attributes:
-        name: "adam", "adamw" or "sgd". µP's per-group LR rules differ between the Adam family
-            and SGD (TP5, Table 8).
+        name: a registered optimizer (`mucore.optimizer_names()`: adam, adamw, sgd and any
+            the user registered). µP's per-group LR rules differ between the Adam family and
+            SGD (TP5, Table 8); the registry entry says which family it follows.
         betas: Adam/AdamW betas.
         eps: Adam/AdamW epsilon.
         momentum: SGD momentum.
@@ -59,8 +62,10 @@ class OptimizerConfig(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid")
+    # Fields whose choices a registry supplies at run time (the Setup form's selectbox).
+    FIELD_OPTIONS: ClassVar[dict[str, Callable[[], list[str]]]] = {"name": optimizer_names}
 
-    name: Literal["adam", "adamw", "sgd"] = "adam"
+    name: str = "adam"
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = Field(default=1e-8, gt=0)
     momentum: float = Field(default=0.0, ge=0, lt=1)
@@ -69,6 +74,12 @@ class OptimizerConfig(BaseModel):
     scale_eps: bool = False
     schedule: Literal["constant", "cosine"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        get_optimizer(v)  # ValueError naming the registered optimizers
+        return v
 
     @field_validator("betas")
     @classmethod

@@ -21,13 +21,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from experiments.errors import UserError
+from experiments.models.configs import depth_kinds
 from experiments.models.parametrizations import find_parametrization, resolve_parametrization
+from mucore.optimizers import optimizer_family, optimizer_names
 from mucore.parametrizations import OptimizerFamily
 
 Axis = Literal["width", "depth"]
 
 # Zoo kinds whose depth is a stack of residual blocks (mlp only with residual: true).
-DEPTH_KINDS: tuple[str, ...] = ("gpt", "llama", "mlp")
+DEPTH_KINDS: tuple[str, ...] = tuple(depth_kinds())
 DEFAULT_DEPTH_WIDTH = 64
 
 
@@ -81,7 +83,7 @@ def depth_problem(model_kind: str, residual: bool | None, param: str, optimizer:
         model_kind: the zoo kind ("gpt", "mlp", ...) or "custom" for a registered model.
         residual: the mlp's `residual` option (None for other kinds).
         param: the parametrization name.
-        optimizer: "adam", "adamw" or "sgd".
+        optimizer: a registered optimizer name (`mucore.optimizer_names()`).
     """
     if model_kind not in DEPTH_KINDS:
         return (f"--model: '{model_kind}' has no residual blocks to add, so it has no depth "
@@ -90,7 +92,8 @@ def depth_problem(model_kind: str, residual: bool | None, param: str, optimizer:
         return ("--model mlp: a depth check needs residual blocks: add --option residual=true "
                 "(the plain mlp has no residual branch to scale)")
     table = find_parametrization(param)
-    if optimizer == "sgd" and table is not None and not table.supports(OptimizerFamily.SGD):
+    family = optimizer_family(optimizer) if optimizer in optimizer_names() else None
+    if family is OptimizerFamily.SGD and table is not None and not table.supports(family):
         return (f"--optimizer: '{param}' states its depth rules for Adam/AdamW only; use "
                 "--optimizer adam, or --param mup for SGD")
     return None
@@ -109,7 +112,7 @@ class CoordCheckRequest:
         depths: the depth ladder (axis depth).
         width: the fixed width of a depth check.
         steps: recorded steps (step 1 = at init).
-        optimizer: "adam" or "sgd".
+        optimizer: a registered optimizer name (`mucore.optimizer_names()`).
         lr: global learning rate.
         residual: the mlp's residual option (a depth check on mlp needs it).
     """

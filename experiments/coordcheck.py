@@ -21,11 +21,8 @@ import mucore
 from experiments.doctor_health import probe_task
 from experiments.errors import UserError
 from experiments.models import (
-    CNNConfig,
     CustomModelConfig,
-    GPTConfig,
     HFConfig,
-    LlamaConfig,
     MLPConfig,
     ModelConfig,
     check_task,
@@ -33,13 +30,11 @@ from experiments.models import (
     model_factory,
 )
 from experiments.models.catalog import model_config
+from experiments.models.configs import zoo_kind, zoo_labels
 from experiments.models.custom import custom_problems
 from experiments.models.parametrizations import resolve_parametrization
 from experiments.models.zoo import depth_model_factory
 from experiments.tasks import Task, TaskConfig, TaskInfo, load_task, task_info
-
-MODEL_KINDS = ("mlp", "gpt", "llama", "cnn")
-OPTIMIZERS = ("adam", "sgd")
 
 # Default tasks: digits is a real (small) image dataset; bytes a real byte-level text stream,
 # with a short context so the widest GPT stays cheap on a CPU.
@@ -102,20 +97,15 @@ class CoordCheckSetup:
 
 
 def default_model_config(kind: str) -> ModelConfig:
-    """The zoo's default config of a model kind ("mlp", "gpt", "llama", "cnn").
+    """The zoo's default config of a model kind the pages offer (`zoo_labels()`: mlp, gpt,
+    llama, cnn, ...).
 
     Raises:
         UserError: unknown kind.
     """
-    if kind == "mlp":
-        return MLPConfig()
-    if kind == "gpt":
-        return GPTConfig()
-    if kind == "llama":
-        return LlamaConfig()
-    if kind == "cnn":
-        return CNNConfig()
-    raise UserError(f"unknown model '{kind}': choose one of {', '.join(MODEL_KINDS)}")
+    if kind not in zoo_labels():
+        raise UserError(f"unknown model '{kind}': choose one of {', '.join(zoo_labels())}")
+    return zoo_kind(kind).config()  # type: ignore[return-value]
 
 
 def _as_model_config(model: str | ModelConfig | dict[str, Any]) -> ModelConfig:
@@ -215,10 +205,8 @@ def prepare(
 def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
     """The scalar arguments of `run_coord_check` (and the doctor's), each refused with its fix."""
     table = resolve_parametrization(param)  # mucore's tables, then the user's
-    if optimizer not in OPTIMIZERS:
-        raise UserError(f"unknown optimizer '{optimizer}': choose one of {', '.join(OPTIMIZERS)}")
-    try:  # a depth table refuses SGD: its rules are stated for Adam/AdamW only
-        table.check_family(optimizer)
+    try:  # unknown names; a depth table refuses SGD: its rules are stated for Adam/AdamW only
+        table.check_family(mucore.optimizer_family(optimizer))
     except ValueError as exc:
         raise UserError(f"--optimizer {optimizer}: {exc}") from None
     if steps < 1:
@@ -249,7 +237,7 @@ def run_coord_check(
         param: "sp" or "mup".
         widths: increasing widths, ideally spanning >= 8x.
         steps: training steps recorded (step 1 is the model at init).
-        optimizer: "adam" or "sgd".
+        optimizer: a registered optimizer name (`mucore.optimizer_names()`).
         lr: global learning rate.
         seed: init seed (the batch uses a seed derived from it).
         base_width: width where µP equals SP; default the first width.
@@ -325,8 +313,9 @@ def describe_rows(
             depths on a model without residual blocks.
     """
     resolve_parametrization(param)
-    if optimizer not in (*OPTIMIZERS, "adamw"):
-        raise UserError(f"unknown optimizer '{optimizer}': choose one of adam, adamw, sgd")
+    if optimizer not in mucore.optimizer_names():
+        raise UserError(f"unknown optimizer '{optimizer}': choose one of "
+                        f"{', '.join(mucore.optimizer_names())}")
     if width < 1 or base_width < 1:
         raise UserError(f"--width and --base-width must be >= 1, got {width} and {base_width}")
     cfg = _as_model_config(model)

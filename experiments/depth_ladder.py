@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from typing import Protocol
 
-from experiments.models.configs import GPTConfig, LlamaConfig, MLPConfig, ModelConfig
+from experiments.models.configs import ModelConfig, zoo_kind
 
 # Zoo models whose `depth` counts residual blocks the depth rules can scale.
 DEPTH_KINDS = ("gpt", "llama", "mlp (with residual: true)")
@@ -53,11 +53,7 @@ def model_depth(model: ModelConfig) -> int | None:
     The CNN and registered models have no `depth` field; the plain MLP has one, but no residual
     branch for the depth multiplier to scale (use `residual: true`).
     """
-    if isinstance(model, GPTConfig | LlamaConfig):
-        return model.depth
-    if isinstance(model, MLPConfig) and model.residual:
-        return model.depth
-    return None
+    return zoo_kind(model.kind).depth(model)
 
 
 def resolved_base_depth(spec: Ladder) -> int | None:
@@ -79,7 +75,8 @@ def at_depth(model: ModelConfig, depth: int | None) -> ModelConfig:
     """The model config of a run at `depth` (unchanged for None)."""
     if depth is None:
         return model
-    return model.model_copy(update={"depth": depth})
+    field = zoo_kind(model.kind).depth_field or "depth"
+    return model.model_copy(update={field: depth})
 
 
 def ladder_problems(spec: Ladder) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from experiments.errors import UserError
 from experiments.job_results import DoctorFinding
-from experiments.spec import SweepSpec
+from experiments.spec import SweepSpec, optimizer_names
 
 
 def launch_findings(spec: SweepSpec) -> list[DoctorFinding]:
@@ -52,15 +52,16 @@ def doctor_args(model_args: list[str], param: str, widths: list[int],
         model_args: `--model NAME` and its `--option k=v` flags.
         param: "mup" or "sp".
         widths: at least two increasing widths (3-4 are enough).
-        optimizer: "adam" or "sgd".
+        optimizer: a registered optimizer name (`mucore.optimizer_names()`).
 
     Raises:
         UserError: naming the field and what to change.
     """
     if param not in ("mup", "sp"):
         raise UserError(f"parametrization must be 'mup' or 'sp' for the doctor, got {param!r}")
-    if optimizer not in ("adam", "sgd"):
-        raise UserError(f"optimizer must be 'adam' or 'sgd' for the doctor, got {optimizer!r}")
+    if optimizer not in optimizer_names():
+        raise UserError(f"optimizer must be one of {', '.join(optimizer_names())} for the "
+                        f"doctor, got {optimizer!r}")
     if len(widths) < 2 or any(b <= a for a, b in zip(widths, widths[1:], strict=False)):
         raise UserError(f"widths must be at least two increasing numbers, got {widths}")
     return ["doctor", *model_args, "--param", param,

@@ -11,18 +11,16 @@ two Adam moments plus the activations kept for backward. `memory_bytes` also bac
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from experiments.depth_ladder import Ladder, at_depth, sweep_depths
 from experiments.models.configs import (
     CNNConfig,
-    CustomModelConfig,
     GPTConfig,
-    HFConfig,
     LlamaConfig,
     ModelConfig,
+    zoo_kind,
 )
 from experiments.tasks.config import TaskConfig, TaskInfo
 
@@ -49,18 +47,12 @@ def _positions(info: TaskInfo) -> int:
 
 def _layers_and_width_factor(model: ModelConfig, width: int, params: int) -> tuple[int, int]:
     """(layers, activation width per layer in units of width) for the activation estimate."""
-    if isinstance(model, CustomModelConfig | HFConfig):
+    hook = zoo_kind(model.kind).layers  # the zoo entry's cost hook
+    if hook is None:
         # A registered or transformers model's layout is unknown here: count two activations
         # per width x width block of parameters (exact for an MLP, close for a transformer).
         return 1, max(1, 2 * params // max(width * width, 1))
-    if isinstance(model, GPTConfig):
-        return model.depth, 4 + 2 * model.mlp_ratio  # qkv, attn out, residuals, MLP hidden
-    if isinstance(model, LlamaConfig):
-        # 2 norms, q/k/v, attn out; SwiGLU keeps gate, up, silu(gate) and their product.
-        return model.depth, math.ceil(6 + 4 * model.mlp_ratio)
-    if isinstance(model, CNNConfig):
-        return model.stages + 1, 3  # conv out, norm out, relu out
-    return model.depth, 2  # linear out, activation out
+    return hook(model, width, params)
 
 
 class ModelRun(Protocol):

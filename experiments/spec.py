@@ -53,6 +53,8 @@ from experiments.estimate import SweepEstimate, memory_bytes
 from experiments.estimate import estimate as estimate_sweep
 from experiments.files import read_structured
 from experiments.models.configs import CustomModelConfig, MLPConfig, ModelConfig
+from experiments.models.configs import depth_kinds as depth_kinds
+from experiments.models.configs import zoo_labels as zoo_labels
 
 # The dashboard reads parametrization traits (labels, the tables with depth rules, the
 # registered names) through this torch-free module: re-exported with `as`.
@@ -64,7 +66,8 @@ from experiments.models.parametrizations import (
 )
 from experiments.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
-from mucore.parametrizations import OptimizerFamily
+from mucore.optimizers import optimizer_family
+from mucore.optimizers import optimizer_names as optimizer_names
 from mucore.parametrizations import parametrization_names as parametrization_names
 
 MAX_RUNS = 20_000
@@ -438,16 +441,15 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
 
 
 def _refused_optimizer(spec: SweepSpec) -> list[tuple[str, str]]:
-    """Parametrizations whose table refuses the optimizer (the depth tables refuse SGD)."""
-    if spec.optimizer.name != "sgd":
-        return []
+    """Parametrizations whose table refuses the optimizer's family (the depth tables refuse SGD)."""
+    family = optimizer_family(spec.optimizer.name)
     out = []
     for name in spec.parametrizations:
         table = find_parametrization(name)
-        refused = None if table is None else table.unsupported.get(OptimizerFamily.SGD)
+        refused = None if table is None else table.unsupported.get(family)
         if refused:
             out.append(("parametrizations", f"parametrization {name} cannot train with optimizer "
-                        f"sgd: {refused}"))
+                        f"{spec.optimizer.name}: {refused}"))
     return out
 
 

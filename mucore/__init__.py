@@ -14,9 +14,10 @@ A model you did not write (Hugging Face transformers, torch's blocks): in its fa
 the head with `mucore.replace_readout(model, "lm_head")`; `parametrize` then sets the score
 scale of its attention modules too (`mucore.adapters`).
 
-The public names load on first use (PEP 562), so `import mucore.hparams` or
-`import mucore.parametrizations` stays torch-free: the spec and form layers of `experiments`
-read the knob and parametrization tables without paying for torch.
+The public names load on first use (PEP 562), so `import mucore.hparams`,
+`import mucore.parametrizations` or `import mucore.optimizers` stays torch-free: the spec and
+form layers of `experiments` read the knob, parametrization and optimizer tables without paying
+for torch.
 """
 
 from __future__ import annotations
@@ -56,7 +57,12 @@ _EXPORTS: dict[str, str] = {
     "TiedReadout": "layers",
     "attention_scale": "layers",
     "build_optimizer": "optim",
-    "optimizer_family": "optim",
+    "optimizer_class": "optim",
+    "OptimizerEntry": "optimizers",
+    "get_optimizer": "optimizers",
+    "optimizer_family": "optimizers",
+    "optimizer_names": "optimizers",
+    "register_optimizer": "optimizers",
     "param_groups": "optim",
     "relative_schedule": "optim",
     "warmup_cosine": "optim",
@@ -116,10 +122,17 @@ if TYPE_CHECKING:  # static checkers see the eager imports
     )
     from mucore.optim import (
         build_optimizer,
-        optimizer_family,
+        optimizer_class,
         param_groups,
         relative_schedule,
         warmup_cosine,
+    )
+    from mucore.optimizers import (
+        OptimizerEntry,
+        get_optimizer,
+        optimizer_family,
+        optimizer_names,
+        register_optimizer,
     )
     from mucore.parametrizations import (
         COMPLETEP,

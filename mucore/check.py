@@ -50,7 +50,8 @@ from mucore.adapters import OWN_SCALING_ATTR, adapted_attention, attention_scali
 from mucore.context import MuContext, MuSetup
 from mucore.init import SETUP_ATTR
 from mucore.layers import MuConfigurable, Readout, TiedReadout
-from mucore.optim import optimizer_family
+from mucore.optim import optimizer_class
+from mucore.optimizers import get_optimizer, optimizer_family, optimizer_names
 from mucore.parametrizations import OptimizerFamily
 from mucore.roles import AttentionBase, Role, canonical_name
 
@@ -460,11 +461,28 @@ class _Slot:
     group: dict[str, Any]
 
 
+def _registered_name(cls: type) -> str | None:
+    """The registry name whose torch class is `cls` (None when none is)."""
+    for name in optimizer_names():
+        try:
+            if optimizer_class(get_optimizer(name)) is cls:
+                return name
+        except ValueError:  # an entry whose class cannot be imported here
+            continue
+    return None
+
+
 def _family(optimizer: torch.optim.Optimizer) -> tuple[OptimizerFamily, str]:
-    name = type(optimizer).__name__.lower()
-    if "sgd" in name:
-        return optimizer_family("sgd"), "sgd"
-    return optimizer_family("adam"), "adamw" if name == "adamw" else "adam"
+    """The µP rule family and registry name of a built optimizer, by its class (a subclass
+    counts as its registered base). An unregistered class is read as SGD-like when its name
+    says so, else as Adam-like, the common case of entry-wise normalised updates."""
+    for cls in type(optimizer).__mro__:
+        name = _registered_name(cls)
+        if name is not None:
+            return optimizer_family(name), name
+    if "sgd" in type(optimizer).__name__.lower():
+        return OptimizerFamily.SGD, "sgd"
+    return OptimizerFamily.ADAM, "adam"
 
 
 def _slots(model: nn.Module, setup: MuSetup, optimizer: torch.optim.Optimizer,

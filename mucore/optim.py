@@ -21,33 +21,35 @@ each group's own initial LR.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from mucore.context import MuSetup
+from mucore.optimizers import OptimizerEntry, get_optimizer, optimizer_family
 from mucore.parametrizations import OptimizerFamily
 from mucore.roles import Role, canonical_name
 
-OptimizerName = Literal["adam", "adamw", "sgd"]
 WeightDecayMode = Literal["coupled", "independent"]
 
-FAMILY: dict[str, OptimizerFamily] = {
-    "adam": OptimizerFamily.ADAM,
-    "adamw": OptimizerFamily.ADAM,
-    "sgd": OptimizerFamily.SGD,
-}
 
+def optimizer_class(entry: OptimizerEntry) -> Callable[..., torch.optim.Optimizer]:
+    """The torch class an optimizer entry names (imported on first use).
 
-def optimizer_family(name: str) -> OptimizerFamily:
-    """The µP rule family of an optimizer name."""
+    Raises:
+        ValueError: the dotted path does not name an importable class.
+    """
+    module, _, attr = entry.torch_class.rpartition(".")
     try:
-        return FAMILY[name]
-    except KeyError:
-        raise ValueError(f"unknown optimizer '{name}': choose one of {sorted(FAMILY)}") from None
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"optimizer '{entry.name}': cannot import {entry.torch_class}: "
+                         f"{exc}") from None
+    return cls  # type: ignore[no-any-return]
 
 
 def param_groups(
@@ -67,7 +69,7 @@ def param_groups(
     Args:
         model: the parametrized model (compiled models accepted).
         setup: from `mucore.parametrize`.
-        optimizer: "adam", "adamw" or "sgd".
+        optimizer: a registered optimizer name (`mucore.optimizer_names()`).
         lr: the global learning rate (the one tuned on the proxy).
         eps: Adam epsilon.
         weight_decay: global weight decay.
@@ -124,7 +126,7 @@ def param_groups(
 def build_optimizer(
     model: nn.Module,
     setup: MuSetup,
-    optimizer: OptimizerName | str,
+    optimizer: str,
     lr: float,
     *,
     betas: tuple[float, float] = (0.9, 0.999),
@@ -138,7 +140,9 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """A torch optimizer over `model` with µP per-group learning rates.
 
-    Each param group carries `lr_mult`, `role` and `param_names` besides torch's own keys.
+    The registry entry (`mucore.optimizers`) names the torch class and which of `betas`, `eps`,
+    `momentum`, `nesterov` it takes. Each param group carries `lr_mult`, `role` and
+    `param_names` besides torch's own keys.
     `group["lr"] = lr * group["lr_mult"]`, so at the base width every group has the global LR.
 
     Raises:
@@ -155,11 +159,10 @@ def build_optimizer(
         decay_vectors=decay_vectors,
         scale_eps=scale_eps,
     )
-    if optimizer == "adam":
-        return torch.optim.Adam(groups, lr=lr, betas=betas, eps=eps)
-    if optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps)
-    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov)
+    entry = get_optimizer(optimizer)
+    settings: dict[str, Any] = {"betas": betas, "eps": eps, "momentum": momentum,
+                                "nesterov": nesterov}
+    return optimizer_class(entry)(groups, lr=lr, **{k: settings[k] for k in entry.options})
 
 
 def relative_schedule(

@@ -11,7 +11,7 @@ from typing import Any
 
 from mucore.context import MuSetup
 from mucore.init import init_std
-from mucore.optim import optimizer_family
+from mucore.optimizers import optimizer_family
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import streamlit as st
 
 from app import charts, components, jobs, model_picker, state, tables
 from experiments.service import CoordCheckReport, CoordCheckRequest, ServiceError
-from experiments.spec import depth_rule_names
+from experiments.spec import depth_rule_names, optimizer_names, zoo_labels
 
-MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
+MODELS = zoo_labels()
 WIDTH_LADDERS = {
     "64 → 1024 (5 widths)": [64, 128, 256, 512, 1024],
     "64 → 512 (4 widths)": [64, 128, 256, 512],
@@ -56,7 +56,7 @@ with st.form("coord_form"):
     else:
         ladder: str = c3.selectbox("Widths", list(WIDTH_LADDERS), key="coord_widths", help=components.HELP["widths"])
     c4, c5, c6 = st.columns(3)
-    optimizer: str = c4.selectbox("Optimizer", ["adam", "sgd"], key="coord_optimizer")
+    optimizer: str = c4.selectbox("Optimizer", optimizer_names(), key="coord_optimizer")
     steps = c5.number_input("Steps", min_value=1, max_value=20, value=4, key="coord_steps",
                             help="Training steps to record; a few are enough to see growth.")
     lr = c6.number_input("Learning rate", min_value=1e-5, max_value=10.0, value=0.01, format="%.4f", key="coord_lr",

@@ -11,9 +11,9 @@ import streamlit as st
 
 from app import charts, doctor_panel, jobs, model_picker, state
 from experiments.service import DoctorResult, ServiceError
+from experiments.spec import optimizer_names, zoo_labels
 
-MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)",
-          "cnn": "CNN"}
+MODELS = zoo_labels()
 WIDTH_LADDERS = {
     "64 → 256 (3 widths)": [64, 128, 256],
     "64 → 512 (4 widths)": [64, 128, 256, 512],
@@ -36,7 +36,7 @@ with st.form("doctor_form"):
     param: str = c1.radio("Parametrization", ["mup", "sp"], key="doctor_param", horizontal=True,
                           format_func=charts.param_label)
     ladder: str = c2.selectbox("Widths", list(WIDTH_LADDERS), key="doctor_widths")
-    optimizer: str = c3.selectbox("Optimizer", ["adam", "sgd"], key="doctor_optimizer")
+    optimizer: str = c3.selectbox("Optimizer", optimizer_names(), key="doctor_optimizer")
     submitted = st.form_submit_button("Run the doctor", type="primary", icon=":material/healing:")
 
 try:

@@ -6,13 +6,13 @@ import streamlit as st
 
 from app import charts, components, jobs, model_picker, tables
 from experiments.service import DescribeTable
-from experiments.spec import depth_rule_names
+from experiments.spec import depth_kinds, depth_rule_names, optimizer_names, zoo_labels
 
-MODELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN"}
+MODELS = zoo_labels()
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
 # Parametrizations whose tables scale residual branches and block LRs with depth (CompleteP, depth-µP).
 DEPTH_PARAMS = tuple(depth_rule_names())
-DEPTH_MODELS = ("gpt", "llama", "mlp")  # the zoo models with residual blocks (mlp: residual)
+DEPTH_MODELS = depth_kinds()  # the zoo models with residual blocks (mlp: residual)
 DEPTHS = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64]
 
 st.title("µP inspector")
@@ -26,7 +26,7 @@ c1, c2, c3, c4, c5 = st.columns(5)
 model, registered = model_picker.model_select(c1, MODELS, "insp_model")
 param: str = c2.radio("Parametrization", ["mup", "sp", *DEPTH_PARAMS], key="insp_param",
                       format_func=charts.param_label, horizontal=True, help=components.HELP["mup"])
-optimizer: str = c3.selectbox("Optimizer", ["adam", "adamw", "sgd"], key="insp_optimizer",
+optimizer: str = c3.selectbox("Optimizer", optimizer_names(), key="insp_optimizer",
                          help="Adam-family and SGD scale learning rates differently under µP.")
 base_width = c4.select_slider("Base width", WIDTHS, value=64, key="insp_base", help=components.HELP["base_width"])
 target_width = c5.select_slider("Target width", WIDTHS, value=1024, key="insp_target",

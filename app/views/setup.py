@@ -35,7 +35,7 @@ from app import (
 from experiments.config import GLOBAL_KNOBS, HParamsConfig
 from experiments.models.configs import ModelConfig
 from experiments.service import ModelInfo
-from experiments.spec import SweepSpec, spec_log2_lrs
+from experiments.spec import SweepSpec, spec_log2_lrs, zoo_labels
 from experiments.tasks.config import LM_TASKS, TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
@@ -48,8 +48,7 @@ LOADING = "setup_loading"  # set by a load: the next run writes every widget's s
 LOADED = "setup_loaded"  # an uploaded spec (as data), to check the form shows all of it
 UPLOAD_ID = "setup_upload_id"  # the upload already read (a rerun must not load it again)
 UPLOAD_MESSAGE = "setup_upload_message"  # why that upload was refused, shown while it stays
-MODEL_LABELS = {"mlp": "MLP", "gpt": "GPT (small transformer)", "llama": "LLaMA (RMSNorm, RoPE, SwiGLU)", "cnn": "CNN",
-                "hf": "Hugging Face transformers model"}
+MODEL_LABELS = zoo_labels(pickable_only=False)
 FIELD_LABELS = {
     "widths": "width ladder",
     "base_width": "base width",

@@ -19,11 +19,11 @@ from typing import Any
 from experiments.commands.models import add_model_args, model_from_args
 from experiments.coord_request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.coordcheck import (
-    OPTIMIZERS,
     parse_widths,
     run_coord_check,
 )
 from experiments.errors import UserError
+from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
 
 WIDTHS_DEFAULT = "64,128,256,512"
@@ -37,7 +37,7 @@ def add_ladder_args(p: argparse.ArgumentParser, steps_help: str, lr_help: str) -
                    "user registers (those with depth rules scale residual branches with depth)")
     p.add_argument("--widths", default=WIDTHS_DEFAULT, help="increasing, comma-separated")
     p.add_argument("--steps", type=int, default=5, help=steps_help)
-    p.add_argument("--optimizer", default="adam", choices=OPTIMIZERS)
+    p.add_argument("--optimizer", default="adam", choices=optimizer_names())
     p.add_argument("--lr", type=float, default=1e-2, help=lr_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base-width", type=int, default=None, help="default: the first width")

@@ -10,6 +10,7 @@ from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
 from experiments.coordcheck import describe_rows
+from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
 
 COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "user registers")
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--base-width", type=int, default=64)
-    p.add_argument("--optimizer", default="adam", choices=("adam", "adamw", "sgd"))
+    p.add_argument("--optimizer", default="adam", choices=optimizer_names())
     p.add_argument("--depth", type=int, default=None,
                    help="residual blocks of the described model (with --base-depth): block "
                    "rows then show depth_mult m_L and branch_mult (the tables with depth rules)")

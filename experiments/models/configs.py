@@ -1,13 +1,19 @@
-"""Model configs: the spec's `model:` block, one pydantic model per architecture.
+"""Model configs: the spec's `model:` block, one pydantic model per architecture, and the zoo
+registry (`ZOO`): one `ZooKind` entry per model kind carrying its config class, builder, label,
+depth and cost hooks, so no caller dispatches on a kind with an isinstance chain or a label dict.
 
 Width is not a config field: a sweep builds the same config at every width of its ladder, and
 `mucore.infer_base_shapes` compares two widths to find which dimensions grow.
+
+This module imports no torch: builders are named by dotted path and imported on first build.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union
 
 from pydantic import (
     BaseModel,
@@ -270,7 +276,101 @@ class CustomModelConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-ModelConfig = Annotated[
-    MLPConfig | GPTConfig | LlamaConfig | CNNConfig | HFConfig | CustomModelConfig,
-    Field(discriminator="kind"),
-]
+@dataclass(frozen=True)
+class ZooKind:
+    """One model kind of the zoo.
+
+    Attributes:
+        config: its pydantic config class (a Literal `kind` field names the kind).
+        label: display name in the pages' model pickers.
+        builder: "module:function" of `(cfg, info, width) -> nn.Module`, imported when first
+            built (torch loads there, never at spec time).
+        task_kind: the task kind it needs ("lm" or "classification"), checked before building;
+            None: the builder checks the task itself (hf, registered models).
+        depth_field: the config field a depth ladder scales (None: no depth to scale).
+        depth_of: the residual block count a depth ladder measures (None: no residual depth,
+            e.g. the plain mlp); default: the `depth_field` value.
+        layers: cost hook `(cfg, width, params) -> (layers, activations per layer in units of
+            width)` for the memory estimate; None: two activations per width x width block.
+        pickable: offered in the pages' zoo picker (not hf or registered models, which have
+            pickers of their own).
+    """
+
+    config: type[BaseModel]
+    label: str
+    builder: str
+    task_kind: str | None = None
+    depth_field: str | None = None
+    depth_of: Callable[[Any], int | None] | None = None
+    layers: Callable[[Any, int, int], tuple[int, int]] | None = None
+    pickable: bool = True
+
+    @property
+    def kind(self) -> str:
+        """The spec's `model.kind` of this entry."""
+        return str(self.config.model_fields["kind"].default)
+
+    def depth(self, cfg: Any) -> int | None:
+        """The residual block count of `cfg` a depth ladder scales, or None."""
+        if self.depth_field is None:
+            return None
+        return self.depth_of(cfg) if self.depth_of else int(getattr(cfg, self.depth_field))
+
+
+ZOO: dict[str, ZooKind] = {}
+
+
+def register_zoo_kind(entry: ZooKind) -> ZooKind:
+    """Add a model kind to the zoo (the spec's union is built from this registry)."""
+    ZOO[entry.kind] = entry
+    return entry
+
+
+def zoo_kind(kind: str) -> ZooKind:
+    """The registry entry of a model kind.
+
+    Raises:
+        KeyError: unknown kind.
+    """
+    return ZOO[kind]
+
+
+def zoo_labels(pickable_only: bool = True) -> dict[str, str]:
+    """`{kind: label}` of the kinds the pages' zoo picker offers (every kind with
+    `pickable_only` False), in registry order."""
+    return {k: e.label for k, e in ZOO.items() if e.pickable or not pickable_only}
+
+
+def depth_kinds() -> list[str]:
+    """The kinds with a depth a depth ladder can scale."""
+    return [k for k, e in ZOO.items() if e.depth_field is not None]
+
+
+_Z = "experiments.models.zoo"
+register_zoo_kind(ZooKind(
+    MLPConfig, "MLP", f"{_Z}:build_mlp", "classification", "depth",
+    depth_of=lambda c: c.depth if c.residual else None, layers=lambda c, w, p: (c.depth, 2)))
+register_zoo_kind(ZooKind(
+    GPTConfig, "GPT (small transformer)", f"{_Z}:build_gpt", "lm", "depth",
+    # qkv, attn out, residuals, MLP hidden
+    layers=lambda c, w, p: (c.depth, 4 + 2 * c.mlp_ratio)))
+register_zoo_kind(ZooKind(
+    LlamaConfig, "LLaMA (RMSNorm, RoPE, SwiGLU)", f"{_Z}:build_llama", "lm", "depth",
+    # 2 norms, q/k/v, attn out; SwiGLU keeps gate, up, silu(gate) and their product.
+    layers=lambda c, w, p: (c.depth, math.ceil(6 + 4 * c.mlp_ratio))))
+register_zoo_kind(ZooKind(
+    CNNConfig, "CNN", f"{_Z}:build_cnn", "classification",
+    layers=lambda c, w, p: (c.stages + 1, 3)))  # conv out, norm out, relu out
+register_zoo_kind(ZooKind(HFConfig, "Hugging Face transformers model", f"{_Z}:build_hf_checked",
+                          pickable=False))
+register_zoo_kind(ZooKind(CustomModelConfig, "Registered model",
+                          "experiments.models.custom:build_custom", pickable=False))
+
+if TYPE_CHECKING:  # the static view of the union the registry builds at run time
+    ModelConfig = Annotated[
+        MLPConfig | GPTConfig | LlamaConfig | CNNConfig | HFConfig | CustomModelConfig,
+        Field(discriminator="kind"),
+    ]
+else:
+    ModelConfig = Annotated[Union[tuple(e.config for e in ZOO.values())],  # noqa: UP007
+                            Field(discriminator="kind")]

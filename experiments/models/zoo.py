@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 
 import torch
@@ -18,8 +19,9 @@ from experiments.models.configs import (
     LlamaConfig,
     MLPConfig,
     ModelConfig,
+    depth_kinds,
+    zoo_kind,
 )
-from experiments.models.custom import build_custom
 from experiments.models.gpt import GPT
 from experiments.models.llama import Llama
 from experiments.models.mlp import MLP
@@ -29,10 +31,6 @@ _TASKS_FOR_KIND = {
     "lm": "'bytes', 'synthetic-lm', 'tokens', or 'file' with a .txt",
     "classification": "'digits', 'synthetic', or 'file' with a .npz",
 }
-
-
-def _needed_kind(cfg: ModelConfig) -> str:
-    return "lm" if isinstance(cfg, GPTConfig | LlamaConfig) else "classification"
 
 
 def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
@@ -52,7 +50,9 @@ def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
         from experiments.models.hf import task_problems
 
         return task_problems(cfg, info)
-    need = _needed_kind(cfg)
+    need = zoo_kind(cfg.kind).task_kind
+    if need is None:
+        return []
     if info.kind != need:
         what = "a language-modelling" if need == "lm" else "a classification"
         return [
@@ -126,7 +126,8 @@ def _llama_width_error(cfg: LlamaConfig, width: int) -> str | None:
     return err
 
 
-def _build_llama(cfg: LlamaConfig, info: TaskInfo, width: int) -> nn.Module:
+def build_llama(cfg: LlamaConfig, info: TaskInfo, width: int) -> nn.Module:
+    """The zoo's LLaMA at `width` (heads per `head_mode`)."""
     if cfg.head_mode == "fixed_dim":
         n_heads = n_kv_heads = width // cfg.head_dim
     else:
@@ -145,8 +146,14 @@ def _build_llama(cfg: LlamaConfig, info: TaskInfo, width: int) -> nn.Module:
     )
 
 
+def _builder(cfg: ModelConfig) -> Callable[[ModelConfig, TaskInfo, int], nn.Module]:
+    module, _, name = zoo_kind(cfg.kind).builder.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+
+
 def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
-    """Build the model `cfg` describes for `info` at `width` (on the current default device).
+    """Build the model `cfg` describes for `info` at `width` (on the current default device),
+    with its zoo entry's builder (`experiments.models.configs.ZOO`).
 
     Weights get PyTorch's default init; `mucore.parametrize(..., reinit=True)` redraws them per
     the chosen parametrization.
@@ -154,39 +161,47 @@ def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
     Raises:
         UserError: the model does not fit the task, or cannot be built at this width.
     """
-    if isinstance(cfg, CustomModelConfig):  # a user's model: `build` from the registry
-        return build_custom(cfg, info, width)
-    if isinstance(cfg, HFConfig):  # transformers loads here, on first use
-        from experiments.models.hf import build_hf
-
-        errors = check_widths(cfg, info, [width])
+    if zoo_kind(cfg.kind).task_kind is not None:  # hf and registered models check themselves
+        errors = check_task(cfg, info) + check_widths(cfg, info, [width])
         if errors:
             raise UserError("; ".join(errors))
-        return build_hf(cfg, info, width)
-    errors = check_task(cfg, info) + check_widths(cfg, info, [width])
+    return _builder(cfg)(cfg, info, width)
+
+
+def build_hf_checked(cfg: HFConfig, info: TaskInfo, width: int) -> nn.Module:
+    """A transformers model at `width`; transformers loads here, on first use."""
+    from experiments.models.hf import build_hf
+
+    errors = check_widths(cfg, info, [width])
     if errors:
         raise UserError("; ".join(errors))
-    if isinstance(cfg, MLPConfig):
-        in_features = 1
-        for s in info.input_shape:
-            in_features *= s
-        return MLP(in_features, info.n_outputs, width, cfg.depth, cfg.activation, cfg.bias,
-                   cfg.residual)
-    if isinstance(cfg, GPTConfig):
-        assert info.seq_len is not None  # check_task guarantees it
-        if cfg.head_mode == "fixed_dim":
-            n_heads = width // cfg.head_dim
-        else:
-            assert cfg.n_heads is not None
-            n_heads = cfg.n_heads
-        return GPT(
-            info.n_outputs, info.seq_len, width, cfg.depth, n_heads, cfg.head_mode, cfg.mlp_ratio
-        )
-    if isinstance(cfg, LlamaConfig):
-        return _build_llama(cfg, info, width)
-    if isinstance(cfg, CNNConfig):
-        return CNN(info.input_shape[0], info.n_outputs, width, cfg.stages, cfg.norm, cfg.groups)
-    raise TypeError(f"unknown model config {type(cfg).__name__}")
+    return build_hf(cfg, info, width)
+
+
+def build_mlp(cfg: MLPConfig, info: TaskInfo, width: int) -> nn.Module:
+    """The zoo's MLP at `width` (inputs flattened)."""
+    in_features = 1
+    for s in info.input_shape:
+        in_features *= s
+    return MLP(in_features, info.n_outputs, width, cfg.depth, cfg.activation, cfg.bias,
+               cfg.residual)
+
+
+def build_gpt(cfg: GPTConfig, info: TaskInfo, width: int) -> nn.Module:
+    """The zoo's GPT at `width` (heads per `head_mode`)."""
+    assert info.seq_len is not None  # check_task guarantees it
+    if cfg.head_mode == "fixed_dim":
+        n_heads = width // cfg.head_dim
+    else:
+        assert cfg.n_heads is not None
+        n_heads = cfg.n_heads
+    return GPT(info.n_outputs, info.seq_len, width, cfg.depth, n_heads, cfg.head_mode,
+               cfg.mlp_ratio)
+
+
+def build_cnn(cfg: CNNConfig, info: TaskInfo, width: int) -> nn.Module:
+    """The zoo's CNN at `width`."""
+    return CNN(info.input_shape[0], info.n_outputs, width, cfg.stages, cfg.norm, cfg.groups)
 
 
 def model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int], nn.Module]:
@@ -194,9 +209,14 @@ def model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int], nn.Module
     return functools.partial(build_model, cfg, info)
 
 
-def _build_at_depth(cfg: MLPConfig | GPTConfig | LlamaConfig, info: TaskInfo, width: int,
-                    depth: int) -> nn.Module:
-    return build_model(cfg.model_copy(update={"depth": depth}), info, width)
+def _build_at_depth(cfg: ModelConfig, info: TaskInfo, width: int, depth: int) -> nn.Module:
+    field = zoo_kind(cfg.kind).depth_field
+    assert field is not None  # depth_model_factory guarantees it
+    return build_model(cfg.model_copy(update={field: depth}), info, width)
+
+
+def _one_of(names: list[str]) -> str:
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
 
 
 def depth_model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int, int], nn.Module]:
@@ -205,9 +225,10 @@ def depth_model_factory(cfg: ModelConfig, info: TaskInfo) -> Callable[[int, int]
     Raises:
         UserError: the model has no `depth` (the CNN, registered models).
     """
-    if not isinstance(cfg, MLPConfig | GPTConfig | LlamaConfig):
+    if zoo_kind(cfg.kind).depth_field is None:
         raise UserError(
-            f"model '{cfg.kind}' has no depth to scale: depth ladders need mlp, gpt or llama"
+            f"model '{cfg.kind}' has no depth to scale: depth ladders need "
+            f"{_one_of(depth_kinds())}"
         )
     return functools.partial(_build_at_depth, cfg, info)
 
