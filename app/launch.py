@@ -6,11 +6,13 @@ runner is started if none is running. The page never trains anything itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import streamlit as st
 from pydantic import ValidationError
 
-from app import form, presets, safety, state
+from app import form, nav, presets, safety, state
 from experiments.service import RunnerNotStarted, ServiceError
 from experiments.spec import SweepSpec
 
@@ -46,6 +48,22 @@ def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str
     except ValidationError as exc:
         return None, form.errors_by_field(exc)
     return spec, {}  # model_validate ran check_spec: a submit validates once
+
+
+def launch_and_follow(start: Callable[[], int], refused: str = "") -> None:
+    """Launch with `start` (a spec or the quick demo) and open the Runs page on the new sweep;
+    or say, in place, why nothing was launched (`refused` prefixes that message), or that the
+    sweep is stored but no runner could start."""
+    try:
+        sweep_id = start()
+    except LaunchError as exc:
+        st.error(f"{refused}{exc}", icon=":material/block:")
+    except QueuedWithoutRunner as exc:
+        state.set_current_sweep(exc.sweep_id)
+        st.warning(queued_without_runner(exc), icon=":material/warning:")
+    else:
+        state.set_current_sweep(sweep_id)
+        st.switch_page(nav.page("runs.py"))
 
 
 def queued_without_runner(exc: QueuedWithoutRunner) -> str:

@@ -37,16 +37,7 @@ with demo:
         "on this machine's CPU (about two minutes). Then look at **Transfer**."
     )
     if st.button("Launch the quick demo", key="home_quick_demo", type="primary", icon=":material/rocket_launch:"):
-        try:
-            sweep_id = launch.launch_quick_demo()
-        except launch.LaunchError as exc:
-            st.error(str(exc))
-        except launch.QueuedWithoutRunner as exc:
-            state.set_current_sweep(exc.sweep_id)
-            st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
-        else:
-            state.set_current_sweep(sweep_id)
-            st.switch_page(nav.page("runs.py"))
+        launch.launch_and_follow(launch.launch_quick_demo)
 with steps:
     st.subheader("How to use it")
     st.markdown(

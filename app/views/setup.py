@@ -26,7 +26,6 @@ from app import (
     form,
     launch,
     model_picker,
-    nav,
     presets,
     search_form,
     setup_upload,
@@ -364,16 +363,7 @@ def launch_spec(spec: SweepSpec | None) -> None:
     if spec is None:
         st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
         return
-    try:
-        sweep_id = launch.launch(spec)
-    except launch.LaunchError as exc:
-        st.error(f"Nothing was launched: {exc}")
-    except launch.QueuedWithoutRunner as exc:
-        state.set_current_sweep(exc.sweep_id)
-        st.warning(launch.queued_without_runner(exc), icon=":material/warning:")
-    else:
-        state.set_current_sweep(sweep_id)
-        st.switch_page(nav.page("runs.py"))
+    launch.launch_and_follow(lambda: launch.launch(spec), refused="Nothing was launched: ")
 
 
 if VALUES not in st.session_state:

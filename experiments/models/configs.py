@@ -58,6 +58,22 @@ class MLPConfig(BaseModel):
         return data
 
 
+def check_head_mode(head_mode: str, n_heads: int | None) -> None:
+    """A transformer's heads as the width grows: `fixed_dim` (width // head_dim heads, so µP's
+    1/d attention scale is a constant) needs no head count; `fixed_heads` needs one.
+
+    Raises:
+        ValueError: the two fields disagree (the message says which to set).
+    """
+    if head_mode == "fixed_heads" and n_heads is None:
+        raise ValueError("head_mode 'fixed_heads' needs n_heads: set model.n_heads (e.g. 4)")
+    if head_mode == "fixed_dim" and n_heads is not None:
+        raise ValueError(
+            "n_heads is only used with head_mode 'fixed_heads'; in 'fixed_dim' mode the "
+            "head count is width // head_dim: remove n_heads or set head_mode: fixed_heads"
+        )
+
+
 class GPTConfig(BaseModel):
     """Pre-LN decoder-only Transformer with learned positions and an untied readout.
 
@@ -84,13 +100,7 @@ class GPTConfig(BaseModel):
 
     @model_validator(mode="after")
     def _heads_match_mode(self) -> GPTConfig:
-        if self.head_mode == "fixed_heads" and self.n_heads is None:
-            raise ValueError("head_mode 'fixed_heads' needs n_heads: set model.n_heads (e.g. 4)")
-        if self.head_mode == "fixed_dim" and self.n_heads is not None:
-            raise ValueError(
-                "n_heads is only used with head_mode 'fixed_heads'; in 'fixed_dim' mode the "
-                "head count is width // head_dim: remove n_heads or set head_mode: fixed_heads"
-            )
+        check_head_mode(self.head_mode, self.n_heads)
         return self
 
 
@@ -244,13 +254,7 @@ class HFConfig(BaseModel):
 
     @model_validator(mode="after")
     def _heads_and_owned_keys(self) -> HFConfig:
-        if self.head_mode == "fixed_heads" and self.n_heads is None:
-            raise ValueError("head_mode 'fixed_heads' needs n_heads: set model.n_heads (e.g. 4)")
-        if self.head_mode == "fixed_dim" and self.n_heads is not None:
-            raise ValueError(
-                "n_heads is only used with head_mode 'fixed_heads'; in 'fixed_dim' mode the "
-                "head count is width // head_dim: remove n_heads or set head_mode: fixed_heads"
-            )
+        check_head_mode(self.head_mode, self.n_heads)
         owned = [k for k in self.config if k in HF_OWNED_KEYS]
         if owned:
             raise ValueError("; ".join(f"config.{k} is set by {HF_OWNED_KEYS[k]}: remove it"
