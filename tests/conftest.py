@@ -14,3 +14,29 @@ torch.set_num_threads(1)
 def _fixed_seeds() -> None:
     random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def swept_drifts(tmp_path):
+    """`swept_drifts(spec)` trains a µP-vs-SP sweep spec through the real runner (2 worker
+    processes) into a real DuckDB store, checks no run failed, prints each parametrization's
+    optima, and returns the project's analysis of µP and of SP, as the science tests read it."""
+
+    def sweep(spec: dict) -> tuple:
+        from experiments.analysis import analyze
+        from experiments.runner import run_sweep
+        from experiments.spec import parse_spec
+        from experiments.store import Store
+        from experiments.sweeps import create_sweep
+
+        db = tmp_path / "science.duckdb"
+        sid = create_sweep(Store(db), parse_spec(spec))
+        assert run_sweep(db, sid, workers=2).counts.get("failed", 0) == 0
+        report = analyze(Store(db).runs_frame(sid))
+        mup, sp = report.lr["mup"], report.lr["sp"]
+        for name, lr in (("mup", mup), ("sp", sp)):
+            print(f"{name} optima", [(w.width, w.opt_log2) for w in lr.widths],
+                  "slope", lr.drift_slope)
+        return mup, sp
+
+    return sweep

@@ -5,15 +5,10 @@ analysis: µP's optimal LR drifts less across width than SP's."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-
-from experiments.analysis import analyze
-from experiments.runner import run_sweep
-from experiments.spec import parse_spec
-from experiments.store import Store
-from experiments.sweeps import create_sweep
 
 SPEC = {
     "name": "science-hf-llama-bytes",
@@ -33,14 +28,7 @@ SPEC = {
 
 
 @pytest.mark.slow
-def test_hf_llama_mup_optimum_drifts_less_than_sp(tmp_path: Path) -> None:
-    db = tmp_path / "science.duckdb"
-    sid = create_sweep(Store(db), parse_spec(SPEC))
-    summary = run_sweep(db, sid, workers=2)
-    assert summary.counts.get("failed", 0) == 0
-    report = analyze(Store(db).runs_frame(sid))
-    mup, sp = report.lr["mup"], report.lr["sp"]
-    print("mup optima", [(w.width, w.opt_log2) for w in mup.widths], "slope", mup.drift_slope)
-    print("sp optima", [(w.width, w.opt_log2) for w in sp.widths], "slope", sp.drift_slope)
+def test_hf_llama_mup_optimum_drifts_less_than_sp(swept_drifts: Callable[..., Any]) -> None:
+    mup, sp = swept_drifts(SPEC)
     assert mup.drift_slope is not None and sp.drift_slope is not None
     assert abs(mup.drift_slope) < abs(sp.drift_slope)

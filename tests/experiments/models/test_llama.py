@@ -4,7 +4,8 @@ untied and tied, with SP failing so the checks can fail."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
@@ -12,7 +13,6 @@ import torch.nn.functional as F
 from pydantic import TypeAdapter, ValidationError
 
 import mucore
-from experiments.analysis import analyze
 from experiments.coordcheck import infer_shapes, prepare, run_coord_check
 from experiments.errors import UserError
 from experiments.models import (
@@ -25,10 +25,6 @@ from experiments.models import (
     model_factory,
 )
 from experiments.models.llama import Llama, LlamaAttention, apply_rotary, rotary_tables
-from experiments.runner import run_sweep
-from experiments.spec import parse_spec
-from experiments.store import Store
-from experiments.sweeps import create_sweep
 from experiments.tasks import TaskConfig, task_info
 
 torch.set_num_threads(1)
@@ -306,21 +302,14 @@ def _sweep_spec(tied: bool) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("tied", [False, True])
-def test_mup_optimum_drifts_less_than_sp(tmp_path: Path, tied: bool) -> None:
+def test_mup_optimum_drifts_less_than_sp(swept_drifts: Callable[..., Any], tied: bool) -> None:
     """64 runs per case through the real runner (2 workers) and the project's analysis.
 
     Measured on a 2-core VM (60 steps, 1 seed): untied µP drift +0.11 vs SP -1.00 log2 LR per
     doubling of width; tied µP -0.17 vs SP -1.31.
     """
-    db = tmp_path / "llama.duckdb"
-    sid = create_sweep(Store(db), parse_spec(_sweep_spec(tied)))
-    summary = run_sweep(db, sid, workers=2)
-    assert summary.counts.get("failed", 0) == 0
-    report = analyze(Store(db).runs_frame(sid))
-    mup, sp = report.lr["mup"], report.lr["sp"]
     print(f"tied={tied}")
-    print("mup optima", [(w.width, w.opt_log2) for w in mup.widths], "slope", mup.drift_slope)
-    print("sp optima", [(w.width, w.opt_log2) for w in sp.widths], "slope", sp.drift_slope)
+    mup, sp = swept_drifts(_sweep_spec(tied))
     assert mup.drift_slope is not None and sp.drift_slope is not None
     assert abs(mup.drift_slope) <= 0.3
     assert sp.drift_slope <= -0.6
