@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from pydantic import BaseModel
 
-from experiments.spec import parametrization_short_label
+from experiments.spec.sweep import parametrization_short_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only (the bundle's module imports torch)
     from experiments.service import HPBundle, Service, VerifyReport
@@ -39,7 +39,7 @@ def load_snippet(filename: str) -> str:
     """How to use a downloaded bundle with mucore."""
     return (
         "import mucore\n"
-        "from experiments.bundle import read_bundle, target_model\n\n"
+        "from experiments.bundle.build import read_bundle, target_model\n\n"
         f'bundle = read_bundle("{filename}")   # checks the hash and the schema\n'
         "model = target_model(bundle)          # the sweep's model family at the target width\n"
         "# or build your own model at the target width with the same parameter names\n"

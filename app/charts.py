@@ -25,7 +25,7 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from experiments.analysis import grid_optima, param_order, seed_summary
-from experiments.spec import parametrization_label
+from experiments.spec.sweep import parametrization_label
 
 WIDTH_COLORSCALE = "Viridis"
 # The top of Viridis is a pale yellow that vanishes on a white page; stop short of it.

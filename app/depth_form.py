@@ -13,7 +13,7 @@ from typing import Any
 import streamlit as st
 
 from app import form
-from experiments.spec import depth_rule_names
+from experiments.spec.sweep import depth_rule_names
 
 DEPTHS_HELP = ("Comma-separated block counts, strictly increasing, e.g. 2, 4, 8, 16 (gpt, llama, "
                "or mlp with residual). Leave empty for a width-only sweep. Compare mup with "

@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import doctor_charts, state
 from experiments.service import DoctorFinding, DoctorResult, ServiceError
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 
 # What each check means, in one line (the README's doctor section says the same).
 CHECK_HELP = {

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from app import form, nav, presets, safety, state
 from experiments.service import RunnerNotStarted, ServiceError
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 
 
 class LaunchError(Exception):

@@ -2,7 +2,7 @@
 
 `grid` trains every LR at every width (the spec then hashes and prints as before the field
 existed); `adaptive` trains the full grid at the narrowest widths and a bracket around the
-predicted optimum at each wider one (`experiments.adaptive`), so it shows a range of runs.
+predicted optimum at each wider one (`experiments.sweep.adaptive`), so it shows a range of runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import streamlit as st
 
 from app import form, state
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 
 KIND_LABELS = {"grid": "grid (every LR at every width)",
                "adaptive": "adaptive (full grid at the narrowest widths, a bracket elsewhere)"}

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel
 
 from app import form, launch, safety, state
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 
 # Form labels of the fields the Setup page draws by hand (the generated ones are labelled by
 # their field name, with spaces for underscores).

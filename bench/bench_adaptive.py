@@ -5,7 +5,7 @@
 
 The grid sweep of the preset is trained once (through `sweep run`; reused from `--db DIR` when
 a finished sweep of the same spec is there). The adaptive search is then replayed against the
-grid's own results (`experiments.adaptive.replay`): it may only ask for runs of the same grid,
+grid's own results (`experiments.sweep.adaptive.replay`): it may only ask for runs of the same grid,
 and each answer is the loss the grid sweep measured for that run, so the comparison isolates
 the search (same seeds, same training, same analysis). With `--engine`, the adaptive spec is
 also run through the real engine (`sweep run`) and its run set compared with the replay's.
@@ -29,11 +29,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from experiments.adaptive import RunOutcome, replay  # noqa: E402
 from experiments.analysis.report import analyze  # noqa: E402
-from experiments.planning import outcomes_of  # noqa: E402
-from experiments.spec import SweepSpec, load_spec, run_key, spec_hash  # noqa: E402
+from experiments.spec.sweep import SweepSpec, load_spec, run_key, spec_hash  # noqa: E402
 from experiments.store import Store  # noqa: E402
+from experiments.sweep.adaptive import RunOutcome, replay  # noqa: E402
+from experiments.sweep.planning import outcomes_of  # noqa: E402
 
 CONFIGS = ROOT / "experiments" / "configs"
 # gpt-bytes sized down for a 2-core CPU: narrower ladder, shorter sequences, fewer steps.
@@ -72,7 +72,7 @@ def sweep_run(spec: SweepSpec, db: Path, workers: int | None) -> int:
 
 def flops(spec: SweepSpec, frame: pd.DataFrame) -> tuple[float, float]:
     """(budgeted, spent) training FLOPs of the runs in `frame`: steps x FLOPs per step of the
-    run's width (`experiments.estimate`); spent counts a diverged run's steps up to its stop."""
+    run's width (`experiments.spec.estimate`); spent counts a diverged run's steps up to its stop."""
     per_step = {w.width: w.flops_per_step for w in spec.estimate().widths}
     fps = frame["width"].map(per_step).astype(float)
     return float((fps * spec.steps).sum()), float((fps * frame["steps_done"]).sum())

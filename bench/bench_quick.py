@@ -53,7 +53,7 @@ def main() -> int:
     counts = json.loads(status.stdout)[0]["counts"] if status.returncode == 0 else {}
 
     sys.path.insert(0, str(ROOT))
-    from experiments.spec import load_spec
+    from experiments.spec.sweep import load_spec
 
     spec = load_spec(QUICK)
     plan = spec.estimate()

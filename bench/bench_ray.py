@@ -42,7 +42,7 @@ def payloads(spec_path: Path, steps: int | None, max_runs: int | None) -> list[d
     """The spec's runs as RunConfig JSON payloads (optionally fewer steps / fewer runs)."""
     import yaml
 
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
 
     data = yaml.safe_load(spec_path.read_text())
     if steps is not None:

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from experiments.runner import LocalExecutor, run_pending  # noqa: E402
-from experiments.spec import SweepSpec  # noqa: E402
+from experiments.spec.sweep import SweepSpec  # noqa: E402
 from experiments.store import Store  # noqa: E402
-from experiments.sweeps import create_sweep  # noqa: E402
+from experiments.sweep.submit import create_sweep  # noqa: E402
 
 COMMAND = ".venv/bin/python bench/bench_scheduling.py " + " ".join(sys.argv[1:])
 TARGET = 1.3

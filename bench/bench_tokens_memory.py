@@ -65,7 +65,7 @@ def child(folder: Path, steps: int) -> None:
     """Train one small GPT on the tokens folder; print the peak RSS as JSON."""
     import torch
 
-    from experiments.spec import parse_spec
+    from experiments.spec.sweep import parse_spec
     from experiments.train import NullReporter, train_run
 
     torch.set_num_threads(1)

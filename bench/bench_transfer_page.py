@@ -46,7 +46,7 @@ def final_loss(param: str, width: int, log2_lr: float, seed: int) -> float:
 def populate(db_path: Path, n_runs: int, n_points: int) -> int:
     """Write one sweep with `n_runs` finished runs and `n_points` metric rows each."""
     from experiments.store import ChunkWriter, RunRow, Store
-    from experiments.sweeps import TRAIN_JOB
+    from experiments.sweep.submit import TRAIN_JOB
 
     store = Store(db_path)
     cells = grid(n_runs)

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
-from experiments.coord_request import CoordCheckRequest
-from experiments.doctor_launch import doctor_args, launch_findings
+from experiments.coordcheck.request import CoordCheckRequest
+from experiments.doctor.launch import doctor_args, launch_findings
 from experiments.errors import UserError
 from experiments.files import read_structured
 from experiments.job_results import (
@@ -51,7 +51,7 @@ from experiments.job_results import (
 from experiments.lazy import lazy_exports, type_checking_exports
 from experiments.models.catalog import ModelInfo, list_models
 from experiments.models.registry import ModelOption
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 from experiments.store import (
     CoordCheckRecord,
     QuarantinedChunk,
@@ -67,9 +67,9 @@ from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 # page asks: the imports below are the list, each loaded on first access (`experiments.lazy`).
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.analysis.schema import TransferReport
-    from experiments.bundle import HPBundle
-    from experiments.estimate import SweepEstimate
-    from experiments.planning import SearchProgress
+    from experiments.bundle.build import HPBundle
+    from experiments.spec.estimate import SweepEstimate
+    from experiments.sweep.planning import SearchProgress
 
 _LAZY_TYPES = type_checking_exports(__name__, globals())
 __getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())
@@ -210,7 +210,7 @@ class Service:
 
     def estimate(self, spec: SweepSpec) -> SweepEstimate:
         """Runs, parameters, compute and memory of a spec before it is launched."""
-        from experiments.estimate import estimate
+        from experiments.spec.estimate import estimate
 
         return estimate(spec)
 
@@ -226,7 +226,7 @@ class Service:
             RunnerNotStarted: the sweep is queued but the runner could not start (its
                 `sweep_id` names the stored sweep).
         """
-        from experiments.sweeps import create_sweep
+        from experiments.sweep.submit import create_sweep
 
         try:
             sweep_id = create_sweep(self.store, spec)
@@ -259,24 +259,24 @@ class Service:
         """Every sweep with its run counts by state, newest first."""
         return self.store.list_sweeps()
 
-    # --- Adaptive LR search (experiments.adaptive, experiments.planning) --------------------
+    # --- Adaptive LR search (experiments.sweep.adaptive, experiments.sweep.planning) --------------------
 
     def run_bounds(self, spec: SweepSpec) -> tuple[int, int]:
         """(fewest, most) runs the spec can make: equal for a grid, a range for adaptive."""
-        from experiments.adaptive import run_bounds
+        from experiments.sweep.adaptive import run_bounds
 
         return run_bounds(spec)
 
     def search_progress(self, sweep_id: int) -> SearchProgress | None:
         """An adaptive sweep's runs so far, planned next and full-grid bound; None for a grid."""
-        from experiments.planning import search_progress
+        from experiments.sweep.planning import search_progress
 
         return search_progress(self.store, sweep_id)
 
     def adaptive_widths(self, sweep_id: int) -> list[int]:
         """The widths whose LRs an adaptive search chose ([] for a grid sweep)."""
-        from experiments.adaptive import adaptive_widths
-        from experiments.planning import is_adaptive
+        from experiments.sweep.adaptive import adaptive_widths
+        from experiments.sweep.planning import is_adaptive
 
         record = self.store.get_sweep(sweep_id)
         if record is None or not is_adaptive(record.spec):
@@ -387,7 +387,7 @@ class Service:
             ServiceError: no such sweep, transfer not confirmed (unless `force`), or the
                 analysis has nothing to export yet.
         """
-        from experiments.bundle import export_bundle
+        from experiments.bundle.build import export_bundle
 
         try:
             return export_bundle(self.store, sweep_id, target_width, force=force)
@@ -400,7 +400,7 @@ class Service:
         Raises:
             ServiceError: the bundle was changed after it was hashed.
         """
-        from experiments.bundle import bundle_json
+        from experiments.bundle.build import bundle_json
 
         try:
             return bundle_json(bundle)
@@ -413,7 +413,7 @@ class Service:
         Raises:
             ServiceError: the bundle was changed after it was hashed.
         """
-        from experiments.bundle import bundle_yaml
+        from experiments.bundle.build import bundle_yaml
 
         try:
             return bundle_yaml(bundle)
@@ -440,7 +440,7 @@ class Service:
 
     def coord_check_command(self, request: CoordCheckRequest) -> list[str]:
         """The `coord-check` arguments (without `--json`) of a width or depth check, checked
-        before any process starts (`experiments.coord_request`).
+        before any process starts (`experiments.coordcheck.request`).
 
         Raises:
             ServiceError: an unknown parametrization, a depth ladder that is not strictly
@@ -457,7 +457,7 @@ class Service:
     def doctor_command(self, model_args: list[str], param: str, widths: list[int],
                        optimizer: str = "adam") -> list[str]:
         """The `doctor` arguments (without `--json`): static checks, then 30-step dynamic
-        checks and, when one fails, the ablation (`experiments.doctor`).
+        checks and, when one fails, the ablation (`experiments.doctor.diagnose`).
 
         Raises:
             ServiceError: an unknown parametrization or optimizer, or widths not increasing.
@@ -469,7 +469,7 @@ class Service:
 
     def doctor_static(self, spec: SweepSpec) -> list[DoctorFinding]:
         """The static µP checks of the spec's model, per parametrization, that did not pass
-        (meta device, well under a second; `experiments.doctor_launch`)."""
+        (meta device, well under a second; `experiments.doctor.launch`)."""
         return launch_findings(spec)
 
     # --- Models ---------------------------------------------------------------------------

@@ -43,10 +43,10 @@ from typing import Any, Literal, Protocol
 import torch
 
 import mucore
-from experiments.config import Precision, RunConfig, RunResult
 from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
 from experiments.models import build_model, depth_model_factory, model_factory
+from experiments.spec.run import Precision, RunConfig, RunResult
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 from experiments.tasks.loading import TaskKey, task_key

@@ -9,8 +9,8 @@ optimizer settings, plus the per-parameter table the exporter computed at the ta
     bundle = mucore.load_bundle("bundle.json")          # verifies the content hash
     model, optimizer = mucore.apply_bundle(bundle, my_target_model, seed=0)
 
-The bundle is a plain dict here (the pydantic schema lives in `experiments.bundle`; mucore
-imports torch only). YAML bundles are parsed by `experiments.bundle.read_bundle` and passed in
+The bundle is a plain dict here (the pydantic schema lives in `experiments.bundle.build`; mucore
+imports torch only). YAML bundles are parsed by `experiments.bundle.build.read_bundle` and passed in
 as a dict. The content hash is the sha256 of the canonical JSON (sorted keys, no spaces, UTF-8)
 of every field but `content_hash`.
 """
@@ -36,7 +36,7 @@ from mucore.roles import BaseShapes, ShapeInferenceError, canonical_name
 from mucore.summary import describe
 
 # The bundle's `kind` and `schema_version`, defined once: the Literal types are what the
-# pydantic schema (`experiments.bundle.HPBundle`) declares its fields as, the constants are their
+# pydantic schema (`experiments.bundle.build.HPBundle`) declares its fields as, the constants are their
 # single values. Bump the schema version on any incompatible change of the bundle's fields.
 BundleKind = Literal["mutransfer-hp-bundle"]
 SchemaVersion = Literal[1]
@@ -88,7 +88,7 @@ def load_bundle(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
         where = f"bundle {path}"
         if path.suffix.lower() in (".yaml", ".yml"):
             raise BundleError(f"{where} is YAML: mucore reads JSON only; load it with "
-                              "experiments.bundle.read_bundle or pass the parsed dict")
+                              "experiments.bundle.build.read_bundle or pass the parsed dict")
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:

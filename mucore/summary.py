@@ -19,7 +19,7 @@ class DescribeRow:
     """One parameter's µP facts.
 
     Every HP bundle's param table is these rows plus an absolute LR
-    (`experiments.bundle.ParamRow` derives from this class): a field added here is exported
+    (`experiments.bundle.build.ParamRow` derives from this class): a field added here is exported
     with no other edit, and changes the bundle schema (bump `mucore.bundle.SCHEMA_VERSION`).
 
     Attributes:

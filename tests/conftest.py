@@ -25,9 +25,9 @@ def swept_drifts(tmp_path):
     def sweep(spec: dict) -> tuple:
         from experiments.analysis import analyze
         from experiments.runner import run_sweep
-        from experiments.spec import parse_spec
+        from experiments.spec.sweep import parse_spec
         from experiments.store import Store
-        from experiments.sweeps import create_sweep
+        from experiments.sweep.submit import create_sweep
 
         db = tmp_path / "science.duckdb"
         sid = create_sweep(Store(db), parse_spec(spec))

@@ -76,8 +76,8 @@ def test_importing_every_engine_module_pulls_no_streamlit() -> None:
 # torch-free value types the Setup form is generated from.
 APP_ALLOWED_ENGINE_MODULES = frozenset({
     "experiments.service",
-    "experiments.spec",
-    "experiments.config",
+    "experiments.spec.sweep",
+    "experiments.spec.run",
     "experiments.errors",
     "experiments.settings",
     "experiments.models.configs",
@@ -159,10 +159,10 @@ def test_the_import_checker_catches_each_kind_of_violation() -> None:
     cases = {
         "from experiments.store import Store\n": ["experiments.store"],
         "import experiments.runner\n": ["experiments.runner"],
-        "import experiments.bundle as b\n": ["experiments.bundle"],
-        "from experiments import sweeps, service\n": ["experiments.sweeps"],
-        "def page():\n    from experiments.verify import verify\n": ["experiments.verify"],
-        "if TYPE_CHECKING:\n    from experiments.estimate import SweepEstimate\n": ["experiments.estimate"],
+        "import experiments.bundle.build as b\n": ["experiments.bundle.build"],
+        "from experiments import sweep, service\n": ["experiments.sweep"],
+        "def page():\n    from experiments.bundle.verify import verify\n": ["experiments.bundle.verify"],
+        "if TYPE_CHECKING:\n    from experiments.spec.estimate import SweepEstimate\n": ["experiments.spec.estimate"],
         "from experiments.analysis import analyze, param_order\n": ["experiments.analysis.analyze"],
         "from experiments.analysis.report import analyze\n": ["experiments.analysis.report"],
         "import importlib\nimportlib.import_module('experiments.train')\n": ["experiments.train"],
@@ -171,7 +171,7 @@ def test_the_import_checker_catches_each_kind_of_violation() -> None:
         assert forbidden_engine_imports(source) == want, source
     allowed = (
         "from experiments.service import Service, ServiceError\n"
-        "from experiments.spec import SweepSpec\n"
+        "from experiments.spec.sweep import SweepSpec\n"
         "from experiments.models.configs import ModelConfig\n"
         "from experiments.tasks.config import TaskConfig\n"
         "from experiments.analysis import param_order, seed_summary\n"
@@ -185,7 +185,7 @@ def test_the_import_checker_catches_each_kind_of_violation() -> None:
 def test_the_service_and_the_spec_import_without_torch() -> None:
     code = (
         "import json, sys\n"
-        "import experiments.service, experiments.spec\n"
+        "import experiments.service, experiments.spec.sweep\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))\n"
     )
     out = subprocess.run(

@@ -118,7 +118,7 @@ import torch
 
 import app, experiments, mucore
 from app import presets
-from experiments.bundle import read_bundle, target_model
+from experiments.bundle.build import read_bundle, target_model
 from experiments.settings import get_settings
 
 bundle = mucore.load_bundle("bundle.json")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from app import charts, components, jobs, model_picker, state, tables
 from experiments.service import CoordCheckReport, CoordCheckRequest, ServiceError
-from experiments.spec import depth_rule_names, optimizer_names, zoo_labels
+from experiments.spec.sweep import depth_rule_names, optimizer_names, zoo_labels
 
 MODELS = zoo_labels()
 WIDTH_LADDERS = {

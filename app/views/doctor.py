@@ -11,7 +11,7 @@ import streamlit as st
 
 from app import charts, doctor_panel, jobs, model_picker, state
 from experiments.service import DoctorResult, ServiceError
-from experiments.spec import optimizer_names, zoo_labels
+from experiments.spec.sweep import optimizer_names, zoo_labels
 
 MODELS = zoo_labels()
 WIDTH_LADDERS = {

@@ -6,7 +6,7 @@ import streamlit as st
 
 from app import charts, components, jobs, model_picker, tables
 from experiments.service import DescribeTable
-from experiments.spec import depth_kinds, depth_rule_names, optimizer_names, zoo_labels
+from experiments.spec.sweep import depth_kinds, depth_rule_names, optimizer_names, zoo_labels
 
 MODELS = zoo_labels()
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]

@@ -1,4 +1,4 @@
-"""Setup: build a sweep spec with a form generated from `experiments.spec.SweepSpec`.
+"""Setup: build a sweep spec with a form generated from `experiments.spec.sweep.SweepSpec`.
 
 Every edit re-validates the spec, so errors show next to their fields and the summary (runs,
 parameters per width, compute and memory) is always current. Launching goes through a form:
@@ -31,10 +31,10 @@ from app import (
     setup_upload,
     state,
 )
-from experiments.config import GLOBAL_KNOBS, HParamsConfig
 from experiments.models.configs import ModelConfig
 from experiments.service import ModelInfo
-from experiments.spec import SweepSpec, spec_log2_lrs, zoo_labels
+from experiments.spec.run import GLOBAL_KNOBS, HParamsConfig
+from experiments.spec.sweep import SweepSpec, spec_log2_lrs, zoo_labels
 from experiments.tasks.config import LM_TASKS, TaskConfig
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}

@@ -1,7 +1,7 @@
 """µTransfer analysis of a sweep: per-width optima, drift against width, and a verdict.
 
 Tensor Programs V (Yang et al., 2022), Section 4 and Figure 1: under µP the optimal learning
-rate (and the other global HPs, `experiments.config.GLOBAL_KNOBS`: init scale, output, attention
+rate (and the other global HPs, `experiments.spec.run.GLOBAL_KNOBS`: init scale, output, attention
 and input multipliers) stays put as width grows, while under SP with Adam it drifts down. This
 module turns the stored runs of a sweep into that picture, as data (`schema`), step by step:
 

@@ -67,7 +67,7 @@ class DriftResult(BaseModel):
     """How one HP's optimum moves with width, in one parametrization.
 
     Attributes:
-        hp: "lr" or a global knob (`experiments.config.GLOBAL_KNOBS`: "init_std", ...).
+        hp: "lr" or a global knob (`experiments.spec.run.GLOBAL_KNOBS`: "init_std", ...).
         parametrization: "mup", "sp", ...
         widths: per-width optima, ascending width.
         drift_slope: least-squares slope of opt_log2 against log2(width) (log2 units per width

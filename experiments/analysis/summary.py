@@ -25,7 +25,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from experiments.config import GLOBAL_KNOBS
+from experiments.spec.run import GLOBAL_KNOBS
 from experiments.states import RunState
 from mucore.hparams import HParams
 

@@ -9,7 +9,7 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments.bundle import read_bundle
+from experiments.bundle.build import read_bundle
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
-from experiments.coord_request import DEFAULT_DEPTH_WIDTH, parse_depths
-from experiments.coordcheck import (
+from experiments.coordcheck.check import (
     parse_widths,
     run_coord_check,
 )
+from experiments.coordcheck.request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.errors import UserError
 from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
@@ -169,7 +169,7 @@ def _run_depth(args: argparse.Namespace) -> int:
     The JSON is the width check's shape with `axis: "depth"`, `depths` and `width`; a bad
     ladder, a model without residual blocks or a depth table with SGD exits 2.
     """
-    from experiments.coordcheck_depth import depth_payload, run_coord_check_depth
+    from experiments.coordcheck.depth import depth_payload, run_coord_check_depth
 
     depths = parse_depths(args.depths)
     if args.widths != WIDTHS_DEFAULT:

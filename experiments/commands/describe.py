@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
-from experiments.coordcheck import describe_rows
+from experiments.coordcheck.check import describe_rows
 from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from experiments.commands.coord_check import add_ladder_args
 from experiments.commands.models import model_from_args
-from experiments.coordcheck import parse_widths
+from experiments.coordcheck.check import parse_widths
 
 _MARK = {"pass": " ok ", "warn": "warn", "fail": "FAIL"}
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "output growth show)", lr_help="dynamic-check LR")
     p.add_argument("--json", type=Path, default=None,
                    help="write {verdict, findings: [{check, status, message, fix, evidence}]}")
-    # experiments.doctor_dynamic.DYNAMIC_STEPS and DYNAMIC_LR (not imported here: they would
+    # experiments.doctor.dynamic.DYNAMIC_STEPS and DYNAMIC_LR (not imported here: they would
     # load torch).
     p.set_defaults(func=run, steps=30, lr=1e-3)
 
@@ -50,7 +50,7 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate, diagnose, write JSON, print the findings; 0 healthy, 1 problems."""
-    from experiments.doctor import run_doctor  # torch loads only when the command runs
+    from experiments.doctor.diagnose import run_doctor  # torch loads only when the command runs
 
     widths = parse_widths(args.widths)
     model, task = model_from_args(args)

@@ -7,7 +7,7 @@ verdict is not confirmed is refused unless --force (the bundle then records forc
 export is recorded in the store. A sweep with a depth ladder exports for (N, L): the bundle
 records the base and target depth and rebuilds init, branch multipliers and optimizer groups at
 that depth (without --target-depth: the base depth); --target-depth on a width-only sweep is
-refused (experiments.bundle_depth).
+refused (experiments.bundle.depth).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from experiments.analysis import DEFAULT_TOLERANCE
-from experiments.bundle import export_bundle, write_bundle
+from experiments.bundle.build import export_bundle, write_bundle
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import StoreError, UserError
 

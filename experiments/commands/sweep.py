@@ -27,7 +27,7 @@ from experiments.errors import StoreError, UserError
 from experiments.settings import Settings
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
     from experiments.store import Store, SweepSummary
 
 
@@ -249,8 +249,8 @@ def _finish_message(path: Path, summary: SweepSummary) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Validate the spec, create the sweep, run it to completion, print the id last."""
-    from experiments.spec import load_spec
-    from experiments.sweeps import create_sweep
+    from experiments.spec.sweep import load_spec
+    from experiments.sweep.submit import create_sweep
 
     _check_workers(args.workers)
     spec = load_spec(args.spec)  # before the store: a bad spec writes nothing
@@ -269,7 +269,7 @@ def _runs_text(spec: SweepSpec) -> str:
     """The runs a spec makes: "420 runs", or an adaptive search's range ("132 to 420 runs")."""
     if spec.search.kind != "adaptive":
         return f"{spec.n_runs()} runs"
-    from experiments.adaptive import run_bounds
+    from experiments.sweep.adaptive import run_bounds
 
     fewest, most = run_bounds(spec)
     return f"{fewest} to {most} runs (adaptive search; planned as results arrive)"
@@ -281,8 +281,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
     A runner that cannot start is reported with its reason (exit 2); the sweep stays queued.
     """
     from experiments.runner import RunnerStartError, ensure_background_runner
-    from experiments.spec import load_spec
-    from experiments.sweeps import create_sweep
+    from experiments.spec.sweep import load_spec
+    from experiments.sweep.submit import create_sweep
 
     spec = load_spec(args.spec)
     path = db_path(args)
@@ -369,9 +369,9 @@ def _quarantine_lines(store: Store, sweeps: list[dict[str, Any]]) -> list[str]:
 
 
 def _search_lines(store: Store, sweeps: list[dict[str, Any]]) -> list[str]:
-    """Planned vs done of the adaptive sweeps (experiments.planning); each one's dict gains
+    """Planned vs done of the adaptive sweeps (experiments.sweep.planning); each one's dict gains
     an `adaptive` entry for `--json`."""
-    from experiments.planning import search_progress
+    from experiments.sweep.planning import search_progress
 
     lines = []
     for s in sweeps:

@@ -12,8 +12,8 @@ import argparse
 import json
 from pathlib import Path
 
-from experiments.bundle import read_bundle
-from experiments.verify import verify_bundle
+from experiments.bundle.build import read_bundle
+from experiments.bundle.verify import verify_bundle
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -4,7 +4,7 @@
     model = build_hf(cfg, task_info, width=256)      # an `HFModel`: tokens in, logits out
 
 transformers is an optional extra (`pip install '.[hf]'`), imported only when an hf model is
-checked or built, so `experiments.spec` and the service stay transformers-free; a spec naming
+checked or built, so `experiments.spec.sweep` and the service stay transformers-free; a spec naming
 `kind: hf` without it is refused with the install command (a `UserError`: exit 2).
 
 What the ladder sets in the architecture's config at `width` (the rest is the user's

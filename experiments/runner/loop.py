@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from experiments.errors import UserError
-from experiments.planning import SweepPlanner
 from experiments.runner.executor import Executor, LocalExecutor
 from experiments.settings import get_settings
 from experiments.store import Store, SweepSummary
+from experiments.sweep.planning import SweepPlanner
 
 HEARTBEAT_S = 2.0
 INGEST_S = 1.0
@@ -78,7 +78,7 @@ class _RunnerLoop:
         self.progress: dict[int, int] = {}  # steps done per run, not yet written
         # Run folders of the claims in flight: the periodic ingest reads only these.
         self.in_flight: dict[int, Path] = {}
-        # Adaptive sweeps queue their next runs as results arrive (experiments.planning).
+        # Adaptive sweeps queue their next runs as results arrive (experiments.sweep.planning).
         self.planner = SweepPlanner(store)
         self.sweep_of: dict[int, int] = {}  # sweep of each claim in flight
         self.to_plan: set[int] = set()  # sweeps with runs ended this turn

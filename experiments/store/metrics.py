@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from experiments.config import GLOBAL_KNOBS
+from experiments.spec.run import GLOBAL_KNOBS
 from experiments.store.db import transaction
 from experiments.store.layout import StoreFiles
 from experiments.store.quarantine import (
@@ -173,7 +173,7 @@ class MetricsTable(StoreFiles):
 
         Columns: the run's coordinates (width, depth, base_depth, parametrization, lr, log2_lr,
         seed; depth is NULL for a model without one, base_depth for a width-only sweep), one
-        column per global knob (`experiments.config.GLOBAL_KNOBS`), its state, losses and
+        column per global knob (`experiments.spec.run.GLOBAL_KNOBS`), its state, losses and
         timings, and `note`: what went wrong beside the run's own outcome (its unreadable metric
         chunks, quarantined), or None.
         """

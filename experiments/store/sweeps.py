@@ -30,7 +30,7 @@ class RunRow:
         run_key: unique within the sweep, e.g. "mup/w256/lr-7.0/s0".
         width, parametrization, lr, seed: the run's coordinates (indexed columns).
         job_fn: "module:function" the worker calls with (payload, reporter), e.g.
-            `experiments.sweeps.TRAIN_JOB`; the store never picks one.
+            `experiments.sweep.submit.TRAIN_JOB`; the store never picks one.
         hparams: its global µP knobs (init_std, output_mult, ...).
         payload: the job's input (a RunConfig dump for training runs).
         steps_total: steps for progress (default: payload["steps"]).
@@ -55,8 +55,8 @@ class SweepRecord:
     Attributes:
         id: the sweep id.
         name: its name (the spec's `name`).
-        spec: the spec as stored (a dict; `experiments.spec` validates it).
-        spec_hash: `experiments.spec.spec_hash` of the spec, "" for engine-level sweeps.
+        spec: the spec as stored (a dict; `experiments.spec.sweep` validates it).
+        spec_hash: `experiments.spec.sweep.spec_hash` of the spec, "" for engine-level sweeps.
         created: when it was created (naive UTC).
     """
 
@@ -173,7 +173,7 @@ class SweepTable(StoreFiles):
                      spec_hash: str = "") -> int:
         """Insert a sweep and its runs (queued) in one transaction; returns the sweep id.
 
-        `spec_hash` is `experiments.spec.spec_hash` of the spec ("" for engine-level sweeps
+        `spec_hash` is `experiments.spec.sweep.spec_hash` of the spec ("" for engine-level sweeps
         without one); the store keeps it as given.
 
         Raises:

@@ -28,9 +28,9 @@ SPEC: dict[str, Any] = {
 
 def finished_ladder(db: Path, spec: dict[str, Any]) -> int:
     """The sweep in the store at `db`, every run finished on a known bowl in log2 LR."""
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     store = Store(db)
     sweep_id = int(create_sweep(store, SweepSpec.model_validate(spec)))

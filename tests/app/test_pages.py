@@ -32,9 +32,9 @@ def tiny_quick(monkeypatch):
 
 def make_sweep(db_path, **overrides) -> int:
     """Create the (tiny) quick-demo sweep in the store at `db_path`; returns its id."""
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     spec = SweepSpec.model_validate({**presets.quick_spec_data(), **overrides})
     return int(create_sweep(Store(db_path), spec))
@@ -116,7 +116,7 @@ def test_setup_valid_form_creates_sweep(open_page, db_path, no_runner):
 
 
 def test_setup_sweeps_a_global_knob_from_the_form(open_page, db_path, no_runner):
-    from experiments.config import GLOBAL_KNOBS
+    from experiments.spec.run import GLOBAL_KNOBS
     from experiments.store import Store
 
     at = open_page("views/setup.py")

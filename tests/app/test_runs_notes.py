@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from app import presets
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 from experiments.store import Store
-from experiments.sweeps import create_sweep
+from experiments.sweep.submit import create_sweep
 
 
 def test_a_quarantined_metrics_chunk_is_named_on_the_runs_page(open_page, db_path):

@@ -21,8 +21,8 @@ SPEC: dict[str, Any] = {
 def finish_queued(db: Path, sweep_id: int, rounds: int) -> None:
     """Finish the queued runs on a bowl around 2^-7 and let the planner queue the next ones,
     `rounds` times (what the runner does as results arrive)."""
-    from experiments.planning import SweepPlanner
     from experiments.store import Store
+    from experiments.sweep.planning import SweepPlanner
 
     store = Store(db)
     planner = SweepPlanner(store)
@@ -36,9 +36,9 @@ def finish_queued(db: Path, sweep_id: int, rounds: int) -> None:
 
 
 def make_sweep(db: Path, rounds: int) -> int:
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     sweep_id = int(create_sweep(Store(db), SweepSpec.model_validate(SPEC)))
     finish_queued(db, sweep_id, rounds)
@@ -90,9 +90,9 @@ def test_transfer_rings_the_adaptively_chosen_points(open_page, db_path) -> None
 
 
 def test_grid_sweep_has_no_rings_and_no_note(open_page, db_path) -> None:
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     grid = {**SPEC, "search": {"kind": "grid"}, "widths": [32, 64]}
     sweep_id = int(create_sweep(Store(db_path), SweepSpec.model_validate(grid)))

@@ -18,7 +18,7 @@ import streamlit
 import yaml
 from streamlit.testing.v1 import AppTest
 
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 from experiments.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mucore
-from experiments.coordcheck import DEFAULT_TASKS, default_model_config
+from experiments.coordcheck.check import DEFAULT_TASKS, default_model_config
 from experiments.models import LlamaConfig, ModelConfig, model_factory
 from experiments.tasks import task_info
 

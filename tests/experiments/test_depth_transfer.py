@@ -18,8 +18,8 @@ import torch
 import yaml
 
 from experiments.analysis import analyze
-from experiments.depth_ladder import model_depth
-from experiments.spec import parse_spec
+from experiments.spec.ladder import model_depth
+from experiments.spec.sweep import parse_spec
 from experiments.train import NullReporter, train_run
 
 PRESET = Path(__file__).resolve().parents[2] / "experiments" / "configs" / "depth-gpt.yaml"

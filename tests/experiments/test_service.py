@@ -23,7 +23,7 @@ from experiments.service import (
     TransferReport,
     TransferView,
 )
-from experiments.spec import SweepSpec
+from experiments.spec.sweep import SweepSpec
 
 TINY = {
     "name": "service-tiny",

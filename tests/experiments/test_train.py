@@ -14,8 +14,8 @@ import torch
 
 import experiments
 import mucore as mucore_pkg
-from experiments.config import RunConfig, RunResult
 from experiments.errors import UserError
+from experiments.spec.run import RunConfig, RunResult
 from experiments.train import run_job, train_run
 
 

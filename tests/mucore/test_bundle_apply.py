@@ -24,7 +24,7 @@ OPT = {"name": "adamw", "betas": [0.9, 0.95], "eps": 1e-8, "momentum": 0.0,
 
 
 def make_bundle(factory=ToyMLP, width: int = TARGET) -> dict[str, Any]:
-    """What experiments.bundle exports, reduced to the keys mucore reads."""
+    """What experiments.bundle.build exports, reduced to the keys mucore reads."""
     shapes = mucore.infer_base_shapes(factory, BASE)
     with torch.device("meta"):
         model = factory(width)

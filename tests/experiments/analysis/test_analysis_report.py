@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from experiments.analysis import PARAM_ORDER, analyze
-from experiments.config import GLOBAL_KNOBS
+from experiments.spec.run import GLOBAL_KNOBS
 
 WIDTHS = [64, 128, 256, 512]
 GRID = [float(x) for x in range(-12, -2)]  # 2^-12 .. 2^-3

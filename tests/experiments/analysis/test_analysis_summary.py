@@ -20,7 +20,7 @@ from experiments.analysis import (
     seed_summary,
     swept_hps,
 )
-from experiments.config import GLOBAL_KNOBS
+from experiments.spec.run import GLOBAL_KNOBS
 
 WIDTHS = (64, 128, 256)
 LRS = (-10, -8, -6, -4)

@@ -9,10 +9,10 @@ import math
 import pandas as pd
 import pytest
 
-from experiments.adaptive import RunOutcome, replay
 from experiments.analysis import analyze
-from experiments.config import RunConfig
-from experiments.spec import SweepSpec, run_key
+from experiments.spec.run import RunConfig
+from experiments.spec.sweep import SweepSpec, run_key
+from experiments.sweep.adaptive import RunOutcome, replay
 from tests.experiments.analysis.test_analysis_report import MUP_OPT, SP_OPT, surface
 
 

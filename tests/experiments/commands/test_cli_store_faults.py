@@ -47,8 +47,8 @@ def finished_store(folder: Path) -> tuple[Path, Path, int]:
 
     Returns (store path, spec path, sweep id).
     """
-    from experiments.spec import load_spec
-    from experiments.sweeps import create_sweep
+    from experiments.spec.sweep import load_spec
+    from experiments.sweep.submit import create_sweep
 
     spec = folder / "tiny.yaml"
     spec.write_text(TINY)

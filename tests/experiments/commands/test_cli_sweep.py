@@ -114,7 +114,7 @@ def test_tiny_sweep_run_status_runs(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     """The demo preset from the CLI: every run stored with its final losses and metrics."""
-    from experiments.spec import load_spec
+    from experiments.spec.sweep import load_spec
     from experiments.store import Store
 
     spec = load_spec(QUICK)

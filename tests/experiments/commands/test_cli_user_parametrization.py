@@ -23,14 +23,14 @@ import yaml
 import mucore
 import mucore.parametrizations as mp
 from experiments.analysis import analyze
-from experiments.bundle import build_bundle
+from experiments.bundle.build import build_bundle
 from experiments.errors import UserError
 from experiments.models.parametrizations import (
     ENTRY_POINT_GROUP,
     parametrization_label,
     resolve_parametrization,
 )
-from experiments.spec import parse_spec
+from experiments.spec.sweep import parse_spec
 
 ROOT = Path(__file__).resolve().parents[3]
 

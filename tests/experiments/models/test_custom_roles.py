@@ -13,7 +13,7 @@ import mucore
 from experiments.errors import UserError
 from experiments.models.configs import CustomModelConfig
 from experiments.models.zoo import model_factory
-from experiments.spec import parse_spec
+from experiments.spec.sweep import parse_spec
 from experiments.tasks import TaskConfig, task_info
 
 MIXER = """\

@@ -15,14 +15,14 @@ import pytest
 import torch
 
 import mucore
-from experiments.bundle import read_bundle
+from experiments.bundle.build import read_bundle
 from experiments.cli import main
 from experiments.errors import UserError
 from experiments.models import HFConfig, build_model, check_task, model_factory
 from experiments.models.catalog import model_config
-from experiments.spec import SweepSpec, parse_spec
+from experiments.spec.sweep import SweepSpec, parse_spec
 from experiments.store import Store
-from experiments.sweeps import create_sweep
+from experiments.sweep.submit import create_sweep
 from experiments.tasks import TaskConfig, load_task, task_info
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -158,7 +158,7 @@ def test_without_transformers_a_spec_naming_hf_exits_2_with_the_install_command(
 
 
 def test_the_spec_module_imports_without_transformers():
-    code = ("import sys, experiments.spec, experiments.models.configs\n"
+    code = ("import sys, experiments.spec.sweep, experiments.models.configs\n"
             "from experiments.models.catalog import zoo_classes; zoo_classes()\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'transformers'))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import TypeAdapter, ValidationError
 
 import mucore
-from experiments.coordcheck import infer_shapes, prepare, run_coord_check
+from experiments.coordcheck.check import infer_shapes, prepare, run_coord_check
 from experiments.errors import UserError
 from experiments.models import (
     LlamaConfig,

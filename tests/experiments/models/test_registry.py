@@ -19,7 +19,7 @@ from experiments.errors import UserError
 from experiments.models import CustomModelConfig, build_model
 from experiments.models.catalog import list_models, model_config
 from experiments.models.registry import get_model
-from experiments.spec import parse_spec
+from experiments.spec.sweep import parse_spec
 from experiments.tasks import TaskConfig, task_info
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import yaml
 
-from experiments.adaptive import plan_runs
-from experiments.planning import SweepPlanner, outcomes_of, search_progress
-from experiments.spec import load_spec
+from experiments.spec.sweep import load_spec
 from experiments.store import Store
 from experiments.store.store import wait_for
-from experiments.sweeps import create_sweep
+from experiments.sweep.adaptive import plan_runs
+from experiments.sweep.planning import SweepPlanner, outcomes_of, search_progress
+from experiments.sweep.submit import create_sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

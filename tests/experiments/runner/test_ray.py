@@ -153,7 +153,7 @@ def test_ray_and_in_process_training_give_identical_losses(ray_session: None) ->
     stores identical final losses (the executor ships the payload untouched)."""
     from conftest_ray import train_job
 
-    from experiments.spec import SweepSpec
+    from experiments.spec.sweep import SweepSpec
 
     spec = SweepSpec.model_validate(
         {
@@ -200,9 +200,9 @@ TINY_SPEC = (
 def _tiny_sweep(db: Path) -> int:
     import yaml
 
-    from experiments.spec import parse_spec
+    from experiments.spec.sweep import parse_spec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     return create_sweep(Store(db), parse_spec(yaml.safe_load(TINY_SPEC)))
 
@@ -326,9 +326,9 @@ def test_adaptive_search_plans_on_ray_as_on_local(ray_session: None, tmp_path: P
     import yaml
 
     from experiments.runner import run_sweep
-    from experiments.spec import parse_spec
+    from experiments.spec.sweep import parse_spec
     from experiments.store import Store
-    from experiments.sweeps import create_sweep
+    from experiments.sweep.submit import create_sweep
 
     data = {**yaml.safe_load(TINY_SPEC), "lrs": None, "search": {"kind": "adaptive"},
             "lr_grid": {"log2_min": -10, "log2_max": -2, "step": 2}, "parametrizations": ["mup"]}

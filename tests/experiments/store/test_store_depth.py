@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import math
 
-from experiments.spec import parse_spec
+from experiments.spec.sweep import parse_spec
 from experiments.store import RunRow, Store
-from experiments.sweeps import create_sweep
+from experiments.sweep.submit import create_sweep
 
 
 def test_runs_frame_has_the_depth_of_every_run_of_a_ladder(store: Store) -> None:

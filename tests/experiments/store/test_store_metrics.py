@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from experiments.config import GLOBAL_KNOBS
+from experiments.spec.run import GLOBAL_KNOBS
 from experiments.store import ChunkWriter, Claim, RunRow, Store
 from experiments.store.db import connect
 

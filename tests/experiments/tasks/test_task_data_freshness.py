@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from experiments import train
-from experiments.config import RunConfig
 from experiments.errors import FieldError
-from experiments.spec import SweepSpec, spec_hash
+from experiments.spec.run import RunConfig
+from experiments.spec.sweep import SweepSpec, spec_hash
 from experiments.store import Store
-from experiments.sweeps import create_sweep
+from experiments.sweep.submit import create_sweep
 from experiments.tasks import TaskConfig, clear_task_cache, list_data
 from experiments.tasks.loading import data_fingerprint, stamp_task
 from experiments.train import NullReporter, run_job, train_run
@@ -205,7 +205,7 @@ def test_the_fingerprint_is_refused_on_built_in_tasks_and_left_out_when_unset() 
 def test_an_adaptive_sweeps_later_runs_carry_the_submitted_fingerprint(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    from experiments.planning import SweepPlanner
+    from experiments.sweep.planning import SweepPlanner
 
     corpus = data_dir / "corpus.txt"
     _write(corpus, bytes(range(256)) * 8, 1_000_000)

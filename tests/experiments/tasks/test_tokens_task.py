@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from experiments.errors import FieldError, UserError
 from experiments.service import Service
-from experiments.spec import parse_spec
+from experiments.spec.sweep import parse_spec
 from experiments.tasks import (
     LMTask,
     TaskConfig,
