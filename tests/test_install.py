@@ -117,7 +117,7 @@ from pathlib import Path
 import torch
 
 import app, experiments, mucore
-from app import presets
+from app.setup import presets
 from experiments.bundle.build import read_bundle, target_model
 from experiments.settings import get_settings
 

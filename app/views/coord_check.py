@@ -7,7 +7,8 @@ import dataclasses
 
 import streamlit as st
 
-from app import charts, components, jobs, model_picker, state, tables
+from app import jobs, state
+from app.widgets import charts, components, model_picker, tables
 from experiments.service import CoordCheckReport, CoordCheckRequest, ServiceError
 from experiments.spec.sweep import depth_rule_names, optimizer_names, zoo_labels
 

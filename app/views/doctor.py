@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, doctor_panel, jobs, model_picker, state
+from app import jobs, state
+from app.doctor import doctor_panel
+from app.widgets import charts, model_picker
 from experiments.service import DoctorResult, ServiceError
 from experiments.spec.sweep import optimizer_names, zoo_labels
 

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app import bundles, components, jobs, state
+from app import jobs, state
+from app.export import bundles
+from app.widgets import components
 from experiments.service import ServiceError, VerifyReport
 
 if TYPE_CHECKING:  # typing only

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import launch, nav, state
+from app import nav, state
+from app.setup import launch
 from experiments.service import RunState
 
 st.title("µTransfer dashboard")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import charts, components, jobs, model_picker, tables
+from app import jobs
+from app.widgets import charts, components, model_picker, tables
 from experiments.service import DescribeTable
 from experiments.spec.sweep import depth_kinds, depth_rule_names, optimizer_names, zoo_labels
 

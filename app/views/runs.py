@@ -5,7 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import charts, components, search_view, state, tables
+from app import state
+from app.widgets import charts, components, search_view, tables
 from experiments.service import RunState
 
 REFRESH_S = 2

@@ -18,19 +18,10 @@ import streamlit as st
 import yaml
 from streamlit.delta_generator import DeltaGenerator
 
-from app import (
-    charts,
-    components,
-    depth_form,
-    doctor_panel,
-    form,
-    launch,
-    model_picker,
-    presets,
-    search_form,
-    setup_upload,
-    state,
-)
+from app import state
+from app.doctor import doctor_panel
+from app.setup import depth_form, launch, presets, search_form, setup_upload
+from app.widgets import charts, components, form, model_picker
 from experiments.models.configs import ModelConfig
 from experiments.service import ModelInfo
 from experiments.spec.run import GLOBAL_KNOBS, HParamsConfig

@@ -8,7 +8,9 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import charts, components, regret_view, search_view, state, tables, transfer_depth
+from app import state
+from app.transfer import regret_view, transfer_depth
+from app.widgets import charts, components, search_view, tables
 from experiments.analysis import param_order
 from experiments.service import RunState
 

@@ -3,7 +3,7 @@ mean, the log2 frame every fit reads (`prepare_runs`, for the width and the dept
 and the per-grid-point summary the dashboard draws.
 
 One definition of each, shared by the transfer report (`experiments.analysis.report`) and the
-charts (`app.charts`), so the curve a user sees is the curve the verdict is computed on:
+charts (`app.widgets.charts`), so the curve a user sees is the curve the verdict is computed on:
 
 1. A run is *finished* when its state is "done" or "diverged"; other states (queued, running,
    failed, cancelled) are missing data, never a loss.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app import charts, tables
+from app.widgets import charts, tables
 from experiments.service import CoordCheckReport, DescribeTable
 
 ROOT = Path(__file__).resolve().parents[2]

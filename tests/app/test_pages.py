@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from app import presets
+from app.setup import presets
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -141,7 +141,7 @@ def test_setup_sweeps_a_global_knob_from_the_form(open_page, db_path, no_runner)
 
 
 def test_setup_refuses_file_task_outside_datasets(open_page, db_path, no_runner, tmp_path):
-    from app import launch
+    from app.setup import launch
 
     at = open_page("views/setup.py")  # gives the page's session a store path
     outside = tmp_path / "secret.txt"
@@ -178,7 +178,7 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     assert "SP (standard)" in titles and "µP" in titles
     verdicts = [s.value for s in at.success] + [e.value for e in at.error]
     assert any("Transfer" in v for v in verdicts), verdicts
-    from app.regret_view import regret_sentence
+    from app.transfer.regret_view import regret_sentence
     from experiments.analysis import analyze
     from experiments.store import Store
 

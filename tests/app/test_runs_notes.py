@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app import presets
+from app.setup import presets
 from experiments.spec.sweep import SweepSpec
 from experiments.store import Store
 from experiments.sweep.submit import create_sweep

@@ -45,7 +45,7 @@ from experiments.sweep.submit import create_sweep
 from mucore import version as mucore_version
 from mucore.bundle import BUNDLE_KIND, SCHEMA_VERSION, content_hash
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 SPEC = {
     "name": "bundle-test",
@@ -257,7 +257,7 @@ def test_cli_input_errors(tmp_path: Path, confirmed: tuple[Path, int],
 
 # --- Schema: one definition per fact ----------------------------------------------------------
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 # A bundle written by the exporter before ParamRow was derived from mucore.DescribeRow and the
 # kind/version constants moved to one place: it must still load, verify and re-serialize
 # to the same bytes.

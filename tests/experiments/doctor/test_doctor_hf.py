@@ -22,7 +22,7 @@ from experiments.models import HFConfig
 from experiments.models.catalog import model_config
 from experiments.tasks import TaskConfig
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures" / "models"
 BYTES = TaskConfig(name="bytes", seq_len=16)
 WIDTHS = [64, 128, 256]  # the CLI default: finite-width drift is small enough there

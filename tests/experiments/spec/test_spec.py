@@ -25,7 +25,7 @@ from experiments.spec.sweep import (
 )
 from experiments.tasks import TaskConfig, task_info
 
-CONFIGS = Path(__file__).resolve().parents[2] / "experiments" / "configs"
+CONFIGS = Path(__file__).resolve().parents[3] / "experiments" / "configs"
 
 
 def valid() -> dict[str, Any]:

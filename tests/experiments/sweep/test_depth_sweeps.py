@@ -20,7 +20,7 @@ from experiments.spec.run import RunConfig
 from experiments.spec.sweep import parse_spec, run_key, spec_hash
 from experiments.train import NullReporter, base_shapes_for, train_run
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 GPT: dict[str, Any] = {
     "name": "depth", "model": {"kind": "gpt", "depth": 2, "head_dim": 16},

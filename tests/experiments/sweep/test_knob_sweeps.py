@@ -21,7 +21,7 @@ import yaml
 
 from experiments.spec.run import GLOBAL_KNOBS
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 KNOB_VALUES = [0.5, 1.0, 2.0]
 
 

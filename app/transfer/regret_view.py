@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.charts import PARAM_COLORS, TEMPLATE, param_label
+from app.widgets.charts import PARAM_COLORS, TEMPLATE, param_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import TransferReport

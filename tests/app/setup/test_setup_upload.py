@@ -21,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 from experiments.spec.sweep import SweepSpec
 from experiments.store import Store
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAUNCH = "FormSubmitter:setup_launch-Launch sweep"
 # Small and unlike the quick preset (4 widths, 3 seeds, a 10-point log2 grid: 240 runs).
 UPLOADED = {
@@ -194,7 +194,7 @@ def test_unreadable_and_non_mapping_uploads_are_refused_with_the_reason(open_pag
     ("optimizer.betas", "Sweep › optimizer › betas"),
 ])
 def test_refusals_name_fields_by_their_form_labels(path, shown):
-    from app import setup_upload
+    from app.setup import setup_upload
 
     assert setup_upload.label(path) == shown
     line = setup_upload.field_line(path, ["Input should be a valid list"], {})

@@ -12,7 +12,7 @@ from typing import Any
 
 import streamlit as st
 
-from app import form
+from app.widgets import form
 from experiments.spec.sweep import depth_rule_names
 
 DEPTHS_HELP = ("Comma-separated block counts, strictly increasing, e.g. 2, 4, 8, 16 (gpt, llama, "

@@ -12,7 +12,9 @@ from typing import Any
 import streamlit as st
 from pydantic import ValidationError
 
-from app import form, nav, presets, safety, state
+from app import nav, state
+from app.setup import presets, safety
+from app.widgets import form
 from experiments.service import RunnerNotStarted, ServiceError
 from experiments.spec.sweep import SweepSpec
 

@@ -9,7 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from app import charts
+from app.widgets import charts
 from experiments.analysis import seed_summary
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import doctor_charts, state
+from app import state
+from app.doctor import doctor_charts
 from experiments.service import DoctorFinding, DoctorResult, ServiceError
 from experiments.spec.sweep import SweepSpec
 

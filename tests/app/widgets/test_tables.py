@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from app import tables
+from app.widgets import tables
 from experiments.analysis import DriftResult, TransferReport, WidthOptimum
 from experiments.service import RunState, SweepSummary
 

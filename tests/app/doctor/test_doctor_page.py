@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from app import doctor_charts
+from app.doctor import doctor_charts
 from experiments.service import DoctorResult
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 # A user's MLP whose head is a plain nn.Linear (not mucore.Readout).
 PLAIN_HEAD = (ROOT / "tests" / "fixtures" / "models" / "plain_head.py").read_text()
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from app import charts, depth_charts
+from app.transfer import depth_charts
+from app.widgets import charts
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import TransferReport

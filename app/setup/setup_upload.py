@@ -16,7 +16,9 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from app import form, launch, safety, state
+from app import state
+from app.setup import launch, safety
+from app.widgets import form
 from experiments.spec.sweep import SweepSpec
 
 # Form labels of the fields the Setup page draws by hand (the generated ones are labelled by

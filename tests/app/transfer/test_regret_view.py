@@ -10,7 +10,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from app.regret_view import fmt_pct, regret_figure, regret_frame, regret_sentence, regret_table
+from app.transfer.regret_view import (
+    fmt_pct,
+    regret_figure,
+    regret_frame,
+    regret_sentence,
+    regret_table,
+)
 from experiments.analysis import analyze
 
 GRID = [float(x) for x in range(-12, -2)]

@@ -12,7 +12,8 @@ from typing import Any
 
 import streamlit as st
 
-from app import form, state
+from app import state
+from app.widgets import form
 from experiments.service import ModelInfo, ServiceError
 
 CUSTOM = "custom"  # the spec's `model.kind` of a registered model

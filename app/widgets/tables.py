@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from app.charts import param_label
+from app.widgets.charts import param_label
 from experiments.service import RunState
 
 if TYPE_CHECKING:  # pragma: no cover - typing only

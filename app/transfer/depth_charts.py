@@ -2,7 +2,7 @@
 
 A sweep with a depth ladder is shown over depth at one fixed width (the report's `depth.width`):
 final loss vs log2 LR with one curve per depth, and the optimal LR vs depth with its drift line
-(log2 LR per depth doubling). Both reuse the width charts (`app.charts`) on a frame where the
+(log2 LR per depth doubling). Both reuse the width charts (`app.widgets.charts`) on a frame where the
 depth stands in the width's column, then relabel the axis: the curves, bands, stars and drift
 line are drawn by the same code, so the two families read the same way.
 """
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from app import charts
-from app.tables import DRIFT_COLUMNS, WIDTH_COLUMNS
+from app.widgets import charts
+from app.widgets.tables import DRIFT_COLUMNS, WIDTH_COLUMNS
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import TransferReport

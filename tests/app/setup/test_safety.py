@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from app import safety
+from app.setup import safety
 
 
 @pytest.fixture

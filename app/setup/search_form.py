@@ -11,7 +11,8 @@ from typing import Any
 
 import streamlit as st
 
-from app import form, state
+from app import state
+from app.widgets import form
 from experiments.spec.sweep import SweepSpec
 
 KIND_LABELS = {"grid": "grid (every LR at every width)",

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from app import depth_charts
+from app.transfer import depth_charts
 
 SPEC: dict[str, Any] = {
     "name": "depth-page", "model": {"kind": "mlp", "depth": 2, "residual": True},

@@ -7,7 +7,7 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from app import form
+from app.widgets import form
 
 
 class Inner(BaseModel):

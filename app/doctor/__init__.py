@@ -1,0 +1,1 @@
+"""The Doctor page's sections: the findings panel and the evidence charts."""
