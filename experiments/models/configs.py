@@ -298,6 +298,10 @@ class ZooKind:
             width)` for the memory estimate; None: two activations per width x width block.
         pickable: offered in the pages' zoo picker (not hf or registered models, which have
             pickers of their own).
+        task_check: "module:function" of `(cfg, info) -> list[str]`, what else the model needs
+            of its task (a GPT a seq_len, a CNN images); None: nothing more.
+        width_check: "module:function" of `(cfg, width) -> str | None`, why the model cannot
+            take a width (heads, groups); None: any width >= 1.
     """
 
     config: type[BaseModel]
@@ -308,6 +312,8 @@ class ZooKind:
     depth_of: Callable[[Any], int | None] | None = None
     layers: Callable[[Any, int, int], tuple[int, int]] | None = None
     pickable: bool = True
+    task_check: str | None = None
+    width_check: str | None = None
 
     @property
     def kind(self) -> str:
@@ -357,16 +363,20 @@ register_zoo_kind(ZooKind(
 register_zoo_kind(ZooKind(
     GPTConfig, "GPT (small transformer)", f"{_Z}:build_gpt", "lm", "depth",
     # qkv, attn out, residuals, MLP hidden
-    layers=lambda c, w, p: (c.depth, 4 + 2 * c.mlp_ratio)))
+    layers=lambda c, w, p: (c.depth, 4 + 2 * c.mlp_ratio),
+    task_check=f"{_Z}:gpt_task_problems", width_check=f"{_Z}:gpt_width_error"))
 register_zoo_kind(ZooKind(
     LlamaConfig, "LLaMA (RMSNorm, RoPE, SwiGLU)", f"{_Z}:build_llama", "lm", "depth",
     # 2 norms, q/k/v, attn out; SwiGLU keeps gate, up, silu(gate) and their product.
-    layers=lambda c, w, p: (c.depth, math.ceil(6 + 4 * c.mlp_ratio))))
+    layers=lambda c, w, p: (c.depth, math.ceil(6 + 4 * c.mlp_ratio)),
+    width_check=f"{_Z}:llama_width_error"))
 register_zoo_kind(ZooKind(
     CNNConfig, "CNN", f"{_Z}:build_cnn", "classification",
-    layers=lambda c, w, p: (c.stages + 1, 3)))  # conv out, norm out, relu out
+    layers=lambda c, w, p: (c.stages + 1, 3),  # conv out, norm out, relu out
+    task_check=f"{_Z}:cnn_task_problems", width_check=f"{_Z}:cnn_width_error"))
 register_zoo_kind(ZooKind(HFConfig, "Hugging Face transformers model", f"{_Z}:build_hf_checked",
-                          pickable=False))
+                          pickable=False, task_check="experiments.models.hf:task_problems",
+                          width_check="experiments.models.hf:width_error"))
 register_zoo_kind(ZooKind(CustomModelConfig, "Registered model",
                           "experiments.models.custom:build_custom", pickable=False))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +14,6 @@ from experiments.errors import UserError
 from experiments.models.cnn import CNN
 from experiments.models.configs import (
     CNNConfig,
-    CustomModelConfig,
     GPTConfig,
     HFConfig,
     LlamaConfig,
@@ -33,41 +33,48 @@ _TASKS_FOR_KIND = {
 }
 
 
-def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
-    """Whether the model can run on the task: GPT and LLaMA need an LM task, MLP and CNN a
-    classifier, an hf model what its architecture is (a causal LM or an image classifier;
-    transformers missing is an error here too, with the install command).
+def _hook(ref: str) -> Callable[..., Any]:
+    """The function a registry entry names as "module:function" (imported on first use)."""
+    module, name = ref.split(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
-    A registered model (`CustomModelConfig`) says nothing about its task up front: whether it
-    fits is found by building it (`experiments.models.custom.custom_problems`).
+
+def check_task(cfg: ModelConfig, info: TaskInfo) -> list[str]:
+    """Whether the model can run on the task: its zoo entry's task kind (GPT and LLaMA need an
+    LM task, MLP and CNN a classifier), then the entry's own `task_check` (a GPT needs a
+    seq_len, a CNN images; an hf model what its architecture is, transformers missing
+    included).
+
+    A registered model says nothing about its task up front: whether it fits is found by
+    building it (`experiments.models.custom.custom_problems`).
 
     Returns:
         Human-readable errors (empty when the pair fits).
     """
-    if isinstance(cfg, CustomModelConfig):
-        return []
-    if isinstance(cfg, HFConfig):  # the architecture says which task kind it needs
-        from experiments.models.hf import task_problems
-
-        return task_problems(cfg, info)
-    need = zoo_kind(cfg.kind).task_kind
-    if need is None:
-        return []
-    if info.kind != need:
+    entry = zoo_kind(cfg.kind)
+    need = entry.task_kind
+    if need is not None and info.kind != need:
         what = "a language-modelling" if need == "lm" else "a classification"
         return [
             f"model '{cfg.kind}' needs {what} task, but task '{info.name}' is {info.kind}: use "
             f"task {_TASKS_FOR_KIND[need]}"
         ]
-    errors = []
-    if isinstance(cfg, GPTConfig) and not info.seq_len:
-        errors.append(f"task '{info.name}' has no seq_len: a GPT needs one for its positions")
-    if isinstance(cfg, CNNConfig) and len(info.input_shape) != 3:
-        errors.append(
-            f"model 'cnn' needs (C, H, W) images, task '{info.name}' has inputs "
-            f"{info.input_shape}: use the mlp"
-        )
-    return errors
+    return list(_hook(entry.task_check)(cfg, info)) if entry.task_check else []
+
+
+def gpt_task_problems(cfg: GPTConfig, info: TaskInfo) -> list[str]:
+    """A GPT's positions need the task's sequence length."""
+    if info.seq_len:
+        return []
+    return [f"task '{info.name}' has no seq_len: a GPT needs one for its positions"]
+
+
+def cnn_task_problems(cfg: CNNConfig, info: TaskInfo) -> list[str]:
+    """A CNN convolves (C, H, W) images."""
+    if len(info.input_shape) == 3:
+        return []
+    return [f"model 'cnn' needs (C, H, W) images, task '{info.name}' has inputs "
+            f"{info.input_shape}: use the mlp"]
 
 
 def _multiple_error(width: int, k: int, what: str) -> str | None:
@@ -81,42 +88,42 @@ def _multiple_error(width: int, k: int, what: str) -> str | None:
 def check_widths(cfg: ModelConfig, info: TaskInfo, widths: list[int]) -> list[str]:
     """Widths the model cannot be built at, as one human-readable error per problem.
 
-    GPT, LLaMA and hf fixed_dim: width must be a multiple of head_dim; fixed_heads: of n_heads
-    (LLaMA: with an even head dim, for rotary embeddings). CNN with GroupNorm: of groups. Every
-    width must be >= 1.
+    Every width must be >= 1; then the zoo entry's `width_check` says what its heads or groups
+    need (GPT, LLaMA and hf fixed_dim: a multiple of head_dim; fixed_heads: of n_heads, LLaMA
+    with an even head dim for rotary embeddings; CNN with GroupNorm: of groups).
     """
+    check = zoo_kind(cfg.kind).width_check
     errors = []
     for w in widths:
         if w < 1:
             errors.append(f"width {w} must be >= 1")
             continue
-        err: str | None = None
-        if isinstance(cfg, GPTConfig):
-            if cfg.head_mode == "fixed_dim":
-                err = _multiple_error(w, cfg.head_dim, "head_dim")
-            else:
-                assert cfg.n_heads is not None  # GPTConfig's validator guarantees it
-                err = _multiple_error(w, cfg.n_heads, "n_heads")
-        elif isinstance(cfg, LlamaConfig):
-            err = _llama_width_error(cfg, w)
-        elif isinstance(cfg, HFConfig):
-            from experiments.models.hf import width_error
-
-            err = width_error(cfg, w)
-        elif isinstance(cfg, CNNConfig) and cfg.norm == "group":
-            err = _multiple_error(w, cfg.groups, "GroupNorm groups")
+        err = _hook(check)(cfg, w) if check else None
         if err:
             errors.append(err)
     return errors
 
 
-def _llama_width_error(cfg: LlamaConfig, width: int) -> str | None:
+def gpt_width_error(cfg: GPTConfig, width: int) -> str | None:
+    """A GPT's width splits into heads of head_dim (fixed_dim) or into n_heads heads."""
+    if cfg.head_mode == "fixed_dim":
+        return _multiple_error(width, cfg.head_dim, "head_dim")
+    assert cfg.n_heads is not None  # GPTConfig's validator guarantees it
+    return _multiple_error(width, cfg.n_heads, "n_heads")
+
+
+def cnn_width_error(cfg: CNNConfig, width: int) -> str | None:
+    """GroupNorm splits the channels into `groups` groups."""
+    return _multiple_error(width, cfg.groups, "GroupNorm groups") if cfg.norm == "group" else None
+
+
+def llama_width_error(cfg: LlamaConfig, width: int) -> str | None:
+    """As a GPT's, and each head even wide (rotary embeddings rotate pairs of coordinates)."""
     if cfg.head_mode == "fixed_dim":
         return _multiple_error(width, cfg.head_dim, "head_dim")
     assert cfg.n_heads is not None  # LlamaConfig's validator guarantees it
     err = _multiple_error(width, cfg.n_heads, "n_heads")
     if err is None and (width // cfg.n_heads) % 2:
-        # Rotary embeddings rotate pairs of coordinates: each head needs an even width.
         k = 2 * cfg.n_heads
         return (
             f"width {width} gives heads {width // cfg.n_heads} wide, but rotary embeddings need "
@@ -147,8 +154,7 @@ def build_llama(cfg: LlamaConfig, info: TaskInfo, width: int) -> nn.Module:
 
 
 def _builder(cfg: ModelConfig) -> Callable[[ModelConfig, TaskInfo, int], nn.Module]:
-    module, _, name = zoo_kind(cfg.kind).builder.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    return _hook(zoo_kind(cfg.kind).builder)
 
 
 def build_model(cfg: ModelConfig, info: TaskInfo, width: int) -> nn.Module:
