@@ -302,6 +302,8 @@ class ZooKind:
             of its task (a GPT a seq_len, a CNN images); None: nothing more.
         width_check: "module:function" of `(cfg, width) -> str | None`, why the model cannot
             take a width (heads, groups); None: any width >= 1.
+        heads: attention heads at a width (the estimate's seq_len^2 term); None: no attention.
+        spatial: its positions are the pixels of a (C, H, W) image (the estimate's cost).
     """
 
     config: type[BaseModel]
@@ -314,6 +316,8 @@ class ZooKind:
     pickable: bool = True
     task_check: str | None = None
     width_check: str | None = None
+    heads: Callable[[Any, int], int] | None = None
+    spatial: bool = False
 
     @property
     def kind(self) -> str:
@@ -357,6 +361,13 @@ def depth_kinds() -> list[str]:
 
 
 _Z = "experiments.models.zoo"
+
+
+def _heads(cfg: GPTConfig | LlamaConfig, width: int) -> int:
+    """Attention heads at `width`: width / head_dim (fixed_dim) or the fixed count."""
+    return width // cfg.head_dim if cfg.head_mode == "fixed_dim" else cfg.n_heads or 1
+
+
 register_zoo_kind(ZooKind(
     MLPConfig, "MLP", f"{_Z}:build_mlp", "classification", "depth",
     depth_of=lambda c: c.depth if c.residual else None, layers=lambda c, w, p: (c.depth, 2)))
@@ -364,16 +375,16 @@ register_zoo_kind(ZooKind(
     GPTConfig, "GPT (small transformer)", f"{_Z}:build_gpt", "lm", "depth",
     # qkv, attn out, residuals, MLP hidden
     layers=lambda c, w, p: (c.depth, 4 + 2 * c.mlp_ratio),
-    task_check=f"{_Z}:gpt_task_problems", width_check=f"{_Z}:gpt_width_error"))
+    task_check=f"{_Z}:gpt_task_problems", width_check=f"{_Z}:gpt_width_error", heads=_heads))
 register_zoo_kind(ZooKind(
     LlamaConfig, "LLaMA (RMSNorm, RoPE, SwiGLU)", f"{_Z}:build_llama", "lm", "depth",
     # 2 norms, q/k/v, attn out; SwiGLU keeps gate, up, silu(gate) and their product.
     layers=lambda c, w, p: (c.depth, math.ceil(6 + 4 * c.mlp_ratio)),
-    width_check=f"{_Z}:llama_width_error"))
+    width_check=f"{_Z}:llama_width_error", heads=_heads))
 register_zoo_kind(ZooKind(
     CNNConfig, "CNN", f"{_Z}:build_cnn", "classification",
     layers=lambda c, w, p: (c.stages + 1, 3),  # conv out, norm out, relu out
-    task_check=f"{_Z}:cnn_task_problems", width_check=f"{_Z}:cnn_width_error"))
+    task_check=f"{_Z}:cnn_task_problems", width_check=f"{_Z}:cnn_width_error", spatial=True))
 register_zoo_kind(ZooKind(HFConfig, "Hugging Face transformers model", f"{_Z}:build_hf_checked",
                           pickable=False, task_check="experiments.models.hf:task_problems",
                           width_check="experiments.models.hf:width_error"))

@@ -15,9 +15,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from experiments.models.configs import (
-    CNNConfig,
-    GPTConfig,
-    LlamaConfig,
     ModelConfig,
     zoo_kind,
 )
@@ -108,29 +105,40 @@ class PlannedSweep(ModelRun, Ladder, Protocol):
         ...
 
 
+def _model_positions(spec: ModelRun, info: TaskInfo) -> int:
+    """Positions per example: a spatial model (a CNN) sees every pixel of its (C, H, W) image."""
+    if zoo_kind(spec.model.kind).spatial and len(info.input_shape) == 3:
+        return info.input_shape[1] * info.input_shape[2]
+    return _positions(info)
+
+
+def _attention(spec: ModelRun, info: TaskInfo, width: int) -> tuple[int, int] | None:
+    """(heads, blocks) of an attention model on a task with sequences; None otherwise."""
+    entry = zoo_kind(spec.model.kind)
+    if entry.heads is None or not info.seq_len:
+        return None
+    return entry.heads(spec.model, width), entry.depth(spec.model) or 1
+
+
 def memory_bytes(spec: ModelRun, info: TaskInfo, width: int, params: int) -> int:
     """Weights + grads + 2 Adam moments, plus activations kept for backward (fp32, rough)."""
-    positions = _positions(info)
-    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
-        positions = info.input_shape[1] * info.input_shape[2]
+    positions = _model_positions(spec, info)
     layers, per_layer = _layers_and_width_factor(spec.model, width, params)
     act = spec.batch_size * positions * width * layers * per_layer * ACTIVATIONS_PER_UNIT // 2
-    if isinstance(spec.model, GPTConfig | LlamaConfig) and info.seq_len:
-        n_heads = (width // spec.model.head_dim if spec.model.head_mode == "fixed_dim"
-                   else spec.model.n_heads or 1)
-        act += spec.batch_size * n_heads * info.seq_len**2 * spec.model.depth * 4 * 2
+    attention = _attention(spec, info, width)
+    if attention and info.seq_len:  # one (seq x seq) score matrix per head and block
+        n_heads, blocks = attention
+        act += spec.batch_size * n_heads * info.seq_len**2 * blocks * 4 * 2
     logits = spec.batch_size * positions * info.n_outputs * 4 * 3
     return params * BYTES_PER_PARAM + act + logits
 
 
 def _flops_per_step(spec: ModelRun, info: TaskInfo, width: int, params: int) -> float:
     """About 6 x params x positions per example (forward + backward), plus attention."""
-    positions = _positions(info)
-    if isinstance(spec.model, CNNConfig) and len(info.input_shape) == 3:
-        positions = info.input_shape[1] * info.input_shape[2]
-    flops = 6.0 * params * positions * spec.batch_size
-    if isinstance(spec.model, GPTConfig | LlamaConfig) and info.seq_len:
-        flops += 6.0 * spec.batch_size * info.seq_len**2 * width * spec.model.depth
+    flops = 6.0 * params * _model_positions(spec, info) * spec.batch_size
+    attention = _attention(spec, info, width)
+    if attention and info.seq_len:
+        flops += 6.0 * spec.batch_size * info.seq_len**2 * width * attention[1]
     return flops
 
 
