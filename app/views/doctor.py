@@ -13,9 +13,10 @@ from app import jobs, state
 from app.doctor import doctor_panel
 from app.widgets import charts, model_picker
 from experiments.service import DoctorResult, ServiceError
-from experiments.spec.sweep import optimizer_names, zoo_labels
+from experiments.spec.sweep import optimizer_names, parametrization_choices, zoo_labels
 
 MODELS = zoo_labels()
+PARAMS = parametrization_choices()  # sp, mup, then every other registered table
 WIDTH_LADDERS = {
     "64 → 256 (3 widths)": [64, 128, 256],
     "64 → 512 (4 widths)": [64, 128, 256, 512],
@@ -35,7 +36,7 @@ model, registered = model_picker.model_select(st, MODELS, "doctor_model")
 with st.form("doctor_form"):
     model_args = model_picker.cli_args(st, registered[model], f"doctor.{model}") if model in registered else []
     c1, c2, c3 = st.columns(3)
-    param: str = c1.radio("Parametrization", ["mup", "sp"], key="doctor_param", horizontal=True,
+    param: str = c1.radio("Parametrization", PARAMS, key="doctor_param", horizontal=True,
                           format_func=charts.param_label)
     ladder: str = c2.selectbox("Widths", list(WIDTH_LADDERS), key="doctor_widths")
     optimizer: str = c3.selectbox("Optimizer", optimizer_names(), key="doctor_optimizer")

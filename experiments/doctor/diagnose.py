@@ -175,9 +175,11 @@ def coord_finding(result: mucore.CoordCheckResult, param: str) -> Finding:
                        f"activation sizes keep µP's promises at widths {result.widths} over "
                        f"{result.steps} steps{note}", evidence=evidence)
     worst = result.violations[0]
-    if param == "sp":
+    if not mucore.get_parametrization(param).width_stable:
+        label = mucore.get_parametrization(param).display_short_label
         return Finding("coord_check", "warn",
-                       f"SP: activations change with width, as SP's do ({worst.message})",
+                       f"{label}: activations change with width, as {label}'s do "
+                       f"({worst.message})",
                        "use --param mup for hyperparameters that transfer across width",
                        evidence)
     return Finding("coord_check", "fail",
@@ -201,7 +203,7 @@ def run_doctor(
 
     Args:
         cfg: the model (`experiments.models.catalog.model_config(name, options)`).
-        param: "mup" or "sp".
+        param: a registered parametrization ("mup", "sp", ...).
         widths: increasing widths of the dynamic checks (3-4); the static check uses the widest.
         steps, optimizer, lr, seed: the dynamic checks' training (`steps` >= 30 lets late
             output growth show).
@@ -242,7 +244,7 @@ def dynamic_findings(trial: Trial, param: str) -> list[Finding]:
     findings = [coord_finding(result.coord, param), update_finding(result.updates, param),
                 init_finding(changes, len(result.motion.first)),
                 dead_finding(result.coord.records, trial.steps, result.motion, changes)]
-    if param != "sp" and not result.healthy:
+    if mucore.get_parametrization(param).width_stable and not result.healthy:
         findings.append(ablation_finding(trial, result, ablate(trial, result)))
     return findings
 

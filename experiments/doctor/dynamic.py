@@ -151,8 +151,10 @@ def update_finding(updates: UpdateResult, param: str) -> Finding:
                        f"prescribes ({len(updates.judgements)} weights, widths "
                        f"{updates.widths})", evidence=evidence)
     worst = update_message(failed[0])
-    if param == "sp":
-        return Finding("update_size", "warn", f"SP: updates do not scale as µP's ({worst})",
+    table = mucore.get_parametrization(param)
+    if not table.width_stable:
+        return Finding("update_size", "warn",
+                       f"{table.display_short_label}: updates do not scale as µP's ({worst})",
                        "use --param mup for hyperparameters that transfer across width",
                        evidence)
     return Finding("update_size", "fail",

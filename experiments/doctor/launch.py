@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from experiments.errors import UserError
 from experiments.job_results import DoctorFinding
-from experiments.spec.sweep import SweepSpec, optimizer_names
+from experiments.spec.sweep import SweepSpec, optimizer_names, parametrization_names
 
 
 def launch_findings(spec: SweepSpec) -> list[DoctorFinding]:
@@ -50,15 +50,16 @@ def doctor_args(model_args: list[str], param: str, widths: list[int],
 
     Args:
         model_args: `--model NAME` and its `--option k=v` flags.
-        param: "mup" or "sp".
+        param: a registered parametrization (`mucore.parametrization_names()`).
         widths: at least two increasing widths (3-4 are enough).
         optimizer: a registered optimizer name (`mucore.optimizer_names()`).
 
     Raises:
         UserError: naming the field and what to change.
     """
-    if param not in ("mup", "sp"):
-        raise UserError(f"parametrization must be 'mup' or 'sp' for the doctor, got {param!r}")
+    if param not in parametrization_names():
+        raise UserError(f"parametrization must be one of {', '.join(parametrization_names())} "
+                        f"for the doctor, got {param!r}")
     if optimizer not in optimizer_names():
         raise UserError(f"optimizer must be one of {', '.join(optimizer_names())} for the "
                         f"doctor, got {optimizer!r}")
