@@ -16,7 +16,7 @@ from experiments.service import DoctorResult, ServiceError
 from experiments.spec.sweep import optimizer_names, parametrization_choices, zoo_labels
 
 MODELS = zoo_labels()
-PARAMS = parametrization_choices()  # sp, mup, then every other registered table
+PARAMS = ["mup", *(p for p in parametrization_choices() if p != "mup")]  # µP first (the default)
 WIDTH_LADDERS = {
     "64 → 256 (3 widths)": [64, 128, 256],
     "64 → 512 (4 widths)": [64, 128, 256, 512],
