@@ -155,13 +155,21 @@ class MetricsTable(StoreFiles):
     def rebuild_metrics(self) -> int:
         """Re-create the metrics table from every chunk (disaster recovery); returns its rows.
 
-        One transaction: if a chunk cannot be read, the table keeps its old rows.
+        A chunk that cannot be read is quarantined first (as `ingest` does: moved aside,
+        recorded, shown on its run), so one bad file does not block the recovery of the
+        others; then one transaction replaces the table with the readable chunks' rows (if it
+        fails, the table keeps its old rows).
         """
         files = self._chunk_files()
-        with self._connect() as con, transaction(con):
-            con.execute("DELETE FROM metrics")
-            con.execute("DELETE FROM ingested_chunks")
-            return _insert_chunks(con, files) if files else 0
+        with self._connect() as con:
+            bad = unreadable(con, files) if files else {}
+            if bad:
+                quarantine(con, self.root, bad)
+            good = [f for f in files if f not in bad]
+            with transaction(con):
+                con.execute("DELETE FROM metrics")
+                con.execute("DELETE FROM ingested_chunks")
+                return _insert_chunks(con, good) if good else 0
 
     def metric_count(self) -> int:
         """Rows in the metrics table."""

@@ -67,24 +67,43 @@ def test_metrics_frame_reads_only_the_latest_attempt(store: Store, make_rows: Ro
     assert store.metric_count() == 8  # both attempts are kept
 
 
-def test_rebuild_metrics_keeps_the_old_rows_when_a_chunk_is_bad(
+def test_rebuild_metrics_quarantines_a_bad_chunk_and_recovers_the_rest(
     store: Store, make_rows: Rows
 ) -> None:
-    store.create_sweep("rebuild", {}, make_rows(2))
+    sid = store.create_sweep("rebuild", {}, make_rows(2))
     good, other = store.claim(2, "owner")
     write_points(good, 10)
     assert store.ingest() == 10
     bad = other.directory / "part-1-000000.parquet"
     bad.parent.mkdir(parents=True)
     bad.write_bytes(b"not parquet at all")
+    assert store.rebuild_metrics() == 10  # the readable chunk's rows, not an exception
+    assert not bad.exists()  # moved aside, not deleted
+    [q] = store.quarantined(sid)
+    assert q.run_id == other.run_id and q.moved_to is not None
+    assert Path(q.moved_to).read_bytes() == b"not parquet at all"
+    with connect(store.path) as con:
+        assert con.execute("SELECT count(*) FROM ingested_chunks").fetchone() == (1,)
+
+
+def test_rebuild_metrics_keeps_the_old_rows_when_the_insert_fails(
+    store: Store, make_rows: Rows, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.create_sweep("rebuild", {}, make_rows(1))
+    [run] = store.claim(1, "owner")
+    write_points(run, 10)
+    assert store.ingest() == 10
+
+    def broken(con: object, files: list[str]) -> int:
+        raise duckdb.IOException("disk went away mid-insert")
+
+    monkeypatch.setattr("experiments.store.metrics._insert_chunks", broken)
     with pytest.raises(duckdb.Error):
         store.rebuild_metrics()
     # The DELETEs were rolled back with the failed insert.
     assert store.metric_count() == 10
     with connect(store.path) as con:
         assert con.execute("SELECT count(*) FROM ingested_chunks").fetchone() == (1,)
-    bad.unlink()
-    assert store.rebuild_metrics() == 10
 
 
 def write_table(path: Path, **columns: list[object]) -> None:
