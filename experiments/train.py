@@ -46,7 +46,8 @@ import mucore
 from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
 from experiments.models import build_model, depth_model_factory, model_factory
-from experiments.spec.run import Precision, RunConfig, RunResult
+from experiments.spec.run import OptimizerConfig, Precision, RunConfig, RunResult
+from experiments.spec.scaling import effective_optimizer
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 from experiments.tasks.loading import TaskKey, task_key
@@ -204,6 +205,19 @@ class _Training:
     forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
 
 
+def _scheduler(opt_cfg: OptimizerConfig, optimizer: torch.optim.Optimizer,
+               steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The run's LR schedule (None: constant), scaling every group relative to its own LR."""
+    if opt_cfg.schedule == "cosine":
+        return mucore.relative_schedule(optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps,
+                                                                        steps))
+    if opt_cfg.schedule == "wsd":
+        factor = mucore.warmup_stable_decay(opt_cfg.warmup_steps, steps,
+                                            opt_cfg.resolved_decay_fraction())
+        return mucore.relative_schedule(optimizer, factor)
+    return None
+
+
 def _build_training(run: RunConfig, device: torch.device) -> _Training:
     """Step 2 (module docstring): the task, the model parametrized in SP or µP, its optimizer
     and its batch stream."""
@@ -215,12 +229,14 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
     setup = mucore.parametrize(
         model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
     )
-    opt_cfg = run.optimizer
+    # The grid LR is the base LR: the batch and horizon rules move it (and Adam's betas and
+    # eps) to this run's batch size and length, as the width rules move each group's LR.
+    lr, opt_cfg = effective_optimizer(run)
     optimizer = mucore.build_optimizer(
         model,
         setup,
         opt_cfg.name,
-        run.lr,
+        lr,
         betas=opt_cfg.betas,
         eps=opt_cfg.eps,
         momentum=opt_cfg.momentum,
@@ -228,11 +244,7 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
         wd_mode=opt_cfg.wd_mode,
         scale_eps=opt_cfg.scale_eps,
     )
-    scheduler = None
-    if opt_cfg.schedule == "cosine":
-        scheduler = mucore.relative_schedule(
-            optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps, run.steps)
-        )
+    scheduler = _scheduler(opt_cfg, optimizer, run.steps)
     generator = torch.Generator(device="cpu")
     generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
     # Compiled forward for training only: the optimizer above holds the eager module's
