@@ -200,8 +200,9 @@ def warmup_stable_decay(warmup_steps: int, total_steps: int, decay_fraction: flo
     the LR of optimizer step s + 1):
     1. warm-up, step < warmup_steps: (step + 1) / warmup_steps;
     2. stable, up to step total_steps - d: 1;
-    3. decay, the last d steps: floor + (1 - floor) x (total_steps - step) / d, linear from 1
-       down to floor + (1 - floor) / d at the last step (the step after it would be at floor).
+    3. decay, the last d steps: floor + (1 - floor) x (total_steps - step) / (d + 1): the
+       line from 1 (the last stable step) to floor (the step after the last), so each of the
+       d decay steps is below 1 and none is wasted at the floor.
 
     Raises:
         ValueError: decay_fraction outside (0, 1], or warm-up and decay do not fit in
@@ -220,6 +221,6 @@ def warmup_stable_decay(warmup_steps: int, total_steps: int, decay_fraction: flo
             return (step + 1) / warmup_steps
         if step < decay_start:
             return 1.0
-        return floor + (1.0 - floor) * max(0, total_steps - step) / decay_steps
+        return floor + (1.0 - floor) * max(0, total_steps - step) / (decay_steps + 1)
 
     return factor

@@ -175,7 +175,7 @@ def scaling_problems(spec: Scaled) -> list[tuple[str, str]]:
             settings = OptimizerSettings(1.0, spec.optimizer.betas, spec.optimizer.eps)
             scale_settings(rule, spec.optimizer.name, settings, k)
         except ValueError as exc:
-            out.append((f"scaling.{axis.value}", f"scaling.{axis.value}: {exc}"))
+            out.append((f"scaling.{axis.value}", str(exc)))
     warmup = spec.optimizer.warmup_steps
     if (spec.base_horizon is not None and spec.optimizer.schedule != "constant"
             and spec.base_horizon <= warmup):
