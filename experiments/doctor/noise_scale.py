@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
+
 @dataclass(frozen=True)
 class NoiseScale:
     """Estimates of |G|^2 and tr(Sigma), and their ratio B_simple."""
