@@ -47,7 +47,6 @@ from experiments.device import device_label, resolve_device
 from experiments.errors import UserError
 from experiments.models import build_model, depth_model_factory, model_factory
 from experiments.spec.run import OptimizerConfig, Precision, RunConfig, RunResult
-from experiments.spec.scaling import effective_optimizer
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 from experiments.tasks.loading import TaskKey, task_key
@@ -231,7 +230,7 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
     )
     # The grid LR is the base LR: the batch and horizon rules move it (and Adam's betas and
     # eps) to this run's batch size and length, as the width rules move each group's LR.
-    lr, opt_cfg = effective_optimizer(run)
+    lr, opt_cfg = run.effective_optimizer()
     optimizer = mucore.build_optimizer(
         model,
         setup,

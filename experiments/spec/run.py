@@ -31,11 +31,12 @@ from pydantic import (
 from experiments.errors import UserError
 from experiments.models.configs import ModelConfig
 from experiments.models.parametrizations import resolve_parametrization
-from experiments.spec.scaling import ScalingConfig
+from experiments.spec.scaling import ScalingConfig, ratios, scaled_settings
 from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
 from mucore.optimizers import get_optimizer, optimizer_names
+from mucore.scaling import OptimizerSettings
 
 # The sweepable global knobs: mucore's list (the numeric fields of mucore.HParams).
 GLOBAL_KNOBS: tuple[str, ...] = KNOB_NAMES
@@ -198,7 +199,7 @@ class RunConfig(BaseModel):
         precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
         compile: train through `torch.compile(model)`.
         scaling: the batch and horizon rules; `lr` is the base LR and the run trains with
-            `experiments.spec.scaling.effective_optimizer(run)`.
+            `effective_optimizer()`.
         base_batch_size: the batch `lr` is tuned at (None: `batch_size`, nothing scales).
         base_horizon: the steps `lr` is tuned at (None: `steps`, nothing scales).
     """
@@ -233,10 +234,23 @@ class RunConfig(BaseModel):
             resolve_parametrization(self.parametrization)
         except UserError as exc:
             raise ValueError(str(exc)) from None
-        from experiments.spec.scaling import effective_optimizer
-
-        effective_optimizer(self)  # ValueError: a rule the optimizer has no entry for
+        self.effective_optimizer()  # ValueError: a rule the optimizer has no entry for
         return self
+
+    def effective_optimizer(self) -> tuple[float, OptimizerConfig]:
+        """The LR and optimizer block the run trains with: `lr` (the base LR) and the block's
+        betas and eps moved by the scaling rules at k = batch_size / base_batch_size and
+        steps / base_horizon (`experiments.spec.scaling`); unchanged at k = 1 or rules `none`.
+
+        Raises:
+            ValueError: a rule has no entry for the optimizer, or a beta falls below 0.
+        """
+        opt = self.optimizer
+        base = OptimizerSettings(lr=self.lr, betas=opt.betas, eps=opt.eps)
+        moved = scaled_settings(opt.name, base, self.scaling, *ratios(self))
+        if (moved.betas, moved.eps) == (opt.betas, opt.eps):
+            return moved.lr, opt
+        return moved.lr, opt.model_copy(update={"betas": moved.betas, "eps": moved.eps})
 
     @model_serializer(mode="wrap")
     def _drop_unset_scaling(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:

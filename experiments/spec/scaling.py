@@ -10,7 +10,8 @@ the grid is the base LR: it trains with the settings the rules move it to at
 
     k_batch = batch_size / base_batch_size,   k_horizon = steps / base_horizon
 
-(`effective_optimizer`), the way µP trains the grid LR times each group's width multiplier.
+(`RunConfig.effective_optimizer`), the way µP trains the grid LR times each group's width
+multiplier.
 So a sweep over batch sizes reads the optimum's drift *under the rule* straight from the grid
 LRs, and the default rule, `none`, shows the raw drift. Without a base (or at k = 1) nothing
 moves, and specs without these fields keep their run keys and hash.
@@ -20,7 +21,7 @@ Torch-free: the spec and the dashboard form import it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -35,8 +36,34 @@ from mucore.scaling import (
     scale_settings,
 )
 
-if TYPE_CHECKING:
-    from experiments.spec.run import OptimizerConfig, RunConfig
+
+class OptimizerBlock(Protocol):
+    """What the rules read of the spec's optimizer block (`OptimizerConfig` is one)."""
+
+    @property
+    def name(self) -> str:
+        """A registered optimizer name."""
+        ...
+
+    @property
+    def betas(self) -> tuple[float, float]:
+        """Adam's betas."""
+        ...
+
+    @property
+    def eps(self) -> float:
+        """Adam's epsilon."""
+        ...
+
+    @property
+    def schedule(self) -> str:
+        """The LR schedule's name."""
+        ...
+
+    @property
+    def warmup_steps(self) -> int:
+        """Warm-up steps of the schedule."""
+        ...
 
 
 class PowerRule(BaseModel):
@@ -99,7 +126,7 @@ class Scaled(Protocol):
         ...
 
     @property
-    def optimizer(self) -> OptimizerConfig:
+    def optimizer(self) -> OptimizerBlock:
         """The optimizer block (name, betas, eps)."""
         ...
 
@@ -132,30 +159,19 @@ def ratios(run: Scaled) -> tuple[float, float]:
     return k_batch, k_horizon
 
 
-def scaled_optimizer(optimizer: OptimizerConfig, lr: float, scaling: ScalingConfig,
-                     k_batch: float, k_horizon: float) -> tuple[float, OptimizerConfig]:
-    """The (LR, optimizer block) that base settings (`lr`, `optimizer`) move to at the ratios.
-
-    The batch rule applies first, then the horizon rule; both multiply the LR, so the order
-    only matters for betas and eps, which only the batch rules move.
+def scaled_settings(optimizer: str, settings: OptimizerSettings, scaling: ScalingConfig,
+                    k_batch: float, k_horizon: float) -> OptimizerSettings:
+    """The base settings of `optimizer` moved by the batch rule at k_batch, then the horizon
+    rule at k_horizon. Both multiply the LR, so the order only matters for betas and eps,
+    which only the batch rules move. `RunConfig.effective_optimizer` applies it to a run.
 
     Raises:
         ValueError: a rule has no entry for the optimizer, or a scaled beta falls below 0
             (as `mucore.scale_settings`).
     """
-    settings = OptimizerSettings(lr=lr, betas=optimizer.betas, eps=optimizer.eps)
     for axis, k in ((ScalingAxis.BATCH, k_batch), (ScalingAxis.HORIZON, k_horizon)):
-        settings = scale_settings(scaling.rule(axis), optimizer.name, settings, k)
-    if settings.betas == optimizer.betas and settings.eps == optimizer.eps:
-        return settings.lr, optimizer
-    return settings.lr, optimizer.model_copy(update={"betas": settings.betas,
-                                                     "eps": settings.eps})
-
-
-def effective_optimizer(run: RunConfig) -> tuple[float, OptimizerConfig]:
-    """The LR and optimizer block `run` trains with: its grid LR moved by its scaling rules at
-    `ratios(run)` (unchanged when both ratios are 1 or both rules are `none`)."""
-    return scaled_optimizer(run.optimizer, run.lr, run.scaling, *ratios(run))
+        settings = scale_settings(scaling.rule(axis), optimizer, settings, k)
+    return settings
 
 
 def scaling_problems(spec: Scaled) -> list[tuple[str, str]]:
@@ -168,12 +184,12 @@ def scaling_problems(spec: Scaled) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     family = optimizer_family(spec.optimizer.name)
     k_batch, k_horizon = ratios(spec)
+    settings = OptimizerSettings(1.0, spec.optimizer.betas, spec.optimizer.eps)
     for axis, k in ((ScalingAxis.BATCH, k_batch), (ScalingAxis.HORIZON, k_horizon)):
         rule = spec.scaling.rule(axis)
         try:
             rule.row(family, spec.optimizer.name)
-            settings = OptimizerSettings(1.0, spec.optimizer.betas, spec.optimizer.eps)
-            scale_settings(rule, spec.optimizer.name, settings, k)
+            settings = scale_settings(rule, spec.optimizer.name, settings, k)
         except ValueError as exc:
             out.append((f"scaling.{axis.value}", str(exc)))
     warmup = spec.optimizer.warmup_steps

@@ -16,7 +16,6 @@ import yaml
 
 from experiments.errors import UserError
 from experiments.spec.run import RunConfig
-from experiments.spec.scaling import effective_optimizer
 from experiments.spec.sweep import parse_spec, run_key, spec_hash
 from experiments.train import NullReporter, train_run
 
@@ -55,14 +54,14 @@ def test_runs_carry_the_rules_and_train_at_the_moved_settings() -> None:
                        "base_batch_size": 4, "base_horizon": 5})
     run = spec.expand()[0]
     assert (run.base_batch_size, run.base_horizon, run.lr) == (4, 5, 2.0**-8)
-    lr, opt = effective_optimizer(run)
+    lr, opt = run.effective_optimizer()
     # batch x 4: LR x 2, 1 - beta x 4, eps / 2; horizon x 4: LR x 1/2.
     assert lr == pytest.approx(2.0**-8, rel=1e-12)
     assert opt.betas == pytest.approx((0.6, 0.996), rel=1e-12)
     assert opt.eps == pytest.approx(0.5e-8, rel=1e-12)
     linear = parse_spec({**SPEC, "optimizer": {"name": "sgd"}, "scaling": {"batch": "linear"},
                          "base_batch_size": 8}).expand()[0]
-    assert effective_optimizer(linear)[0] == pytest.approx(2.0**-7, rel=1e-12)
+    assert linear.effective_optimizer()[0] == pytest.approx(2.0**-7, rel=1e-12)
 
 
 @pytest.mark.parametrize(("change", "words"), [
