@@ -65,7 +65,7 @@ def noise_scale_from_norms(sq_small: float, b_small: int, sq_big: float,
     return NoiseScale(grad_sq=grad_sq, trace_sigma=trace)
 
 
-def _sq_norm(grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
+def squared_norm(grads: Sequence[torch.Tensor | None]) -> torch.Tensor:
     """Sum of squared entries over all gradients, in fp32, on the device (no host sync)."""
     total = [g.detach().float().pow(2).sum() for g in grads if g is not None]
     return torch.stack(total).sum()
@@ -91,7 +91,7 @@ def gradient_sq_norms(loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tens
     big = torch.autograd.grad(loss_of(x, y), list(params), allow_unused=True)
     small = torch.autograd.grad(loss_of(x[:b_small], y[:b_small]), list(params),
                                 allow_unused=True)
-    return _sq_norm(small), _sq_norm(big)
+    return squared_norm(small), squared_norm(big)
 
 
 class NoiseScaleMeter:

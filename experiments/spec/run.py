@@ -202,6 +202,9 @@ class RunConfig(BaseModel):
             `effective_optimizer()`.
         base_batch_size: the batch `lr` is tuned at (None: `batch_size`, nothing scales).
         base_horizon: the steps `lr` is tuned at (None: `steps`, nothing scales).
+        noise_scale: record the gradient noise scale B_simple as metric `noise_scale` at every
+            log point (experiments.doctor.noise_scale; one extra backward on a quarter batch
+            per log point; losses unchanged).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -226,6 +229,7 @@ class RunConfig(BaseModel):
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     base_batch_size: int | None = Field(default=None, ge=1)
     base_horizon: int | None = Field(default=None, ge=1)
+    noise_scale: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -264,7 +268,8 @@ class RunConfig(BaseModel):
 
 # RunConfig fields added after payloads were first stored: left out of dumps at these values.
 _RUN_NEUTRAL_DEFAULTS: dict[str, Any] = {"scaling": {"batch": "none", "horizon": "none"},
-                                         "base_batch_size": None, "base_horizon": None}
+                                         "base_batch_size": None, "base_horizon": None,
+                                         "noise_scale": False}
 
 
 class RunResult(BaseModel):

@@ -91,7 +91,8 @@ HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False,
                                          "depths": None, "base_depth": None,
                                          "search": SearchConfig().model_dump(mode="json"),
                                          "scaling": ScalingConfig().model_dump(mode="json"),
-                                         "base_batch_size": None, "base_horizon": None}
+                                         "base_batch_size": None, "base_horizon": None,
+                                         "noise_scale": False}
 
 
 class LRGrid(BaseModel):
@@ -175,6 +176,8 @@ class SweepSpec(BaseModel):
             another batch train with the batch rule applied at k = batch_size / base.
         base_horizon: the steps the grid LR is tuned at (default: steps); runs of another
             length train with the horizon rule applied at k = steps / base.
+        noise_scale: record each run's gradient noise scale (the critical batch meter,
+            experiments.doctor.noise_scale) as metric `noise_scale` at its log points.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -210,6 +213,7 @@ class SweepSpec(BaseModel):
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     base_batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
     base_horizon: int | None = Field(default=None, ge=1, le=10_000_000)
+    noise_scale: bool = False
 
     @field_validator("name")
     @classmethod
@@ -380,6 +384,7 @@ class SweepSpec(BaseModel):
                     scaling=self.scaling,
                     base_batch_size=self.base_batch_size,
                     base_horizon=self.base_horizon,
+                    noise_scale=self.noise_scale,
                 )
             )
         return runs
@@ -492,6 +497,9 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
                     f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))
     out += schedule_problems(spec.optimizer, spec.steps)
     out += scaling_problems(spec)
+    if spec.noise_scale and spec.batch_size < 2:
+        out.append(("noise_scale", f"noise_scale needs two batch sizes within a step: "
+                    f"batch_size {spec.batch_size} < 2; use batch_size >= 2 or noise_scale: false"))
     if spec.precision == "bf16" and not bf16_ok(spec.device):
         out.append(("precision", f"precision bf16 needs a GPU with bfloat16 support and device "
                     f"'{spec.device}' has none: use precision: fp32 (or device: cpu)"))

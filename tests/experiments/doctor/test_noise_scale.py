@@ -14,6 +14,10 @@ from experiments.doctor.noise_scale import (
     noise_scale_from_norms,
     noise_scale_warning,
 )
+from experiments.errors import UserError
+from experiments.spec.run import RunConfig
+from experiments.spec.sweep import parse_spec
+from experiments.train import NullReporter, train_run
 
 
 def test_the_two_batch_estimator_inverts_the_expected_norms_exactly() -> None:
@@ -66,3 +70,35 @@ def test_the_warning_fires_above_the_noise_scale_only() -> None:
     assert warning is not None and "above the gradient noise scale B_simple ~ 20" in warning
     assert noise_scale_warning(16, 20.0) is None
     assert noise_scale_warning(16, math.inf) is None and noise_scale_warning(16, -3.0) is None
+
+
+class _Metrics(NullReporter):
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, str, float]] = []
+
+    def metrics(self, step: int, values: dict[str, float]) -> None:
+        self.rows += [(step, k, v) for k, v in values.items()]
+
+
+def test_a_run_records_the_noise_scale_at_its_log_points_without_changing_its_losses() -> None:
+    data = {"model": {"kind": "mlp", "depth": 2}, "task": {"name": "synthetic"}, "width": 32,
+            "base_width": 32, "lr": 2.0**-6, "seed": 0, "steps": 12, "batch_size": 16,
+            "log_every": 4, "device": "cpu"}
+    measured, plain = _Metrics(), _Metrics()
+    train_run(RunConfig.model_validate({**data, "noise_scale": True}), measured)
+    train_run(RunConfig.model_validate(data), plain)
+    noise = [(s, v) for s, k, v in measured.rows if k == "noise_scale"]
+    assert [s for s, _ in noise] == [4, 8, 12]
+    assert all(math.isfinite(v) and v > 0 for _, v in noise), noise
+    losses = [v for _, k, v in measured.rows if k != "noise_scale"]
+    assert losses == pytest.approx([v for _, _, v in plain.rows], rel=1e-6)
+    assert "noise_scale" not in RunConfig.model_validate(data).model_dump()
+
+
+def test_a_spec_asking_for_the_noise_scale_with_batch_1_is_refused() -> None:
+    spec = {"model": {"kind": "mlp", "depth": 2}, "task": {"name": "synthetic"},
+            "widths": [32], "base_width": 32, "lrs": [0.01], "steps": 4, "batch_size": 1,
+            "log_every": 2, "device": "cpu", "noise_scale": True}
+    with pytest.raises(UserError, match="noise_scale: noise_scale needs two batch sizes"):
+        parse_spec(spec)
+    assert all(r.noise_scale for r in parse_spec({**spec, "batch_size": 8}).expand())
