@@ -44,9 +44,10 @@ import torch
 
 import mucore
 from experiments.device import device_label, resolve_device
+from experiments.doctor.noise_scale import NoiseScaleMeter, small_batch_size, squared_norm
 from experiments.errors import UserError
 from experiments.models import build_model, depth_model_factory, model_factory
-from experiments.spec.run import Precision, RunConfig, RunResult
+from experiments.spec.run import OptimizerConfig, Precision, RunConfig, RunResult
 from experiments.states import RunState
 from experiments.tasks import Task, TaskConfig, load_task
 from experiments.tasks.loading import TaskKey, task_key
@@ -202,6 +203,20 @@ class _Training:
     generator: torch.Generator  # the batch stream, on the CPU
     autocast: Callable[[], contextlib.AbstractContextManager[Any]]
     forward: Callable[[torch.Tensor], torch.Tensor]  # the model, or its compiled wrapper
+    noise: NoiseScaleMeter | None = None  # the critical batch meter, when the run asks for it
+
+
+def _scheduler(opt_cfg: OptimizerConfig, optimizer: torch.optim.Optimizer,
+               steps: int) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The run's LR schedule (None: constant), scaling every group relative to its own LR."""
+    if opt_cfg.schedule == "cosine":
+        return mucore.relative_schedule(optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps,
+                                                                        steps))
+    if opt_cfg.schedule == "wsd":
+        factor = mucore.warmup_stable_decay(opt_cfg.warmup_steps, steps,
+                                            opt_cfg.resolved_decay_fraction())
+        return mucore.relative_schedule(optimizer, factor)
+    return None
 
 
 def _build_training(run: RunConfig, device: torch.device) -> _Training:
@@ -215,12 +230,14 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
     setup = mucore.parametrize(
         model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
     )
-    opt_cfg = run.optimizer
+    # The grid LR is the base LR: the batch and horizon rules move it (and Adam's betas and
+    # eps) to this run's batch size and length, as the width rules move each group's LR.
+    lr, opt_cfg = run.effective_optimizer()
     optimizer = mucore.build_optimizer(
         model,
         setup,
         opt_cfg.name,
-        run.lr,
+        lr,
         betas=opt_cfg.betas,
         eps=opt_cfg.eps,
         momentum=opt_cfg.momentum,
@@ -228,11 +245,7 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
         wd_mode=opt_cfg.wd_mode,
         scale_eps=opt_cfg.scale_eps,
     )
-    scheduler = None
-    if opt_cfg.schedule == "cosine":
-        scheduler = mucore.relative_schedule(
-            optimizer, mucore.warmup_cosine(opt_cfg.warmup_steps, run.steps)
-        )
+    scheduler = _scheduler(opt_cfg, optimizer, run.steps)
     generator = torch.Generator(device="cpu")
     generator.manual_seed(run.seed + BATCH_SEED_OFFSET)
     # Compiled forward for training only: the optimizer above holds the eager module's
@@ -241,8 +254,10 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
     forward: Callable[[torch.Tensor], torch.Tensor] = (
         torch.compile(model) if run.compile else model
     )
+    noise = (NoiseScaleMeter(small_batch_size(run.batch_size), run.batch_size)
+             if run.noise_scale else None)
     return _Training(task, model, optimizer, scheduler, generator,
-                     autocast_context(run.precision, device), forward)
+                     autocast_context(run.precision, device), forward, noise)
 
 
 class _LossWindows:
@@ -305,10 +320,28 @@ def _step(run: RunConfig, t: _Training, step: int) -> torch.Tensor:
         if run.compile and step == 1:
             raise compile_failure(exc) from exc
         raise
+    if t.noise is not None and (step % run.log_every == 0 or step == run.steps):
+        _measure_noise(t, x, y)
     t.optimizer.step()
     if t.scheduler is not None:
         t.scheduler.step()
     return loss
+
+
+def _measure_noise(t: _Training, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Fold one (small, full) pair of squared gradient norms into the run's noise meter: the
+    full batch's gradient is the one the step just took (`.grad`), the small one comes from
+    a slice of the same batch, so no batch is drawn and training is unchanged."""
+    assert t.noise is not None
+    params = [p for p in t.model.parameters() if p.requires_grad]
+    b_small = t.noise.b_small
+
+    def loss_of(xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+        with t.autocast():
+            return t.task.loss(t.forward(xs), ys)
+
+    small = torch.autograd.grad(loss_of(x[:b_small], y[:b_small]), params, allow_unused=True)
+    t.noise.add(squared_norm(small), squared_norm([p.grad for p in params]))
 
 
 def _train_steps(
@@ -321,7 +354,10 @@ def _train_steps(
         losses.add(step, _step(run, t, step))
         if step % run.log_every == 0 or step == run.steps:
             window_mean = losses.close_window(step)
-            reporter.metrics(step, {"train_loss": window_mean})
+            values = {"train_loss": window_mean}
+            if t.noise is not None:
+                values["noise_scale"] = t.noise.estimate().b_simple
+            reporter.metrics(step, values)
             reporter.progress(step, run.steps)
             if losses.blew_up(window_mean):
                 return RunState.DIVERGED, step

@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "param_groups": "optim",
     "relative_schedule": "optim",
     "warmup_cosine": "optim",
+    "warmup_stable_decay": "optim",
     "COMPLETEP": "parametrizations",
     "DEPTH_MUP": "parametrizations",
     "MUP": "parametrizations",
@@ -77,6 +78,12 @@ _EXPORTS: dict[str, str] = {
     "get_parametrization": "parametrizations",
     "parametrization_names": "parametrizations",
     "register_parametrization": "parametrizations",
+    "OptimizerSettings": "scaling",
+    "ScalingAxis": "scaling",
+    "ScalingRule": "scaling",
+    "get_scaling_rule": "scaling",
+    "power_rule": "scaling",
+    "scale_settings": "scaling",
     "BaseParam": "roles",
     "BaseShapes": "roles",
     "ParamInfo": "roles",
@@ -126,6 +133,7 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         param_groups,
         relative_schedule,
         warmup_cosine,
+        warmup_stable_decay,
     )
     from mucore.optimizers import (
         OptimizerEntry,
@@ -155,5 +163,13 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         ShapeInferenceError,
         canonical_name,
         infer_base_shapes,
+    )
+    from mucore.scaling import (
+        OptimizerSettings,
+        ScalingAxis,
+        ScalingRule,
+        get_scaling_rule,
+        power_rule,
+        scale_settings,
     )
     from mucore.summary import DescribeRow, describe

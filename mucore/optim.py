@@ -187,3 +187,40 @@ def warmup_cosine(warmup_steps: int, total_steps: int, floor: float = 0.0) -> Ca
         return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+def warmup_stable_decay(warmup_steps: int, total_steps: int, decay_fraction: float,
+                        floor: float = 0.0) -> Callable[[int], float]:
+    """Warmup-stable-decay (WSD), as a factor for `relative_schedule`.
+
+    A schedule that does not fix the horizon in advance (Hu et al., 2024, MiniCPM; Hägele et
+    al., 2024, arXiv 2405.18392): the stable phase runs at the full LR for as long as wanted,
+    and only the last `decay_fraction` of the steps decay. With d = max(1, round(decay_fraction
+    x total_steps)) decay steps and `step` counted from 0 (LambdaLR's convention: factor(s) is
+    the LR of optimizer step s + 1):
+    1. warm-up, step < warmup_steps: (step + 1) / warmup_steps;
+    2. stable, up to step total_steps - d: 1;
+    3. decay, the last d steps: floor + (1 - floor) x (total_steps - step) / (d + 1): the
+       line from 1 (the last stable step) to floor (the step after the last), so each of the
+       d decay steps is below 1 and none is wasted at the floor.
+
+    Raises:
+        ValueError: decay_fraction outside (0, 1], or warm-up and decay do not fit in
+            total_steps.
+    """
+    if not 0.0 < decay_fraction <= 1.0:
+        raise ValueError(f"decay_fraction must be in (0, 1], got {decay_fraction!r}")
+    decay_steps = max(1, round(decay_fraction * total_steps))
+    decay_start = total_steps - decay_steps
+    if warmup_steps > decay_start:
+        raise ValueError(f"warm-up ({warmup_steps} steps) and decay ({decay_steps} steps) do "
+                         f"not fit in {total_steps} steps")
+
+    def factor(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if step < decay_start:
+            return 1.0
+        return floor + (1.0 - floor) * max(0, total_steps - step) / (decay_steps + 1)
+
+    return factor

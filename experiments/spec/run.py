@@ -17,15 +17,26 @@ import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    create_model,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from experiments.errors import UserError
 from experiments.models.configs import ModelConfig
 from experiments.models.parametrizations import resolve_parametrization
+from experiments.spec.scaling import ScalingConfig, ratios, scaled_settings
 from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
 from mucore.optimizers import get_optimizer, optimizer_names
+from mucore.scaling import OptimizerSettings
 
 # The sweepable global knobs: mucore's list (the numeric fields of mucore.HParams).
 GLOBAL_KNOBS: tuple[str, ...] = KNOB_NAMES
@@ -40,6 +51,9 @@ _KNOB_DOCS: dict[str, str] = {
 }
 
 Precision = Literal["fp32", "bf16"]
+# The wsd schedule's default decay share: the last 20% of the steps (Hägele et al., 2024,
+# arXiv 2405.18392, find 10-20% enough to match cosine).
+DEFAULT_DECAY_FRACTION = 0.2
 
 
 class OptimizerConfig(BaseModel):
@@ -57,8 +71,13 @@ class OptimizerConfig(BaseModel):
             (the reference package's choice); "independent" makes it wd per step, whatever the LR.
         scale_eps: divide Adam epsilon by the width mult for hidden weights (Everett et al.,
             2024): their gradients shrink with width, so a fixed epsilon would dominate.
-        schedule: "constant" LR, or linear warm-up then "cosine" decay to zero.
-        warmup_steps: warm-up steps of the cosine schedule.
+        schedule: "constant" LR; linear warm-up then "cosine" decay to zero; or "wsd",
+            warmup-stable-decay: warm-up, the full LR, then a linear decay to zero over the
+            last `decay_fraction` of the steps (`mucore.warmup_stable_decay`).
+        warmup_steps: warm-up steps of the cosine and wsd schedules.
+        decay_fraction: the share of the steps the wsd schedule decays over, in (0, 1]
+            (None: `DEFAULT_DECAY_FRACTION`); only with schedule wsd. Left out of dumps when
+            None, so every spec, payload and bundle written before it reads the same.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,8 +91,9 @@ class OptimizerConfig(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0)
     wd_mode: Literal["coupled", "independent"] = "coupled"
     scale_eps: bool = False
-    schedule: Literal["constant", "cosine"] = "constant"
+    schedule: Literal["constant", "cosine", "wsd"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
+    decay_fraction: float | None = Field(default=None, allow_inf_nan=False)
 
     @field_validator("name")
     @classmethod
@@ -87,6 +107,32 @@ class OptimizerConfig(BaseModel):
         if not all(0.0 <= b < 1.0 for b in v):
             raise ValueError(f"optimizer.betas must each be in [0, 1), got {list(v)}: use e.g. [0.9, 0.999]")
         return v
+
+    @field_validator("decay_fraction")
+    @classmethod
+    def _fraction_in_range(cls, v: float | None) -> float | None:
+        if v is not None and not 0.0 < v <= 1.0:
+            raise ValueError(f"optimizer.decay_fraction must be in (0, 1], got {v:g}: use e.g. "
+                             f"{DEFAULT_DECAY_FRACTION} (the last 20% of the steps decay)")
+        return v
+
+    @model_validator(mode="after")
+    def _fraction_needs_wsd(self) -> OptimizerConfig:
+        if self.decay_fraction is not None and self.schedule != "wsd":
+            raise ValueError(f"optimizer.decay_fraction is set but optimizer.schedule is "
+                             f"{self.schedule}: set schedule: wsd or remove decay_fraction")
+        return self
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_fraction(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("decay_fraction", 0.0) is None:
+            data.pop("decay_fraction")
+        return data
+
+    def resolved_decay_fraction(self) -> float:
+        """The wsd decay fraction: `decay_fraction`, else `DEFAULT_DECAY_FRACTION`."""
+        return DEFAULT_DECAY_FRACTION if self.decay_fraction is None else self.decay_fraction
 
 
 class _HParamsFields(BaseModel):
@@ -152,6 +198,13 @@ class RunConfig(BaseModel):
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
         compile: train through `torch.compile(model)`.
+        scaling: the batch and horizon rules; `lr` is the base LR and the run trains with
+            `effective_optimizer()`.
+        base_batch_size: the batch `lr` is tuned at (None: `batch_size`, nothing scales).
+        base_horizon: the steps `lr` is tuned at (None: `steps`, nothing scales).
+        noise_scale: record the gradient noise scale B_simple as metric `noise_scale` at every
+            log point (experiments.doctor.noise_scale; one extra backward on a quarter batch
+            per log point; losses unchanged).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -173,6 +226,10 @@ class RunConfig(BaseModel):
     device: str = "auto"
     precision: Precision = "fp32"
     compile: bool = False
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    base_batch_size: int | None = Field(default=None, ge=1)
+    base_horizon: int | None = Field(default=None, ge=1)
+    noise_scale: bool = False
 
     @model_validator(mode="after")
     def _check(self) -> RunConfig:
@@ -181,7 +238,38 @@ class RunConfig(BaseModel):
             resolve_parametrization(self.parametrization)
         except UserError as exc:
             raise ValueError(str(exc)) from None
+        self.effective_optimizer()  # ValueError: a rule the optimizer has no entry for
         return self
+
+    def effective_optimizer(self) -> tuple[float, OptimizerConfig]:
+        """The LR and optimizer block the run trains with: `lr` (the base LR) and the block's
+        betas and eps moved by the scaling rules at k = batch_size / base_batch_size and
+        steps / base_horizon (`experiments.spec.scaling`); unchanged at k = 1 or rules `none`.
+
+        Raises:
+            ValueError: a rule has no entry for the optimizer, or a beta falls below 0.
+        """
+        opt = self.optimizer
+        base = OptimizerSettings(lr=self.lr, betas=opt.betas, eps=opt.eps)
+        moved = scaled_settings(opt.name, base, self.scaling, *ratios(self))
+        if (moved.betas, moved.eps) == (opt.betas, opt.eps):
+            return moved.lr, opt
+        return moved.lr, opt.model_copy(update={"betas": moved.betas, "eps": moved.eps})
+
+    @model_serializer(mode="wrap")
+    def _drop_unset_scaling(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Payloads of runs without scaling read exactly as before the rules existed.
+        data: dict[str, Any] = handler(self)
+        for key, default in _RUN_NEUTRAL_DEFAULTS.items():
+            if key in data and data[key] == default:
+                data.pop(key)
+        return data
+
+
+# RunConfig fields added after payloads were first stored: left out of dumps at these values.
+_RUN_NEUTRAL_DEFAULTS: dict[str, Any] = {"scaling": {"batch": "none", "horizon": "none"},
+                                         "base_batch_size": None, "base_horizon": None,
+                                         "noise_scale": False}
 
 
 class RunResult(BaseModel):

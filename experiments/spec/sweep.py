@@ -64,6 +64,8 @@ from experiments.spec.run import (
     Precision,
     RunConfig,
 )
+from experiments.spec.scaling import ScalingConfig, scaling_problems
+from experiments.spec.schedule import schedule_problems
 from experiments.spec.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
 from mucore.optimizers import optimizer_family
@@ -87,7 +89,10 @@ def parametrization_choices() -> list[str]:
 # hash of every spec written before them is unchanged.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False,
                                          "depths": None, "base_depth": None,
-                                         "search": SearchConfig().model_dump(mode="json")}
+                                         "search": SearchConfig().model_dump(mode="json"),
+                                         "scaling": ScalingConfig().model_dump(mode="json"),
+                                         "base_batch_size": None, "base_horizon": None,
+                                         "noise_scale": False}
 
 
 class LRGrid(BaseModel):
@@ -164,6 +169,15 @@ class SweepSpec(BaseModel):
             compiler (and Triton on GPUs); a run that cannot compile fails saying so.
         search: how the LR grid is searched: `{kind: grid}` (default, every LR at every
             width) or `{kind: adaptive, full_widths: 1, bracket: 3}` (experiments.sweep.adaptive).
+        scaling: the batch and horizon rules the grid LR is moved by (`{batch: none|sqrt|
+            linear|{power: X}, horizon: none|{power: X}}`, default none; see
+            experiments.spec.scaling). Refused when the optimizer has no entry for a rule.
+        base_batch_size: the batch the grid LR is tuned at (default: batch_size); runs at
+            another batch train with the batch rule applied at k = batch_size / base.
+        base_horizon: the steps the grid LR is tuned at (default: steps); runs of another
+            length train with the horizon rule applied at k = steps / base.
+        noise_scale: record each run's gradient noise scale (the critical batch meter,
+            experiments.doctor.noise_scale) as metric `noise_scale` at its log points.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -196,6 +210,10 @@ class SweepSpec(BaseModel):
     precision: Precision = "fp32"
     compile: bool = False
     search: SearchConfig = Field(default_factory=SearchConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    base_batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    base_horizon: int | None = Field(default=None, ge=1, le=10_000_000)
+    noise_scale: bool = False
 
     @field_validator("name")
     @classmethod
@@ -363,6 +381,10 @@ class SweepSpec(BaseModel):
                     device=self.device,
                     precision=self.precision,
                     compile=self.compile,
+                    scaling=self.scaling,
+                    base_batch_size=self.base_batch_size,
+                    base_horizon=self.base_horizon,
+                    noise_scale=self.noise_scale,
                 )
             )
         return runs
@@ -377,8 +399,11 @@ class SweepSpec(BaseModel):
     def to_yaml(self) -> str:
         """The spec as YAML (fields in declaration order; `load_spec` reads it back)."""
         # The default search is left out, so specs written before it print as they did.
-        exclude = {"search"} if self.search.is_default() else None
-        data = self.model_dump(mode="json", exclude_none=True, exclude=exclude)
+        # The default search and scaling are left out, so specs written before them print as
+        # they did.
+        exclude = {name for name, block in (("search", self.search), ("scaling", self.scaling))
+                   if block.is_default()}
+        data = self.model_dump(mode="json", exclude_none=True, exclude=exclude or None)
         return yaml.safe_dump(data, sort_keys=False, default_flow_style=None)
 
 
@@ -470,9 +495,11 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     if spec.log_every > spec.steps:
         out.append(("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: "
                     f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))
-    if spec.optimizer.schedule == "cosine" and spec.optimizer.warmup_steps >= spec.steps:
-        out.append(("optimizer.warmup_steps", f"optimizer.warmup_steps "
-                    f"{spec.optimizer.warmup_steps} must be < steps {spec.steps}"))
+    out += schedule_problems(spec.optimizer, spec.steps)
+    out += scaling_problems(spec)
+    if spec.noise_scale and spec.batch_size < 2:
+        out.append(("noise_scale", f"noise_scale needs two batch sizes within a step: "
+                    f"batch_size {spec.batch_size} < 2; use batch_size >= 2 or noise_scale: false"))
     if spec.precision == "bf16" and not bf16_ok(spec.device):
         out.append(("precision", f"precision bf16 needs a GPU with bfloat16 support and device "
                     f"'{spec.device}' has none: use precision: fp32 (or device: cpu)"))
