@@ -148,6 +148,11 @@ class RunConfig(BaseModel):
         seed: init and batch seed.
         steps: optimizer steps.
         batch_size: examples (sequences for LM tasks) per step.
+        base_batch_size: the base of a batch ladder (`batch_size` is this run's rung); None
+            without one. See experiments.spec.batch_horizon.
+        horizon: the run's rung of a horizon ladder, in steps at the base batch size (`steps`
+            is what it trains: horizon x base batch / batch); None without one.
+        base_horizon: the base of a horizon ladder; None without one.
         log_every: steps per reported train-loss window.
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
@@ -169,6 +174,10 @@ class RunConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     steps: int = Field(ge=1)
     batch_size: int = Field(ge=1)
+    # Batch and horizon ladders (experiments.spec.batch_horizon): None outside them.
+    base_batch_size: int | None = Field(default=None, ge=1)
+    horizon: int | None = Field(default=None, ge=1)
+    base_horizon: int | None = Field(default=None, ge=1)
     log_every: int = Field(default=10, ge=1)
     device: str = "auto"
     precision: Precision = "fp32"
