@@ -80,7 +80,9 @@ def report(db: Path) -> dict[str, Any]:
     frame = store.runs_frame(store.list_sweeps()[0].id)
     frame = frame[frame["state"].isin(["done", "diverged"])].copy()
     frame.loc[frame["state"] == "diverged", "final_train_loss"] = math.inf
-    rows, seed_x, seed_y = [], [], []
+    rows: list[dict[str, Any]] = []
+    seed_x: list[float] = []
+    seed_y: list[float] = []
     for batch, rung in frame.groupby("batch_size"):
         opt = _optimum(rung)
         per_seed = [_optimum(s) for _, s in rung.groupby("seed")]
@@ -89,8 +91,9 @@ def report(db: Path) -> dict[str, Any]:
                      "best_loss": float(rung.groupby("log2_lr")["final_train_loss"].mean().min())})
         seed_x += [math.log2(batch)] * sum(o is not None for o in per_seed)
         seed_y += [o for o in per_seed if o is not None]
-    mean_x = [math.log2(r["batch"]) for r in rows if r["opt_log2_lr"] is not None]
-    mean_y = [r["opt_log2_lr"] for r in rows if r["opt_log2_lr"] is not None]
+    fitted = [(math.log2(r["batch"]), float(r["opt_log2_lr"])) for r in rows
+              if r["opt_log2_lr"] is not None]
+    mean_x, mean_y = [x for x, _ in fitted], [y for _, y in fitted]
     slope = _slope(mean_x, mean_y)[0]
     seed_slope, low, high = _slope(seed_x, seed_y)
     return {"rungs": rows, "slope": slope, "seed_slope": seed_slope, "ci95": [low, high],
