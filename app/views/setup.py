@@ -39,6 +39,10 @@ LOADED = "setup_loaded"  # an uploaded spec (as data), to check the form shows a
 UPLOAD_ID = "setup_upload_id"  # the upload already read (a rerun must not load it again)
 UPLOAD_MESSAGE = "setup_upload_message"  # why that upload was refused, shown while it stays
 MODEL_LABELS = zoo_labels(pickable_only=False)
+# Spec fields the form has no inputs for yet (the batch and horizon ladders): kept from the
+# preset or uploaded spec unchanged.
+LADDER_PASS_THROUGH = ("batch_sizes", "base_batch_size", "horizons", "base_horizon")
+
 FIELD_LABELS = {
     "widths": "width ladder",
     "base_width": "base width",
@@ -304,11 +308,14 @@ def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]
     # --- Everything else, generated from the spec model -------------------------------------
     st.subheader("Sweep")
     rest = spec_form.render(
-        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search"),
+        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search",
+                             *LADDER_PASS_THROUGH),
         labels=FIELD_LABELS,
     )
     data.update(rest)
     data.update(depth_form.depth_inputs(spec_form, values))  # the optional depth ladder
+    # Batch and horizon ladders have no inputs yet: a loaded spec's ladders pass through as is.
+    data.update({k: values[k] for k in LADDER_PASS_THROUGH if values.get(k) is not None})
 
     # --- Global knobs to sweep besides the LR (one input per knob of mucore.HParams) --------
     st.markdown("**knobs to sweep** (optional)", help=components.HELP["hparam_grid"])

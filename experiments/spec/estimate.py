@@ -18,6 +18,7 @@ from experiments.models.configs import (
     ModelConfig,
     zoo_kind,
 )
+from experiments.spec.batch_horizon import TrainingLadder, training_rungs
 from experiments.spec.ladder import Ladder, at_depth, sweep_depths
 from experiments.tasks.config import TaskConfig, TaskInfo
 
@@ -69,13 +70,13 @@ class ModelRun(Protocol):
 
 @dataclass(frozen=True)
 class _Rung:
-    """One model of a sweep's ladder: the spec's model at one depth, at the spec's batch size."""
+    """One model of a sweep's ladders: the spec's model at one depth, at one batch size."""
 
     model: ModelConfig
     batch_size: int
 
 
-class PlannedSweep(ModelRun, Ladder, Protocol):
+class PlannedSweep(ModelRun, Ladder, TrainingLadder, Protocol):
     """What `estimate` reads of a sweep (a `SweepSpec` is one): the spec builds on this module
     (its "does the widest model fit" check is `memory_bytes`), so this module names the fields
     it needs instead of importing the spec."""
@@ -88,11 +89,6 @@ class PlannedSweep(ModelRun, Ladder, Protocol):
     @property
     def widths(self) -> list[int]:
         """The width ladder, increasing."""
-        ...
-
-    @property
-    def steps(self) -> int:
-        """Optimizer steps per run."""
         ...
 
     @property
@@ -153,8 +149,9 @@ class WidthEstimate:
         memory_bytes: peak memory of one run (weights, grads, Adam state, activations).
         runs: runs at this width.
 
-    With a depth ladder, params, flops_per_step and memory_bytes are the deepest model's (the
-    sweep's totals add every depth).
+    With a depth ladder, params, flops_per_step and memory_bytes are the deepest model's, and
+    with a batch ladder flops_per_step and memory_bytes are at its largest batch (the sweep's
+    totals add every depth, batch and horizon at its own steps).
     """
 
     width: int
@@ -215,27 +212,32 @@ def estimate(spec: PlannedSweep) -> SweepEstimate:
 
     info = task_info(spec.task)
     runs_per_width = spec.n_runs() // len(spec.widths)
-    # A depth ladder: every width trains at every depth (the spec's model at each of them).
-    at_depths = [_Rung(at_depth(spec.model, d), spec.batch_size) for d in sweep_depths(spec)]
-    runs_per_cell = runs_per_width // len(at_depths)
+    # A depth ladder: every width trains at every depth (the spec's model at each of them); a
+    # batch/horizon ladder: each depth at every (batch, steps) rung.
+    models = [at_depth(spec.model, d) for d in sweep_depths(spec)]
+    rungs = training_rungs(spec)
+    runs_per_cell = runs_per_width // (len(models) * len(rungs))
     on_gpu = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
     rate, overhead = (GPU_FLOP_PER_S, GPU_STEP_OVERHEAD_S) if on_gpu else (CPU_FLOP_PER_S,
                                                                             CPU_STEP_OVERHEAD_S)
     per_width = []
-    total_flops = 0.0
-    seconds = 0.0
+    total_flops = seconds = 0.0
+    total_steps = 0
     for w in spec.widths:
-        cells = [(s, count_params(s.model, info, w)) for s in at_depths]
-        for s, params in cells:
-            fps = _flops_per_step(s, info, w, params)
-            total_flops += fps * spec.steps * runs_per_cell
-            seconds += runs_per_cell * spec.steps * max(overhead, fps / rate)
-        deepest, params = cells[-1]  # the width's row: its deepest (largest) model
-        per_width.append(WidthEstimate(w, params, _flops_per_step(deepest, info, w, params),
-                                       memory_bytes(deepest, info, w, params), runs_per_width))
+        for model in models:
+            params = count_params(model, info, w)
+            for rung in rungs:
+                fps = _flops_per_step(_Rung(model, rung.batch_size), info, w, params)
+                total_flops += fps * rung.steps * runs_per_cell
+                seconds += runs_per_cell * rung.steps * max(overhead, fps / rate)
+                total_steps += runs_per_cell * rung.steps
+        # The width's row: its deepest (largest) model at the largest batch.
+        largest = _Rung(models[-1], max(r.batch_size for r in rungs))
+        per_width.append(WidthEstimate(w, params, _flops_per_step(largest, info, w, params),
+                                       memory_bytes(largest, info, w, params), runs_per_width))
     return SweepEstimate(
         n_runs=spec.n_runs(),
-        total_steps=spec.n_runs() * spec.steps,
+        total_steps=total_steps,
         total_flops=total_flops,
         peak_memory_bytes=max(w.memory_bytes for w in per_width),
         est_compute_s=seconds,

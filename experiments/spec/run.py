@@ -194,14 +194,17 @@ class RunConfig(BaseModel):
         seed: init and batch seed.
         steps: optimizer steps.
         batch_size: examples (sequences for LM tasks) per step.
+        base_batch_size: the base of a batch ladder (`batch_size` is this run's rung); None
+            without one. See experiments.spec.batch_horizon.
+        horizon: the run's rung of a horizon ladder, in steps at the base batch size (`steps`
+            is what it trains: horizon x base batch / batch); None without one.
+        base_horizon: the base of a horizon ladder; None without one.
         log_every: steps per reported train-loss window.
         device: "auto", "cpu", "cuda" or "cuda:N".
         precision: "fp32", or "bf16" autocast of forward and loss (weights stay fp32).
         compile: train through `torch.compile(model)`.
-        scaling: the batch and horizon rules; `lr` is the base LR and the run trains with
-            `effective_optimizer()`.
-        base_batch_size: the batch `lr` is tuned at (None: `batch_size`, nothing scales).
-        base_horizon: the steps `lr` is tuned at (None: `steps`, nothing scales).
+        scaling: the batch and horizon rules; `lr` is the base LR (tuned at the ladders'
+            bases) and the run trains with `effective_optimizer()`.
         noise_scale: record the gradient noise scale B_simple as metric `noise_scale` at every
             log point (experiments.doctor.noise_scale; one extra backward on a quarter batch
             per log point; losses unchanged).
@@ -222,13 +225,15 @@ class RunConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     steps: int = Field(ge=1)
     batch_size: int = Field(ge=1)
+    # Batch and horizon ladders (experiments.spec.batch_horizon): None outside them.
+    base_batch_size: int | None = Field(default=None, ge=1)
+    horizon: int | None = Field(default=None, ge=1)
+    base_horizon: int | None = Field(default=None, ge=1)
     log_every: int = Field(default=10, ge=1)
     device: str = "auto"
     precision: Precision = "fp32"
     compile: bool = False
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
-    base_batch_size: int | None = Field(default=None, ge=1)
-    base_horizon: int | None = Field(default=None, ge=1)
     noise_scale: bool = False
 
     @model_validator(mode="after")

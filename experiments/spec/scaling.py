@@ -152,10 +152,16 @@ class Scaled(Protocol):
 
 
 def ratios(run: Scaled) -> tuple[float, float]:
-    """(k_batch, k_horizon): batch_size / base_batch_size and steps / base_horizon (1 without
-    a base)."""
+    """(k_batch, k_horizon): batch_size / base_batch_size and horizon / base_horizon (1 without
+    a base).
+
+    The horizon is the run's rung in steps at the base batch (`horizon`, else `steps`): a
+    batch-ladder rung trains fewer steps at the same examples seen, which is the batch rule's
+    business, so the horizon rule must not move it again.
+    """
     k_batch = run.batch_size / run.base_batch_size if run.base_batch_size else 1.0
-    k_horizon = run.steps / run.base_horizon if run.base_horizon else 1.0
+    horizon = getattr(run, "horizon", None) or run.steps
+    k_horizon = horizon / run.base_horizon if run.base_horizon else 1.0
     return k_batch, k_horizon
 
 

@@ -26,6 +26,7 @@ import json
 import math
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import yaml
@@ -53,6 +54,12 @@ from experiments.models.parametrizations import find_parametrization, resolve_pa
 from experiments.models.parametrizations import parametrization_label as parametrization_label
 from experiments.models.parametrizations import (
     parametrization_short_label as parametrization_short_label,
+)
+from experiments.spec.batch_horizon import (
+    n_training_rungs,
+    run_length_problems,
+    training_problems,
+    training_rungs,
 )
 from experiments.spec.estimate import SweepEstimate, memory_bytes
 from experiments.spec.estimate import estimate as estimate_sweep
@@ -89,9 +96,10 @@ def parametrization_choices() -> list[str]:
 # hash of every spec written before them is unchanged.
 HASH_NEUTRAL_DEFAULTS: dict[str, Any] = {"precision": "fp32", "compile": False,
                                          "depths": None, "base_depth": None,
+                                         "batch_sizes": None, "base_batch_size": None,
+                                         "horizons": None, "base_horizon": None,
                                          "search": SearchConfig().model_dump(mode="json"),
                                          "scaling": ScalingConfig().model_dump(mode="json"),
-                                         "base_batch_size": None, "base_horizon": None,
                                          "noise_scale": False}
 
 
@@ -151,6 +159,18 @@ class SweepSpec(BaseModel):
             then cover every depth too, each at `model.depth` = that depth. None: width only.
         base_depth: the proxy depth where CompleteP / depth-µP equal µP; must be one of the
             depths (default: the model's `depth`). See experiments.spec.ladder.
+        batch_sizes: a batch-size ladder, strictly increasing: runs then cover every batch
+            size at fixed examples (tokens) seen: steps = horizon x base_batch_size / batch.
+            None: every run trains `batch_size`. See experiments.spec.batch_horizon.
+        base_batch_size: the batch the ladder is measured against and the grid LR is tuned
+            at; must be on it (default: its first rung). Rungs at another batch train with the
+            `scaling.batch` rule applied at k = batch / base.
+        horizons: a horizon ladder, strictly increasing, in optimizer steps at the base batch
+            size (the batch is held fixed along it); replaces `steps`. None: every run is
+            `steps` long (at the base batch).
+        base_horizon: the horizon the ladder is measured against and the grid LR is tuned at;
+            must be on it (default: its first rung). Rungs of another length train with the
+            `scaling.horizon` rule applied at k = horizon / base.
         parametrizations: which parametrizations to train ("sp", "mup").
         optimizer: optimizer settings (the LR comes from the grid).
         lr_grid: a log2 grid of learning rates (give exactly one of lr_grid and lrs).
@@ -159,8 +179,9 @@ class SweepSpec(BaseModel):
         hparam_grid: global knobs to sweep too, e.g. {output_mult: [0.5, 1, 2]}; crossed with
             the LR grid, overriding the same keys of hparams.
         seeds: init and batch seeds; every run is repeated per seed.
-        steps: optimizer steps per run.
-        batch_size: examples (sequences for LM tasks) per step.
+        steps: optimizer steps per run (at the base batch size of a batch ladder; unused with
+            a horizon ladder).
+        batch_size: examples (sequences for LM tasks) per step (unused with a batch ladder).
         log_every: steps per logged train-loss window (<= steps).
         device: "auto" (CUDA if available, else CPU), "cpu", "cuda" or "cuda:N".
         precision: "fp32" (default), or "bf16": forward and loss under bfloat16 autocast
@@ -172,10 +193,6 @@ class SweepSpec(BaseModel):
         scaling: the batch and horizon rules the grid LR is moved by (`{batch: none|sqrt|
             linear|{power: X}, horizon: none|{power: X}}`, default none; see
             experiments.spec.scaling). Refused when the optimizer has no entry for a rule.
-        base_batch_size: the batch the grid LR is tuned at (default: batch_size); runs at
-            another batch train with the batch rule applied at k = batch_size / base.
-        base_horizon: the steps the grid LR is tuned at (default: steps); runs of another
-            length train with the horizon rule applied at k = steps / base.
         noise_scale: record each run's gradient noise scale (the critical batch meter,
             experiments.doctor.noise_scale) as metric `noise_scale` at its log points.
     """
@@ -194,6 +211,13 @@ class SweepSpec(BaseModel):
     base_width: int = Field(default=64, ge=1)
     depths: list[int] | None = None
     base_depth: int | None = Field(default=None, ge=1)
+    # --- Batch and horizon ladders (experiments.spec.batch_horizon) -------------------------
+    # One block, so that a merge with other work on these axes (scaling rules) stays easy.
+    batch_sizes: list[int] | None = None
+    base_batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
+    horizons: list[int] | None = None
+    base_horizon: int | None = Field(default=None, ge=1, le=10_000_000)
+    # --- end of batch and horizon ladders ---------------------------------------------------
     parametrizations: list[ParamName] = Field(
         default_factory=lambda: list(PARAMETRIZATIONS)
     )
@@ -211,8 +235,6 @@ class SweepSpec(BaseModel):
     compile: bool = False
     search: SearchConfig = Field(default_factory=SearchConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
-    base_batch_size: int | None = Field(default=None, ge=1, le=1_000_000)
-    base_horizon: int | None = Field(default=None, ge=1, le=10_000_000)
     noise_scale: bool = False
 
     @field_validator("name")
@@ -349,18 +371,20 @@ class SweepSpec(BaseModel):
 
     def n_runs(self) -> int:
         """How many runs `expand` makes (without building them)."""
-        return (len(self.widths) * len(sweep_depths(self)) * len(self.parametrizations)
+        return (len(self.widths) * len(sweep_depths(self)) * n_training_rungs(self)
+                * len(self.parametrizations)
                 * len(self.log2_lrs())
                 * len(self.seeds) * len(self.hparam_combos()))
 
     def expand(self) -> list[RunConfig]:
-        """One `RunConfig` per run, ordered width, depth, parametrization, knobs, seed, LR."""
+        """One `RunConfig` per run, ordered width, depth, batch, horizon, parametrization,
+        knobs, seed, LR."""
         runs = []
         base_hp = self.hparams.model_dump()
         base_depth = resolved_base_depth(self)
-        for width, depth, param, combo, seed, lr in itertools.product(
-            self.widths, sweep_depths(self), self.parametrizations, self.hparam_combos(),
-            self.seeds, self.lrs_resolved(),
+        for width, depth, rung, param, combo, seed, lr in itertools.product(
+            self.widths, sweep_depths(self), training_rungs(self), self.parametrizations,
+            self.hparam_combos(), self.seeds, self.lrs_resolved(),
         ):
             runs.append(
                 RunConfig(
@@ -375,15 +399,16 @@ class SweepSpec(BaseModel):
                     lr=lr,
                     hparams=HParamsConfig(**{**base_hp, **combo}),
                     seed=seed,
-                    steps=self.steps,
-                    batch_size=self.batch_size,
+                    steps=rung.steps,
+                    batch_size=rung.batch_size,
+                    base_batch_size=rung.base_batch_size,
+                    horizon=rung.horizon,
+                    base_horizon=rung.base_horizon,
                     log_every=self.log_every,
                     device=self.device,
                     precision=self.precision,
                     compile=self.compile,
                     scaling=self.scaling,
-                    base_batch_size=self.base_batch_size,
-                    base_horizon=self.base_horizon,
                     noise_scale=self.noise_scale,
                 )
             )
@@ -409,8 +434,11 @@ class SweepSpec(BaseModel):
 
 def run_key(run: RunConfig) -> str:
     """A readable key, unique within a sweep: `w256-mup-lr2^-8-s0[-output_mult=2]`; a run of a
-    depth ladder names its depth too: `w256-d8-mup-lr2^-8-s0`."""
+    depth ladder names its depth too: `w256-d8-mup-lr2^-8-s0`, a run of a batch ladder its batch
+    size and one of a horizon ladder its steps: `w256-b32-s800-mup-lr2^-8-s0`."""
     depth = "" if run.base_depth is None else f"-d{getattr(run.model, 'depth', '')}"
+    depth += "" if run.base_batch_size is None else f"-b{run.batch_size}"
+    depth += "" if run.horizon is None else f"-s{run.steps}"
     key = (f"w{run.width}{depth}-{run.parametrization}-lr2^{math.log2(run.lr):.6g}"
            f"-s{run.seed}")
     defaults = HParamsConfig().model_dump()
@@ -448,6 +476,36 @@ def _value_at(spec: SweepSpec, loc: str) -> Any:
 
 
 # --- Cross-field checks ----------------------------------------------------------------------
+
+
+def _rung_scaling_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+    """`scaling_problems` at every (batch, horizon) rung, each message once: the SDE rule can
+    hold at the base and break at the largest batch."""
+    out: list[tuple[str, str]] = []
+    if training_problems(spec):
+        return out  # a bad ladder has no rungs to check (it is reported at its field)
+    for rung in training_rungs(spec):
+        view = SimpleNamespace(optimizer=spec.optimizer, scaling=spec.scaling,
+                               batch_size=rung.batch_size, steps=rung.steps,
+                               horizon=rung.horizon, base_batch_size=rung.base_batch_size,
+                               base_horizon=rung.base_horizon)
+        out += [p for p in scaling_problems(view) if p not in out]
+    return out
+
+
+def _length_problems(spec: SweepSpec) -> list[tuple[str, str]]:
+    """The ladder rungs, then the shortest run against the log window, the warm-up and (when
+    those fit) the schedule's decay."""
+    rung_errors = training_problems(spec)
+    if rung_errors:
+        return rung_errors
+    out = run_length_problems(spec, spec.log_every, spec.optimizer.warmup_steps,
+                              warms_up=spec.optimizer.schedule != "constant")
+    if any(f != "log_every" for f, _ in out):
+        return out  # the warm-up does not fit: the decay cannot either
+    shortest = min(r.steps for r in training_rungs(spec))
+    field = "horizons" if spec.horizons else "batch_sizes" if spec.batch_sizes else "steps"
+    return out + schedule_problems(spec.optimizer, shortest, steps_field=field)
 
 
 def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
@@ -492,11 +550,8 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     out += _refused_optimizer(spec)
     out += search_problems(spec.search, len(spec.widths), len(spec.log2_lrs()))
     out += ladder_problems(spec)
-    if spec.log_every > spec.steps:
-        out.append(("log_every", f"log_every {spec.log_every} is larger than steps {spec.steps}: "
-                    f"use log_every <= steps (e.g. {max(1, spec.steps // 10)})"))
-    out += schedule_problems(spec.optimizer, spec.steps)
-    out += scaling_problems(spec)
+    out += _length_problems(spec)
+    out += _rung_scaling_problems(spec)
     if spec.noise_scale and spec.batch_size < 2:
         out.append(("noise_scale", f"noise_scale needs two batch sizes within a step: "
                     f"batch_size {spec.batch_size} < 2; use batch_size >= 2 or noise_scale: false"))
@@ -510,8 +565,10 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
                         f"remove hparams.{key}"))
     n = spec.n_runs()
     if n > MAX_RUNS:
+        rungs = n_training_rungs(spec)
         out.append(("", f"too many runs: {len(spec.widths)} widths x "
-                    f"{len(spec.parametrizations)} parametrizations x {len(spec.log2_lrs())} lrs x "
+                    + (f"{rungs} batch/horizon rungs x " if rungs > 1 else "")
+                    + f"{len(spec.parametrizations)} parametrizations x {len(spec.log2_lrs())} lrs x "
                     f"{len(spec.seeds)} seeds x {len(spec.hparam_combos())} hparam_grid combos = "
                     f"{n:,} > {MAX_RUNS:,}: use fewer widths, seeds or a coarser lr_grid.step"))
     return out
@@ -546,16 +603,19 @@ def _model_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     if width_errors:
         return [("widths", msg) for msg in width_errors]
     widest = spec.widths[-1]
-    # The largest run: the widest width at the deepest rung of a (valid) depth ladder.
+    # The largest run: the widest width at the deepest rung of a (valid) depth ladder and the
+    # largest batch of a (valid) batch ladder.
     deepest = None if spec.depths is None or ladder_problems(spec) else max(spec.depths)
     largest = spec if deepest is None else spec.model_copy(
         update={"model": at_depth(spec.model, deepest)})
+    if spec.batch_sizes and not training_problems(spec):
+        largest = largest.model_copy(update={"batch_size": max(spec.batch_sizes)})
     need = memory_bytes(largest, info, widest, count_params(largest.model, info, widest))
     limit, where = memory_limit(spec.device)
     if need > limit:
         at = f"width {widest}" + ("" if deepest is None else f", depth {deepest}")
         return [("widths", f"estimated memory {need / 2**30:.1f} GiB at {at} "
-                 f"(batch_size {spec.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: "
+                 f"(batch_size {largest.batch_size}) exceeds the {limit / 2**30:.1f} GiB {where}: "
                  "use smaller widths" + ("" if deepest is None else " or depths")
                  + " or a smaller batch_size")]
     return []

@@ -39,8 +39,18 @@ _KNOB_COLUMNS = ",\n".join(
 # column to migrate, so stores written before depth ladders read the same.
 _DEPTH_COLUMNS = """CAST(json_extract(payload, '$.model.depth') AS INTEGER) AS depth,
            CAST(json_extract(payload, '$.base_depth') AS INTEGER) AS base_depth"""
+# A run's batch size and steps (every run's, from its payload), and the batch and horizon
+# ladders' rung and bases (NULL outside a ladder; experiments.spec.batch_horizon), so the
+# analysis can group runs by batch and by training length. Stores written before these ladders
+# read the same: the payload has always carried `batch_size` and `steps`.
+_BATCH_COLUMNS = """CAST(json_extract(payload, '$.batch_size') AS INTEGER) AS batch_size,
+           CAST(json_extract(payload, '$.steps') AS INTEGER) AS steps,
+           CAST(json_extract(payload, '$.base_batch_size') AS INTEGER) AS base_batch_size,
+           CAST(json_extract(payload, '$.horizon') AS INTEGER) AS horizon,
+           CAST(json_extract(payload, '$.base_horizon') AS INTEGER) AS base_horizon"""
 _RUNS_SQL = f"""
-    SELECT run_id, sweep_id, run_key, width, {_DEPTH_COLUMNS}, parametrization, lr,
+    SELECT run_id, sweep_id, run_key, width, {_DEPTH_COLUMNS}, {_BATCH_COLUMNS},
+           parametrization, lr,
            log2(lr) AS log2_lr, seed,
            {_KNOB_COLUMNS},
            state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
@@ -179,8 +189,10 @@ class MetricsTable(StoreFiles):
     def runs_frame(self, sweep_id: int) -> pd.DataFrame:
         """One row per run of the sweep (the analysis and dashboard input).
 
-        Columns: the run's coordinates (width, depth, base_depth, parametrization, lr, log2_lr,
-        seed; depth is NULL for a model without one, base_depth for a width-only sweep), one
+        Columns: the run's coordinates (width, depth, base_depth, batch_size, steps,
+        base_batch_size, horizon, base_horizon, parametrization, lr, log2_lr, seed; depth is
+        NULL for a model without one, base_depth for a width-only sweep, base_batch_size
+        without a batch ladder, horizon and base_horizon without a horizon ladder), one
         column per global knob (`experiments.spec.run.GLOBAL_KNOBS`), its state, losses and
         timings, and `note`: what went wrong beside the run's own outcome (its unreadable metric
         chunks, quarantined), or None.

@@ -104,9 +104,12 @@ class _Group:
 
 
 def group_label(run: RunConfig) -> str:
-    """The group a run belongs to, e.g. "sp", "mup d4" (depth ladder), "mup output_mult=2":
-    its parametrization, depth and global knobs away from their defaults (as in run keys)."""
+    """The group a run belongs to, e.g. "sp", "mup d4" (depth ladder), "mup b32 s800" (batch
+    and horizon ladders), "mup output_mult=2": its parametrization, ladder rungs and global
+    knobs away from their defaults (as in run keys)."""
     depth = [] if run.base_depth is None else [f"d{getattr(run.model, 'depth', '')}"]
+    depth += [] if run.base_batch_size is None else [f"b{run.batch_size}"]
+    depth += [] if run.horizon is None else [f"s{run.steps}"]
     defaults = HParamsConfig().model_dump()
     knobs = [f"{k}={v:g}" for k, v in sorted(run.hparams.model_dump().items())
              if k in GLOBAL_KNOBS and v != defaults[k]]

@@ -40,27 +40,31 @@ def test_specs_without_scaling_keep_their_hash_keys_yaml_and_payloads() -> None:
     assert not {"scaling", "base_batch_size", "base_horizon"} & set(payload)
     assert "decay_fraction" not in payload["optimizer"]
     # A rule, a base or a wsd schedule changes what is trained, so it changes the hash.
-    for change in ({"scaling": {"batch": "sqrt"}}, {"base_batch_size": 8},
-                   {"scaling": {"horizon": {"power": -0.5}}}, {"base_horizon": 10},
+    for change in ({"scaling": {"batch": "sqrt"}}, {"batch_sizes": [16, 32]},
+                   {"scaling": {"horizon": {"power": -0.5}}}, {"horizons": [20, 40]},
                    {"optimizer": {"schedule": "wsd", "decay_fraction": 0.3}}):
         assert spec_hash(parse_spec({**SPEC, **change})) != spec_hash(spec), change
-    swept = parse_spec({**SPEC, "scaling": {"batch": "sqrt"}, "base_batch_size": 8})
+    swept = parse_spec({**SPEC, "scaling": {"batch": "sqrt"}})  # a rule alone: same runs
     assert [run_key(r) for r in swept.expand()] == [run_key(r) for r in spec.expand()]
     assert parse_spec(yaml.safe_load(swept.to_yaml())) == swept
 
 
 def test_runs_carry_the_rules_and_train_at_the_moved_settings() -> None:
     spec = parse_spec({**SPEC, "scaling": {"batch": "sqrt", "horizon": {"power": -0.5}},
-                       "base_batch_size": 4, "base_horizon": 5})
-    run = spec.expand()[0]
-    assert (run.base_batch_size, run.base_horizon, run.lr) == (4, 5, 2.0**-8)
+                       "batch_sizes": [4, 16], "horizons": [8, 32], "log_every": 1})
+    [run] = [r for r in spec.expand() if (r.batch_size, r.horizon) == (16, 32)][:1]
+    assert (run.base_batch_size, run.base_horizon, run.lr) == (4, 8, 2.0**-8)
+    assert run.steps == 8  # horizon 32 at the base batch 4 = 8 steps at batch 16
+    base_run = [r for r in spec.expand() if (r.batch_size, r.horizon) == (4, 8)][0]
+    assert base_run.effective_optimizer()[1].betas == pytest.approx((0.9, 0.999), rel=1e-12)
     lr, opt = run.effective_optimizer()
     # batch x 4: LR x 2, 1 - beta x 4, eps / 2; horizon x 4: LR x 1/2.
     assert lr == pytest.approx(2.0**-8, rel=1e-12)
     assert opt.betas == pytest.approx((0.6, 0.996), rel=1e-12)
     assert opt.eps == pytest.approx(0.5e-8, rel=1e-12)
-    linear = parse_spec({**SPEC, "optimizer": {"name": "sgd"}, "scaling": {"batch": "linear"},
-                         "base_batch_size": 8}).expand()[0]
+    linear_runs = parse_spec({**SPEC, "optimizer": {"name": "sgd"}, "scaling": {"batch": "linear"},
+                         "batch_sizes": [8, 16], "steps": 32}).expand()
+    [linear] = [r for r in linear_runs if r.batch_size == 16 and r.lr == 2.0**-8][:1]
     assert linear.effective_optimizer()[0] == pytest.approx(2.0**-7, rel=1e-12)
 
 
@@ -72,7 +76,7 @@ def test_runs_carry_the_rules_and_train_at_the_moved_settings() -> None:
     ({"scaling": {"batch": "cubic"}}, "scaling.batch: scaling.batch 'cubic' is not a rule"),
     ({"scaling": {"horizon": "sqrt"}}, "scaling.horizon: scaling.horizon 'sqrt' is not a rule"),
     ({"scaling": {"batch": {"power": "x"}}}, "scaling.batch"),
-    ({"scaling": {"batch": "sqrt"}, "base_batch_size": 1},
+    ({"scaling": {"batch": "sqrt"}, "batch_sizes": [1, 16], "steps": 32},
      "scaling.batch: batch scaling rule 'sqrt' at k = 16 gives beta1"),
     ({"base_batch_size": 0}, "base_batch_size"),
     ({"optimizer": {"schedule": "wsd", "decay_fraction": 0.0}},
@@ -85,7 +89,7 @@ def test_runs_carry_the_rules_and_train_at_the_moved_settings() -> None:
      "optimizer.warmup_steps: optimizer.warmup_steps 20 must be < steps 20"),
     ({"optimizer": {"schedule": "wsd", "warmup_steps": 15, "decay_fraction": 0.5}},
      "optimizer.decay_fraction: optimizer.decay_fraction 0.5 decays over the last 10"),
-    ({"optimizer": {"schedule": "wsd", "warmup_steps": 5}, "base_horizon": 5},
+    ({"optimizer": {"schedule": "wsd", "warmup_steps": 5}, "horizons": [5, 20]},
      "base_horizon: base_horizon 5 is not longer than optimizer.warmup_steps 5"),
 ])
 def test_bad_scaling_and_schedules_are_refused_at_their_field(change: dict[str, Any],

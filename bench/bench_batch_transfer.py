@@ -1,0 +1,132 @@
+"""Batch-size transfer on the byte corpus: how the optimal Adam LR moves with the batch.
+
+    python bench/bench_batch_transfer.py [--steps 320] [--workers N] [--db PATH]
+
+Runs `sweep run` on the batch ladder of experiments/configs/batch-horizon-gpt.yaml alone (its
+horizon ladder dropped: one horizon, `--steps` steps at the base batch 8, so every batch rung
+sees the same tokens), then fits, from `Store.runs_frame`, the optimal log2 LR at each batch
+(seed-mean loss curve, `experiments.analysis.curves.curve_optimum`) and the least-squares slope
+of optimal log2 LR against log2 batch, with a 95% interval from the per-seed optima (Student t,
+n - 2 degrees of freedom). No scaling rule is applied, so this is the raw drift; the SDE rule
+for Adam (Malladi et al., 2022) predicts a slope of 0.5 (the acceptance band is [0.3, 0.7]).
+With `--db` pointing at a store that holds the sweep, the training is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PRESET = ROOT / "experiments" / "configs" / "batch-horizon-gpt.yaml"
+
+
+def _spec(steps: int) -> dict[str, Any]:
+    """The preset's batch ladder at one horizon (`steps` at the base batch)."""
+    data = yaml.safe_load(PRESET.read_text())
+    for key in ("horizons", "base_horizon"):
+        data.pop(key, None)
+    data.update({"name": "bench-batch-transfer", "steps": steps})
+    return data
+
+
+def _train(spec_path: Path, db: Path, workers: int | None) -> None:
+    cmd = [sys.executable, "-m", "experiments", "sweep", "run", str(spec_path), "--db", str(db)]
+    cmd += ["--workers", str(workers)] if workers else []
+    print("$ " + shlex.join(cmd), flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stderr, file=sys.stderr)
+        raise SystemExit(f"sweep run failed (exit {proc.returncode})")
+    print(f"trained in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _optimum(frame: Any) -> float | None:
+    """The refined optimal log2 LR of one curve (loss per log2 LR; diverged runs are +inf)."""
+    from experiments.analysis.curves import curve_optimum
+
+    curve = frame.groupby("log2_lr")["final_train_loss"].mean().sort_index()
+    ys = np.where(np.isfinite(curve.to_numpy(dtype=float)), curve.to_numpy(dtype=float), np.inf)
+    opt = curve_optimum(curve.index.to_numpy(dtype=float), ys)
+    return None if opt is None else float(opt.opt_log2)
+
+
+def _slope(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
+    """Least-squares slope of ys on xs and its 95% interval (Student t, n - 2 dof)."""
+    from scipy import stats
+
+    x, y = np.asarray(xs), np.asarray(ys)
+    fit = stats.linregress(x, y)
+    half = float(stats.t.ppf(0.975, len(x) - 2)) * float(fit.stderr)
+    return float(fit.slope), float(fit.slope) - half, float(fit.slope) + half
+
+
+def report(db: Path) -> dict[str, Any]:
+    """Per-batch optima and the fitted slope of the sweep in `db` (its first sweep)."""
+    from experiments.store import Store
+
+    store = Store(db, read_only=True)
+    frame = store.runs_frame(store.list_sweeps()[0].id)
+    frame = frame[frame["state"].isin(["done", "diverged"])].copy()
+    frame.loc[frame["state"] == "diverged", "final_train_loss"] = math.inf
+    rows: list[dict[str, Any]] = []
+    seed_x: list[float] = []
+    seed_y: list[float] = []
+    for batch, rung in frame.groupby("batch_size"):
+        opt = _optimum(rung)
+        per_seed = [_optimum(s) for _, s in rung.groupby("seed")]
+        rows.append({"batch": int(batch), "steps": int(rung["steps"].iloc[0]),
+                     "opt_log2_lr": opt, "per_seed": per_seed,
+                     "best_loss": float(rung.groupby("log2_lr")["final_train_loss"].mean().min())})
+        seed_x += [math.log2(batch)] * sum(o is not None for o in per_seed)
+        seed_y += [o for o in per_seed if o is not None]
+    fitted = [(math.log2(r["batch"]), float(r["opt_log2_lr"])) for r in rows
+              if r["opt_log2_lr"] is not None]
+    mean_x, mean_y = [x for x, _ in fitted], [y for _, y in fitted]
+    slope = _slope(mean_x, mean_y)[0]
+    seed_slope, low, high = _slope(seed_x, seed_y)
+    return {"rungs": rows, "slope": slope, "seed_slope": seed_slope, "ci95": [low, high],
+            "n_seed_optima": len(seed_y)}
+
+
+def main() -> None:
+    """Train (unless --db holds the sweep), then print the per-batch optima and the slope."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--steps", type=int, default=320, help="steps at the base batch 8")
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--db", type=Path, default=None, help="a store that holds the sweep")
+    args = ap.parse_args()
+    db = args.db
+    if db is None or not db.exists():
+        tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+        db = db or tmp / "store.duckdb"
+        spec_path = tmp / "spec.yaml"
+        spec_path.write_text(yaml.safe_dump(_spec(args.steps)))
+        _train(spec_path, db, args.workers)
+    out = report(db)
+    for r in out["rungs"]:
+        per_seed = ", ".join("edge" if o is None else f"{o:+.2f}" for o in r["per_seed"])
+        opt = "edge" if r["opt_log2_lr"] is None else f"{r['opt_log2_lr']:+.2f}"
+        print(f"batch {r['batch']:3d} ({r['steps']:4d} steps): opt log2 LR {opt} "
+              f"(seeds {per_seed}), best loss {r['best_loss']:.4f}")
+    low, high = out["ci95"]
+    print(f"slope of optimal log2 LR per log2 batch: {out['slope']:+.3f} "
+          f"(per-seed optima: {out['seed_slope']:+.3f}, 95% interval from {out['n_seed_optima']} "
+          f"of them [{low:+.3f}, {high:+.3f}]);"
+          f" SDE rule 0.5, acceptance [0.3, 0.7]")
+    print(f"store: {db}")
+
+
+if __name__ == "__main__":
+    main()
