@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from experiments.analysis.curves import CurveOptimum, curve_optimum, parabola_through
-from experiments.analysis.drift import ALPHA, _WidthData
+from experiments.analysis.drift import ALPHA, _WidthData, seed_noise
 from experiments.analysis.regret_schema import RegretResult, RegretStatus, WidthRegret
 from experiments.analysis.summary import param_order
 
@@ -110,20 +110,6 @@ def _regret(
         return None, None, "no_optimum"
     loss, status = fitted_loss(xs, ys, opt, x0)
     return loss, opt.best_loss, status
-
-
-def seed_noise(data: _WidthData, opt: CurveOptimum) -> float | None:
-    """Seed noise (rule 6), in loss units: the seeds' standard deviation pooled over the best
-    grid point and its neighbours; None when no such point has two finite seeds."""
-    variances = []
-    for x in (opt.lower_neighbour, opt.grid_log2, opt.upper_neighbour):
-        if x is None:
-            continue
-        losses = data.seed_losses_at(x)  # (seeds,), NaN missing, +inf diverged
-        finite = losses[np.isfinite(losses)]
-        if finite.size >= 2:
-            variances.append(float(np.var(finite, ddof=1)))
-    return math.sqrt(float(np.mean(variances))) if variances else None
 
 
 def _note(status: RegretStatus, width: int, proxy: int | None, x0: float | None) -> str | None:

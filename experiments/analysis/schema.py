@@ -50,6 +50,9 @@ class WidthOptimum(BaseModel):
         edge: "lower"/"upper" when the best grid point is the first/last one with data.
         n_points: grid points with finished runs.
         n_seeds: seeds with at least one finished run.
+        seed_noise: the seeds' standard deviation of the loss near the optimum, pooled over the
+            best grid point and its neighbours (`experiments.analysis.drift.seed_noise`); None
+            with fewer than two finished seeds there.
         status: "ok", "all_diverged" or "no_data".
     """
 
@@ -63,6 +66,7 @@ class WidthOptimum(BaseModel):
     edge: Literal["lower", "upper"] | None = None
     n_points: int = 0
     n_seeds: int = 0
+    seed_noise: float | None = None
     status: WidthStatus = "ok"
 
 
@@ -266,6 +270,7 @@ def _drift_json(d: DriftResult, key: str, predicted_key: str) -> dict[str, Any]:
                 "edge": w.edge,
                 "n_points": w.n_points,
                 "n_seeds": w.n_seeds,
+                "seed_noise": w.seed_noise,
                 "status": w.status,
             }
             for w in d.widths

@@ -34,7 +34,7 @@ first rule that applies decides:
 
 Rule (d)'s allowance: max(regret_tolerance x the widest width's best loss, its seed noise), in
 loss units; the seed noise is the seeds' standard deviation of the loss pooled over the best
-grid point and its neighbours (`experiments.analysis.regret.seed_noise`). Why the noise floor:
+grid point and its neighbours (`experiments.analysis.drift.seed_noise`). Why the noise floor:
 a regret below what one run varies by with its seed is a cost a user who trains the target once
 cannot see. Why the interval, as rule (b) judges the drift by its: the regret reads the proxy's
 optimum, itself a noisy fit of 2-3 seeds, and the target's curve; the point estimate alone fails
