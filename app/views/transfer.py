@@ -8,7 +8,16 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import charts, components, regret_view, search_view, state, tables, transfer_depth
+from app import (
+    charts,
+    components,
+    regret_view,
+    search_view,
+    state,
+    tables,
+    transfer_depth,
+    verdict_view,
+)
 from experiments.analysis import param_order
 from experiments.service import RunState
 
@@ -77,13 +86,10 @@ def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd
 
 
 def verdict(report: TransferReport, drift_frame: pd.DataFrame) -> None:
-    """Whether transfer is confirmed, and why: the drift per parametrization, with its interval."""
-    if report.verdict == "confirmed":
-        st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
-    else:
-        st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
-    if report.reason:
-        st.caption(report.reason)
+    """The verdict (confirmed, not confirmed or inconclusive), its next step and why, the
+    regret tolerance it applied, and the drift per parametrization, with its interval."""
+    verdict_view.render(report.verdict, report.reason, report.next_step,
+                        applied=report.regret_applied)
     for row in drift_frame.itertuples():
         low, high = row.drift_ci_low, row.drift_ci_high
         has_ci = low is not None and high is not None and low == low and high == high
