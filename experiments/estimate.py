@@ -1,4 +1,5 @@
-"""What a sweep will cost before it is launched: runs, parameters, FLOPs, time and memory.
+"""What a sweep will cost before it is launched: runs, parameters, FLOPs, time and memory, and
+whether it can reach a transfer verdict (`reach`, `experiments.verdict_reach`).
 
     plan = estimate(spec)          # or spec.estimate()
     plan.peak_memory_bytes, plan.est_compute_s, plan.widths_frame()
@@ -23,6 +24,7 @@ from experiments.models.configs import (
     zoo_kind,
 )
 from experiments.tasks.config import TaskConfig, TaskInfo
+from experiments.verdict_reach import ReachPlan, VerdictReach, verdict_reach
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import pandas as pd
@@ -78,7 +80,7 @@ class _Rung:
     batch_size: int
 
 
-class PlannedSweep(ModelRun, Ladder, Protocol):
+class PlannedSweep(ModelRun, Ladder, ReachPlan, Protocol):
     """What `estimate` reads of a sweep (a `SweepSpec` is one): the spec builds on this module
     (its "does the widest model fit" check is `memory_bytes`), so this module names the fields
     it needs instead of importing the spec."""
@@ -169,6 +171,8 @@ class SweepEstimate:
             assumed throughput plus a per-step overhead that dominates small models).
         device: "cpu" or "cuda": the device type the time estimate assumes.
         widths: per-width numbers.
+        reach: whether the plan can reach a transfer verdict (its ladder, seeds and grid step;
+            `experiments.verdict_reach`).
     """
 
     n_runs: int
@@ -178,6 +182,7 @@ class SweepEstimate:
     est_compute_s: float
     device: str
     widths: list[WidthEstimate] = field(default_factory=list)
+    reach: VerdictReach | None = None
 
     def widths_frame(self) -> pd.DataFrame:
         """One row per width: width, params, flops_per_step, memory_MiB, runs."""
@@ -233,4 +238,5 @@ def estimate(spec: PlannedSweep) -> SweepEstimate:
         est_compute_s=seconds,
         device="cuda" if on_gpu else "cpu",
         widths=per_width,
+        reach=verdict_reach(spec),
     )

@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.bundle import HPBundle
     from experiments.estimate import SweepEstimate
     from experiments.planning import SearchProgress
+    from experiments.verdict_reach import VerdictReach  # noqa: F401 - re-exported (lazy)
 
 _LAZY_TYPES = type_checking_exports(__name__, globals())
 __getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())

@@ -29,7 +29,7 @@ def _widths_text(widths: list[int]) -> str:
     return ", ".join(str(w) for w in widths)
 
 
-def more_widths(widths: list[int], axis: str = "width") -> str:
+def more_widths(widths: list[int], axis: str = "width", then: str = ", then analyse again") -> str:
     """Ask for wider rungs: enough doublings above the widest to reach `MIN_WIDTHS_FOR_ESTIMATE`
     (at least one), e.g. "add width(s) 512 (4 widths give the drift's interval 2 degrees of
     freedom)"."""
@@ -39,12 +39,14 @@ def more_widths(widths: list[int], axis: str = "width") -> str:
     dof = len(widths) + n_add - 2
     target = _widths_text(new) if new else "wider ones"
     return (f"add {axis}(s) {target} to the ladder ({len(widths) + n_add} {axis}s give the "
-            f"drift's interval {dof} degree(s) of freedom), then analyse again")
+            f"drift's interval {dof} degree(s) of freedom){then}")
 
 
-def more_seeds(n_seeds: int) -> str:
-    """Ask for more seeds: "add seed(s) 2 (2 now): ..."."""
-    new = list(range(n_seeds, max(MIN_SEEDS, n_seeds + 1)))  # seeds are numbered from 0
+def more_seeds(n_seeds: int, to: int | None = None) -> str:
+    """Ask for more seeds, up to `to` (default: `MIN_SEEDS`, at least one more): "add seed(s)
+    2 (2 now): ..."."""
+    total = max(to or MIN_SEEDS, n_seeds + 1)
+    new = list(range(n_seeds, total))  # seeds are numbered from 0
     return (f"add seed(s) {_widths_text(new)} ({n_seeds} now): each interval of the optima and "
             "of the regret is a bootstrap over seeds, and narrows with more of them")
 
