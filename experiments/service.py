@@ -69,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.analysis.schema import TransferReport
     from experiments.bundle.build import HPBundle
     from experiments.spec.estimate import SweepEstimate
+    from experiments.spec.reach import VerdictReach  # noqa: F401 - re-exported (lazy)
     from experiments.sweep.planning import SearchProgress
 
 _LAZY_TYPES = type_checking_exports(__name__, globals())

@@ -19,7 +19,8 @@ from experiments.spec.sweep import parametrization_short_label
 if TYPE_CHECKING:  # pragma: no cover - typing only (the bundle's module imports torch)
     from experiments.service import HPBundle, Service, VerifyReport
 
-VERDICT_WORDS = {"confirmed": "confirmed", "not_confirmed": "not confirmed"}
+VERDICT_WORDS = {"confirmed": "confirmed", "not_confirmed": "not confirmed",
+                 "inconclusive": "inconclusive"}
 
 
 def summary(bundle: HPBundle) -> dict[str, str]:

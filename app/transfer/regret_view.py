@@ -81,11 +81,13 @@ def _cost(rel: float | None, abs_loss: float | None) -> str:
     return f"+{abs_loss:.2g}" if abs_loss is not None else "—"
 
 
-def regret_figure(frame: pd.DataFrame, tolerance: float | None = None, height: int = 340) -> go.Figure:
+def regret_figure(frame: pd.DataFrame, tolerance: float | None = None, height: int = 340,
+                  floor: bool = False) -> go.Figure:
     """Relative regret (% of each width's best loss) per width, one bar group per
     parametrization, with the 95% interval; log scale so 0.2% and 400% both show. The proxy's
     own width (regret 0 by definition) and widths without a number are left out. A dashed line
-    marks `tolerance` (the verdict's regret tolerance, before its seed-noise floor)."""
+    marks `tolerance` (the regret tolerance the verdict applied; `floor`: the seed-noise floor
+    set it, and the label says so)."""
     fig = go.Figure()
     ok = frame[frame["rel"] > 0] if not frame.empty else frame
     for param in [p for p in (COMPARED, JUDGED) if p in set(ok["parametrization"])]:
@@ -102,7 +104,8 @@ def regret_figure(frame: pd.DataFrame, tolerance: float | None = None, height: i
         ))
     if tolerance is not None:
         fig.add_hline(y=100 * tolerance, line_dash="dash", line_color="#555555",
-                      annotation_text=f"tolerance {fmt_pct(tolerance)}")
+                      annotation_text=f"tolerance {fmt_pct(tolerance)}"
+                      + (" (seed-noise floor)" if floor else ""))
     fig.update_yaxes(type="log", title_text="regret, % of the width's best loss")
     fig.update_xaxes(type="category", title_text="width")
     fig.update_layout(template=TEMPLATE, height=height, barmode="group",
@@ -142,5 +145,10 @@ def render(report: TransferReport | None) -> None:
                "seeds). The verdict wants µP's at the widest width within the tolerance, or "
                "within the seed noise there if larger.")
     chart_col, table_col = st.columns([2, 3])
-    chart_col.plotly_chart(regret_figure(frame, report.regret_tolerance), key="transfer_regret")
+    # The line the verdict applied (the seed-noise floor when larger), not only the one asked.
+    applied = report.regret_applied or {}
+    rel = applied.get("rel")
+    line = float(rel) if rel is not None else report.regret_tolerance
+    chart_col.plotly_chart(regret_figure(frame, line, floor=applied.get("source") == "seed_noise"),
+                           key="transfer_regret")
     table_col.dataframe(regret_table(frame), hide_index=True, key="transfer_regret_table")

@@ -16,7 +16,7 @@ import pandas as pd
 import streamlit as st
 
 from app.transfer import depth_charts
-from app.widgets import charts
+from app.widgets import charts, verdict_view
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import TransferReport
@@ -84,12 +84,8 @@ def _depth_verdict(report: TransferReport | None) -> None:
         return
     st.subheader("Depth verdict")
     judged = charts.param_label(depth.judged_on) if depth.judged_on else "CompleteP"
-    if depth.verdict == "confirmed":
-        st.success(f"**Depth transfer confirmed** under {judged}: the best LR stays put as "
-                   "blocks are added.", icon=":material/check_circle:")
-    else:
-        st.error("**Depth transfer not confirmed** for this sweep.", icon=":material/warning:")
-    st.caption(depth.reason)
+    verdict_view.render(depth.verdict, depth.reason, depth.next_step,
+                        subject="Depth transfer", axis="depth", qualifier=f" under {judged}")
     for param, d in depth.parametrizations.items():
         st.metric(f"{charts.param_label(param)} drift",
                   "—" if d.drift_slope is None else f"{d.drift_slope:+.2f}", help=DEPTH_HELP)

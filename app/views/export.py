@@ -34,7 +34,8 @@ def pick_bundle(service: Service, sweep: SweepSummary) -> tuple[int, HPBundle]:
         st.warning(f"No bundle yet: {exc}", icon=":material/warning:")
         if not st.checkbox(
             "Export anyway", key="export_force",
-            help="Like the CLI's --force: the bundle records that transfer was not confirmed.",
+            help="Like the CLI's --force: the bundle records that transfer was not confirmed "
+            "(the verdict was not confirmed or inconclusive).",
         ):
             st.stop()
         try:

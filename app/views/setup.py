@@ -12,7 +12,7 @@ the browser shows, and sends back, the loaded values rather than the ones it hel
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 import yaml
@@ -27,6 +27,9 @@ from experiments.service import ModelInfo
 from experiments.spec.run import GLOBAL_KNOBS, HParamsConfig
 from experiments.spec.sweep import SweepSpec, spec_log2_lrs, zoo_labels
 from experiments.tasks.config import LM_TASKS, TaskConfig
+
+if TYPE_CHECKING:  # typing only
+    from experiments.service import VerdictReach
 
 MODEL_CLASSES = form.discriminated_members(ModelConfig) or {}
 TASK_NAMES = form.literal_options(TaskConfig, "name")
@@ -239,6 +242,7 @@ def plan_summary(spec: SweepSpec) -> None:
     m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
               help="Widest model: weights, gradients, optimizer state and activations.")
     search_form.expected_runs(spec)
+    verdict_reach(plan.reach)
     st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
     st.caption(
         "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
@@ -249,6 +253,18 @@ def plan_summary(spec: SweepSpec) -> None:
         file_name=f"{spec.name}.yaml", mime="application/x-yaml", key="setup_download",
         icon=":material/download:",
     )
+
+
+def verdict_reach(reach: VerdictReach | None) -> None:
+    """Whether the plan can reach a transfer verdict, and the step that would help, before
+    the Launch button is pressed (the engine's prediction, `experiments.spec.reach`)."""
+    if reach is None:
+        return
+    text = reach.message + (f" **Next step:** {reach.next_step}." if reach.next_step else "")
+    if reach.level == "likely":
+        st.success(text, icon=":material/check_circle:")
+    else:
+        st.warning(text, icon=":material/help:")
 
 
 def load_row() -> DeltaGenerator:

@@ -10,7 +10,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import state
 from app.transfer import regret_view, transfer_depth
-from app.widgets import charts, components, search_view, tables
+from app.widgets import charts, components, search_view, tables, verdict_view
 from experiments.analysis import param_order
 from experiments.service import RunState
 
@@ -79,13 +79,10 @@ def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd
 
 
 def verdict(report: TransferReport, drift_frame: pd.DataFrame) -> None:
-    """Whether transfer is confirmed, and why: the drift per parametrization, with its interval."""
-    if report.verdict == "confirmed":
-        st.success("**Transfer confirmed**: the best LR stays put as width grows.", icon=":material/check_circle:")
-    else:
-        st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
-    if report.reason:
-        st.caption(report.reason)
+    """The verdict (confirmed, not confirmed or inconclusive), its next step and why, the
+    regret tolerance it applied, and the drift per parametrization, with its interval."""
+    verdict_view.render(report.verdict, report.reason, report.next_step,
+                        applied=report.regret_applied)
     for row in drift_frame.itertuples():
         low, high = row.drift_ci_low, row.drift_ci_high
         has_ci = low is not None and high is not None and low == low and high == high

@@ -35,8 +35,10 @@ HELP = {
     ),
     "seeds": "Each grid point is trained once per seed; the chart shows the mean and the min-max band.",
     "transfer": (
-        "Transfer is confirmed when each width's best log2 LR stays within the tolerance of the "
-        "others, i.e. the drift line is flat."
+        "Transfer is confirmed when the drift line of the best log2 LR against width is flat "
+        "within this tolerance and copying the narrowest width's LR costs no more than the "
+        "regret tolerance; not confirmed when the evidence says otherwise; inconclusive when its "
+        "intervals cannot tell (the verdict then names the next step)."
     ),
     "coord_check": (
         "A coordinate check trains a few steps at several widths and measures the average size "

@@ -10,8 +10,9 @@ where the run's depth plays the width's role:
 2. Per (parametrization, depth): the seed-mean curve, its refined optimum and interval
    (`drift.fit_drift`, steps 1-3 of the report), then the least-squares drift of the optimum
    against log2(depth): log2 LR per depth doubling (step 4).
-3. The verdict is step 5's rule (a)-(d) (`verdict.hp_verdict`) judged on CompleteP (else
-   depth-µP), with plain µP's drift quoted beside it: the contrast the depth rules are about.
+3. The verdict is step 5's rule (a)-(d) (`verdict.hp_verdict`: confirmed, not_confirmed or
+   inconclusive, with its next step) judged on CompleteP (else depth-µP), with plain µP's
+   drift quoted beside it: the contrast the depth rules are about.
    Rule (d), the transfer regret (`experiments.analysis.regret`), reads here what copying the
    shallowest depth's optimal LR costs at the deepest depth, in % of its best loss.
 
@@ -22,7 +23,6 @@ The width section of a ladder's report is computed on the runs at the base depth
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
 
 import pandas as pd
 
@@ -30,7 +30,7 @@ from experiments.analysis.depth_schema import DepthDrift, DepthOptimum, DepthRep
 from experiments.analysis.drift import fit_drift
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.regret_schema import RegretResult
-from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult
+from experiments.analysis.schema import VERDICT_PARAMETRIZATION, DriftResult, HPVerdict
 from experiments.analysis.summary import param_order, prepare_runs, swept_hps
 from experiments.analysis.verdict import (
     COMPARED_PARAMETRIZATION,
@@ -116,10 +116,10 @@ def depth_report(
               for p in param_order(df["parametrization"].unique())}
     regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
     judged = judged_parametrization(drifts)
-    verdict, reason = _verdict(drifts, regret, judged, tolerance, strict_interval,
-                               regret_tolerance)
+    verdict = _verdict(drifts, regret, judged, tolerance, strict_interval, regret_tolerance)
     return DepthReport(
-        verdict=verdict, reason=reason, tolerance=tolerance, width=width,
+        verdict=verdict.verdict, reason=verdict.reason, next_step=verdict.next_step,
+        tolerance=tolerance, width=width,
         base_depth=int(runs["base_depth"].dropna().iloc[0]), judged_on=judged,
         warnings=[_in_depth_words(w) for w in warn],
         parametrizations={p: _depth_drift(d, regret.get(p)) for p, d in drifts.items()},
@@ -128,13 +128,16 @@ def depth_report(
 
 def _verdict(drifts: dict[str, DriftResult], regret: dict[str, RegretResult],
              judged: str | None, tolerance: float, strict_interval: bool,
-             regret_tolerance: float) -> tuple[Literal["confirmed", "not_confirmed"], str]:
-    """(verdict, reason): the width rule on the judged parametrization, in depth's words."""
+             regret_tolerance: float) -> HPVerdict:
+    """The width rule on the judged parametrization, its reason and next step in depth's
+    words."""
     if judged is None:
         tables = depth_rule_names()
-        return "not_confirmed", (f"the sweep has no {' or '.join(tables)} runs: "
-                                 "depth transfer is judged on a parametrization with depth "
-                                 f"rules; add {tables[0]} to parametrizations")
+        return HPVerdict(hp="lr", verdict="not_confirmed",
+                         reason=f"the sweep has no {' or '.join(tables)} runs: depth transfer "
+                                "is judged on a parametrization with depth rules",
+                         next_step=f"add {tables[0]} to the spec's parametrizations and run "
+                                   "the sweep again")
     compared = compared_parametrization(drifts)
     by_param = {VERDICT_PARAMETRIZATION: drifts[judged]}
     by_regret = {VERDICT_PARAMETRIZATION: regret[judged]} if judged in regret else {}
@@ -144,7 +147,8 @@ def _verdict(drifts: dict[str, DriftResult], regret: dict[str, RegretResult],
             by_regret[COMPARED_PARAMETRIZATION] = regret[compared]
     v = hp_verdict("lr", by_param, tolerance, strict_interval, regret=by_regret,
                    regret_tolerance=regret_tolerance)
-    return v.verdict, _in_depth_words(v.reason, judged, compared)
+    return HPVerdict(hp="lr", verdict=v.verdict, reason=_in_depth_words(v.reason, judged, compared),
+                     next_step=_in_depth_words(v.next_step, judged, compared))
 
 
 def _in_depth_words(text: str, judged: str | None = None, compared: str | None = None) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from experiments.analysis.outcome import VERDICT_WORDS, Verdict
+
 
 class DepthOptimum(BaseModel):
     """One depth's optimal LR in one parametrization (at the section's fixed width).
@@ -69,9 +71,10 @@ class DepthReport(BaseModel):
     """The depth-transfer analysis of a sweep with a depth ladder.
 
     Attributes:
-        verdict: the width rule (report step 5, (a)-(c)) applied with depth as the axis, judged
-            on `judged_on`.
+        verdict: the width rule (report step 5, (a)-(d)) applied with depth as the axis, judged
+            on `judged_on`: confirmed, not_confirmed or inconclusive (`outcome`).
         reason: why, with the numbers.
+        next_step: the step that would decide (or fix, or use) it, in plain words.
         tolerance: |drift| allowed, log2 LR per depth doubling.
         width: the fixed width the depths are compared at (the smallest of the ladder).
         base_depth: the proxy depth of the ladder.
@@ -80,10 +83,11 @@ class DepthReport(BaseModel):
         parametrizations: per parametrization, the drift with depth.
     """
 
-    verdict: Literal["confirmed", "not_confirmed"]
+    verdict: Verdict
     reason: str
     tolerance: float
     width: int
+    next_step: str = ""
     base_depth: int | None = None
     judged_on: str | None = None
     warnings: list[str] = Field(default_factory=list)
@@ -96,7 +100,8 @@ class DepthReport(BaseModel):
     def summary_lines(self) -> list[str]:
         """Human lines for `analyze`: the depth verdict, then each table's drift and optima."""
         lines = [f"depth verdict (width {self.width}, base depth {self.base_depth}): "
-                 f"{self.verdict}", f"depth reason: {self.reason}"]
+                 f"{VERDICT_WORDS[self.verdict]}", f"depth reason: {self.reason}",
+                 f"depth next step: {self.next_step}"]
         for param, d in self.parametrizations.items():
             slope = "n/a" if d.drift_slope is None else f"{d.drift_slope:+.3f}"
             lines.append(f"{param}: drift {slope} log2 LR per depth doubling")

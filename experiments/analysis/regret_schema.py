@@ -25,8 +25,9 @@ class WidthRegret(BaseModel):
         abs: regret in loss units (>= 0); None unless status is "ok".
         rel: abs / best_loss (0.01 = 1% more loss than the width's own optimum); None when
             best_loss <= 0.
-        ci_low: lower end of the 95% interval of `rel` (bootstrap over seeds); None with one seed.
-        ci_high: upper end of the interval of `rel`.
+        ci_low: lower end of the 95% interval of `rel`: `abs_ci_low` / best_loss (the one
+            interval of the regret, in % of the best loss); None with one seed.
+        ci_high: upper end of the interval of `rel` (`abs_ci_high` / best_loss).
         abs_ci_low: lower end of the interval of `abs`.
         abs_ci_high: upper end of the interval of `abs`.
         loss_at_transfer: the width's fitted loss at the proxy's optimum.

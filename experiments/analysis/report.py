@@ -22,25 +22,27 @@ module turns the stored runs of a sweep into that picture, as data (`schema`), s
    two widths, the slopes between the ends of the two widths' intervals).
 4. Drift: least-squares slope of the optimum (log2) against log2(width): log2-units of HP per
    width doubling. (Steps 2-4: `drift`.)
-5. Verdict (per swept HP, judged on µP; `verdict`), explicit rule: confirmed iff
-   (a) every width of the ladder has an optimum (a width where every run diverged, or none
-       finished, fails the verdict naming it: it is never left out), there are at least two,
-       and none of µP's optima sits on a grid edge,
-   (b) |drift slope| <= tolerance (default 0.25 log2 per doubling), and
-   (c) the per-width optima agree within their intervals: the intervals, widened by one grid
-       step, share a common value (max lower end - min upper end <= one grid step), and
-   (d) for the LR: copying the proxy's optimum (the narrowest width's) to the widest width
-       does not cost more than max(regret_tolerance x that width's best loss, its
-       seed noise) in loss: it fails only when the regret's 95% interval lies wholly above
-       that (with one seed: the estimate). Default 1%; the seed noise is the seeds' standard
-       deviation of the loss pooled over its best grid point and its neighbours; `regret`,
-       and `verdict` says why, with numbers.
-   The slope's interval is reported beside it, and a warning says when it is wider than the
-   tolerance; it is not part of the default rule because with 3-5 widths a t-interval is often
-   wider than any useful tolerance even when the optimum does not move at all (the quick
-   preset: slope -0.09, interval [-1.47, +1.30]). `strict_interval=True` (CLI
-   `analyze --strict-interval`) adds (e) the whole interval lies within the tolerance, for
-   sweeps with enough widths and seeds to afford it.
+5. Verdict (per swept HP, judged on µP; `verdict`, which states the rule in its order): one of
+   three (`outcome`), each with the one next step that would decide, fix or use it:
+   - not_confirmed, the evidence says transfer fails: every run diverged at a width of the
+     ladder (rule (a): a width is never left out), the drift's whole 95% interval lies
+     outside ±tolerance (the optimum moves; rule (b)), or the LR's regret at the widest
+     width has its whole interval above max(regret_tolerance x the best loss, the seed noise
+     there) (copying costs more than the tolerance; rule (d), `regret_rule`);
+   - inconclusive, the evidence cannot tell: a width has no finished run yet, an optimum sits
+     on the grid's edge, the drift estimate is outside the tolerance but its interval reaches
+     inside, fewer than 4 widths leave the slope an interval wider than the tolerance, the
+     per-width optima (intervals widened by one grid step; rule (c)) disagree without lining
+     up into a drift, or the regret's interval straddles the allowance;
+   - confirmed otherwise: the drift estimate within ±tolerance (default 0.25 log2 per
+     doubling), the optima agreeing and the regret within its allowance.
+   With 4 widths or more the drift's interval is reported beside the estimate, and a warning
+   says when it is wider than the tolerance; it is not part of the default rule there because
+   with 4-5 widths a t-interval is often wider than any useful tolerance even when the optimum
+   does not move at all (the quick preset: slope -0.09, interval [-1.45, +1.28]); with 3
+   widths it is (one residual degree of freedom). `strict_interval=True` (CLI
+   `analyze --strict-interval`) asks for (e) the whole interval within the tolerance always,
+   for sweeps with enough widths and seeds to afford it.
 6. Transfer regret per width and parametrization (`regret`): the loss at the proxy's optimal LR
    read off each width's fitted curve, minus that width's best loss, with a bootstrap interval.
 
@@ -52,22 +54,22 @@ dashboard.
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import pandas as pd
 
 from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
+from experiments.analysis.outcome import overall_verdict
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
     DriftResult,
-    HPVerdict,
     TransferReport,
 )
 from experiments.analysis.summary import param_order, prepare_runs, swept_hps
 from experiments.analysis.verdict import (
     DEFAULT_REGRET_TOLERANCE,
     DEFAULT_TOLERANCE,
+    applied_regret,
     hp_verdict,
     interval_warning,
 )
@@ -119,7 +121,8 @@ def analyze(
         raise ValueError(f"regret_tolerance must be a positive fraction of the best loss, got "
                          f"{regret_tolerance!r}: use e.g. 0.01 for 1%")
     if len(runs) == 0:
-        return TransferReport(verdict="not_confirmed", reason="the sweep has no runs",
+        return TransferReport(verdict="inconclusive", reason="the sweep has no runs",
+                              next_step="run the sweep (`sweep run`, or Launch on Setup)",
                               tolerance=tolerance, loss=loss, n_runs=0,
                               regret_tolerance=regret_tolerance)
     runs, ladder = split_depth_ladder(runs)  # a depth ladder: widths at its base depth
@@ -140,9 +143,12 @@ def analyze(
         message = interval_warning(hp, results[hp], tolerance)
         if message is not None:
             warn.append(message)
+    overall = overall_verdict([v.verdict for v in verdicts])
     return TransferReport(
-        verdict=_overall(verdicts),
+        verdict=overall,
         reason="; ".join(v.reason for v in verdicts),
+        # The step of the first HP whose verdict is the overall one: what decides it.
+        next_step=next(v.next_step for v in verdicts if v.verdict == overall),
         tolerance=tolerance,
         loss=loss,
         warnings=warn,
@@ -152,6 +158,7 @@ def analyze(
         n_runs=len(runs),
         target_width=target_width,
         regret_tolerance=regret_tolerance,
+        regret_applied=applied_regret(regret, results["lr"].get("mup"), regret_tolerance),
         regret=regret,
         depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
                            strict_interval=strict_interval, width=depth_width,
@@ -179,7 +186,3 @@ def _drift_by_param(
         out[param] = d
     return out
 
-
-def _overall(verdicts: list[HPVerdict]) -> Literal["confirmed", "not_confirmed"]:
-    """Confirmed iff every swept HP is."""
-    return "confirmed" if all(v.verdict == "confirmed" for v in verdicts) else "not_confirmed"

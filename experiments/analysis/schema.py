@@ -13,8 +13,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from experiments.analysis.depth_schema import DepthReport
+from experiments.analysis.outcome import Verdict
 from experiments.analysis.regret_schema import RegretResult
-from experiments.models.parametrizations import is_width_stable
+from experiments.models.parametrizations import is_width_stable, parametrization_short_label
 
 # The verdict is judged on this parametrization (TP5: µP is the one that should transfer).
 VERDICT_PARAMETRIZATION = "mup"
@@ -28,8 +29,10 @@ def hp_words(hp: str) -> str:
 
 
 def hp_label(parametrization: str, hp: str) -> str:
-    """The prefix of a warning about one HP of one parametrization ("mup", "mup output_mult")."""
-    return parametrization if hp == "lr" else f"{parametrization} {hp}"
+    """The prefix of a warning about one HP of one parametrization ("µP", "µP output_mult"):
+    the table's short label (its registry trait), never its key."""
+    label = parametrization_short_label(parametrization)
+    return label if hp == "lr" else f"{label} {hp}"
 
 
 class WidthOptimum(BaseModel):
@@ -47,6 +50,9 @@ class WidthOptimum(BaseModel):
         edge: "lower"/"upper" when the best grid point is the first/last one with data.
         n_points: grid points with finished runs.
         n_seeds: seeds with at least one finished run.
+        seed_noise: the seeds' standard deviation of the loss near the optimum, pooled over the
+            best grid point and its neighbours (`experiments.analysis.drift.seed_noise`); None
+            with fewer than two finished seeds there.
         status: "ok", "all_diverged" or "no_data".
     """
 
@@ -60,6 +66,7 @@ class WidthOptimum(BaseModel):
     edge: Literal["lower", "upper"] | None = None
     n_points: int = 0
     n_seeds: int = 0
+    seed_noise: float | None = None
     status: WidthStatus = "ok"
 
 
@@ -121,21 +128,27 @@ class HPVerdict(BaseModel):
 
     Attributes:
         hp: the HP ("lr", "output_mult", ...).
-        verdict: "confirmed" or "not_confirmed".
+        verdict: "confirmed", "not_confirmed" or "inconclusive" (`Verdict`).
         reason: the rule's outcome in plain words, with the numbers.
+        next_step: the one step that would decide it (inconclusive), fix it (not_confirmed),
+            or use it (confirmed), in plain words.
     """
 
     hp: str
-    verdict: Literal["confirmed", "not_confirmed"]
+    verdict: Verdict
     reason: str
+    next_step: str = ""
 
 
 class TransferReport(BaseModel):
     """The analysis of one sweep (what `python -m experiments analyze` prints and writes).
 
     Attributes:
-        verdict: "confirmed" iff every swept HP's verdict is confirmed.
+        verdict: `overall_verdict` of the swept HPs' verdicts: confirmed iff every one is;
+            not_confirmed if any is; else inconclusive.
         reason: why, with the numbers (µP drift and interval, SP drift beside it).
+        next_step: the step that would decide (or fix, or use) the verdict: the first
+            undecided HP's, in plain words.
         tolerance: |drift| tolerance in log2 units per width doubling.
         loss: the loss column analysed ("final_train_loss" or "final_val_loss").
         warnings: plain-words warnings (grid edges, few points, diverged widths, ...).
@@ -146,17 +159,21 @@ class TransferReport(BaseModel):
         n_runs: runs in the input frame.
         target_width: the width predictions are made for, if any.
         regret_tolerance: the relative regret allowed at the widest width (before the seed
-            noise floor; `experiments.analysis.verdict`).
+            noise floor; `experiments.analysis.verdict`): the one asked for.
+        regret_applied: the regret allowance the verdict actually applied at µP's widest width
+            (`experiments.analysis.verdict.AppliedTolerance`: its value, the one asked for, and
+            whether the seed-noise floor set it); None when no regret was judged.
         regret: per parametrization, the LR's transfer regret per width
             (`experiments.analysis.regret`).
         depth: with a depth ladder, the depth-transfer section (`experiments.analysis.depth`;
             the other fields then describe the runs at the base depth); None otherwise.
     """
 
-    verdict: Literal["confirmed", "not_confirmed"]
+    verdict: Verdict
     reason: str
     tolerance: float
     loss: str
+    next_step: str = ""
     warnings: list[str] = Field(default_factory=list)
     lr: dict[str, DriftResult] = Field(default_factory=dict)
     hparams: dict[str, dict[str, DriftResult]] = Field(default_factory=dict)
@@ -164,6 +181,7 @@ class TransferReport(BaseModel):
     n_runs: int = 0
     target_width: int | None = None
     regret_tolerance: float | None = None
+    regret_applied: dict[str, Any] | None = None
     regret: dict[str, RegretResult] = Field(default_factory=dict)
     depth: DepthReport | None = None
 
@@ -186,7 +204,8 @@ class TransferReport(BaseModel):
     def to_contract_json(self) -> dict[str, Any]:
         """The `analyze --json` document.
 
-        Shape: {"verdict", "tolerance", "warnings", "reason", "loss", "target_width",
+        Shape: {"verdict" (confirmed | not_confirmed | inconclusive), "reason", "next_step",
+        "tolerance", "warnings", "reason", "loss", "target_width",
         "parametrizations": {name: {"drift_slope", "drift_ci", "ci_method", "optima_agree",
         "predicted_log2_lr", "extrapolated", "widths": [{"width", "opt_log2_lr", "ci_low",
         "ci_high", "best_loss", ...}], "regret": [{"width", "abs", "rel", "ci_low", "ci_high",
@@ -196,12 +215,14 @@ class TransferReport(BaseModel):
         return {
             "verdict": self.verdict,
             "reason": self.reason,
+            "next_step": self.next_step,
             "tolerance": self.tolerance,
             "loss": self.loss,
             "target_width": self.target_width,
             "n_runs": self.n_runs,
             "warnings": list(self.warnings),
             "regret_tolerance": self.regret_tolerance,
+            "regret_applied": self.regret_applied,
             "parametrizations": {
                 p: {**_drift_json(d, "opt_log2_lr", "predicted_log2_lr"),
                     **_regret_json(self.regret.get(p))}
@@ -249,6 +270,7 @@ def _drift_json(d: DriftResult, key: str, predicted_key: str) -> dict[str, Any]:
                 "edge": w.edge,
                 "n_points": w.n_points,
                 "n_seeds": w.n_seeds,
+                "seed_noise": w.seed_noise,
                 "status": w.status,
             }
             for w in d.widths

@@ -28,7 +28,7 @@ import platform
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import torch
 import yaml
@@ -46,12 +46,14 @@ from torch import nn
 
 import mucore
 from experiments.analysis import DriftResult, TransferReport, analyze
+from experiments.analysis.outcome import Verdict
 from experiments.bundle.depth import (
     at_target_depth,
     bundle_depths,
     bundle_shapes,
     check_depth_verdict,
     drop_unset_depth,
+    refusal_words,
 )
 from experiments.errors import UserError
 from experiments.files import MAX_BUNDLE_BYTES, is_yaml, read_structured
@@ -130,7 +132,7 @@ class Evidence(BaseModel):
         spec_hash: the store's hash of the spec, when known.
         loss: the loss column the optima were taken on.
         tolerance: the drift tolerance of the verdict (log2 per width doubling).
-        verdict: "confirmed" or "not_confirmed".
+        verdict: "confirmed", "not_confirmed" or "inconclusive".
         reason: the verdict's reason.
         warnings: the analysis warnings.
         forced: exported although the verdict was not confirmed (`--force`).
@@ -147,7 +149,7 @@ class Evidence(BaseModel):
     spec_hash: str | None = None
     loss: str
     tolerance: float
-    verdict: Literal["confirmed", "not_confirmed"]
+    verdict: Verdict
     reason: str
     warnings: list[str]
     forced: bool
@@ -363,9 +365,8 @@ def transferred_log2_lr(
                         "then export again")
     # Checked after the above, so --force is offered only when it would export something.
     if report.verdict != "confirmed" and not force:
-        raise UserError(f"the sweep's transfer verdict is not confirmed ({report.reason}): fix "
-                        "the sweep, or pass --force to export anyway (the bundle records "
-                        "forced: true)")
+        raise UserError(refusal_words("transfer", report.verdict, report.reason,
+                                      report.next_step))
     return float(log2_lr)
 
 

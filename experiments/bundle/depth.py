@@ -19,6 +19,7 @@ from typing import Any
 
 import mucore
 from experiments.analysis import TransferReport
+from experiments.analysis.outcome import VERDICT_WORDS
 from experiments.errors import UserError
 from experiments.models import ModelConfig, depth_model_factory, model_factory
 from experiments.tasks import TaskInfo
@@ -64,9 +65,22 @@ def check_depth_verdict(report: TransferReport, base_depth: int | None,
     depth = report.depth
     if depth is None or depth.verdict != "confirmed":
         why = "the sweep has no depth analysis" if depth is None else depth.reason
-        raise UserError(f"the sweep's depth transfer verdict is not confirmed ({why}): export "
-                        f"for the base depth {base_depth}, or pass --force to export for depth "
-                        f"{target_depth} anyway (the bundle records forced: true)")
+        verdict = "not_confirmed" if depth is None else depth.verdict
+        step = (f"export for the base depth {base_depth}" if depth is None
+                else f"{depth.next_step}; or export for the base depth {base_depth}")
+        raise UserError(refusal_words("depth transfer", verdict, why, step,
+                                      f"to export for depth {target_depth}"))
+
+
+def refusal_words(what: str, verdict: str, reason: str, next_step: str,
+                  purpose: str = "to export anyway") -> str:
+    """Why an export is refused, for a verdict that is not confirmed: "the sweep's transfer
+    verdict is inconclusive (why): next step: ...; or pass --force to export anyway (...)".
+    An inconclusive verdict is refused like a not-confirmed one: the evidence has not shown that
+    the HPs transfer, and `--force` is the user's explicit decision to copy them regardless."""
+    words = VERDICT_WORDS.get(verdict, verdict)
+    return (f"the sweep's {what} verdict is {words} ({reason}): next step: {next_step}; or pass "
+            f"--force {purpose} (the bundle records forced: true)")
 
 
 def bundle_shapes(model: ModelConfig, info: TaskInfo, base_width: int,

@@ -5,7 +5,9 @@ Per (parametrization, width): the optimal log2 LR with its 95% interval and the 
 the transfer regret (the loss the narrowest width's optimal LR costs there); per
 parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
 tolerance, the per-width optima in agreement, and µP's regret at the widest width within the
-regret tolerance) and warnings. See experiments.analysis. The store is opened read-only.
+regret tolerance: confirmed; not_confirmed when the evidence says the optimum moves or copying
+costs more; inconclusive when it cannot tell), the one next step that would decide it, and
+warnings. See experiments.analysis. The store is opened read-only.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from experiments.analysis import (
     TransferReport,
     analyze,
 )
+from experiments.analysis.regret_rule import fmt_pct
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import UserError
 
@@ -49,8 +52,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def format_report(report: TransferReport) -> str:
-    """The report as a few human lines."""
-    lines = [f"verdict: {report.verdict}", f"reason: {report.reason}"]
+    """The report as a few human lines: the verdict (confirmed, not_confirmed or
+    inconclusive), why, the next step, then each parametrization's optima and regret."""
+    lines = [f"verdict: {report.verdict}", f"reason: {report.reason}",
+             f"next step: {report.next_step}"]
     for param, d in report.lr.items():
         slope = "n/a" if d.drift_slope is None else f"{d.drift_slope:+.3f}"
         ci = "" if d.drift_ci is None else f" [{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]"
@@ -84,8 +89,9 @@ def regret_lines(report: TransferReport, param: str) -> list[str]:
         if row.rel is None:
             lines.append(f"    width {row.width:>6}: +{row.abs:.4g} loss ({row.note})")
             continue
+        # The interval as the verdict's sentence prints it (`fmt_pct`): one interval per number.
         ci = ("" if row.ci_low is None or row.ci_high is None
-              else f" [{100 * row.ci_low:.2f}%, {100 * row.ci_high:.2f}%]")
+              else f" [{fmt_pct(row.ci_low)}, {fmt_pct(row.ci_high)}]")
         lines.append(f"    width {row.width:>6}: {100 * row.rel:.2f}%{ci}  (+{row.abs:.4g} loss)")
     return lines
 

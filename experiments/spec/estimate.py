@@ -1,4 +1,5 @@
-"""What a sweep will cost before it is launched: runs, parameters, FLOPs, time and memory.
+"""What a sweep will cost before it is launched: runs, parameters, FLOPs, time and memory, and
+whether it can reach a transfer verdict (`reach`, `experiments.spec.reach`).
 
     plan = estimate(spec)          # or spec.estimate()
     plan.peak_memory_bytes, plan.est_compute_s, plan.widths_frame()
@@ -20,6 +21,7 @@ from experiments.models.configs import (
 )
 from experiments.spec.batch_horizon import TrainingLadder, training_rungs
 from experiments.spec.ladder import Ladder, at_depth, sweep_depths
+from experiments.spec.reach import ReachPlan, VerdictReach, verdict_reach
 from experiments.tasks.config import TaskConfig, TaskInfo
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -76,7 +78,7 @@ class _Rung:
     batch_size: int
 
 
-class PlannedSweep(ModelRun, Ladder, TrainingLadder, Protocol):
+class PlannedSweep(ModelRun, Ladder, TrainingLadder, ReachPlan, Protocol):
     """What `estimate` reads of a sweep (a `SweepSpec` is one): the spec builds on this module
     (its "does the widest model fit" check is `memory_bytes`), so this module names the fields
     it needs instead of importing the spec."""
@@ -174,6 +176,8 @@ class SweepEstimate:
             assumed throughput plus a per-step overhead that dominates small models).
         device: "cpu" or "cuda": the device type the time estimate assumes.
         widths: per-width numbers.
+        reach: whether the plan can reach a transfer verdict (its ladder, seeds and grid step;
+            `experiments.spec.reach`).
     """
 
     n_runs: int
@@ -183,6 +187,7 @@ class SweepEstimate:
     est_compute_s: float
     device: str
     widths: list[WidthEstimate] = field(default_factory=list)
+    reach: VerdictReach | None = None
 
     def widths_frame(self) -> pd.DataFrame:
         """One row per width: width, params, flops_per_step, memory_MiB, runs."""
@@ -243,4 +248,5 @@ def estimate(spec: PlannedSweep) -> SweepEstimate:
         est_compute_s=seconds,
         device="cuda" if on_gpu else "cpu",
         widths=per_width,
+        reach=verdict_reach(spec),
     )

@@ -176,7 +176,8 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     fig = json.loads(charts[0].proto.spec)
     titles = [a["text"] for a in fig["layout"]["annotations"]]
     assert "SP (standard)" in titles and "µP" in titles
-    verdicts = [s.value for s in at.success] + [e.value for e in at.error]
+    verdicts = [s.value for s in at.success] + [e.value for e in at.error] + [
+        w.value for w in at.warning]
     assert any("Transfer" in v for v in verdicts), verdicts
     from app.transfer.regret_view import regret_sentence
     from experiments.analysis import analyze
@@ -190,9 +191,14 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     strict = analyze(Store(db).runs_frame(sweep_id), strict_interval=True).verdict
     at.checkbox(key="transfer_strict").check().run()
     assert not at.exception
-    want = "Transfer confirmed" if strict == "confirmed" else "Transfer not confirmed"
-    verdicts = [s.value for s in at.success] + [e.value for e in at.error]
+    want = {"confirmed": "Transfer confirmed", "not_confirmed": "Transfer not confirmed",
+            "inconclusive": "Transfer inconclusive"}[strict]
+    verdicts = [s.value for s in at.success] + [e.value for e in at.error] + [
+        w.value for w in at.warning]
     assert any(want in v for v in verdicts), (want, verdicts)
+    # The next step the analysis names is on the page, beside the verdict.
+    step = analyze(Store(db).runs_frame(sweep_id), strict_interval=True).next_step
+    assert any(step in i.value for i in at.info), (step, [i.value for i in at.info])
 
 
 @pytest.fixture

@@ -98,3 +98,9 @@ def test_figure_drops_the_proxy_and_draws_the_tolerance(report) -> None:
 
 def test_fmt_pct() -> None:
     assert [fmt_pct(v) for v in (0.0021, 0.052, 0.14, 4.03)] == ["0.21%", "5.2%", "14%", "403%"]
+
+
+def test_figure_labels_the_seed_noise_floor_when_it_set_the_tolerance(report) -> None:
+    fig = regret_figure(regret_frame(report), tolerance=0.56, floor=True)
+    labels = [a.text for a in fig.layout.annotations]
+    assert "tolerance 56% (seed-noise floor)" in labels, labels

@@ -72,8 +72,9 @@ def test_a_drifting_completep_is_not_confirmed() -> None:
     depth = analyze(runs, n_bootstrap=50).to_contract_json()["depth"]
     assert depth["verdict"] == "not_confirmed"
     assert depth["parametrizations"]["completep"]["drift_slope"] == pytest.approx(-0.5, abs=0.1)
-    assert "CompleteP LR drift -0.4" in depth["reason"]
-    assert "exceeds the tolerance ±0.25" in depth["reason"]
+    assert "the optimum moves: CompleteP LR drift -0.4" in depth["reason"]
+    assert "lies wholly outside ±0.25" in depth["reason"]
+    assert "doctor" in depth["next_step"]
 
 
 def test_depth_mup_is_judged_without_completep_and_a_ladder_without_either_is_refused() -> None:
@@ -83,7 +84,7 @@ def test_depth_mup_is_judged_without_completep_and_a_ladder_without_either_is_re
     runs = ladder({"mup": -7.0}, {"mup": 0.0})
     depth = analyze(runs, n_bootstrap=0).to_contract_json()["depth"]
     assert depth["verdict"] == "not_confirmed" and depth["judged_on"] is None
-    assert "add completep to parametrizations" in depth["reason"]
+    assert "add completep to the spec's parametrizations" in depth["next_step"]
 
 
 def test_the_width_section_reads_the_base_depth_as_a_width_only_sweep_would() -> None:

@@ -148,12 +148,25 @@ def test_edge_of_grid_warns_and_is_not_confirmed() -> None:
     report = analyze(surface({"mup": truth}))
     w512 = report.lr["mup"].widths[-1]
     assert w512.edge == "upper" and w512.opt_log2 == -3.0 and not w512.refined
-    assert ("mup: optimum at the upper edge of the grid for width 512: extend the grid to 2^-2"
+    # Warnings name the parametrization by its label, never its key.
+    assert ("µP: optimum at the upper edge of the grid for width 512: extend the grid to 2^-2"
             in report.warnings)
+    assert not any(w.startswith("mup") for w in report.warnings)
+    # The edge's loss only overstates width 512's best loss, so the cost of copying the
+    # narrow widths' LR there is a lower bound: already above the tolerance, it decides.
     assert report.verdict == "not_confirmed"
-    assert "edge of the grid for widths [512]" in report.reason
+    assert "copying the LR tuned at width 64 costs" in report.reason
     for w in report.lr["mup"].widths[:3]:
         assert w.opt_log2 == pytest.approx(-6.0, abs=0.1)
+
+
+def test_optima_on_the_edge_everywhere_are_inconclusive_and_ask_for_a_wider_grid() -> None:
+    # Every width's optimum just beyond the top (2^-3): copying costs nothing measurable, but
+    # neither the drift nor the optima can be read until the grid reaches past them.
+    report = analyze(surface({"mup": {w: -2.8 for w in WIDTHS}}))
+    assert report.verdict == "inconclusive", report.reason
+    assert "on the edge of the grid at width(s) 64 (upper)" in report.reason
+    assert report.next_step.startswith("extend the LR grid up to 2^-2")
 
 
 def test_lower_edge_names_the_next_lower_value() -> None:
@@ -205,11 +218,13 @@ def test_mup_drift_beyond_tolerance_is_not_confirmed_with_reason() -> None:
     report = analyze(surface({"mup": drifting, "sp": SP_OPT}))
     assert report.lr["mup"].drift_slope == pytest.approx(-0.5, abs=0.1)
     assert report.verdict == "not_confirmed"
-    assert "exceeds the tolerance ±0.25" in report.reason
-    # A looser tolerance passes the slope test but the optima still disagree (1.5 log2 apart).
+    assert "the optimum moves: µP LR drift -0.49" in report.reason
+    assert "lies wholly outside ±0.25" in report.reason and "doctor" in report.next_step
+    # A looser tolerance passes the slope test, but copying the narrowest width's LR 1.5 log2
+    # off the widest width's optimum costs more than the regret tolerance.
     loose = analyze(surface({"mup": drifting}), tolerance=0.6)
     assert loose.verdict == "not_confirmed"
-    assert "per-width optima disagree" in loose.reason
+    assert "copying the LR tuned at width 64 costs" in loose.reason
 
 
 def test_without_mup_nothing_is_confirmed() -> None:
@@ -323,7 +338,7 @@ def test_bad_input_names_the_fix() -> None:
     with pytest.raises(ValueError, match="tolerance must be a positive"):
         analyze(surface({"mup": MUP_OPT}), tolerance=0)
     empty = analyze(surface({"mup": MUP_OPT}).iloc[:0])
-    assert empty.verdict == "not_confirmed"
+    assert empty.verdict == "inconclusive" and "run the sweep" in empty.next_step
 
 
 def test_strict_interval_rule_needs_the_whole_interval_within_tolerance() -> None:
@@ -335,7 +350,8 @@ def test_strict_interval_rule_needs_the_whole_interval_within_tolerance() -> Non
     assert default.verdict == "confirmed" and abs(default.lr["mup"].drift_slope) <= 0.25
     assert hi > 0.25  # the interval is wider than the tolerance ...
     assert any("wider than the tolerance" in w for w in default.warnings)  # ... and said so
-    assert strict.verdict == "not_confirmed"
-    assert "not within the tolerance ±0.25 (strict rule)" in strict.reason
+    assert strict.verdict == "inconclusive"
+    assert "the interval is not within ±0.25 (strict rule)" in strict.reason
+    assert strict.next_step.startswith("add ")
     # A clean sweep passes the strict rule too.
     assert analyze(surface({"mup": MUP_OPT, "sp": SP_OPT}), strict_interval=True).verdict == "confirmed"

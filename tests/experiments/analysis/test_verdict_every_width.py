@@ -47,14 +47,16 @@ def test_sp_blowing_up_at_the_widest_width_is_no_false_alarm() -> None:
     assert report.verdict == "confirmed", report.reason
 
 
-def test_a_width_with_no_finished_run_fails_with_retry_advice() -> None:
+def test_a_width_with_no_finished_run_is_inconclusive_with_retry_advice() -> None:
+    # No evidence at width 512 is not evidence against transfer: it cannot be judged yet.
     runs = surface({"mup": MUP_OPT})
     unfinished = runs["width"] == 512
     runs.loc[unfinished, "state"] = "failed"
     runs.loc[unfinished, "final_train_loss"] = None
     report = analyze(runs)
-    assert report.verdict == "not_confirmed"
+    assert report.verdict == "inconclusive"
     assert "no finished run at width(s) [512]" in report.reason and "sweep retry" in report.reason
+    assert "sweep retry" in report.next_step
 
 
 def test_a_knob_verdict_counts_every_width() -> None:
