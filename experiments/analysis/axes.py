@@ -1,0 +1,150 @@
+"""Ladder axes: what a sweep's ladder runs along (width, depth), one registry entry each.
+
+A ladder is an axis with its values and a base (the proxy's value). The analysis
+(`experiments.analysis.ladder`: optima, drift, regret and verdict per axis), the Transfer page's
+charts (`app.transfer.ladder_charts`) and the coordinate check (`mucore.coord_check_ladder`)
+are written once and take the axis; what differs between axes is data, held here:
+
+- `name`: the axis's key: the `analyze --json` section (`depth`), the keys of its rows
+  (`depth`, `depths`), and the word its sentences use in place of "width";
+- `label`, `unit`: how charts and pages name it ("Depth", "residual blocks");
+- `column`: the runs-frame column (`Store.runs_frame`) holding a run's value on the axis;
+- `base_column`: the runs-frame column holding the ladder's base value (None: the smallest
+  value is the base, as for width); a frame is a ladder on the axis when both columns are
+  present, the base is set and the axis takes more than one value;
+- `log2`: the values double along the ladder, so drift is fitted against log2(value) (log2 LR
+  per doubling, TP5's convention); the analysis takes log2 axes only;
+- `judged`, `compared`, `no_judged_reason`: which parametrization the axis's verdict is judged
+  on (CompleteP or depth-µP for depth: Dey et al. 2025; Yang et al. 2023), which one's drift is
+  quoted beside it, and the reason given when the sweep has none to judge on.
+
+Width is the primary axis: its section is the report's main body (`experiments.analysis.report`),
+read on the runs where every other ladder sits at its base. Every other registered axis found
+in the runs gets a section named after it, computed at one width (the smallest, or the one the
+caller picks). Adding an axis is `register_axis(Axis(...))`, with the sweep writing the two
+columns into the runs' payloads; no module is added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from experiments.models.parametrizations import (
+    depth_rule_names,
+    has_depth_rules,
+    is_width_stable,
+)
+
+PRIMARY = "width"  # the axis of the report's main body
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One ladder axis (the module docstring says what each field drives)."""
+
+    name: str
+    label: str
+    unit: str
+    column: str
+    base_column: str | None
+    judged: Callable[[Iterable[str]], str | None]
+    compared: Callable[[Iterable[str]], str | None]
+    no_judged_reason: Callable[[], str]
+    log2: bool = True
+
+    @property
+    def word(self) -> str:
+        """How a sentence names the axis ("depth", "batch size")."""
+        return self.label.lower()
+
+
+def width_stable_first(names: Iterable[str]) -> str | None:
+    """The first (A-Z) width-stable table (µP), else None."""
+    return next((n for n in sorted(names) if is_width_stable(n)), None)
+
+
+def plain_first(names: Iterable[str]) -> str | None:
+    """A table without depth rules, width-stable ones (µP) before the others (SP), A-Z."""
+    plain = [n for n in sorted(names) if not has_depth_rules(n)]
+    return next(iter(sorted(plain, key=lambda n: not is_width_stable(n))), None)
+
+
+def first_with_depth_rules(names: Iterable[str]) -> str | None:
+    """The first (A-Z) table with depth rules (CompleteP, depth-µP), else None."""
+    return next(iter(depth_rule_names(names)), None)
+
+
+def _no_depth_table() -> str:
+    tables = depth_rule_names()
+    return (f"the sweep has no {' or '.join(tables)} runs: depth transfer is judged on a "
+            f"parametrization with depth rules; add {tables[0]} to parametrizations")
+
+
+def _no_width_stable() -> str:
+    return "the sweep has no width-stable parametrization (mup) to judge on: add mup"
+
+
+def _other_than_judged(names: Iterable[str]) -> str | None:
+    """SP beside µP: the first table that is not width-stable."""
+    return next((n for n in sorted(names) if not is_width_stable(n)), None)
+
+
+WIDTH = Axis(name="width", label="Width", unit="hidden units", column="width",
+             base_column=None, judged=width_stable_first, compared=_other_than_judged,
+             no_judged_reason=_no_width_stable)
+DEPTH = Axis(name="depth", label="Depth", unit="residual blocks", column="depth",
+             base_column="base_depth", judged=first_with_depth_rules, compared=plain_first,
+             no_judged_reason=_no_depth_table)
+
+_AXES: dict[str, Axis] = {}
+
+
+def register_axis(axis: Axis, *, replace: bool = False) -> Axis:
+    """Add a ladder axis; the analysis and charts then take it. Returns it.
+
+    Raises:
+        ValueError: the name is taken (without `replace`), or the axis is not log2.
+    """
+    if axis.name in _AXES and not replace:
+        raise ValueError(f"ladder axis '{axis.name}' is already registered: pick another name "
+                         "or pass replace=True")
+    if not axis.log2:
+        raise ValueError(f"ladder axis '{axis.name}': the analysis fits drift against "
+                         "log2(value); register a doubling ladder (log2=True)")
+    _AXES[axis.name] = axis
+    return axis
+
+
+def unregister_axis(name: str) -> None:
+    """Remove a registered axis (a test's throwaway one); the primary axis stays."""
+    if name == PRIMARY:
+        raise ValueError("the width axis is the report's main body and cannot be removed")
+    _AXES.pop(name, None)
+
+
+def get_axis(name: str) -> Axis:
+    """The registered axis `name`.
+
+    Raises:
+        KeyError: no such axis, naming the registered ones.
+    """
+    try:
+        return _AXES[name]
+    except KeyError:
+        raise KeyError(f"unknown ladder axis '{name}': choose one of "
+                       f"{', '.join(_AXES)}") from None
+
+
+def axis_names() -> list[str]:
+    """Every registered axis, the primary (width) first, then in registration order."""
+    return list(_AXES)
+
+
+def ladder_axes() -> list[Axis]:
+    """The axes other than width: each gets its own section of the report."""
+    return [a for a in _AXES.values() if a.name != PRIMARY]
+
+
+register_axis(WIDTH)
+register_axis(DEPTH)
