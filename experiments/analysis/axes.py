@@ -30,6 +30,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+import pandas as pd
+
 from experiments.models.parametrizations import (
     depth_rule_names,
     has_depth_rules,
@@ -148,3 +150,36 @@ def ladder_axes() -> list[Axis]:
 
 register_axis(WIDTH)
 register_axis(DEPTH)
+
+
+def base_of(runs: pd.DataFrame, axis: Axis) -> int | None:
+    """The ladder's base on `axis` in these runs (a runs frame, `Store.runs_frame`), or None
+    when they are no ladder on it: a ladder has the axis's column, its base column set (the
+    smallest value when the axis has none), and more than one value."""
+    if axis.column not in runs.columns:
+        return None
+    values = runs[axis.column].dropna()
+    if values.nunique() < 2:
+        return None
+    if axis.base_column is None:
+        return int(values.min())
+    if axis.base_column not in runs.columns:
+        return None
+    base = runs[axis.base_column].dropna()
+    return None if base.empty else int(base.iloc[0])
+
+
+def ladder_bases(runs: pd.DataFrame) -> dict[str, int]:
+    """{axis name: base} of every ladder other than width in the runs (registration order)."""
+    return {a.name: b for a in ladder_axes() if (b := base_of(runs, a)) is not None}
+
+
+def at_bases(runs: pd.DataFrame, bases: dict[str, int], skip: str | None = None) -> pd.DataFrame:
+    """The runs where every ladder of `bases` but `skip` sits at its base (the width section
+    reads all of them at their bases; the ladder on `skip` reads the others at theirs)."""
+    keep = pd.Series(True, index=runs.index)
+    for name, base in bases.items():
+        if name != skip:
+            keep &= runs[get_axis(name).column] == base
+    return runs[keep]
+

@@ -28,7 +28,7 @@ from typing import Literal
 
 import pandas as pd
 
-from experiments.analysis.axes import PRIMARY, Axis, get_axis, ladder_axes
+from experiments.analysis.axes import PRIMARY, Axis, at_bases, base_of, get_axis, ladder_bases
 from experiments.analysis.drift import fit_drift
 from experiments.analysis.ladder_schema import LadderDrift, LadderOptimum, LadderReport
 from experiments.analysis.regret import regret_by_param
@@ -43,20 +43,11 @@ from experiments.analysis.verdict import (
 from experiments.models.parametrizations import parametrization_short_label
 
 
-def base_of(runs: pd.DataFrame, axis: Axis) -> int | None:
-    """The ladder's base on `axis` in these runs, or None when they are no ladder on it: a
-    ladder has the axis's column, its base column set, and more than one value."""
-    if axis.column not in runs.columns:
-        return None
-    values = runs[axis.column].dropna()
-    if values.nunique() < 2:
-        return None
-    if axis.base_column is None:
-        return int(values.min())
-    if axis.base_column not in runs.columns:
-        return None
-    base = runs[axis.base_column].dropna()
-    return None if base.empty else int(base.iloc[0])
+def split_depth_ladder(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """(the runs the width section reads, the depth ladder's runs or None): `split_ladders`
+    for the depth axis alone."""
+    width_runs, ladders = split_ladders(runs)
+    return width_runs, ladders.get("depth")
 
 
 def split_ladders(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
@@ -65,25 +56,11 @@ def split_ladders(runs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, pd.DataFr
     The width section keeps the runs where every ladder sits at its base; the runs of the
     ladder on one axis are those where every other ladder sits at its base (all widths).
     """
-    bases = {a.name: b for a in ladder_axes() if (b := base_of(runs, a)) is not None}
+    bases = ladder_bases(runs)
     if not bases:
         return runs, {}
-
-    def at_bases(skip: str | None) -> pd.DataFrame:
-        keep = pd.Series(True, index=runs.index)
-        for name, base in bases.items():
-            if name != skip:
-                keep &= runs[get_axis(name).column] == base
-        return runs[keep].reset_index(drop=True)
-
-    return at_bases(None), {name: at_bases(name) for name in bases}
-
-
-def split_depth_ladder(runs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """(the runs the width section reads, the depth ladder's runs or None): `split_ladders`
-    for the depth axis alone."""
-    width_runs, ladders = split_ladders(runs)
-    return width_runs, ladders.get("depth")
+    return (at_bases(runs, bases).reset_index(drop=True),
+            {name: at_bases(runs, bases, skip=name).reset_index(drop=True) for name in bases})
 
 
 def ladder_report(
