@@ -14,6 +14,10 @@ are written once and take the axis; what differs between axes is data, held here
   present, the base is set and the axis takes more than one value;
 - `log2`: the values double along the ladder, so drift is fitted against log2(value) (log2 LR
   per doubling, TP5's convention); the analysis takes log2 axes only;
+- `spec_values`, `spec_base`, `target_flag`, `example`: the sweep spec's keys of the ladder and
+  its base (`depths`, `base_depth`), the `export` flag naming a bundle's target on the axis
+  (`--target-depth`), and an example ladder for messages; the export target
+  (`experiments.bundle.ladder`) reads them;
 - `judged`, `compared`, `no_judged_reason`: which parametrization the axis's verdict is judged
   on (CompleteP or depth-µP for depth: Dey et al. 2025; Yang et al. 2023), which one's drift is
   quoted beside it, and the reason given when the sweep has none to judge on.
@@ -53,6 +57,10 @@ class Axis:
     judged: Callable[[Iterable[str]], str | None]
     compared: Callable[[Iterable[str]], str | None]
     no_judged_reason: Callable[[], str]
+    spec_values: str = ""
+    spec_base: str = ""
+    target_flag: str = ""
+    example: str = "[2, 4, 8]"
     log2: bool = True
 
     @property
@@ -97,7 +105,8 @@ WIDTH = Axis(name="width", label="Width", unit="hidden units", column="width",
              no_judged_reason=_no_width_stable)
 DEPTH = Axis(name="depth", label="Depth", unit="residual blocks", column="depth",
              base_column="base_depth", judged=first_with_depth_rules, compared=plain_first,
-             no_judged_reason=_no_depth_table)
+             no_judged_reason=_no_depth_table, spec_values="depths", spec_base="base_depth",
+             target_flag="--target-depth", example="[2, 4, 8]")
 
 _AXES: dict[str, Axis] = {}
 
