@@ -12,6 +12,9 @@ are written once and take the axis; what differs between axes is data, held here
 - `base_column`: the runs-frame column holding the ladder's base value (None: the smallest
   value is the base, as for width); a frame is a ladder on the axis when both columns are
   present, the base is set and the axis takes more than one value;
+- `payload_value`, `payload_base`: where `Store.runs_frame` reads those two columns from, as
+  JSON paths into the run's stored payload (its `RunConfig`: `$.model.depth`, `$.base_depth`);
+  the sweep writes them when it expands the ladder into runs;
 - `log2`: the values double along the ladder, so drift is fitted against log2(value) (log2 LR
   per doubling, TP5's convention); the analysis takes log2 axes only;
 - `spec_values`, `spec_base`, `target_flag`, `example`: the sweep spec's keys of the ladder and
@@ -31,6 +34,7 @@ columns into the runs' payloads; no module is added.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -43,6 +47,8 @@ from experiments.models.parametrizations import (
 )
 
 PRIMARY = "width"  # the axis of the report's main body
+# A JSON path into a run's payload, safe to write into the store's SQL.
+_JSON_PATH = re.compile(r"\$(\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class Axis:
     judged: Callable[[Iterable[str]], str | None]
     compared: Callable[[Iterable[str]], str | None]
     no_judged_reason: Callable[[], str]
+    payload_value: str = ""
+    payload_base: str = ""
     spec_values: str = ""
     spec_base: str = ""
     target_flag: str = ""
@@ -105,7 +113,8 @@ WIDTH = Axis(name="width", label="Width", unit="hidden units", column="width",
              no_judged_reason=_no_width_stable)
 DEPTH = Axis(name="depth", label="Depth", unit="residual blocks", column="depth",
              base_column="base_depth", judged=first_with_depth_rules, compared=plain_first,
-             no_judged_reason=_no_depth_table, spec_values="depths", spec_base="base_depth",
+             no_judged_reason=_no_depth_table, payload_value="$.model.depth",
+             payload_base="$.base_depth", spec_values="depths", spec_base="base_depth",
              target_flag="--target-depth", example="[2, 4, 8]")
 
 _AXES: dict[str, Axis] = {}
@@ -120,6 +129,13 @@ def register_axis(axis: Axis, *, replace: bool = False) -> Axis:
     if axis.name in _AXES and not replace:
         raise ValueError(f"ladder axis '{axis.name}' is already registered: pick another name "
                          "or pass replace=True")
+    for path in (axis.payload_value, axis.payload_base):
+        if path and not _JSON_PATH.fullmatch(path):
+            raise ValueError(f"ladder axis '{axis.name}': payload path {path!r} must look like "
+                             "$.key or $.key.sub (the run payload's fields)")
+    for col in (axis.column, axis.base_column):
+        if col is not None and not col.isidentifier():
+            raise ValueError(f"ladder axis '{axis.name}': column {col!r} must be an identifier")
     if not axis.log2:
         raise ValueError(f"ladder axis '{axis.name}': the analysis fits drift against "
                          "log2(value); register a doubling ladder (log2=True)")
@@ -176,6 +192,18 @@ def base_of(runs: pd.DataFrame, axis: Axis) -> int | None:
         return None
     base = runs[axis.base_column].dropna()
     return None if base.empty else int(base.iloc[0])
+
+
+def payload_columns() -> list[tuple[str, str]]:
+    """(runs-frame column, payload JSON path) of every ladder axis's value and base, for
+    `Store.runs_frame`."""
+    out: list[tuple[str, str]] = []
+    for a in ladder_axes():
+        if a.payload_value:
+            out.append((a.column, a.payload_value))
+        if a.payload_base and a.base_column is not None:
+            out.append((a.base_column, a.payload_base))
+    return out
 
 
 def ladder_bases(runs: pd.DataFrame) -> dict[str, int]:

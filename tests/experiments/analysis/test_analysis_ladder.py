@@ -19,7 +19,9 @@ import pytest
 
 from experiments.analysis import analyze
 from experiments.analysis.axes import (
+    DEPTH,
     Axis,
+    payload_columns,
     register_axis,
     unregister_axis,
     width_stable_first,
@@ -173,7 +175,8 @@ def context_axis():
     """A made-up ladder axis (the context length), registered for one test only."""
     axis = register_axis(Axis(
         name="context", label="Context", unit="tokens", column="context",
-        base_column="base_context", judged=width_stable_first,
+        base_column="base_context", payload_value="$.context", payload_base="$.base_context",
+        judged=width_stable_first,
         compared=lambda names: next((n for n in sorted(names) if n == "sp"), None),
         no_judged_reason=lambda: "the sweep has no mup runs: add mup"))
     yield axis
@@ -234,4 +237,24 @@ def test_without_its_entry_the_axis_is_only_a_column() -> None:
     report = analyze(runs, n_bootstrap=0)
     assert report.ladders == {} and "context" not in report.to_contract_json()
     assert report.n_runs == len(runs)
+
+
+def test_the_store_reads_a_registered_axis_from_the_run_payload(context_axis) -> None:
+    # Store.runs_frame selects every ladder axis's value and base from the run's payload.
+    assert ("context", "$.context") in payload_columns()
+    assert ("base_context", "$.base_context") in payload_columns()
+    assert payload_columns()[:2] == [("depth", "$.model.depth"), ("base_depth", "$.base_depth")]
+
+
+def test_an_axis_entry_that_cannot_be_read_safely_is_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_axis(DEPTH)
+    with pytest.raises(ValueError, match=r"payload path .* must look like \$\.key"):
+        register_axis(Axis(name="bad", label="Bad", unit="", column="bad", base_column=None,
+                           judged=width_stable_first, compared=width_stable_first,
+                           no_judged_reason=str, payload_value="$.x; DROP TABLE runs"))
+    with pytest.raises(ValueError, match="must be an identifier"):
+        register_axis(Axis(name="bad", label="Bad", unit="", column="bad col", base_column=None,
+                           judged=width_stable_first, compared=width_stable_first,
+                           no_judged_reason=str))
 
