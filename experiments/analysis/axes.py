@@ -5,8 +5,8 @@ A ladder is an axis with its values and a base (the proxy's value). The analysis
 charts (`app.transfer.ladder_charts`) and the coordinate check (`mucore.coord_check_ladder`)
 are written once and take the axis; what differs between axes is data, held here:
 
-- `name`: the axis's key: the `analyze --json` section (`depth`), the keys of its rows
-  (`depth`, `depths`), and the word its sentences use in place of "width";
+- `name`: the axis's key: the `analyze --json` section (`depth`) and the key of its rows
+  (`depth`); `plural` names their lists (default name + "s": `depths`; say "batches");
 - `label`, `unit`: how charts and pages name it ("Depth", "residual blocks");
 - `column`: the runs-frame column (`Store.runs_frame`) holding a run's value on the axis;
 - `base_column`: the runs-frame column holding the ladder's base value (None: the smallest
@@ -70,6 +70,12 @@ class Axis:
     target_flag: str = ""
     example: str = "[2, 4, 8]"
     log2: bool = True
+    plural: str = ""
+
+    @property
+    def rows_key(self) -> str:
+        """The JSON key of the per-rung lists (`depths`)."""
+        return self.plural or f"{self.name}s"
 
     @property
     def word(self) -> str:

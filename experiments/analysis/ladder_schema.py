@@ -2,8 +2,8 @@
 
 `experiments.analysis.ladder` fills one `LadderReport` per ladder axis other than width
 (`experiments.analysis.axes`); `LadderReport.to_contract_json` is that axis's object of
-`analyze --json`, keyed by the axis's name (`depth` below; a `batch` axis writes `batch`,
-`batches`, `base_batch`...; the base key is the axis's runs-frame base column):
+`analyze --json`, keyed by the axis's name (`depth` below; the lists under its `rows_key`,
+`depths`; the base under its runs-frame base column, `base_depth`):
 
     depth: {verdict, reason, tolerance, width, base_depth, judged_on, warnings,
             parametrizations: {NAME: {parametrization, depths: [{depth, opt_log2_lr, ci_low,
@@ -88,7 +88,7 @@ class LadderDrift(BaseModel):
         """The JSON object of one parametrization, rungs and regret rows keyed by `axis`."""
         return {
             "parametrization": self.parametrization,
-            f"{axis}s": [p.contract(axis) for p in self.points],
+            get_axis(axis).rows_key: [p.contract(axis) for p in self.points],
             "drift_slope": self.drift_slope,
             "drift_intercept": self.drift_intercept,
             "drift_ci": self.drift_ci,
