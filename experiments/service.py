@@ -66,6 +66,14 @@ from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 # Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
 # page asks: the imports below are the list, each loaded on first access (`experiments.lazy`).
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    # The ladder axes (width, depth, ...) and their sections, for the Transfer page's charts.
+    from experiments.analysis.axes import (  # noqa: F401 - re-exported
+        Axis,
+        at_bases,
+        get_axis,
+        ladder_bases,
+    )
+    from experiments.analysis.ladder_schema import LadderReport  # noqa: F401 - re-exported
     from experiments.analysis.schema import TransferReport
     from experiments.bundle.build import HPBundle
     from experiments.spec.estimate import SweepEstimate
@@ -350,7 +358,7 @@ class Service:
             strict_interval: require the drift's whole 95% interval within the tolerance.
             regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
                 best loss; the seed noise there applies when larger).
-            depth_width: a depth ladder's width the depth section reads (default: smallest).
+            depth_width: the width every ladder section (depth, ...) reads (default: smallest).
         """
         from experiments.analysis import analyze
 

@@ -43,8 +43,10 @@ _EXPORTS: dict[str, str] = {
     "CoordSlope": "coord",
     "coord_check": "coord",
     "log2_slope": "coord",
-    "DepthCoordResult": "coord_depth",
-    "coord_check_depth": "coord_depth",
+    "DepthCoordResult": "coord",
+    "LadderRun": "coord",
+    "coord_check_depth": "coord",
+    "coord_check_ladder": "coord",
     "DescribeRow": "summary",
     "describe": "summary",
     "HParams": "hparams",
@@ -115,8 +117,17 @@ if TYPE_CHECKING:  # static checkers see the eager imports
     from mucore.bundle import BundleError, apply_bundle, load_bundle
     from mucore.check import Diagnosis, Finding, check, setup_of
     from mucore.context import MuContext, MuSetup
-    from mucore.coord import CoordCheckResult, CoordRecord, CoordSlope, coord_check, log2_slope
-    from mucore.coord_depth import DepthCoordResult, coord_check_depth
+    from mucore.coord import (
+        CoordCheckResult,
+        CoordRecord,
+        CoordSlope,
+        DepthCoordResult,
+        LadderRun,
+        coord_check,
+        coord_check_depth,
+        coord_check_ladder,
+        log2_slope,
+    )
     from mucore.hparams import HParams
     from mucore.init import init_std, parametrize
     from mucore.layers import (

@@ -1,4 +1,4 @@
-"""Coordinate check: do activation sizes stay put as width grows?
+"""Coordinate check: do activation sizes stay put along a ladder (width, or depth)?
 
 TP5 (Yang et al., 2022), Section 5 / Appendix D ("coordinate check"): train a model for a few
 steps at several widths on one fixed batch, record the typical size of every module's output
@@ -7,6 +7,21 @@ every activation stays Θ(1) in width at every step; a parametrization error mak
 activation grow (or vanish) like a power of width. We fit the slope of log2(mean |x|) against
 log2(width) per (module, step): µP gives slopes near 0, SP under Adam gives slopes around 0.5
 to 1 from step 2 on (updates of size lr per entry add up across a growing fan_in).
+
+The same check runs along any ladder axis (`coord_check_ladder`): over depth (`coord_check_depth`;
+Dey et al. 2025 and Yang et al. 2023, TP VI, check their depth parametrizations the same way) the
+model is built at one width and several depths, the measured modules are those every depth
+shares (outside the blocks, and the last block renamed `{prefix}.last...`, never the
+`ResidualBranch` outputs, which are m_L^(-alpha) x a feature by construction), and the slope is
+fitted against log2(depth). CompleteP (alpha = 1) keeps every slope near 0; without the branch
+multiplier (SP, µP) the residual stream grows with depth (slope about 1/2 at init, up to 1).
+
+One measurement rule holds on every axis (`_run_rung`): a module that runs several times in one
+forward (a block reused across depth, a layer applied per position, weight sharing) is recorded
+as the mean of its calls' mean |output|. With calls of equal size that is mean |x| over every
+output coordinate the module produced in that forward, the per-coordinate size TP5's check is
+about; keeping only the last call would measure one application, depend on call order, and miss
+an earlier call that grows with the ladder.
 
 The computation returns a long table and slopes; plotting is somebody else's job.
 
@@ -30,7 +45,7 @@ from torch import Tensor, nn
 
 from mucore.hparams import HParams
 from mucore.init import parametrize
-from mucore.layers import TiedReadout
+from mucore.layers import ResidualBranch, TiedReadout
 from mucore.optim import build_optimizer
 from mucore.parametrizations import Parametrization, get_parametrization
 from mucore.roles import BaseShapes, Role, canonical_name
@@ -40,16 +55,27 @@ _CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 
 
 class CoordRecord(NamedTuple):
-    """One row of the long table: mean |output| of `module` at `step` for the model of `width`."""
+    """One row of the long table: mean |output| of `module` at `step` for the model at `rung`
+    (its width on a width ladder, its depth on a depth ladder; `to_dict` names it by the axis)."""
 
-    width: int
+    rung: int
     module: str
     step: int
     value: float
 
+    @property
+    def width(self) -> int:
+        """The rung of a width ladder (the field's name before other axes existed)."""
+        return self.rung
+
+    @property
+    def depth(self) -> int:
+        """The rung of a depth ladder."""
+        return self.rung
+
 
 class CoordSlope(NamedTuple):
-    """Least-squares slope of log2(value) against log2(width) for one (module, step)."""
+    """Least-squares slope of log2(value) against log2(rung) for one (module, step)."""
 
     module: str
     step: int
@@ -66,6 +92,8 @@ RULES: dict[str, str] = {
     "no_growth": "no activation grows with width (TP5: every coordinate stays O(1))",
     "features_move": "features do not vanish once training starts (TP5: µP's updates keep "
     "every hidden feature Θ(1); a vanishing one has stopped learning at large width)",
+    "no_shrink": "no activation shrinks along the ladder either (the depth rules, CompleteP "
+    "and depth-µP, keep every activation the depths share Θ(1) from init on)",
     "readout_moves": "once trained, the output shrinks no faster than 1/sqrt(m) (TP5: the "
     "learned part of the output is Θ(1); only the init part may shrink, like 1/sqrt(m) under "
     "Table 8)",
@@ -87,28 +115,36 @@ class CoordViolation(NamedTuple):
     message: str
 
 
+# How a ladder's verdict judges slopes: by module role (width: the readout may shrink at init,
+# TP5 Table 8) or flat (depth: every shared activation stays put from init on).
+ROLE_AWARE, FLAT = "roles", "flat"
+
+
 @dataclass
 class CoordCheckResult:
-    """Outcome of `coord_check`.
+    """Outcome of a coordinate check along one ladder axis (`coord_check`, `coord_check_depth`).
 
     Attributes:
         param: the parametrization's name.
-        widths: the widths checked (increasing).
+        ladder: the rungs checked (increasing): widths on a width ladder, depths on a depth one.
         steps: number of recorded steps (t = 1..steps; t = 1 is the forward at init).
         tolerance: how far a slope may stray from what its role allows (see `summarize`).
-        records: the long table, one row per (width, module, step).
+        records: the long table, one row per (rung, module, step).
         slopes: one slope per (module, step); +inf where a module is exactly zero at some
-            widths and not at others, or where a value is not finite.
+            rungs and not at others, or where a value is not finite.
         max_abs_slope: the largest |slope| (0 when there are no modules).
-        verdict: "pass" if no module breaks a rule of its role (see `summarize`), else "fail".
+        verdict: "pass" if no module breaks a rule (see `summarize`), else "fail".
         offenders: modules that break a rule, worst first.
-        roles: module -> "readout" or "feature" (what the verdict judged it as).
+        roles: module -> "readout" or "feature" (what the verdict judged it as; empty on a
+            flat-judged ladder).
         violations: every broken rule, worst first (a module may break several).
         notes: remarks that do not fail the check (an output still shrinking at the last step).
+        axis: the ladder's axis, "width" or "depth".
+        fixed: the other axes' values every rung shares (a depth ladder's {"width": 64}).
     """
 
     param: str
-    widths: list[int]
+    ladder: list[int]
     steps: int
     tolerance: float
     records: list[CoordRecord] = field(default_factory=list)
@@ -119,6 +155,30 @@ class CoordCheckResult:
     roles: dict[str, str] = field(default_factory=dict)
     violations: list[CoordViolation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    axis: str = "width"
+    fixed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def widths(self) -> list[int]:
+        """The rungs of a width ladder."""
+        return self._rungs("width")
+
+    @property
+    def depths(self) -> list[int]:
+        """The rungs of a depth ladder."""
+        return self._rungs("depth")
+
+    @property
+    def width(self) -> int:
+        """The one width a depth ladder was built at."""
+        if "width" not in self.fixed:
+            raise AttributeError(f"a {self.axis} ladder has no fixed width: read .ladder")
+        return self.fixed["width"]
+
+    def _rungs(self, axis: str) -> list[int]:
+        if self.axis != axis:
+            raise AttributeError(f"this is a {self.axis} ladder, not a {axis} one: read .ladder")
+        return self.ladder
 
     def slope(self, module: str, step: int) -> float:
         """The slope of one (module, step); KeyError if it was not recorded."""
@@ -135,24 +195,36 @@ class CoordCheckResult:
         return max(values)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form (the `coord-check --json` contract). Non-finite slopes stay floats
+        """Plain-JSON form (the `coord-check --json` contract), one shape on every axis:
+        `axis`, the rungs under the axis's plural (`widths`, `depths`), the fixed values
+        (`width` of a depth ladder), slopes as `modules` [{module, step, slope}] and records
+        keyed by the axis ({width|depth, module, step, value}). Non-finite slopes stay floats
         (Python's json writes them as Infinity/NaN, which Python and pandas read back)."""
         return {
+            "axis": self.axis,
             "param": self.param,
             "verdict": self.verdict,
             "max_abs_slope": self.max_abs_slope,
             "tolerance": self.tolerance,
-            "widths": list(self.widths),
+            f"{self.axis}s": list(self.ladder),
+            **self.fixed,
             "steps": self.steps,
             "modules": [
                 {"module": s.module, "step": s.step, "slope": s.slope} for s in self.slopes
             ],
-            "records": [r._asdict() for r in self.records],
+            "records": [
+                {self.axis: r.rung, "module": r.module, "step": r.step, "value": r.value}
+                for r in self.records
+            ],
             "offenders": list(self.offenders),
             "roles": dict(self.roles),
             "violations": [v._asdict() for v in self.violations],
             "notes": list(self.notes),
         }
+
+
+# The result of a depth check is the same type (its `axis` says "depth").
+DepthCoordResult = CoordCheckResult
 
 
 def measured_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -163,6 +235,30 @@ def measured_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if not name or isinstance(module, _CONTAINERS):
             continue
         out.append((canonical_name(name), module))
+    return out
+
+
+LAST = "last"  # the last block's index in the names a depth ladder measures
+
+
+def shared_modules(model: nn.Module, prefix: str) -> list[tuple[str, nn.Module]]:
+    """The submodules a depth ladder records: those every depth shares. Modules outside the
+    block list `prefix`, and the last block and its submodules renamed `{prefix}.last...` (the
+    residual stream at the top of the stack and the last branch); never a `ResidualBranch`
+    output, which is m_L^(-alpha) x a feature by construction (a block's share of the stream)."""
+    blocks = model.get_submodule(prefix)
+    last = str(len(blocks) - 1)  # type: ignore[arg-type]
+    out = []
+    for raw, module in model.named_modules():
+        name = canonical_name(raw)
+        if not name or isinstance(module, (*_CONTAINERS, ResidualBranch)):
+            continue
+        if name.startswith(prefix + "."):
+            index, _, rest = name[len(prefix) + 1 :].partition(".")
+            if index != last:
+                continue
+            name = ".".join(p for p in (prefix, LAST, rest) if p)
+        out.append((name, module))
     return out
 
 
@@ -219,37 +315,32 @@ def log2_slope(widths: Sequence[int], values: Sequence[float]) -> float:
     return sxy / sxx
 
 
-def _check_widths(widths: Sequence[int]) -> list[int]:
-    ws = [int(w) for w in widths]
-    if len(ws) < 2:
-        raise ValueError(f"a coord check needs at least two widths, got {ws}")
-    for a, b in zip(ws, ws[1:], strict=False):
+def _check_ladder(ladder: Sequence[int], axis: str) -> list[int]:
+    rungs = [int(v) for v in ladder]
+    if len(rungs) < 2:
+        raise ValueError(f"a coord check needs at least two {axis}s, got {rungs}")
+    for a, b in zip(rungs, rungs[1:], strict=False):
         if b <= a:
-            raise ValueError(f"widths must increase: got {b} after {a}")
-    if ws[0] <= 0:
-        raise ValueError(f"widths must be positive, got {ws[0]}")
-    return ws
+            raise ValueError(f"{axis}s must increase: got {b} after {a}")
+    if rungs[0] <= 0:
+        raise ValueError(f"{axis}s must be positive, got {rungs[0]}")
+    return rungs
 
 
-def _run_width(
+def _run_rung(
     model: nn.Module,
-    base_shapes: BaseShapes,
-    parametrization: Parametrization,
-    hparams: HParams,
-    optimizer: str,
-    lr: float,
-    optimizer_kwargs: dict[str, Any],
+    measured: list[tuple[str, nn.Module]],
+    opt: torch.optim.Optimizer,
     batch: tuple[Tensor, Tensor],
     loss_fn: Callable[[Tensor, Tensor], Tensor],
     steps: int,
-    seed: int,
 ) -> dict[tuple[str, int], float]:
-    """Train one model for `steps` steps; mean |output| per (module, step)."""
+    """Train one (parametrized) model for `steps` steps; mean |output| per (module, step).
+
+    A module that runs several times in one forward is recorded as the mean of its calls'
+    mean |output| (the module docstring says why), on every axis.
+    """
     x, y = batch
-    model.to(x.device).train()
-    setup = parametrize(model, base_shapes, parametrization, hparams, seed=seed)
-    opt = build_optimizer(model, setup, optimizer, lr, **optimizer_kwargs)
-    # A module may run several times per forward (weight sharing): average its calls.
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
 
@@ -263,7 +354,7 @@ def _run_width(
 
         return hook
 
-    handles = [m.register_forward_hook(make_hook(n)) for n, m in measured_modules(model)]
+    handles = [m.register_forward_hook(make_hook(n)) for n, m in measured]
     values: dict[tuple[str, int], float] = {}
     try:
         for t in range(1, steps + 1):
@@ -281,6 +372,101 @@ def _run_width(
     return values
 
 
+@dataclass(frozen=True)
+class LadderRun:
+    """How to train one rung of a coordinate check (the arguments every axis shares)."""
+
+    batch: tuple[Tensor, Tensor]
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    parametrization: str | Parametrization = "mup"
+    hparams: HParams | None = None
+    optimizer: str = "adam"
+    lr: float = 1e-2
+    steps: int = 5
+    seed: int = 0
+    tolerance: float = 0.15
+    optimizer_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def coord_check_ladder(
+    build: Callable[[int], nn.Module],
+    base_shapes: BaseShapes,
+    ladder: Sequence[int],
+    run: LadderRun,
+    *,
+    axis: str = "width",
+    measure: Callable[[nn.Module], list[tuple[str, nn.Module]]] = measured_modules,
+    judge: str = ROLE_AWARE,
+    fixed: dict[str, int] | None = None,
+) -> CoordCheckResult:
+    """The coordinate check along any ladder axis, written once (TP5, Appendix D).
+
+    For each rung v of `ladder`: build `build(v)` (torch's RNG seeded with `run.seed` first),
+    `mucore.parametrize` it (seed `run.seed`), build the µP optimizer, then for t = 1..steps:
+    forward on the fixed batch while forward hooks record mean |output| of every module
+    `measure` names, backward, step. Then fit, per (module, step), the slope of log2(value)
+    against log2(rung) and judge it (`summarize`): by role (`ROLE_AWARE`, the width rules) or
+    flat (`FLAT`, every |slope| within the tolerance).
+
+    Raises:
+        ValueError: fewer than two rungs, rungs not increasing, steps < 1, a bad tolerance, or
+            `build` makes modules with different names at different rungs.
+    """
+    rungs = _check_ladder(ladder, axis)
+    if run.steps < 1:
+        raise ValueError(f"steps must be >= 1, got {run.steps}")
+    if not (math.isfinite(run.tolerance) and run.tolerance >= 0):
+        raise ValueError(f"tolerance must be a finite number >= 0, got {run.tolerance}")
+    param = get_parametrization(run.parametrization)
+    per_rung: dict[int, dict[tuple[str, int], float]] = {}
+    module_order: list[str] = []
+    roles: dict[str, str] = {}
+    for v in rungs:
+        torch.manual_seed(run.seed)  # any randomness the build uses beyond parametrize
+        model = build(v)
+        measured = measure(model)
+        names = [n for n, _ in measured]
+        if not module_order:
+            module_order = names
+            roles = module_roles(model, base_shapes) if judge == ROLE_AWARE else {}
+        elif names != module_order:
+            extra = sorted(set(names) ^ set(module_order))[:5]
+            raise ValueError(
+                f"the factory builds different modules at {axis} {v} ({extra}): it must build "
+                f"the same modules with the same names at every {axis}"
+            )
+        model.to(run.batch[0].device).train()
+        setup = parametrize(model, base_shapes, param, run.hparams or HParams(), seed=run.seed)
+        opt = build_optimizer(model, setup, run.optimizer, run.lr, **run.optimizer_kwargs)
+        per_rung[v] = _run_rung(model, measured, opt, run.batch, run.loss_fn, run.steps)
+        del model
+    records, slopes = _fit_slopes(rungs, module_order, run.steps, per_rung)
+    return summarize(param.name, rungs, run.steps, run.tolerance, records, slopes, roles,
+                     axis=axis, judge=judge, fixed=fixed)
+
+
+def _fit_slopes(
+    rungs: list[int], module_order: list[str], steps: int,
+    per_rung: dict[int, dict[tuple[str, int], float]],
+) -> tuple[list[CoordRecord], list[CoordSlope]]:
+    """The long table and one slope per (module, step); +inf for a module some rungs lack."""
+    records = [CoordRecord(v, name, t, per_rung[v][(name, t)])
+               for v in rungs for name in module_order for t in range(1, steps + 1)
+               if (name, t) in per_rung[v]]
+    slopes: list[CoordSlope] = []
+    for name in module_order:
+        for t in range(1, steps + 1):
+            present = [(name, t) in per_rung[v] for v in rungs]
+            if not any(present):
+                continue  # a module that never outputs a float tensor (e.g. an index op)
+            if not all(present):
+                slopes.append(CoordSlope(name, t, math.inf))
+                continue
+            vals = [per_rung[v][(name, t)] for v in rungs]
+            slopes.append(CoordSlope(name, t, log2_slope(rungs, vals)))
+    return records, slopes
+
+
 def coord_check(
     factory: Callable[[int], nn.Module],
     base_shapes: BaseShapes,
@@ -296,7 +482,7 @@ def coord_check(
     tolerance: float = 0.15,
     optimizer_kwargs: dict[str, Any] | None = None,
 ) -> CoordCheckResult:
-    """Run a coordinate check (TP5, Section 5 and Appendix D).
+    """Run a coordinate check over width (TP5, Section 5 and Appendix D).
 
     For each width: build `factory(width)`, `mucore.parametrize` it (seed `seed`), build the
     µP optimizer, then for t = 1..steps: forward on the fixed batch while forward hooks record
@@ -322,64 +508,71 @@ def coord_check(
         optimizer_kwargs: extra keyword arguments for `mucore.build_optimizer`.
 
     Returns:
-        A `CoordCheckResult` with the long table, the slopes and the role-aware verdict
-        (`summarize`: the readout may shrink at init, nothing may grow, features may not
-        vanish once trained).
+        A `CoordCheckResult` (`axis` "width") with the long table, the slopes and the
+        role-aware verdict (`summarize`: the readout may shrink at init, nothing may grow,
+        features may not vanish once trained).
 
     Raises:
         ValueError: fewer than two widths, widths not increasing, steps < 1, or the factory
             builds different modules at different widths.
     """
-    ws = _check_widths(widths)
-    if steps < 1:
-        raise ValueError(f"steps must be >= 1, got {steps}")
-    if not (math.isfinite(tolerance) and tolerance >= 0):
-        raise ValueError(f"tolerance must be a finite number >= 0, got {tolerance}")
-    param = get_parametrization(parametrization)
-    hp = hparams or HParams()
-    kwargs = dict(optimizer_kwargs or {})
+    run = LadderRun(batch, loss_fn, parametrization, hparams, optimizer, lr, steps, seed,
+                    tolerance, dict(optimizer_kwargs or {}))
+    return coord_check_ladder(factory, base_shapes, widths, run)
 
-    per_width: dict[int, dict[tuple[str, int], float]] = {}
-    module_order: list[str] = []
-    roles: dict[str, str] = {}
-    for w in ws:
-        torch.manual_seed(seed)  # any randomness the factory or model uses beyond parametrize
-        model = factory(w)
-        names = [n for n, _ in measured_modules(model)]
-        if not module_order:
-            module_order = names
-            roles = module_roles(model, base_shapes)
-        elif names != module_order:
-            extra = sorted(set(names) ^ set(module_order))[:5]
-            raise ValueError(
-                f"the factory builds different modules at width {w} ({extra}): it must build the "
-                "same modules with the same names at every width"
-            )
-        per_width[w] = _run_width(
-            model, base_shapes, param, hp, optimizer, lr, kwargs, batch, loss_fn, steps, seed
+
+def coord_check_depth(
+    factory: Callable[[int, int], nn.Module],
+    base_shapes: BaseShapes,
+    depths: Sequence[int],
+    width: int,
+    batch: tuple[Tensor, Tensor],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    parametrization: str | Parametrization = "completep",
+    hparams: HParams | None = None,
+    *,
+    optimizer: str = "adam",
+    lr: float = 1e-2,
+    steps: int = 5,
+    seed: int = 0,
+    tolerance: float = 0.15,
+) -> CoordCheckResult:
+    """Coordinate check across `depths` at one `width` (the module docstring's depth ladder).
+
+    The modules every depth shares are measured (`shared_modules`) and judged flat: the depth
+    rules promise every one stays Θ(1) in depth from init on, so the verdict passes when
+    max |slope| <= tolerance over every (module, step).
+
+    Args:
+        factory: `f(width, depth) -> nn.Module`, the factory `base_shapes` was inferred from.
+        base_shapes: depth-aware base shapes (`infer_base_shapes(..., base_depth=...)`).
+        depths: at least two increasing depths (e.g. 2, 4, 8, 16).
+        width: the width every depth is built at.
+        batch: one fixed (inputs, targets) batch, reused at every step and depth.
+        loss_fn: `(outputs, targets) -> scalar`.
+        parametrization: "completep", "depth-mup", "mup", "sp" or a registered table.
+        hparams: global knobs.
+        optimizer: "adam" or "adamw" ("sgd" under the depth tables is refused).
+        lr: global learning rate (fairly large, so growth shows within a few steps).
+        steps: recorded steps.
+        seed: init seed (the same at every depth).
+        tolerance: the largest |slope| that passes.
+
+    Raises:
+        ValueError: base shapes without depth, depths not increasing or fewer than two, or
+            steps < 1.
+    """
+    prefix = base_shapes.block_prefix
+    if prefix is None:
+        raise ValueError(
+            "base shapes know no depth: infer them with infer_base_shapes(factory, base_width, "
+            "base_depth=...) and a factory(width, depth)"
         )
-        del model
-
-    records: list[CoordRecord] = []
-    for w in ws:
-        for name in module_order:
-            for t in range(1, steps + 1):
-                if (name, t) in per_width[w]:
-                    records.append(CoordRecord(w, name, t, per_width[w][(name, t)]))
-
-    slopes: list[CoordSlope] = []
-    for name in module_order:
-        for t in range(1, steps + 1):
-            present = [(name, t) in per_width[w] for w in ws]
-            if not any(present):
-                continue  # a module that never outputs a float tensor (e.g. an index op)
-            if not all(present):
-                slopes.append(CoordSlope(name, t, math.inf))
-                continue
-            vals = [per_width[w][(name, t)] for w in ws]
-            slopes.append(CoordSlope(name, t, log2_slope(ws, vals)))
-
-    return summarize(param.name, ws, steps, tolerance, records, slopes, roles)
+    run = LadderRun(batch, loss_fn, parametrization, hparams, optimizer, lr, steps, seed,
+                    tolerance)
+    return coord_check_ladder(lambda d: factory(width, d), base_shapes, depths, run,
+                              axis="depth", measure=lambda m: shared_modules(m, prefix),
+                              judge=FLAT, fixed={"width": int(width)})
 
 
 def summarize(
@@ -390,8 +583,18 @@ def summarize(
     records: list[CoordRecord],
     slopes: list[CoordSlope],
     roles: dict[str, str] | None = None,
+    *,
+    axis: str = "width",
+    judge: str = ROLE_AWARE,
+    fixed: dict[str, int] | None = None,
 ) -> CoordCheckResult:
-    """Turn slopes into a role-aware verdict: pass iff no module breaks a rule of its role.
+    """Turn slopes into a verdict: pass iff no module breaks a rule.
+
+    `judge=FLAT` (the depth ladder) holds every (module, step) to |s| <= tol: `no_growth` above,
+    `no_shrink` below, `finite` as in rule 1. The depth rules (CompleteP, Dey et al. 2025;
+    depth-µP, Yang et al. 2023) keep every activation the depths share Θ(1) in depth from init
+    on; the readout's init shrink below is a width fact (Θ(1/sqrt(m))), with no depth analogue.
+    `widths` holds the ladder's rungs on any axis. The default (`ROLE_AWARE`) is the width rule:
 
     With tol the tolerance, each (module, step) slope s is judged by what µP promises
     (TP5, Yang et al., 2022, Table 8; `RULES` holds the one-line form of each rule):
@@ -421,11 +624,12 @@ def summarize(
         a = abs(s.slope) if not math.isnan(s.slope) else math.inf
         worst[s.module] = max(worst.get(s.module, 0.0), a)
         role = role_of.get(s.module, FEATURE)
-        broken = _broken_rule(role, s.step, s.slope, tolerance)
+        broken = (_flat_rule(s.slope, tolerance) if judge == FLAT
+                  else _broken_rule(role, s.step, s.slope, tolerance))
         if broken is not None:
             rule, excess = broken
             violations.append((excess, CoordViolation(
-                s.module, role, s.step, s.slope, rule, _violation_message(role, s, rule))))
+                s.module, role, s.step, s.slope, rule, _violation_message(role, s, rule, axis))))
     violations.sort(key=lambda ev: -ev[0])
     offenders: list[str] = []
     for _, v in violations:
@@ -440,8 +644,10 @@ def summarize(
         if role_of.get(m) == READOUT and steps >= 2 and m not in offenders and slope < -tolerance
     ]
     return CoordCheckResult(
+        axis=axis,
+        fixed=dict(fixed or {}),
         param=param,
-        widths=widths,
+        ladder=list(widths),
         steps=steps,
         tolerance=tolerance,
         records=records,
@@ -471,14 +677,26 @@ def _broken_rule(role: str, step: int, slope: float, tol: float) -> tuple[str, f
     return None
 
 
-def _violation_message(role: str, s: CoordSlope, rule: str) -> str:
+def _flat_rule(slope: float, tol: float) -> tuple[str, float] | None:
+    """The rule a slope breaks on a flat-judged ladder (`summarize`, `judge=FLAT`); or None."""
+    if not math.isfinite(slope):
+        return "finite", math.inf
+    if slope > tol:
+        return "no_growth", slope - tol
+    if slope < -tol:
+        return "no_shrink", -tol - slope
+    return None
+
+
+def _violation_message(role: str, s: CoordSlope, rule: str, axis: str = "width") -> str:
     """One sentence: which module, what it did, which µP rule that breaks."""
     what = f"'{s.module}' ({role}) at step {s.step}"
     if rule == "finite":
-        return f"{what}: the activation is not finite, or zero at some widths only; {RULES[rule]}"
+        return (f"{what}: the activation is not finite, or zero at some {axis}s only; "
+                f"{RULES[rule]}")
     per_doubling = 2.0**s.slope
     trend = "grows" if s.slope > 0 else "shrinks"
     return (
-        f"{what} {trend} x{per_doubling:.2f} per width doubling (slope {s.slope:+.2f}); "
+        f"{what} {trend} x{per_doubling:.2f} per {axis} doubling (slope {s.slope:+.2f}); "
         f"breaks '{rule}': {RULES[rule]}"
     )

@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import state
-from app.transfer import regret_view, transfer_depth
+from app.transfer import regret_view, transfer_ladder
 from app.widgets import charts, components, search_view, tables, verdict_view
 from experiments.analysis import param_order
 from experiments.service import RunState
@@ -152,12 +152,13 @@ options, top_right = analysis_options()
 view = service.transfer(sweep.id, **options)
 runs, finished, report = view.runs, view.finished, view.report
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
-if transfer_depth.family_switch(runs) == "depth":  # a depth ladder, shown over depth
+family = transfer_ladder.family_switch(runs)
+if family != transfer_ladder.WIDTH:  # a ladder (depth, ...), shown along its axis
     sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
-    transfer_depth.render_depth(runs, report, options["loss"], reanalyse=lambda width: service.transfer(
+    transfer_ladder.render_ladder(family, runs, report, options["loss"], reanalyse=lambda width: service.transfer(
         sweep_id, **options, depth_width=width).report)
     st.stop()
-runs, finished = transfer_depth.runs_for_width(runs), transfer_depth.runs_for_width(finished)
+runs, finished = transfer_ladder.runs_for_width(runs), transfer_ladder.runs_for_width(finished)
 event = transfer_chart(service, sweep.id, view, runs, options["loss"])
 
 # --- Training curves for one grid point: a click on the chart, or the selectboxes -------------

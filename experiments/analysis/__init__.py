@@ -7,7 +7,8 @@
 
 Pure functions over a runs DataFrame, one concept a module: `summary` (which runs count,
 "diverged", the seed mean, the parametrization order), `curves` (one curve's optimum), `drift`
-(optima against width), `regret` (what copying the proxy's LR costs in loss, its models in
+(optima against width), `axes` (the ladder axes: width, depth, ...), `ladder` (the section of
+one ladder axis other than width, its models in `ladder_schema`), `regret` (what copying the proxy's LR costs in loss, its models in
 `regret_schema`), `verdict` (the rule), `schema` (the report's models) and `report`
 (`analyze`, with the rules written out). The public names load on first use (PEP 562), so the
 dashboard's chart helpers (`summary`) do not import scipy.
@@ -20,7 +21,10 @@ from typing import TYPE_CHECKING
 from experiments.lazy import lazy_exports, type_checking_exports
 
 if TYPE_CHECKING:  # static checkers see the eager imports
+    from experiments.analysis.axes import Axis, axis_names, get_axis, register_axis
     from experiments.analysis.curves import CurveOptimum, curvature_interval, curve_optimum
+    from experiments.analysis.ladder import ladder_report, split_ladders
+    from experiments.analysis.ladder_schema import LadderDrift, LadderOptimum, LadderReport
     from experiments.analysis.regret import transfer_regret
     from experiments.analysis.regret_schema import RegretResult, WidthRegret
     from experiments.analysis.report import analyze

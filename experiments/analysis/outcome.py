@@ -9,7 +9,7 @@
   the grid's edge, widths have no finished run yet), with the one step that would decide it
   (more widths, seeds or steps, a wider grid).
 
-Kept apart from `schema` so the depth section's models (`depth_schema`, which `schema` imports)
+Kept apart from `schema` so the ladder sections' models (`ladder_schema`, which `schema` imports)
 use the same words without a cycle.
 """
 

@@ -57,8 +57,9 @@ import math
 
 import pandas as pd
 
-from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
+from experiments.analysis.ladder import ladder_report, split_ladders
+from experiments.analysis.ladder_schema import LadderReport
 from experiments.analysis.outcome import overall_verdict
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
@@ -105,7 +106,7 @@ def analyze(
             (rule (e) of the module docstring).
         regret_tolerance: rule (d)'s relative LR regret allowed at the widest width (0.01: 1%
             of its best loss), unless its seed noise is larger.
-        depth_width: a depth ladder's width the depth section reads (default: its smallest).
+        depth_width: the width every ladder section (depth, ...) reads (default: the smallest).
 
     Returns:
         The `TransferReport`; its `to_contract_json()` is the `analyze --json` document.
@@ -125,7 +126,7 @@ def analyze(
                               next_step="run the sweep (`sweep run`, or Launch on Setup)",
                               tolerance=tolerance, loss=loss, n_runs=0,
                               regret_tolerance=regret_tolerance)
-    runs, ladder = split_depth_ladder(runs)  # a depth ladder: widths at its base depth
+    runs, ladders = split_ladders(runs)  # ladders (depth, ...): widths at their bases
     df = prepare_runs(runs, loss)
     knobs = swept_hps(runs)
     hps = ["lr", *knobs]
@@ -160,10 +161,25 @@ def analyze(
         regret_tolerance=regret_tolerance,
         regret_applied=applied_regret(regret, results["lr"].get("mup"), regret_tolerance),
         regret=regret,
-        depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
-                           strict_interval=strict_interval, width=depth_width,
-                           regret_tolerance=regret_tolerance),
+        ladders=_ladder_sections(ladders, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
+                                 strict_interval=strict_interval, width=depth_width,
+                                 regret_tolerance=regret_tolerance),
     )
+
+
+def _ladder_sections(ladders: dict[str, pd.DataFrame], tolerance: float, loss: str, *,
+                     n_bootstrap: int, seed: int, strict_interval: bool, width: int | None,
+                     regret_tolerance: float) -> dict[str, LadderReport]:
+    """One section per ladder axis in the runs (`experiments.analysis.ladder`), read at
+    `width` (default: the smallest)."""
+    out: dict[str, LadderReport] = {}
+    for axis, runs in ladders.items():
+        section = ladder_report(runs, axis, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
+                                strict_interval=strict_interval, width=width,
+                                regret_tolerance=regret_tolerance)
+        if section is not None:
+            out[axis] = section
+    return out
 
 
 def _drift_by_param(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
-from experiments.analysis.depth_schema import DepthReport
+from experiments.analysis.ladder_schema import LadderReport
 from experiments.analysis.outcome import Verdict
 from experiments.analysis.regret_schema import RegretResult
 from experiments.models.parametrizations import is_width_stable, parametrization_short_label
@@ -165,8 +165,9 @@ class TransferReport(BaseModel):
             whether the seed-noise floor set it); None when no regret was judged.
         regret: per parametrization, the LR's transfer regret per width
             (`experiments.analysis.regret`).
-        depth: with a depth ladder, the depth-transfer section (`experiments.analysis.depth`;
-            the other fields then describe the runs at the base depth); None otherwise.
+        ladders: per ladder axis other than width found in the runs (`depth`, ...), its
+            transfer section (`experiments.analysis.ladder`); the other fields then describe
+            the runs where every ladder sits at its base. Empty for a width-only sweep.
     """
 
     verdict: Verdict
@@ -183,7 +184,12 @@ class TransferReport(BaseModel):
     regret_tolerance: float | None = None
     regret_applied: dict[str, Any] | None = None
     regret: dict[str, RegretResult] = Field(default_factory=dict)
-    depth: DepthReport | None = None
+    ladders: dict[str, LadderReport] = Field(default_factory=dict)
+
+    @property
+    def depth(self) -> LadderReport | None:
+        """The depth ladder's section (None without one)."""
+        return self.ladders.get("depth")
 
     def predicted_hparams(self, parametrization: str = VERDICT_PARAMETRIZATION) -> dict[str, float]:
         """The transferred global HPs (linear units) of `parametrization` at the target width.
@@ -233,8 +239,8 @@ class TransferReport(BaseModel):
                 for hp, by_param in self.hparams.items()
             },
             "verdicts": [v.model_dump() for v in self.verdicts],
-            # Only a sweep with a depth ladder has a depth section.
-            **({"depth": self.depth.to_contract_json()} if self.depth is not None else {}),
+            # Only a sweep with a ladder on an axis has that axis's section (`depth`, ...).
+            **{axis: ladder.to_contract_json() for axis, ladder in self.ladders.items()},
         }
 
 

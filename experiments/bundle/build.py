@@ -47,7 +47,7 @@ from torch import nn
 import mucore
 from experiments.analysis import DriftResult, TransferReport, analyze
 from experiments.analysis.outcome import Verdict
-from experiments.bundle.depth import (
+from experiments.bundle.ladder import (
     at_target_depth,
     bundle_depths,
     bundle_shapes,
@@ -187,7 +187,7 @@ class HPBundle(BaseModel):
         evidence: the analysis behind the choice.
         content_hash: sha256 of the canonical JSON of everything else.
         base_depth: a depth ladder's base depth (the base shapes know its blocks); absent for
-            a width-only sweep (`experiments.bundle.depth`).
+            a width-only sweep (`experiments.bundle.ladder`).
         target_depth: the depth `model` and the table are at; absent for a width-only sweep.
     """
 
@@ -469,7 +469,7 @@ def build_bundle(
         force: export although the verdict is not confirmed (recorded as `forced`).
         created: export time (default now, UTC).
         target_depth: a depth ladder's target depth (default: its base depth; refused for a
-            width-only sweep; `experiments.bundle.depth`).
+            width-only sweep; `experiments.bundle.ladder`).
 
     Raises:
         UserError: the verdict (or, off the base depth, the depth verdict) is not confirmed

@@ -71,7 +71,8 @@ def format_report(report: TransferReport) -> str:
             lines.append(f"  predicted at width {d.target_width}: 2^{d.predicted_log2:.3f}{tag}")
         lines += regret_lines(report, param)
     lines += [f"warning: {w}" for w in report.warnings]
-    lines += report.depth.summary_lines() if report.depth is not None else []  # a depth ladder
+    for section in report.ladders.values():  # each ladder axis (depth, ...) the sweep has
+        lines += section.summary_lines()
     return "\n".join(lines)
 
 

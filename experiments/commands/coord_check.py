@@ -18,8 +18,10 @@ from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
 from experiments.coordcheck.check import (
+    coord_payload,
     parse_widths,
     run_coord_check,
+    run_coord_check_depth,
 )
 from experiments.coordcheck.request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.errors import UserError
@@ -131,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         task=task,
     )
-    payload = {"axis": "width", **result.to_dict()}
-    payload["table"] = payload["records"]  # the dashboard's coord_frames reads "table"
+    payload = coord_payload(result)
     payload["args"] = {
         "model": args.model,
         "model_block": model.model_dump(mode="json"),
@@ -169,8 +170,6 @@ def _run_depth(args: argparse.Namespace) -> int:
     The JSON is the width check's shape with `axis: "depth"`, `depths` and `width`; a bad
     ladder, a model without residual blocks or a depth table with SGD exits 2.
     """
-    from experiments.coordcheck.depth import depth_payload, run_coord_check_depth
-
     depths = parse_depths(args.depths)
     if args.widths != WIDTHS_DEFAULT:
         raise UserError("--widths and --depths are two axes: give one (a depth check runs at "
@@ -183,7 +182,7 @@ def _run_depth(args: argparse.Namespace) -> int:
         lr=args.lr, seed=args.seed, base_width=args.base_width, base_depth=args.base_depth,
         zero_readout=args.zero_readout, tolerance=args.tolerance, task=task,
     )
-    payload = depth_payload(result)
+    payload = coord_payload(result)
     payload["args"] = {
         "model": args.model, "model_block": model.model_dump(mode="json"), "task": args.task,
         "param": args.param, "depths": depths, "width": width, "steps": args.steps,

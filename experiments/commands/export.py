@@ -7,7 +7,7 @@ verdict is not confirmed is refused unless --force (the bundle then records forc
 export is recorded in the store. A sweep with a depth ladder exports for (N, L): the bundle
 records the base and target depth and rebuilds init, branch multipliers and optimizer groups at
 that depth (without --target-depth: the base depth); --target-depth on a width-only sweep is
-refused (experiments.bundle.depth).
+refused (experiments.bundle.ladder).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Coordinate checks and describe tables for zoo and registered models (TP5, Yang et al.,
-2022, Appendix D): `request` (the CLI/page request, validated torch-free), `check` (width ladder
-and describe tables), `depth` (depth ladder).
+2022, Appendix D): `request` (the CLI/page request, validated torch-free), `check` (the check along a
+width or depth ladder, one result type and JSON shape, and describe tables).
 """
 
 from __future__ import annotations
@@ -10,8 +10,12 @@ from typing import TYPE_CHECKING
 from experiments.lazy import lazy_exports, type_checking_exports
 
 if TYPE_CHECKING:  # static checkers see the eager imports; run time loads on first use
-    from experiments.coordcheck.check import describe_rows, run_coord_check
-    from experiments.coordcheck.depth import run_coord_check_depth
+    from experiments.coordcheck.check import (
+        coord_payload,
+        describe_rows,
+        run_coord_check,
+        run_coord_check_depth,
+    )
     from experiments.coordcheck.request import CoordCheckRequest
 
 _EXPORTS = type_checking_exports(__name__, globals())

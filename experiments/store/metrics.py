@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from experiments.analysis.axes import payload_columns
 from experiments.spec.run import GLOBAL_KNOBS
 from experiments.store.db import transaction
 from experiments.store.layout import StoreFiles
@@ -34,25 +35,24 @@ from experiments.store.schema import QUARANTINE_VERSION
 _KNOB_COLUMNS = ",\n".join(
     f"CAST(json_extract(hparams, '$.{k}') AS DOUBLE) AS {k}" for k in GLOBAL_KNOBS
 )
-# A run's depth (its model's block count; NULL for a model without one) and the base depth of
-# a depth ladder (NULL for a width-only sweep), read from the stored RunConfig payload: no
-# column to migrate, so stores written before depth ladders read the same.
-_DEPTH_COLUMNS = """CAST(json_extract(payload, '$.model.depth') AS INTEGER) AS depth,
-           CAST(json_extract(payload, '$.base_depth') AS INTEGER) AS base_depth"""
-# A run's batch size and steps (every run's, from its payload), and the batch and horizon
-# ladders' rung and bases (NULL outside a ladder; experiments.spec.batch_horizon), so the
-# analysis can group runs by batch and by training length. Stores written before these ladders
-# read the same: the payload has always carried `batch_size` and `steps`.
-_BATCH_COLUMNS = """CAST(json_extract(payload, '$.batch_size') AS INTEGER) AS batch_size,
+
+
+def _ladder_columns() -> str:
+    """Each ladder axis's value and base (`experiments.analysis.axes`; depth: the model's block
+    count, NULL for a model without one, and the base depth, NULL for a width-only sweep; batch
+    and horizon: the rung and the base, NULL outside those ladders), read from the stored
+    RunConfig payload: no column to migrate, so stores written before a ladder existed read the
+    same. Built per query, so an axis registered later is read too."""
+    return "".join(f",\n           CAST(json_extract(payload, '{path}') AS INTEGER) AS {column}"
+                   for column, path in payload_columns())
+
+
+# `steps`: what the run trains (a batch ladder's rungs train fewer steps at the same examples).
+_RUNS_SQL = """
+    SELECT run_id, sweep_id, run_key, width{ladders}, parametrization, lr,
            CAST(json_extract(payload, '$.steps') AS INTEGER) AS steps,
-           CAST(json_extract(payload, '$.base_batch_size') AS INTEGER) AS base_batch_size,
-           CAST(json_extract(payload, '$.horizon') AS INTEGER) AS horizon,
-           CAST(json_extract(payload, '$.base_horizon') AS INTEGER) AS base_horizon"""
-_RUNS_SQL = f"""
-    SELECT run_id, sweep_id, run_key, width, {_DEPTH_COLUMNS}, {_BATCH_COLUMNS},
-           parametrization, lr,
            log2(lr) AS log2_lr, seed,
-           {_KNOB_COLUMNS},
+           {knobs},
            state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
            wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
     FROM runs WHERE sweep_id = ? ORDER BY run_id"""
@@ -198,7 +198,8 @@ class MetricsTable(StoreFiles):
         chunks, quarantined), or None.
         """
         with self._connect() as con:
-            frame = con.execute(_RUNS_SQL, [sweep_id]).df()
+            sql = _RUNS_SQL.format(ladders=_ladder_columns(), knobs=_KNOB_COLUMNS)
+            frame = con.execute(sql, [sweep_id]).df()
         notes: dict[int, list[str]] = {}
         for q in self.quarantined(sweep_id):
             if q.run_id is not None:

@@ -1,6 +1,6 @@
 """Small models for the mucore tests: every µP role, an attention with a width-dependent head dim,
 a CNN with BatchNorm. Each class takes the width as its first argument, so the class itself is a
-`width -> nn.Module` factory. Every toy starts its biases at zero (`zero_biases`)."""
+`width -> nn.Module` factory (`ResNet` takes (width, depth), a depth family). Every toy starts its biases at zero (`zero_biases`)."""
 
 from __future__ import annotations
 
@@ -132,3 +132,35 @@ def lm_batch(n: int = 4, seed: int = 0) -> tuple[Tensor, Tensor]:
 def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy over (B, T, V) logits."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+
+
+class Block(nn.Module):
+    """h + b * W2 relu(W1 LN(h)) with b the residual branch multiplier."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, 2 * width)
+        self.proj = nn.Linear(2 * width, width)
+        self.branch = mucore.ResidualBranch()
+
+    def forward(self, h: Tensor) -> Tensor:  # (B, w) -> (B, w)
+        return h + self.branch(self.proj(F.relu(self.fc(self.norm(h)))))
+
+
+class ResNet(nn.Module):
+    """Linear(12, w) -> InputScale -> depth x Block -> LN -> Readout(w, 5)."""
+
+    def __init__(self, width: int, depth: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(D_IN, width)
+        self.input_scale = mucore.InputScale()
+        self.blocks = nn.ModuleList(Block(width) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.readout = mucore.Readout(width, N_OUT)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, 12) -> (B, 5)
+        h = self.input_scale(self.inp(x))
+        for block in self.blocks:
+            h = block(h)
+        return self.readout(self.norm(h))

@@ -8,8 +8,9 @@ import json
 import math
 
 import pytest
+import torch
 import torch.nn.functional as F
-from mucore_toys import D_IN, N_OUT, ToyMLP, mlp_batch
+from mucore_toys import D_IN, N_OUT, ResNet, ToyMLP, mlp_batch
 from torch import Tensor, nn
 
 import mucore
@@ -218,3 +219,115 @@ def test_to_dict_is_the_json_contract(shapes):
     assert len(d["modules"]) == 7 * 2 and d["offenders"] == []
     assert d["roles"]["readout"] == "readout" and d["roles"]["inp"] == "feature"
     assert d["violations"] == [] and d["notes"] == []
+
+
+# --- One ladder machinery: the depth axis, and repeated module calls on every axis ---------
+
+
+@pytest.fixture(scope="module")
+def depth_shapes() -> mucore.BaseShapes:
+    return mucore.infer_base_shapes(ResNet, 32, base_depth=2)
+
+
+def test_coord_check_depth_measures_what_every_depth_shares(depth_shapes: mucore.BaseShapes) -> None:
+    torch.manual_seed(0)
+    batch = (torch.randn(16, D_IN), torch.randint(0, N_OUT, (16,)))
+    result = mucore.coord_check_depth(ResNet, depth_shapes, [2, 4, 8], 32, batch, F.cross_entropy,
+                                      "completep", steps=3)
+    modules = {r.module for r in result.records}
+    assert modules == {"inp", "input_scale", "blocks.last", "blocks.last.norm", "blocks.last.fc",
+                       "blocks.last.proj", "norm", "readout"}  # never the branch multiplier
+    assert {(s.module, s.step) for s in result.slopes} == {(m, t) for m in modules
+                                                            for t in (1, 2, 3)}
+    assert result.max_abs_slope == max(abs(s.slope) for s in result.slopes)
+    assert result.verdict == ("pass" if result.max_abs_slope <= 0.15 else "fail")
+    data = result.to_dict()
+    assert (data["axis"], data["depths"], data["param"]) == ("depth", [2, 4, 8], "completep")
+
+
+def test_coord_check_depth_refuses_width_only_shapes_and_bad_ladders(
+    depth_shapes: mucore.BaseShapes,
+) -> None:
+    batch = (torch.randn(4, D_IN), torch.randint(0, N_OUT, (4,)))
+    flat = mucore.infer_base_shapes(lambda w: ResNet(w, 2), 32)
+    with pytest.raises(ValueError, match="base shapes know no depth.*base_depth"):
+        mucore.coord_check_depth(ResNet, flat, [2, 4], 32, batch, F.cross_entropy)
+    with pytest.raises(ValueError, match="depths must increase: got 2 after 4"):
+        mucore.coord_check_depth(ResNet, depth_shapes, [4, 2], 32, batch, F.cross_entropy)
+
+
+class TwiceResNet(ResNet):
+    """`ResNet` whose `input_scale` runs twice per forward, on inputs of different sizes (a
+    module reused across positions or blocks)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.input_scale(self.inp(x))
+        h = self.input_scale(3.0 * h)
+        for block in self.blocks:
+            h = block(h)
+        return self.readout(self.norm(h))
+
+
+def _call_means(model: nn.Module, shapes: mucore.BaseShapes, param: str, x: Tensor) -> list[float]:
+    """mean |output| of each `input_scale` call in one forward of `model` parametrized as the
+    coord check does (torch seeded 0 before the build, parametrize seed 0)."""
+    mucore.parametrize(model, shapes, param, mucore.HParams(), seed=0)
+    calls: list[float] = []
+    hook = model.input_scale.register_forward_hook(
+        lambda _m, _i, out: calls.append(out.detach().abs().float().mean().item()))
+    model(x)
+    hook.remove()
+    return calls
+
+
+@pytest.mark.parametrize("axis", ["width", "depth"])
+def test_a_module_called_twice_is_recorded_as_the_mean_of_its_calls(axis: str) -> None:
+    """Every axis records a repeated module the same way: the mean of its calls' mean |x|
+    (not the last call, which the depth check once kept)."""
+    torch.manual_seed(0)
+    batch = (torch.randn(16, D_IN), torch.randint(0, N_OUT, (16,)))
+    if axis == "width":
+        shapes = mucore.infer_base_shapes(lambda w: TwiceResNet(w, 2), 32)
+        result = mucore.coord_check(lambda w: TwiceResNet(w, 2), shapes, [32, 64], batch,
+                                    F.cross_entropy, "mup", steps=1)
+        build, param = (lambda v: TwiceResNet(v, 2)), "mup"
+    else:
+        shapes = mucore.infer_base_shapes(TwiceResNet, 32, base_depth=2)
+        result = mucore.coord_check_depth(TwiceResNet, shapes, [2, 4], 32, batch,
+                                          F.cross_entropy, "completep", steps=1)
+        build, param = (lambda v: TwiceResNet(32, v)), "completep"
+    assert result.axis == axis
+    recorded = {r.rung: r.value for r in result.records if r.module == "input_scale"}
+    for rung in result.ladder:
+        torch.manual_seed(0)
+        calls = _call_means(build(rung), shapes, param, batch[0])
+        assert len(calls) == 2 and calls[1] > 2.0 * calls[0]  # the last call alone differs
+        assert recorded[rung] == pytest.approx(sum(calls) / 2, rel=1e-5)
+
+
+def test_width_and_depth_results_share_one_json_shape(shapes, depth_shapes) -> None:
+    """One result type and one slopes shape: `modules` [{module, step, slope}] on both axes,
+    records keyed by the axis, the rungs under the axis's plural."""
+    torch.manual_seed(0)
+    batch = (torch.randn(8, D_IN), torch.randint(0, N_OUT, (8,)))
+    wide = _check(shapes, "mup", "adam", 1e-2, steps=2).to_dict()
+    deep = mucore.coord_check_depth(ResNet, depth_shapes, [2, 4], 32, batch, F.cross_entropy,
+                                    steps=2).to_dict()
+    assert (wide["axis"], wide["widths"], deep["axis"], deep["depths"], deep["width"]) == (
+        "width", WIDTHS, "depth", [2, 4], 32)
+    common = set(wide) - {"widths"}
+    assert common <= set(deep) and set(deep) - common == {"depths", "width"}
+    assert set(wide["modules"][0]) == set(deep["modules"][0]) == {"module", "step", "slope"}
+    assert set(wide["records"][0]) == {"width", "module", "step", "value"}
+    assert set(deep["records"][0]) == {"depth", "module", "step", "value"}
+    assert json.loads(json.dumps(deep))["modules"] == deep["modules"]
+
+
+def test_a_flat_ladder_fails_a_shrinking_feature_even_at_init() -> None:
+    """Depth is judged flat (`no_shrink` at step 1 too); width lets features shrink at init."""
+    slopes = [mucore.CoordSlope("hid", 1, -0.6)]
+    flat = summarize("completep", [2, 4], 1, 0.15, [], slopes, axis="depth", judge="flat")
+    assert flat.verdict == "fail" and flat.violations[0].rule == "no_shrink"
+    assert "per depth doubling" in flat.violations[0].message
+    assert summarize("mup", [64, 128], 1, 0.15, [], slopes).verdict == "pass"
+

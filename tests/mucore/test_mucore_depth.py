@@ -14,46 +14,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from mucore_toys import D_IN, N_OUT, ResNet
 from torch import Tensor, nn
 
 import mucore
 
-D_IN, N_OUT = 12, 5
 BASE_WIDTH, BASE_DEPTH = 32, 2
 HP = mucore.HParams(init_std=0.8, output_mult=2.0, input_mult=1.5)
 ALPHA = {"completep": 1.0, "depth-mup": 0.5}
-
-
-class Block(nn.Module):
-    """h + b * W2 relu(W1 LN(h)) with b the residual branch multiplier."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(width)
-        self.fc = nn.Linear(width, 2 * width)
-        self.proj = nn.Linear(2 * width, width)
-        self.branch = mucore.ResidualBranch()
-
-    def forward(self, h: Tensor) -> Tensor:  # (B, w) -> (B, w)
-        return h + self.branch(self.proj(F.relu(self.fc(self.norm(h)))))
-
-
-class ResNet(nn.Module):
-    """Linear(12, w) -> InputScale -> depth x Block -> LN -> Readout(w, 5)."""
-
-    def __init__(self, width: int, depth: int) -> None:
-        super().__init__()
-        self.inp = nn.Linear(D_IN, width)
-        self.input_scale = mucore.InputScale()
-        self.blocks = nn.ModuleList(Block(width) for _ in range(depth))
-        self.norm = nn.LayerNorm(width)
-        self.readout = mucore.Readout(width, N_OUT)
-
-    def forward(self, x: Tensor) -> Tensor:  # (B, 12) -> (B, 5)
-        h = self.input_scale(self.inp(x))
-        for block in self.blocks:
-            h = block(h)
-        return self.readout(self.norm(h))
 
 
 @pytest.fixture(scope="module")
@@ -206,33 +174,6 @@ def test_blocks_in_two_lists_are_refused() -> None:
 def test_a_model_from_another_family_is_refused(shapes: mucore.BaseShapes) -> None:
     with pytest.raises(mucore.ShapeInferenceError, match="not in the base shapes"):
         mucore.parametrize(TwoLists(64, 2), shapes, "completep")
-
-
-def test_coord_check_depth_measures_what_every_depth_shares(shapes: mucore.BaseShapes) -> None:
-    torch.manual_seed(0)
-    batch = (torch.randn(16, D_IN), torch.randint(0, N_OUT, (16,)))
-    result = mucore.coord_check_depth(ResNet, shapes, [2, 4, 8], 32, batch, F.cross_entropy,
-                                      "completep", steps=3)
-    modules = {r.module for r in result.records}
-    assert modules == {"inp", "input_scale", "blocks.last", "blocks.last.norm", "blocks.last.fc",
-                       "blocks.last.proj", "norm", "readout"}  # never the branch multiplier
-    assert {(s.module, s.step) for s in result.slopes} == {(m, t) for m in modules
-                                                            for t in (1, 2, 3)}
-    assert result.max_abs_slope == max(abs(s.slope) for s in result.slopes)
-    assert result.verdict == ("pass" if result.max_abs_slope <= 0.15 else "fail")
-    data = result.to_dict()
-    assert (data["axis"], data["depths"], data["param"]) == ("depth", [2, 4, 8], "completep")
-
-
-def test_coord_check_depth_refuses_width_only_shapes_and_bad_ladders(
-    shapes: mucore.BaseShapes,
-) -> None:
-    batch = (torch.randn(4, D_IN), torch.randint(0, N_OUT, (4,)))
-    flat = mucore.infer_base_shapes(lambda w: ResNet(w, 2), BASE_WIDTH)
-    with pytest.raises(ValueError, match="base shapes know no depth.*base_depth"):
-        mucore.coord_check_depth(ResNet, flat, [2, 4], 32, batch, F.cross_entropy)
-    with pytest.raises(ValueError, match="increasing"):
-        mucore.coord_check_depth(ResNet, shapes, [4, 2], 32, batch, F.cross_entropy)
 
 
 def test_a_base_depth_without_blocks_is_refused() -> None:

@@ -119,11 +119,12 @@ def test_an_adaptive_sweep_whose_widest_width_diverges_everywhere_is_not_confirm
 @pytest.mark.parametrize("width", [64, 512])
 def test_the_depth_reason_speaks_of_depths(width: int) -> None:
     # The depth section reuses the rule on a ladder of depths: the same words, in depth terms.
-    from experiments.analysis.depth import _in_depth_words
+    from experiments.analysis.axes import DEPTH
+    from experiments.analysis.ladder import _in_axis_words
     from experiments.analysis.schema import WidthOptimum
     from experiments.analysis.verdict import missing_widths_reason
 
     row = WidthOptimum(width=width, opt_log2=None, ci_low=None, ci_high=None, best_loss=None,
                        status="all_diverged")
-    words = _in_depth_words(missing_widths_reason("lr", [row]), "completep")
+    words = _in_axis_words(missing_widths_reason("lr", [row]), DEPTH, "completep")
     assert f"depth(s) [{width}] diverged" in words and "every depth of the ladder" in words

@@ -17,7 +17,7 @@ import torch
 
 from experiments.analysis import analyze
 from experiments.bundle.build import HPBundle, build_bundle, write_bundle
-from experiments.bundle.build import verify as verify_module
+from experiments.bundle import verify as verify_module
 from experiments.bundle.verify import verify_bundle
 from experiments.cli import main
 from experiments.errors import UserError
@@ -120,7 +120,7 @@ def test_sp_baseline_trains_at_the_sp_optima_of_the_swept_knobs(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each point trains with the bundle's knobs; the SP baseline with SP's own predictions."""
-    from tests.experiments.test_bundle import knob_sweep_runs
+    from tests.experiments.bundle.test_bundle import knob_sweep_runs
 
     runs = knob_sweep_runs({"mup": {"lr": -6.0, "input_mult": 1.3},
                             "sp": {"lr": -7.0, "input_mult": -0.6}})

@@ -33,7 +33,7 @@ SEQ = 8
 LM = task_info(TaskConfig(name="synthetic-lm", seq_len=SEQ))
 # The coord-check ladder: 8x in width, small enough for a CPU test.
 WIDTHS = [32, 64, 128, 256]
-TOL = 0.15  # the zoo's criterion (tests/experiments/test_coord_check_zoo.py)
+TOL = 0.15  # the zoo's criterion (tests/experiments/coordcheck/test_coord_check_zoo.py)
 
 
 VOCAB = LM.n_outputs

@@ -1,4 +1,5 @@
-"""The depth section of the analysis on synthetic loss surfaces with known optima.
+"""Ladder sections of the analysis (depth, and any registered axis) on synthetic loss surfaces
+with known optima.
 
 loss = floor + curvature * (log2 LR - optimum(param, width, depth))^2 + seeded noise. The
 depth section must recover the per-depth optima and the drift per depth doubling, confirm a
@@ -17,7 +18,15 @@ import pandas as pd
 import pytest
 
 from experiments.analysis import analyze
-from experiments.analysis.depth import split_depth_ladder
+from experiments.analysis.axes import (
+    DEPTH,
+    Axis,
+    payload_columns,
+    register_axis,
+    unregister_axis,
+    width_stable_first,
+)
+from experiments.analysis.ladder import split_depth_ladder
 
 GRID = [float(x) for x in range(-12, -2)]
 DEPTHS = [2, 4, 8, 16]
@@ -157,3 +166,96 @@ def test_the_depth_verdict_applies_the_regret_rule_at_the_deepest_depth() -> Non
     # The same drift with a 5x looser regret tolerance passes: the regret rule decided it.
     loose = analyze(runs, n_bootstrap=50, regret_tolerance=0.05).to_contract_json()["depth"]
     assert loose["verdict"] == "confirmed", loose["reason"]
+
+
+# --- A throwaway axis: registering its entry is all it takes -------------------------------
+
+
+@pytest.fixture
+def context_axis():
+    """A made-up ladder axis (the context length), registered for one test only."""
+    axis = register_axis(Axis(
+        name="context", label="Context", unit="tokens", column="context",
+        base_column="base_context", payload_value="$.context", payload_base="$.base_context",
+        judged=width_stable_first,
+        compared=lambda names: next((n for n in sorted(names) if n == "sp"), None),
+        no_judged_reason=lambda: "the sweep has no mup runs: add mup"))
+    yield axis
+    unregister_axis("context")
+
+
+def context_ladder(drift: dict[str, float]) -> pd.DataFrame:
+    """Runs like Store.runs_frame with a `context` ladder (base 16): the optimum moves by
+    `drift[param]` log2 per context doubling; width 64 and 128 share it."""
+    rng = np.random.default_rng(1)
+    rows: list[dict[str, object]] = []
+    for param, slope in drift.items():
+        for width in (64, 128):
+            for context in (16, 32, 64, 128):
+                opt = -7.0 + slope * math.log2(context / 16)
+                for seed in (0, 1):
+                    for x in GRID:
+                        loss = 1.0 + 0.05 * (x - opt) ** 2 + rng.normal(0.0, 0.002)
+                        rows.append({"run_id": len(rows) + 1, "width": width, "depth": None,
+                                     "base_depth": None, "context": context,
+                                     "base_context": 16, "parametrization": param,
+                                     "lr": 2.0**x, "log2_lr": x, "seed": seed,
+                                     "init_std": 1.0, "output_mult": 1.0, "state": "done",
+                                     "final_train_loss": loss, "final_val_loss": loss})
+    return pd.DataFrame(rows)
+
+
+def test_a_registered_axis_flows_through_the_analysis_without_a_new_module(context_axis) -> None:
+    runs = context_ladder({"mup": 0.0, "sp": -0.8})
+    report = analyze(runs, n_bootstrap=30)
+    section = report.ladders["context"]
+    assert section.verdict == "confirmed", section.reason
+    assert (section.axis, section.base, section.width, section.judged_on) == (
+        "context", 16, 64, "mup")
+    assert section.parametrizations["sp"].drift_slope == pytest.approx(-0.8, abs=0.1)
+    doc = json.loads(json.dumps(report.to_contract_json()))["context"]
+    assert doc["base_context"] == 16 and doc["width"] == 64
+    mup = doc["parametrizations"]["mup"]
+    assert abs(mup["drift_slope"]) < 0.1 and len(mup["drift_ci"]) == 2
+    assert [r["context"] for r in mup["contexts"]] == [16, 32, 64, 128]
+    assert [r["context"] for r in mup["regret"]] == [16, 32, 64, 128]
+    assert "width" not in doc["reason"]
+    # The width section reads the runs at the base context only (one context of four).
+    assert report.n_runs == len(runs) // 4
+    assert "per context doubling" in "\n".join(section.summary_lines())
+
+
+def test_a_registered_axis_refuses_a_drifting_optimum(context_axis) -> None:
+    runs = context_ladder({"mup": -0.8, "sp": -0.8})
+    section = analyze(runs, n_bootstrap=30).ladders["context"]
+    assert section.verdict == "not_confirmed"
+    assert "context" in section.reason and "width" not in section.reason
+
+
+def test_without_its_entry_the_axis_is_only_a_column() -> None:
+    # The same frame with no `context` axis registered: no section, every run in the width one.
+    runs = context_ladder({"mup": 0.0, "sp": -0.8})
+    report = analyze(runs, n_bootstrap=0)
+    assert report.ladders == {} and "context" not in report.to_contract_json()
+    assert report.n_runs == len(runs)
+
+
+def test_the_store_reads_a_registered_axis_from_the_run_payload(context_axis) -> None:
+    # Store.runs_frame selects every ladder axis's value and base from the run's payload.
+    assert ("context", "$.context") in payload_columns()
+    assert ("base_context", "$.base_context") in payload_columns()
+    assert payload_columns()[:2] == [("depth", "$.model.depth"), ("base_depth", "$.base_depth")]
+
+
+def test_an_axis_entry_that_cannot_be_read_safely_is_refused() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register_axis(DEPTH)
+    with pytest.raises(ValueError, match=r"payload path .* must look like \$\.key"):
+        register_axis(Axis(name="bad", label="Bad", unit="", column="bad", base_column=None,
+                           judged=width_stable_first, compared=width_stable_first,
+                           no_judged_reason=str, payload_value="$.x; DROP TABLE runs"))
+    with pytest.raises(ValueError, match="must be an identifier"):
+        register_axis(Axis(name="bad", label="Bad", unit="", column="bad col", base_column=None,
+                           judged=width_stable_first, compared=width_stable_first,
+                           no_judged_reason=str))
+

@@ -1,5 +1,5 @@
 """The dashboard over depth: Setup's depth ladder and the Transfer page's width/depth
-switch, against a real store (AppTest), and the pure depth chart helpers.
+switch, against a real store (AppTest), and the pure ladder chart helpers (any axis).
 
 The Transfer sweep's runs are finished with synthetic losses whose optima are known (µP's moves
 -0.8 log2 per depth doubling, CompleteP's stays), so the page must show both families and the
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from app.transfer import depth_charts
+from app.transfer import ladder_charts
 
 SPEC: dict[str, Any] = {
     "name": "depth-page", "model": {"kind": "mlp", "depth": 2, "residual": True},
@@ -102,29 +102,31 @@ def test_a_width_only_sweep_has_no_family_switch(open_page, db_path) -> None:
     assert not [r for r in at.radio if r.key == "transfer_family"]
 
 
-def test_depth_chart_helpers_shape_the_report() -> None:
+def test_ladder_chart_helpers_shape_the_report() -> None:
     import pandas as pd
 
-    from experiments.analysis.depth_schema import DepthDrift, DepthOptimum, DepthReport
-    from experiments.service import TransferReport
+    from experiments.analysis.ladder_schema import LadderDrift, LadderOptimum
+    from experiments.service import LadderReport, TransferReport, get_axis
 
-    depth = DepthReport(verdict="confirmed", reason="r", tolerance=0.25, width=32, base_depth=2,
-                        judged_on="completep", parametrizations={"completep": DepthDrift(
-                            parametrization="completep", drift_slope=0.05,
-                            drift_ci=[-0.1, 0.2], depths=[
-                                DepthOptimum(depth=d, opt_log2_lr=-6.0, ci_low=-6.5,
-                                             ci_high=-5.5, best_loss=1.0) for d in (2, 4, 8)])})
+    depth = LadderReport(axis="depth", verdict="confirmed", reason="r", tolerance=0.25, width=32,
+                         base=2, judged_on="completep", parametrizations={"completep": LadderDrift(
+                             parametrization="completep", drift_slope=0.05,
+                             drift_ci=[-0.1, 0.2], points=[
+                                 LadderOptimum(value=d, opt_log2_lr=-6.0, ci_low=-6.5,
+                                               ci_high=-5.5, best_loss=1.0) for d in (2, 4, 8)])})
     report = TransferReport(verdict="confirmed", reason="", tolerance=0.25, loss="x",
-                            depth=depth)
-    optima, drift = depth_charts.depth_frames(report)
+                            ladders={"depth": depth})
+    assert report.depth is depth and report.to_contract_json()["depth"]["base_depth"] == 2
+    optima, drift = ladder_charts.ladder_frames(report.depth)
     assert list(optima["width"]) == [2, 4, 8] and list(drift["drift_ci_high"]) == [0.2]
-    assert depth_charts.depth_frames(None)[0].empty
+    assert ladder_charts.ladder_frames(None)[0].empty
     runs = pd.DataFrame({"width": [32, 32, 64], "depth": [2, 4, 2], "base_depth": [2, 2, 2]})
-    assert depth_charts.has_depth_ladder(runs)
-    assert list(depth_charts.at_base_depth(runs)["depth"]) == [2, 2]
-    assert list(depth_charts.depth_as_width(runs, 32)["width"]) == [2, 4]
+    axis = get_axis("depth")
+    assert ladder_charts.ladders(runs) == {"depth": 2}
+    assert list(ladder_charts.at_bases(runs)["depth"]) == [2, 2]
+    assert list(ladder_charts.axis_as_width(runs, axis, 32)["width"]) == [2, 4]
     flat = runs.assign(base_depth=None)
-    assert not depth_charts.has_depth_ladder(flat) and len(depth_charts.at_base_depth(flat)) == 3
-    fig = depth_charts.depth_optimum_figure(report)
+    assert ladder_charts.ladders(flat) == {} and len(ladder_charts.at_bases(flat)) == 3
+    fig = ladder_charts.ladder_optimum_figure(report.depth, axis)
     assert fig.layout.xaxis.title.text == "depth"
     assert all("width" not in (t.hovertemplate or "") for t in fig.data)
