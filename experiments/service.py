@@ -104,8 +104,9 @@ __all__ = [
     *_LAZY_TYPES,
 ]
 
-# The loss the dashboard ranks learning rates by until the user picks the validation loss.
-DEFAULT_LOSS = "final_train_loss"
+# The loss the dashboard ranks learning rates by unless the user picks one: "auto" reads the
+# validation loss where the task has a validation split (`experiments.analysis.loss_choice`).
+DEFAULT_LOSS = "auto"
 # Beyond the sweep's widest model, the export page offers this many doublings as targets.
 TARGET_DOUBLINGS = 4
 
@@ -345,7 +346,8 @@ class Service:
         Args:
             sweep_id: the sweep.
             tolerance: the verdict's drift tolerance (log2 LR per width doubling).
-            loss: the final-loss column that ranks the learning rates.
+            loss: the final loss that ranks the learning rates ("auto", "train", "val" or a
+                column name; the report's `loss` is the column used).
             strict_interval: require the drift's whole 95% interval within the tolerance.
             regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
                 best loss; the seed noise there applies when larger).

@@ -58,6 +58,8 @@ import pandas as pd
 
 from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
+from experiments.analysis.forecast import forecast_by_param
+from experiments.analysis.loss_choice import resolve_loss
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
     DriftResult,
@@ -94,9 +96,12 @@ def analyze(
             column, and a column per global knob (`GLOBAL_KNOBS`; a knob with one value, or
             no column, is not swept).
         tolerance: |µP drift| allowed, in log2 units per width doubling.
-        loss: which loss column to optimise ("final_train_loss" or "final_val_loss").
+        loss: which loss to optimise: "final_train_loss" / "train", "final_val_loss" / "val",
+            or "auto" (validation where the task has a validation split;
+            `experiments.analysis.loss_choice`). The report's `loss` is the column used.
         target_width: also predict every optimum at this width (µP: the stable optimum; SP: the
-            drift line, flagged as extrapolation outside the ladder).
+            drift line, flagged as extrapolation outside the ladder), and forecast each
+            parametrization's best loss there (`experiments.analysis.forecast`).
         n_bootstrap: bootstrap resamples over seeds (0 disables the bootstrap).
         seed: the bootstrap's RNG seed (the analysis is deterministic for a fixed seed).
         strict_interval: also require the µP drift's whole 95% interval within the tolerance
@@ -118,6 +123,7 @@ def analyze(
     if not (math.isfinite(regret_tolerance) and regret_tolerance > 0):
         raise ValueError(f"regret_tolerance must be a positive fraction of the best loss, got "
                          f"{regret_tolerance!r}: use e.g. 0.01 for 1%")
+    loss, loss_reason = resolve_loss(runs, loss)
     if len(runs) == 0:
         return TransferReport(verdict="not_confirmed", reason="the sweep has no runs",
                               tolerance=tolerance, loss=loss, n_runs=0,
@@ -156,6 +162,8 @@ def analyze(
         depth=depth_report(ladder, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
                            strict_interval=strict_interval, width=depth_width,
                            regret_tolerance=regret_tolerance),
+        loss_reason=loss_reason,
+        forecast=forecast_by_param(df, knobs, target_width, n_bootstrap=n_bootstrap, seed=seed),
     )
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from experiments.analysis.depth_schema import DepthReport
+from experiments.analysis.forecast_schema import Forecast
+from experiments.analysis.loss_choice import loss_short
 from experiments.analysis.regret_schema import RegretResult
 from experiments.models.parametrizations import is_width_stable
 
@@ -151,6 +153,9 @@ class TransferReport(BaseModel):
             (`experiments.analysis.regret`).
         depth: with a depth ladder, the depth-transfer section (`experiments.analysis.depth`;
             the other fields then describe the runs at the base depth); None otherwise.
+        loss_reason: why `loss` was chosen (`experiments.analysis.loss_choice`).
+        forecast: per parametrization, the power-law forecast of the best loss against width
+            (`experiments.analysis.forecast`), at `target_width` when one is given.
     """
 
     verdict: Literal["confirmed", "not_confirmed"]
@@ -166,6 +171,8 @@ class TransferReport(BaseModel):
     regret_tolerance: float | None = None
     regret: dict[str, RegretResult] = Field(default_factory=dict)
     depth: DepthReport | None = None
+    loss_reason: str = ""
+    forecast: dict[str, Forecast] = Field(default_factory=dict)
 
     def predicted_hparams(self, parametrization: str = VERDICT_PARAMETRIZATION) -> dict[str, float]:
         """The transferred global HPs (linear units) of `parametrization` at the target width.
@@ -191,13 +198,17 @@ class TransferReport(BaseModel):
         "predicted_log2_lr", "extrapolated", "widths": [{"width", "opt_log2_lr", "ci_low",
         "ci_high", "best_loss", ...}], "regret": [{"width", "abs", "rel", "ci_low", "ci_high",
         ...}], "regret_proxy_width"}}, "regret_tolerance", "hparams": {hp: {name: {...
-        "opt_log2" ...}}}, "verdicts": [...]}.
+        "opt_log2" ...}}}, "verdicts": [...], "loss_used": "train" | "val", "loss_reason",
+        "forecast": {name: {"form", "params", "at": [{"width", "loss", "ci_low", "ci_high"}],
+        "fit_quality", ...} or {"refused": reason, ...}}}.
         """
         return {
             "verdict": self.verdict,
             "reason": self.reason,
             "tolerance": self.tolerance,
             "loss": self.loss,
+            "loss_used": loss_short(self.loss),
+            "loss_reason": self.loss_reason,
             "target_width": self.target_width,
             "n_runs": self.n_runs,
             "warnings": list(self.warnings),
@@ -212,6 +223,7 @@ class TransferReport(BaseModel):
                 for hp, by_param in self.hparams.items()
             },
             "verdicts": [v.model_dump() for v in self.verdicts],
+            "forecast": {p: f.contract_json() for p, f in self.forecast.items()},
             # Only a sweep with a depth ladder has a depth section.
             **({"depth": self.depth.to_contract_json()} if self.depth is not None else {}),
         }

@@ -20,6 +20,8 @@ from experiments.analysis import (
     TransferReport,
     analyze,
 )
+from experiments.analysis.forecast_schema import Forecast
+from experiments.analysis.loss_choice import LOSS_CHOICES
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import UserError
 
@@ -32,10 +34,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the report here")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="allowed |µP drift| in log2 LR per width doubling (default 0.25)")
-    p.add_argument("--loss", choices=("final_train_loss", "final_val_loss"),
-                   default="final_train_loss", help="the loss to optimise")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default="auto",
+                   help="the loss the verdict, regret and forecast read: val, train, or auto "
+                        "(default: validation where the task has a validation split)")
     p.add_argument("--target-width", type=int, default=None,
-                   help="also predict the optimal LR at this width")
+                   help="also predict the optimal LR, and forecast the best loss, at this width")
     p.add_argument("--strict-interval", action="store_true",
                    help="also require the µP drift's whole 95%% interval within the tolerance")
     p.add_argument("--regret-tolerance", type=float, default=DEFAULT_REGRET_TOLERANCE,
@@ -50,7 +53,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def format_report(report: TransferReport) -> str:
     """The report as a few human lines."""
-    lines = [f"verdict: {report.verdict}", f"reason: {report.reason}"]
+    lines = [f"verdict: {report.verdict}", f"reason: {report.reason}",
+             f"loss: {report.loss_reason or report.loss}"]
     for param, d in report.lr.items():
         slope = "n/a" if d.drift_slope is None else f"{d.drift_slope:+.3f}"
         ci = "" if d.drift_ci is None else f" [{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]"
@@ -65,6 +69,7 @@ def format_report(report: TransferReport) -> str:
             tag = " (extrapolated)" if d.extrapolated else ""
             lines.append(f"  predicted at width {d.target_width}: 2^{d.predicted_log2:.3f}{tag}")
         lines += regret_lines(report, param)
+        lines += forecast_lines(report.forecast.get(param))
     lines += [f"warning: {w}" for w in report.warnings]
     lines += report.depth.summary_lines() if report.depth is not None else []  # a depth ladder
     return "\n".join(lines)
@@ -87,6 +92,22 @@ def regret_lines(report: TransferReport, param: str) -> list[str]:
         ci = ("" if row.ci_low is None or row.ci_high is None
               else f" [{100 * row.ci_low:.2f}%, {100 * row.ci_high:.2f}%]")
         lines.append(f"    width {row.width:>6}: {100 * row.rel:.2f}%{ci}  (+{row.abs:.4g} loss)")
+    return lines
+
+
+def forecast_lines(f: Forecast | None) -> list[str]:
+    """The best-loss forecast of one parametrization, or why there is none."""
+    if f is None:
+        return []
+    if f.refused is not None or f.params is None:
+        return [f"  loss forecast: refused: {f.refused}"]
+    p = f.params
+    lines = [f"  loss forecast {f.form}: L_inf {p['L_inf']:.4g}, A {p['A']:.4g}, "
+             f"alpha {p['alpha']:.3f} (R^2 {f.fit_quality.get('r2', float('nan')):.3f})"]
+    for a in f.at:
+        ci = "" if a.ci_low is None or a.ci_high is None else f" [{a.ci_low:.4g}, {a.ci_high:.4g}]"
+        lines.append(f"    width {a.width:>6}: best loss {a.loss:.4g}{ci}"
+                     + (" (extrapolated)" if a.extrapolated else ""))
     return lines
 
 
