@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
+from experiments.analysis.loss_choice import LOSS_CHOICES, loss_words, resolve_loss
 from experiments.coord_request import CoordCheckRequest
 from experiments.doctor_launch import doctor_args, launch_findings
 from experiments.errors import UserError
@@ -66,6 +67,7 @@ from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 # Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
 # page asks: the imports below are the list, each loaded on first access (`experiments.lazy`).
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from experiments.analysis.forecast_schema import Forecast
     from experiments.analysis.schema import TransferReport
     from experiments.bundle import HPBundle
     from experiments.estimate import SweepEstimate
@@ -76,6 +78,8 @@ __getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())
 
 __all__ = [
     "DEFAULT_LOSS",
+    "LOSS_CHOICES",
+    "loss_words",
     "TARGET_DOUBLINGS",
     "CoordCheckRecord",
     "CoordCheckReport",
@@ -152,6 +156,13 @@ class TransferView:
     def n_finished(self) -> int:
         """How many runs are finished (done or diverged)."""
         return len(self.finished)
+
+    def loss_column(self, choice: str) -> str:
+        """The loss column the page draws: the report's, else what `choice` resolves to
+        ("auto": validation where the runs have it; `experiments.analysis.loss_choice`)."""
+        if self.report is not None:
+            return self.report.loss
+        return resolve_loss(self.runs, choice)[0] if len(self.runs) else "final_train_loss"
 
 
 def read_uploaded_spec(raw: bytes, filename: str) -> Any:
@@ -337,7 +348,8 @@ class Service:
     def transfer(self, sweep_id: int, tolerance: float = DEFAULT_TOLERANCE,
                  loss: str = DEFAULT_LOSS, strict_interval: bool = False,
                  regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
-                 depth_width: int | None = None) -> TransferView:
+                 depth_width: int | None = None,
+                 target_width: int | None = None) -> TransferView:
         """The runs of a sweep and their transfer analysis (None until a run has finished).
 
         A sweep the analysis refuses (e.g. too few finished runs) gives `problem` instead of
@@ -352,6 +364,8 @@ class Service:
             regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
                 best loss; the seed noise there applies when larger).
             depth_width: a depth ladder's width the depth section reads (default: smallest).
+            target_width: forecast each parametrization's best loss at this width (and
+                predict the optima there), as `analyze --target-width` does.
         """
         from experiments.analysis import analyze
 
@@ -361,7 +375,7 @@ class Service:
         try:
             report = analyze(view.runs, tolerance=tolerance, loss=loss,
                              strict_interval=strict_interval, regret_tolerance=regret_tolerance,
-                             depth_width=depth_width)
+                             depth_width=depth_width, target_width=target_width)
         except ValueError as exc:
             return TransferView(view.runs, None, str(exc))
         return TransferView(view.runs, report, None)

@@ -8,26 +8,47 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from app import charts, components, regret_view, search_view, state, tables, transfer_depth
+from app import (
+    charts,
+    components,
+    forecast_view,
+    regret_view,
+    search_view,
+    state,
+    tables,
+    transfer_depth,
+)
 from experiments.analysis import param_order
-from experiments.service import RunState
+from experiments.service import LOSS_CHOICES, RunState
 
 if TYPE_CHECKING:  # typing only
     from experiments.service import Service, TransferReport, TransferView
 
 CURVE_POINTS = 400
 
-def analysis_options() -> tuple[dict[str, Any], DeltaGenerator]:
-    """The top row's controls: the loss, the drift and regret tolerances and the strict rule.
+LOSS_LABELS = {"auto": "auto (validation if the task has it)", "val": "validation",
+               "train": "train"}
+
+
+def analysis_options(targets: list[int]) -> tuple[dict[str, Any], DeltaGenerator]:
+    """The top row's controls: the loss, the drift and regret tolerances, the strict rule and
+    the width the loss forecast is for (`targets`: `Service.target_widths`).
 
     Returns:
         (the keyword arguments of `Service.transfer` they set, the row's column for the count).
     """
     top_left, top_mid, top_right = st.columns([2, 2, 3])
     loss = top_left.radio(
-        "Loss", ["final_train_loss", "final_val_loss"], key="transfer_loss", horizontal=True,
-        format_func=lambda c: "train" if "train" in c else "validation",
-        help="Which final loss ranks the learning rates.",
+        "Loss", [c for c in LOSS_CHOICES if c in LOSS_LABELS], key="transfer_loss",
+        format_func=LOSS_LABELS.__getitem__,
+        help="Which final loss ranks the learning rates, feeds the verdict, the regret and the "
+        "forecast. Auto: the validation loss where the task has a validation split (a train "
+        "loss near 0 makes a relative regret meaningless), else the train loss.",
+    )
+    target = top_left.selectbox(
+        "Forecast the best loss at width", targets or [None], key="transfer_target",
+        index=min(len(targets) - 1, max(len(targets) - 3, 0)) if targets else 0,
+        help="The power law fitted to the ladder's best losses is extrapolated to this width.",
     )
     tolerance = top_mid.number_input(
         "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
@@ -45,7 +66,8 @@ def analysis_options() -> tuple[dict[str, Any], DeltaGenerator]:
         "a % of its best loss; the seeds' noise there applies when larger.",
     )
     return {"tolerance": float(tolerance), "loss": loss, "strict_interval": strict,
-            "regret_tolerance": float(regret_pct) / 100}, top_right
+            "regret_tolerance": float(regret_pct) / 100,
+            "target_width": None if target is None else int(target)}, top_right
 
 
 def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd.DataFrame,
@@ -73,6 +95,7 @@ def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd
     st.subheader("Optimal learning rate vs width")
     st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
     regret_view.render(report)  # what copying the narrowest width's LR costs, per width
+    forecast_view.render(report)  # best loss vs width, µP against tuned SP at the target
     return event
 
 
@@ -84,6 +107,7 @@ def verdict(report: TransferReport, drift_frame: pd.DataFrame) -> None:
         st.error("**Transfer not confirmed** for this sweep.", icon=":material/warning:")
     if report.reason:
         st.caption(report.reason)
+    st.caption(f"Loss used: {report.loss_reason or report.loss}.")
     for row in drift_frame.itertuples():
         low, high = row.drift_ci_low, row.drift_ci_high
         has_ci = low is not None and high is not None and low == low and high == high
@@ -148,18 +172,19 @@ if sweep is None:
     st.stop()
 
 service = state.service()
-options, top_right = analysis_options()
+options, top_right = analysis_options(service.target_widths(sweep.id))
 # The analysis refuses partial data in plain words: the view carries them as `problem`.
 view = service.transfer(sweep.id, **options)
 runs, finished, report = view.runs, view.finished, view.report
+loss_column = view.loss_column(options["loss"])  # "auto" resolved: the column drawn
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 if transfer_depth.family_switch(runs) == "depth":  # a depth ladder, shown over depth
     sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
-    transfer_depth.render_depth(runs, report, options["loss"], reanalyse=lambda width: service.transfer(
+    transfer_depth.render_depth(runs, report, loss_column, reanalyse=lambda width: service.transfer(
         sweep_id, **options, depth_width=width).report)
     st.stop()
 runs, finished = transfer_depth.runs_for_width(runs), transfer_depth.runs_for_width(finished)
-event = transfer_chart(service, sweep.id, view, runs, options["loss"])
+event = transfer_chart(service, sweep.id, view, runs, loss_column)
 
 # --- Training curves for one grid point: a click on the chart, or the selectboxes -------------
 st.subheader("Training curves at one grid point")
