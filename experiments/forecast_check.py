@@ -92,16 +92,18 @@ def check_forecast(
     sd = float(np.std(finite, ddof=1)) if len(finite) >= 2 else None
     se = 0.0 if sd is None else sd / math.sqrt(len(finite))
     slack = max(2 * se, REL_SLACK * abs(float(loss)))
-    base = {"width": int(row["width"]), "loss": float(loss), "ci_low": float(lo),
-            "ci_high": float(hi), "seed_sd": sd, "slack": slack}
+    check = ForecastCheck(width=int(row["width"]), loss=float(loss), ci_low=float(lo),
+                          ci_high=float(hi), seed_sd=sd, slack=slack, measured=None,
+                          status="worse", excess=None)
     if measured is None or not math.isfinite(measured):
-        return ForecastCheck(**base, measured=None, status="worse", excess=None)
+        return check  # a diverged target fell short of any forecast
+    lo, hi = check.ci_low, check.ci_high
     excess = measured - hi if measured > hi else (measured - lo if measured < lo else 0.0)
     status: ForecastStatus = "inside"
     if measured > hi + slack:
         status = "worse"
     elif measured < lo - slack:
         status = "better"
-    return ForecastCheck(**base, measured=measured, status=status, excess=excess,
-                         excess_noise=None if not sd else excess / sd,
-                         gap=measured - float(loss))
+    return check.model_copy(update={
+        "measured": measured, "status": status, "excess": excess,
+        "excess_noise": None if not sd else excess / sd, "gap": measured - check.loss})

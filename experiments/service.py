@@ -67,7 +67,7 @@ from experiments.tasks.datadirs import DataEntry, allowed_data_dirs, list_data
 # Re-exported types whose modules are heavy (the bundle's imports torch) or not needed until a
 # page asks: the imports below are the list, each loaded on first access (`experiments.lazy`).
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from experiments.analysis.forecast_schema import Forecast
+    from experiments.analysis.forecast_schema import Forecast  # noqa: F401 - re-exported for the pages
     from experiments.analysis.schema import TransferReport
     from experiments.bundle import HPBundle
     from experiments.estimate import SweepEstimate

@@ -45,8 +45,9 @@ def analysis_options(targets: list[int]) -> tuple[dict[str, Any], DeltaGenerator
         "forecast. Auto: the validation loss where the task has a validation split (a train "
         "loss near 0 makes a relative regret meaningless), else the train loss.",
     )
+    choices: list[int | None] = [*targets] or [None]
     target = top_left.selectbox(
-        "Forecast the best loss at width", targets or [None], key="transfer_target",
+        "Forecast the best loss at width", choices, key="transfer_target",
         index=min(len(targets) - 1, max(len(targets) - 3, 0)) if targets else 0,
         help="The power law fitted to the ladder's best losses is extrapolated to this width.",
     )

@@ -46,7 +46,7 @@ import pandas as pd
 from experiments.analysis.curves import curve_optimum
 from experiments.analysis.drift import ALPHA, BOOTSTRAP_SEED, N_BOOTSTRAP, _WidthData
 from experiments.analysis.forecast_schema import Axis, Forecast, ForecastPoint, LadderPoint
-from experiments.analysis.summary import param_order
+from experiments.analysis.summary import param_order, prepare_runs, swept_hps
 
 MIN_WIDTHS = 4
 MIN_R2 = 0.8
@@ -248,16 +248,18 @@ def forecast_ladder(
     """The forecast of one parametrization's best loss along `axis` (module docstring).
 
     Args:
-        frame: the prepared runs of `param` (`summary.prepare_runs`), with an `axis` column.
+        frame: the prepared runs of `param` (`summary.prepare_runs`); on the depth axis, the
+            depth stands in the `width` column (as the depth section prepares its runs).
         param: the parametrization.
         other_hps: the other swept HPs, profiled out of each rung's LR curve.
         targets: where to forecast (e.g. the target width); each gets a row of `at`.
-        axis: "width", or "depth" for a depth ladder's runs at one width.
+        axis: "width", or "depth" for a depth ladder's runs at one width (names the rungs
+            in the refusals and the JSON).
         n_bootstrap: resamples of the interval (0: no interval).
         seed: the bootstrap RNG's seed (deterministic for a fixed seed).
     """
-    rungs = sorted(int(v) for v in frame[axis].unique())
-    data = {r: _WidthData(frame[frame[axis] == r], FORECAST_HP, other_hps) for r in rungs}
+    rungs = sorted(int(v) for v in frame["width"].unique())
+    data = {r: _WidthData(frame[frame["width"] == r], FORECAST_HP, other_hps) for r in rungs}
     points = _rungs(data)
     why = refusal(points, axis)
     fit = None if why else fit_power_law([p.width for p in points], [p.loss for p in points])
@@ -273,6 +275,28 @@ def forecast_ladder(
                     params={"L_inf": fit.l_inf, "A": fit.a, "alpha": fit.alpha},
                     fit_quality=quality,
                     at=[_at(int(t), fit, boot, points[-1].width) for t in targets])
+
+
+def depth_forecast(
+    ladder: pd.DataFrame | None,
+    loss: str,
+    width: int | None,
+    *,
+    n_bootstrap: int = N_BOOTSTRAP,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict[str, Forecast]:
+    """A depth ladder's forecast of the best loss against depth at one width (default: its
+    smallest, as the depth section reads), per parametrization; {} without a ladder."""
+    if ladder is None:
+        return {}
+    widths = sorted(int(w) for w in ladder["width"].unique())
+    frame = ladder[ladder["width"] == (width if width in widths else widths[0])].copy()
+    frame["width"] = frame["depth"].astype(int)  # depth plays the width's role
+    df = prepare_runs(frame, loss)
+    knobs = swept_hps(frame)
+    return {p: forecast_ladder(df[df["parametrization"] == p], p, knobs, axis="depth",
+                               n_bootstrap=n_bootstrap, seed=seed)
+            for p in param_order(df["parametrization"].unique())}
 
 
 def forecast_by_param(

@@ -58,7 +58,7 @@ import pandas as pd
 
 from experiments.analysis.depth import depth_report, split_depth_ladder
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
-from experiments.analysis.forecast import forecast_by_param
+from experiments.analysis.forecast import depth_forecast, forecast_by_param
 from experiments.analysis.loss_choice import resolve_loss
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
@@ -164,6 +164,8 @@ def analyze(
                            regret_tolerance=regret_tolerance),
         loss_reason=loss_reason,
         forecast=forecast_by_param(df, knobs, target_width, n_bootstrap=n_bootstrap, seed=seed),
+        forecast_depth=depth_forecast(ladder, loss, depth_width, n_bootstrap=n_bootstrap,
+                                      seed=seed),
     )
 
 

@@ -156,6 +156,8 @@ class TransferReport(BaseModel):
         loss_reason: why `loss` was chosen (`experiments.analysis.loss_choice`).
         forecast: per parametrization, the power-law forecast of the best loss against width
             (`experiments.analysis.forecast`), at `target_width` when one is given.
+        forecast_depth: with a depth ladder, the same law fitted against depth at the depth
+            section's width, per parametrization; empty otherwise.
     """
 
     verdict: Literal["confirmed", "not_confirmed"]
@@ -173,6 +175,7 @@ class TransferReport(BaseModel):
     depth: DepthReport | None = None
     loss_reason: str = ""
     forecast: dict[str, Forecast] = Field(default_factory=dict)
+    forecast_depth: dict[str, Forecast] = Field(default_factory=dict)
 
     def predicted_hparams(self, parametrization: str = VERDICT_PARAMETRIZATION) -> dict[str, float]:
         """The transferred global HPs (linear units) of `parametrization` at the target width.
@@ -226,6 +229,8 @@ class TransferReport(BaseModel):
             "forecast": {p: f.contract_json() for p, f in self.forecast.items()},
             # Only a sweep with a depth ladder has a depth section.
             **({"depth": self.depth.to_contract_json()} if self.depth is not None else {}),
+            **({"forecast_depth": {p: f.contract_json() for p, f in self.forecast_depth.items()}}
+               if self.forecast_depth else {}),
         }
 
 

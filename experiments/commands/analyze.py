@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from experiments.analysis import (
     DEFAULT_REGRET_TOLERANCE,
@@ -24,6 +25,9 @@ from experiments.analysis.forecast_schema import Forecast
 from experiments.analysis.loss_choice import LOSS_CHOICES
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import UserError
+
+if TYPE_CHECKING:  # typing only
+    from experiments.store import Store
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -111,6 +115,34 @@ def forecast_lines(f: Forecast | None) -> list[str]:
     return lines
 
 
+def _collapse(store: Store, sweep_id: int) -> dict[str, dict[str, object]]:
+    """The curve-level collapse check (`experiments.analysis.collapse`) of the sweep's train
+    curves at the width ladder's base depth (the runs the width section reads)."""
+    from experiments.analysis.collapse import TRAIN_CURVE, collapse_by_param
+    from experiments.analysis.depth import split_depth_ladder
+
+    runs, _ = split_depth_ladder(store.runs_frame(sweep_id))
+    if runs.empty:
+        return {}
+    metrics = store.metrics_frame(sweep_id, run_ids=[int(r) for r in runs["run_id"]],
+                                  names=[TRAIN_CURVE])
+    return collapse_by_param(runs, metrics)
+
+
+def collapse_lines(collapse: dict[str, dict[str, object]]) -> str:
+    """One line per parametrization: the curves' spread across widths against the seeds'."""
+    lines = ["curve collapse (spread across widths / seed noise; reported, not judged):"]
+    for param, by_lr in collapse.items():
+        parts = []
+        for lr, r in by_lr.items():
+            assert isinstance(r, dict)
+            ratio = r.get("ratio")
+            parts.append(f"{lr} LR {ratio:.2f}" if isinstance(ratio, float)
+                         else f"{lr} LR n/a ({r.get('note')})")
+        lines.append(f"  {param}: " + ", ".join(parts))
+    return "\n".join(lines)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Analyse, print, write JSON."""
     sweep_id = parse_sweep_id(args.sweep_id)
@@ -130,8 +162,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
                          regret_tolerance=args.regret_tolerance, depth_width=args.depth_width)
     except ValueError as exc:
         raise UserError(str(exc).replace("depth width", "--depth-width")) from None
+    doc = {**report.to_contract_json(), "collapse": _collapse(store, sweep_id)}
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report.to_contract_json(), indent=1, allow_nan=False))
+        args.json.write_text(json.dumps(doc, indent=1, allow_nan=False))
     print(format_report(report))
+    print(collapse_lines(doc["collapse"]))
     return 0

@@ -167,3 +167,20 @@ def test_sp_scatter_is_forecast_separately() -> None:
     assert all(f.refused is None for f in fc.values())
     assert math.isclose(fc["sp"].at[0].loss, fc["mup"].at[0].loss, rel_tol=0.05)
     assert np.isfinite(fc["mup"].at[0].loss)
+
+
+def test_a_depth_ladder_is_forecast_along_depth() -> None:
+    from tests.experiments.analysis.test_analysis_depth import ladder
+
+    runs = ladder({"mup": -7.0, "completep": -7.0}, {"mup": -0.8, "completep": 0.0})
+    runs["final_train_loss"] += 0.5 * runs["depth"].astype(float) ** -0.8  # falls with depth
+    report = analyze(runs, loss="train", n_bootstrap=50)
+    f = report.forecast_depth["completep"]
+    assert f.axis == "depth" and f.refused is None, f.refused
+    assert [p.width for p in f.points] == [2, 4, 8, 16]
+    assert f.params is not None and f.params["alpha"] == pytest.approx(0.8, abs=0.3)
+    doc = report.to_contract_json()
+    assert doc["forecast_depth"]["completep"]["axis"] == "depth"
+    # The width section sees two widths at the base depth: too few for a forecast.
+    assert doc["forecast"]["completep"]["refused"].startswith("too few widths: 2")
+    assert "forecast_depth" not in analyze(law_sweep(), loss="train").to_contract_json()
