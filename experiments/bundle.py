@@ -266,6 +266,10 @@ class HPBundle(BaseModel):
             if d.drift_slope is not None and d.drift_ci is not None:
                 lines.append(f"  {param} LR drift {d.drift_slope:+.3f} log2/doubling, 95% CI "
                              f"[{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]")
+        row = ev.forecast_at_target(self.parametrization, self.target_width)
+        if row is not None and row.get("ci_low") is not None:
+            lines.append(f"loss forecast at width {self.target_width}: {row['loss']:.4g} "
+                         f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}] ({ev.loss})")
         lines += [f"warning: {w}" for w in ev.warnings]
         lines.append(f"{len(self.param_table)} parameters; content hash {self.content_hash[:16]}")
         return "\n".join(lines)
