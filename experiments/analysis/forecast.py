@@ -23,12 +23,16 @@ parametrization, step by step:
    squared error: a log-spaced grid over `ALPHA_RANGE`, refined by golden section between the
    best grid point's neighbours. Widths enter as w / (narrowest width) for conditioning; A is
    reported in raw width units.
-4. The 95% interval: a bootstrap over seeds (`N_BOOTSTRAP` resamples, fixed RNG, seeds
-   resampled independently per rung as the drift's bootstrap does): each resample recomputes
-   every rung's best loss and refits the law; the interval is the 2.5%-97.5% quantiles of the
-   forecasts, widened to include the point estimate. With one seed: a residual bootstrap
-   (fitted values plus resampled residuals, inflated by sqrt(n / (n - 3)) for the three
-   fitted parameters).
+4. The 95% interval, the union of two bootstraps' 2.5%-97.5% quantile ranges of the forecast
+   (`N_BOOTSTRAP` resamples each, one fixed RNG), widened to include the point estimate:
+   (i) over seeds (seeds resampled independently per rung, as the drift's bootstrap does;
+   each resample recomputes every rung's best loss and refits the law), and (ii) over the
+   residuals (the fitted values plus resampled residuals, inflated by sqrt(n / (n - 3)) for
+   the three fitted parameters). Why both: with 2-3 seeds (i) sees only a handful of distinct
+   resamples and misses the rung-to-rung scatter a small validation set adds beyond the
+   seeds at the best point (the digits MLP's leave-one-out, bench/RESULTS.md: the seed
+   bootstrap alone put µP's measured loss outside its interval); (ii) measures exactly that
+   lack of fit. With one seed, (ii) alone.
 
 The same law is fitted along depth at one width where the sweep has a depth ladder
 (`axis="depth"`). Pure numpy over a prepared runs frame (`summary.prepare_runs`); no torch.
@@ -186,51 +190,73 @@ def _quality(fit: PowerLawFit, points: list[LadderPoint]) -> dict[str, float | i
             "noise_se": float(np.mean(ses)) if ses else None, "n_points": n, "dof": n - 3}
 
 
-def _bootstrap_fits(
-    data: dict[int, _WidthData], fit: PowerLawFit, points: list[LadderPoint], n_boot: int,
-    rng_seed: int,
-) -> tuple[list[PowerLawFit], str]:
-    """Step 4: the refitted laws of the resamples, and how they were made."""
-    rng = np.random.default_rng(rng_seed)
+def _seed_fits(
+    data: dict[int, _WidthData], widths: list[int], n_boot: int, rng: np.random.Generator
+) -> list[PowerLawFit]:
+    """Step 4, several seeds: the law refitted to each resample of the seeds."""
+    fits = []
+    for _ in range(n_boot):
+        ys = []
+        for w in widths:
+            n = len(data[w].seeds)
+            opt = curve_optimum(*data[w].curve(rng.integers(0, n, size=n)))
+            ys.append(math.inf if opt is None else opt.best_loss)
+        f = fit_power_law(widths, ys) if all(map(math.isfinite, ys)) else None
+        if f is not None:
+            fits.append(f)
+    return fits
+
+
+def _residual_fits(
+    fit: PowerLawFit, points: list[LadderPoint], n_boot: int, rng: np.random.Generator
+) -> list[PowerLawFit]:
+    """Step 4, the lack of fit: the law refitted to its fitted values plus resampled
+    residuals, inflated by sqrt(n / (n - 3)) for the three fitted parameters."""
     widths = [p.width for p in points]
-    fits: list[PowerLawFit] = []
-    if n_boot <= 0:
-        return fits, "none: no bootstrap (n_bootstrap 0)"
-    if any(len(data[w].seeds) >= 2 for w in widths):
-        for _ in range(n_boot):
-            ys = []
-            for w in widths:
-                n = len(data[w].seeds)
-                opt = curve_optimum(*data[w].curve(rng.integers(0, n, size=n)))
-                ys.append(math.inf if opt is None else opt.best_loss)
-            f = fit_power_law(widths, ys) if all(map(math.isfinite, ys)) else None
-            if f is not None:
-                fits.append(f)
-        return fits, (f"bootstrap over seeds ({len(fits)} resamples, 95% quantiles, widened to "
-                      "the point estimate)")
     fitted = fit.predict(np.array(widths, dtype=float))
     n = len(widths)
-    inflate = math.sqrt(n / (n - 3)) if n > 3 else 0.0
-    resid = (np.array([p.loss for p in points]) - fitted) * inflate
+    resid = (np.array([p.loss for p in points]) - fitted) * math.sqrt(n / max(n - 3, 1))
+    fits = []
     for _ in range(n_boot):
         f = fit_power_law(widths, fitted + rng.choice(resid, size=resid.size))
         if f is not None:
             fits.append(f)
-    return fits, (f"one seed: residual bootstrap ({len(fits)} resamples, 95% quantiles, "
-                  "widened to the point estimate)")
+    return fits
+
+
+def _bootstrap_fits(
+    data: dict[int, _WidthData], fit: PowerLawFit, points: list[LadderPoint], n_boot: int,
+    rng_seed: int,
+) -> tuple[list[list[PowerLawFit]], str]:
+    """Step 4: the refitted laws, one group per source of error, and how they were made."""
+    if n_boot <= 0:
+        return [], "none: no bootstrap (n_bootstrap 0)"
+    rng = np.random.default_rng(rng_seed)
+    widths = [p.width for p in points]
+    groups = []
+    if any(len(data[w].seeds) >= 2 for w in widths):
+        groups.append(_seed_fits(data, widths, n_boot, rng))
+    groups.append(_residual_fits(fit, points, n_boot, rng))
+    seeds = ("one seed: " if len(groups) == 1
+             else f"bootstrap over seeds ({len(groups[0])} resamples) widened to the ")
+    return groups, (f"{seeds}residual bootstrap "
+                    f"({len(groups[-1])} resamples; the lack of fit), 95% quantiles, widened "
+                    "to the point estimate")
 
 
 def _at(
-    width: int, fit: PowerLawFit, boot: list[PowerLawFit], widest: int
+    width: int, fit: PowerLawFit, groups: list[list[PowerLawFit]], widest: int
 ) -> ForecastPoint:
-    """The forecast at one width with its interval."""
+    """The forecast at one width with its interval: the union of each group's 95% range."""
     loss = float(fit.predict(width))
     lo = hi = None
-    values = [float(b.predict(width)) for b in boot]
-    values = [v for v in values if math.isfinite(v)]
-    if values:
-        q_lo, q_hi = np.quantile(values, [ALPHA, 1 - ALPHA])
-        lo, hi = min(float(q_lo), loss), max(float(q_hi), loss)
+    for boot in groups:
+        values = [v for v in (float(b.predict(width)) for b in boot) if math.isfinite(v)]
+        if not values:
+            continue
+        q_lo, q_hi = (float(q) for q in np.quantile(values, [ALPHA, 1 - ALPHA]))
+        lo = min(q_lo, loss) if lo is None else min(lo, q_lo)
+        hi = max(q_hi, loss) if hi is None else max(hi, q_hi)
     return ForecastPoint(width=width, loss=loss, ci_low=lo, ci_high=hi,
                          extrapolated=width > widest)
 
@@ -270,7 +296,7 @@ def forecast_ladder(
         return Forecast(parametrization=param, axis=axis, points=points,
                         refused=why or "no fit")
     boot, method = _bootstrap_fits(data, fit, points, n_bootstrap, seed)
-    quality = {**_quality(fit, points), "n_bootstrap": len(boot)}
+    quality = {**_quality(fit, points), "n_bootstrap": max((len(g) for g in boot), default=0)}
     return Forecast(parametrization=param, axis=axis, points=points, ci_method=method,
                     params={"L_inf": fit.l_inf, "A": fit.a, "alpha": fit.alpha},
                     fit_quality=quality,
