@@ -1,11 +1,15 @@
 """`python -m experiments analyze SWEEP_ID [--json OUT.json] [--tolerance 0.25] [--strict-interval]
-[--regret-tolerance 0.01] [--depth-width N]`.
+[--regret-tolerance 0.01] [--depth-width N] [--target-width N] [--loss auto|train|val]`.
 
 Per (parametrization, width): the optimal log2 LR with its 95% interval and the best loss, and
 the transfer regret (the loss the narrowest width's optimal LR costs there); per
 parametrization: the drift of the optimum against log2(width); the verdict (µP drift within the
 tolerance, the per-width optima in agreement, and µP's regret at the widest width within the
-regret tolerance) and warnings. See experiments.analysis. The store is opened read-only.
+regret tolerance) and warnings; per parametrization, the best-loss forecast
+(`experiments.analysis.forecast`, at --target-width) and the curve collapse
+(`experiments.analysis.collapse`, reported, not judged). The loss is the validation loss where
+the task has one unless --loss says otherwise. See experiments.analysis. The store is opened
+read-only.
 """
 
 from __future__ import annotations
