@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from experiments.bundle.forecast_check import ForecastCheck
+
 Status = Literal["pass", "warn", "fail"]
 Axis = Literal["width", "depth"]
 
@@ -368,6 +370,9 @@ class VerifyReport(BaseModel):
         device: the device runs trained on.
         wall_s: total wall time.
         warnings: plain-words caveats.
+        forecast: the measured loss at the transferred LR against the bundle's best-loss
+            forecast (`experiments.bundle.forecast_check`); None when the bundle has none at the
+            target (made before forecasts, or the forecast refused; a warning says which).
     """
 
     target_width: int
@@ -393,6 +398,7 @@ class VerifyReport(BaseModel):
     device: str
     wall_s: float
     warnings: list[str] = Field(default_factory=list)
+    forecast: ForecastCheck | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> VerifyReport:
@@ -422,5 +428,7 @@ class VerifyReport(BaseModel):
             sp = self.sp_baseline
             loss = "diverged" if sp.loss is None else f"{sp.loss:.4f}"
             lines.append(f"SP baseline at its extrapolated LR 2^{sp.log2_lr:.3g}: {loss}")
+        if self.forecast is not None:
+            lines.append(f"loss forecast: {self.forecast.sentence()}")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)

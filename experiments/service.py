@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
+from experiments.analysis.loss_choice import LOSS_CHOICES, loss_words, resolve_loss
 from experiments.coordcheck.request import CoordCheckRequest
 from experiments.doctor.launch import doctor_args, launch_findings
 from experiments.errors import UserError
@@ -73,6 +74,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
         get_axis,
         ladder_bases,
     )
+    from experiments.analysis.forecast_schema import Forecast  # noqa: F401 - re-exported
     from experiments.analysis.ladder_schema import LadderReport  # noqa: F401 - re-exported
     from experiments.analysis.schema import TransferReport
     from experiments.bundle.build import HPBundle
@@ -85,6 +87,8 @@ __getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())
 
 __all__ = [
     "DEFAULT_LOSS",
+    "LOSS_CHOICES",
+    "loss_words",
     "TARGET_DOUBLINGS",
     "CoordCheckRecord",
     "CoordCheckReport",
@@ -113,8 +117,9 @@ __all__ = [
     *_LAZY_TYPES,
 ]
 
-# The loss the dashboard ranks learning rates by until the user picks the validation loss.
-DEFAULT_LOSS = "final_train_loss"
+# The loss the dashboard ranks learning rates by unless the user picks one: "auto" reads the
+# validation loss where the task has a validation split (`experiments.analysis.loss_choice`).
+DEFAULT_LOSS = "auto"
 # Beyond the sweep's widest model, the export page offers this many doublings as targets.
 TARGET_DOUBLINGS = 4
 
@@ -160,6 +165,13 @@ class TransferView:
     def n_finished(self) -> int:
         """How many runs are finished (done or diverged)."""
         return len(self.finished)
+
+    def loss_column(self, choice: str) -> str:
+        """The loss column the page draws: the report's, else what `choice` resolves to
+        ("auto": validation where the runs have it; `experiments.analysis.loss_choice`)."""
+        if self.report is not None:
+            return self.report.loss
+        return resolve_loss(self.runs, choice)[0] if len(self.runs) else "final_train_loss"
 
 
 def read_uploaded_spec(raw: bytes, filename: str) -> Any:
@@ -345,7 +357,8 @@ class Service:
     def transfer(self, sweep_id: int, tolerance: float = DEFAULT_TOLERANCE,
                  loss: str = DEFAULT_LOSS, strict_interval: bool = False,
                  regret_tolerance: float = DEFAULT_REGRET_TOLERANCE,
-                 depth_width: int | None = None) -> TransferView:
+                 depth_width: int | None = None,
+                 target_width: int | None = None) -> TransferView:
         """The runs of a sweep and their transfer analysis (None until a run has finished).
 
         A sweep the analysis refuses (e.g. too few finished runs) gives `problem` instead of
@@ -354,11 +367,14 @@ class Service:
         Args:
             sweep_id: the sweep.
             tolerance: the verdict's drift tolerance (log2 LR per width doubling).
-            loss: the final-loss column that ranks the learning rates.
+            loss: the final loss that ranks the learning rates ("auto", "train", "val" or a
+                column name; the report's `loss` is the column used).
             strict_interval: require the drift's whole 95% interval within the tolerance.
             regret_tolerance: the µP LR regret allowed at the widest width (fraction of its
                 best loss; the seed noise there applies when larger).
             depth_width: the width every ladder section (depth, ...) reads (default: smallest).
+            target_width: forecast each parametrization's best loss at this width (and
+                predict the optima there), as `analyze --target-width` does.
         """
         from experiments.analysis import analyze
 
@@ -368,7 +384,7 @@ class Service:
         try:
             report = analyze(view.runs, tolerance=tolerance, loss=loss,
                              strict_interval=strict_interval, regret_tolerance=regret_tolerance,
-                             depth_width=depth_width)
+                             depth_width=depth_width, target_width=target_width)
         except ValueError as exc:
             return TransferView(view.runs, None, str(exc))
         return TransferView(view.runs, report, None)

@@ -36,6 +36,24 @@ def summary(bundle: HPBundle) -> dict[str, str]:
     }
 
 
+def forecast_words(bundle: HPBundle) -> str:
+    """The best-loss forecast the bundle records at its target, in one line (or why none)."""
+    ev = bundle.evidence
+    recorded = (ev.forecast or {}).get(bundle.parametrization)
+    if recorded is None:
+        return "No loss forecast in this bundle."
+    if "refused" in recorded:
+        return f"No loss forecast: {recorded['refused']}."
+    row = ev.forecast_at_target(bundle.parametrization, bundle.target_width)
+    if row is None:
+        return f"No loss forecast at width {bundle.target_width}."
+    loss = "validation" if ev.loss == "final_val_loss" else "train"
+    ci = ("" if row.get("ci_low") is None or row.get("ci_high") is None
+          else f" (95% interval [{row['ci_low']:.4g}, {row['ci_high']:.4g}])")
+    return (f"Forecast best {loss} loss at width {bundle.target_width}: {row['loss']:.4g}{ci}, "
+            "from the power law fitted to the sweep's best losses.")
+
+
 def load_snippet(filename: str) -> str:
     """How to use a downloaded bundle with mucore."""
     return (

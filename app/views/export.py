@@ -55,6 +55,7 @@ def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
         row = facts[start:start + 3]
         for col, (label, value) in zip(st.columns(3), row, strict=False):
             col.metric(label, value)
+    st.caption(bundles.forecast_words(bundle))
     st.json(bundle.body(), expanded=1)
     d1, d2 = st.columns(2)
     d1.download_button(
@@ -75,8 +76,9 @@ def use_section(service: Service, sweep_id: int, width: int, bundle: HPBundle, s
 
     st.subheader("Verify")
     st.caption(
-        "Trains the target width at the transferred LR and at its neighbours on the grid, and "
-        "checks that the transferred LR is within one grid step of the best."
+        "Trains the target width at the transferred LR and at its neighbours on the grid, "
+        "checks that the transferred LR is within one grid step of the best, and compares the "
+        "loss it reaches with the bundle's forecast."
     )
     verify_key = bundles.verify_key(sweep_id, bundle)
     if st.button("Launch verification", key="export_verify", icon=":material/verified:"):
@@ -113,6 +115,10 @@ def show_result(report: VerifyReport) -> None:
         st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
     else:
         st.error("**Not verified**: the target's best LR is more than one grid step away.")
+    check = report.forecast
+    if check is not None:
+        say = {"inside": st.info, "better": st.success, "worse": st.warning}[check.status]
+        say(f"**Loss forecast: {check.status}**. {check.sentence()}.")
     st.dataframe(bundles.verify_table(report), hide_index=True, key="export_verify_table")
 
 

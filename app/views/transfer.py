@@ -9,27 +9,40 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import state
-from app.transfer import regret_view, transfer_ladder
+from app.transfer import forecast_view, regret_view, transfer_ladder
 from app.widgets import charts, components, search_view, tables, verdict_view
 from experiments.analysis import param_order
-from experiments.service import RunState
+from experiments.service import LOSS_CHOICES, RunState
 
 if TYPE_CHECKING:  # typing only
     from experiments.service import Service, TransferReport, TransferView
 
 CURVE_POINTS = 400
 
-def analysis_options() -> tuple[dict[str, Any], DeltaGenerator]:
-    """The top row's controls: the loss, the drift and regret tolerances and the strict rule.
+LOSS_LABELS = {"auto": "auto (validation if the task has it)", "val": "validation",
+               "train": "train"}
+
+
+def analysis_options(targets: list[int]) -> tuple[dict[str, Any], DeltaGenerator]:
+    """The top row's controls: the loss, the drift and regret tolerances, the strict rule and
+    the width the loss forecast is for (`targets`: `Service.target_widths`).
 
     Returns:
         (the keyword arguments of `Service.transfer` they set, the row's column for the count).
     """
     top_left, top_mid, top_right = st.columns([2, 2, 3])
     loss = top_left.radio(
-        "Loss", ["final_train_loss", "final_val_loss"], key="transfer_loss", horizontal=True,
-        format_func=lambda c: "train" if "train" in c else "validation",
-        help="Which final loss ranks the learning rates.",
+        "Loss", [c for c in LOSS_CHOICES if c in LOSS_LABELS], key="transfer_loss",
+        format_func=LOSS_LABELS.__getitem__,
+        help="Which final loss ranks the learning rates, feeds the verdict, the regret and the "
+        "forecast. Auto: the validation loss where the task has a validation split (a train "
+        "loss near 0 makes a relative regret meaningless), else the train loss.",
+    )
+    choices: list[int | None] = [*targets] or [None]
+    target = top_left.selectbox(
+        "Forecast the best loss at width", choices, key="transfer_target",
+        index=min(len(targets) - 1, max(len(targets) - 3, 0)) if targets else 0,
+        help="The power law fitted to the ladder's best losses is extrapolated to this width.",
     )
     tolerance = top_mid.number_input(
         "Tolerance (log2 LR)", min_value=0.05, max_value=2.0, value=0.25, step=0.05, key="transfer_tolerance",
@@ -47,7 +60,8 @@ def analysis_options() -> tuple[dict[str, Any], DeltaGenerator]:
         "a % of its best loss; the seeds' noise there applies when larger.",
     )
     return {"tolerance": float(tolerance), "loss": loss, "strict_interval": strict,
-            "regret_tolerance": float(regret_pct) / 100}, top_right
+            "regret_tolerance": float(regret_pct) / 100,
+            "target_width": None if target is None else int(target)}, top_right
 
 
 def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd.DataFrame,
@@ -75,14 +89,17 @@ def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd
     st.subheader("Optimal learning rate vs width")
     st.plotly_chart(charts.optimum_figure(widths_frame, drift_frame), key="transfer_optimum")
     regret_view.render(report)  # what copying the narrowest width's LR costs, per width
+    forecast_view.render(report)  # best loss vs width, µP against tuned SP at the target
     return event
 
 
 def verdict(report: TransferReport, drift_frame: pd.DataFrame) -> None:
     """The verdict (confirmed, not confirmed or inconclusive), its next step and why, the
-    regret tolerance it applied, and the drift per parametrization, with its interval."""
+    regret tolerance it applied, the loss it was judged on, and the drift per
+    parametrization, with its interval."""
     verdict_view.render(report.verdict, report.reason, report.next_step,
                         applied=report.regret_applied)
+    st.caption(f"Loss used: {report.loss_reason or report.loss}.")
     for row in drift_frame.itertuples():
         low, high = row.drift_ci_low, row.drift_ci_high
         has_ci = low is not None and high is not None and low == low and high == high
@@ -147,19 +164,20 @@ if sweep is None:
     st.stop()
 
 service = state.service()
-options, top_right = analysis_options()
+options, top_right = analysis_options(service.target_widths(sweep.id))
 # The analysis refuses partial data in plain words: the view carries them as `problem`.
 view = service.transfer(sweep.id, **options)
 runs, finished, report = view.runs, view.finished, view.report
+loss_column = view.loss_column(options["loss"])  # "auto" resolved: the column drawn
 top_right.metric("Finished runs", f"{len(finished)} / {len(runs)}")
 family = transfer_ladder.family_switch(runs)
 if family != transfer_ladder.WIDTH:  # a ladder (depth, ...), shown along its axis
     sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
-    transfer_ladder.render_ladder(family, runs, report, options["loss"], reanalyse=lambda width: service.transfer(
+    transfer_ladder.render_ladder(family, runs, report, loss_column, reanalyse=lambda width: service.transfer(
         sweep_id, **options, depth_width=width).report)
     st.stop()
 runs, finished = transfer_ladder.runs_for_width(runs), transfer_ladder.runs_for_width(finished)
-event = transfer_chart(service, sweep.id, view, runs, options["loss"])
+event = transfer_chart(service, sweep.id, view, runs, loss_column)
 
 # --- Training curves for one grid point: a click on the chart, or the selectboxes -------------
 st.subheader("Training curves at one grid point")

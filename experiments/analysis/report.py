@@ -58,8 +58,10 @@ import math
 import pandas as pd
 
 from experiments.analysis.drift import BOOTSTRAP_SEED, N_BOOTSTRAP, fit_drift, warn_monotone
+from experiments.analysis.forecast import depth_forecast, forecast_by_param
 from experiments.analysis.ladder import ladder_report, split_ladders
 from experiments.analysis.ladder_schema import LadderReport
+from experiments.analysis.loss_choice import resolve_loss
 from experiments.analysis.outcome import overall_verdict
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.schema import (
@@ -97,9 +99,12 @@ def analyze(
             column, and a column per global knob (`GLOBAL_KNOBS`; a knob with one value, or
             no column, is not swept).
         tolerance: |µP drift| allowed, in log2 units per width doubling.
-        loss: which loss column to optimise ("final_train_loss" or "final_val_loss").
+        loss: which loss to optimise: "final_train_loss" / "train", "final_val_loss" / "val",
+            or "auto" (validation where the task has a validation split;
+            `experiments.analysis.loss_choice`). The report's `loss` is the column used.
         target_width: also predict every optimum at this width (µP: the stable optimum; SP: the
-            drift line, flagged as extrapolation outside the ladder).
+            drift line, flagged as extrapolation outside the ladder), and forecast each
+            parametrization's best loss there (`experiments.analysis.forecast`).
         n_bootstrap: bootstrap resamples over seeds (0 disables the bootstrap).
         seed: the bootstrap's RNG seed (the analysis is deterministic for a fixed seed).
         strict_interval: also require the µP drift's whole 95% interval within the tolerance
@@ -121,6 +126,7 @@ def analyze(
     if not (math.isfinite(regret_tolerance) and regret_tolerance > 0):
         raise ValueError(f"regret_tolerance must be a positive fraction of the best loss, got "
                          f"{regret_tolerance!r}: use e.g. 0.01 for 1%")
+    loss, loss_reason = resolve_loss(runs, loss)
     if len(runs) == 0:
         return TransferReport(verdict="inconclusive", reason="the sweep has no runs",
                               next_step="run the sweep (`sweep run`, or Launch on Setup)",
@@ -164,6 +170,10 @@ def analyze(
         ladders=_ladder_sections(ladders, tolerance, loss, n_bootstrap=n_bootstrap, seed=seed,
                                  strict_interval=strict_interval, width=depth_width,
                                  regret_tolerance=regret_tolerance),
+        loss_reason=loss_reason,
+        forecast=forecast_by_param(df, knobs, target_width, n_bootstrap=n_bootstrap, seed=seed),
+        forecast_depth=depth_forecast(ladders.get("depth"), loss, depth_width,
+                                      n_bootstrap=n_bootstrap, seed=seed),
     )
 
 

@@ -12,7 +12,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, Field
 
+from experiments.analysis.forecast_schema import Forecast
 from experiments.analysis.ladder_schema import LadderReport
+from experiments.analysis.loss_choice import loss_short
 from experiments.analysis.outcome import Verdict
 from experiments.analysis.regret_schema import RegretResult
 from experiments.models.parametrizations import is_width_stable, parametrization_short_label
@@ -168,6 +170,11 @@ class TransferReport(BaseModel):
         ladders: per ladder axis other than width found in the runs (`depth`, ...), its
             transfer section (`experiments.analysis.ladder`); the other fields then describe
             the runs where every ladder sits at its base. Empty for a width-only sweep.
+        loss_reason: why `loss` was chosen (`experiments.analysis.loss_choice`).
+        forecast: per parametrization, the power-law forecast of the best loss against width
+            (`experiments.analysis.forecast`), at `target_width` when one is given.
+        forecast_depth: with a depth ladder, the same law fitted against depth at the depth
+            section's width, per parametrization; empty otherwise.
     """
 
     verdict: Verdict
@@ -185,6 +192,9 @@ class TransferReport(BaseModel):
     regret_applied: dict[str, Any] | None = None
     regret: dict[str, RegretResult] = Field(default_factory=dict)
     ladders: dict[str, LadderReport] = Field(default_factory=dict)
+    loss_reason: str = ""
+    forecast: dict[str, Forecast] = Field(default_factory=dict)
+    forecast_depth: dict[str, Forecast] = Field(default_factory=dict)
 
     @property
     def depth(self) -> LadderReport | None:
@@ -216,7 +226,9 @@ class TransferReport(BaseModel):
         "predicted_log2_lr", "extrapolated", "widths": [{"width", "opt_log2_lr", "ci_low",
         "ci_high", "best_loss", ...}], "regret": [{"width", "abs", "rel", "ci_low", "ci_high",
         ...}], "regret_proxy_width"}}, "regret_tolerance", "hparams": {hp: {name: {...
-        "opt_log2" ...}}}, "verdicts": [...]}.
+        "opt_log2" ...}}}, "verdicts": [...], "loss_used": "train" | "val", "loss_reason",
+        "forecast": {name: {"form", "params", "at": [{"width", "loss", "ci_low", "ci_high"}],
+        "fit_quality", ...} or {"refused": reason, ...}}}.
         """
         return {
             "verdict": self.verdict,
@@ -224,6 +236,8 @@ class TransferReport(BaseModel):
             "next_step": self.next_step,
             "tolerance": self.tolerance,
             "loss": self.loss,
+            "loss_used": loss_short(self.loss),
+            "loss_reason": self.loss_reason,
             "target_width": self.target_width,
             "n_runs": self.n_runs,
             "warnings": list(self.warnings),
@@ -239,8 +253,11 @@ class TransferReport(BaseModel):
                 for hp, by_param in self.hparams.items()
             },
             "verdicts": [v.model_dump() for v in self.verdicts],
+            "forecast": {p: f.contract_json() for p, f in self.forecast.items()},
             # Only a sweep with a ladder on an axis has that axis's section (`depth`, ...).
             **{axis: ladder.to_contract_json() for axis, ladder in self.ladders.items()},
+            **({"forecast_depth": {p: f.contract_json() for p, f in self.forecast_depth.items()}}
+               if self.forecast_depth else {}),
         }
 
 

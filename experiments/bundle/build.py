@@ -140,6 +140,9 @@ class Evidence(BaseModel):
         n_runs: runs analysed.
         versions: library, mucore rules, torch, python.
         depth: a depth ladder's depth section (`analyze --json`'s `depth`); absent otherwise.
+        forecast: per parametrization, the best-loss forecast at the target width the export
+            was made with (`analyze --json`'s `forecast`); absent in bundles made before the
+            forecast existed, so their bytes and hashes are unchanged.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -157,10 +160,18 @@ class Evidence(BaseModel):
     n_runs: int
     versions: dict[str, str]
     depth: dict[str, Any] | None = None
+    forecast: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return drop_unset_depth(handler(self))
+        data = drop_unset_depth(handler(self))
+        return {k: v for k, v in data.items() if not (k == "forecast" and v is None)}
+
+    def forecast_at_target(self, parametrization: str, width: int) -> dict[str, Any] | None:
+        """The recorded forecast row (`{width, loss, ci_low, ci_high, ...}`) of
+        `parametrization` at `width`, or None (no forecast recorded, refused, other width)."""
+        f = (self.forecast or {}).get(parametrization) or {}
+        return next((a for a in f.get("at", []) if a.get("width") == width), None)
 
 
 class HPBundle(BaseModel):
@@ -257,6 +268,10 @@ class HPBundle(BaseModel):
             if d.drift_slope is not None and d.drift_ci is not None:
                 lines.append(f"  {param} LR drift {d.drift_slope:+.3f} log2/doubling, 95% CI "
                              f"[{d.drift_ci[0]:+.3f}, {d.drift_ci[1]:+.3f}]")
+        row = ev.forecast_at_target(self.parametrization, self.target_width)
+        if row is not None and row.get("ci_low") is not None:
+            lines.append(f"loss forecast at width {self.target_width}: {row['loss']:.4g} "
+                         f"[{row['ci_low']:.4g}, {row['ci_high']:.4g}] ({ev.loss})")
         lines += [f"warning: {w}" for w in ev.warnings]
         lines.append(f"{len(self.param_table)} parameters; content hash {self.content_hash[:16]}")
         return "\n".join(lines)
@@ -437,6 +452,7 @@ def _evidence(
         n_runs=report.n_runs,
         versions=_versions(),
         depth=None if report.depth is None else report.depth.to_contract_json(),
+        forecast={p: f.contract_json() for p, f in report.forecast.items()} or None,
     )
 
 
@@ -524,7 +540,7 @@ def export_bundle(
     force: bool = False,
     *,
     tolerance: float = 0.25,
-    loss: str = "final_train_loss",
+    loss: str = "auto",
     parametrization: str | None = None,
     target_depth: int | None = None,
 ) -> HPBundle:
@@ -536,7 +552,8 @@ def export_bundle(
         target_width: the target model's width.
         force: export even when the verdict is not confirmed (recorded in the bundle).
         tolerance: the verdict's drift tolerance (log2 per width doubling).
-        loss: the loss column to optimise.
+        loss: the loss to optimise ("auto": validation where the task has a validation split;
+            `experiments.analysis.loss_choice`).
         parametrization: whose HPs to export (None: mup, or the sweep's only one).
         target_depth: a depth ladder's target depth (`build_bundle`).
 

@@ -14,6 +14,8 @@ tuned on the proxies are (near) optimal for the wide target. Steps:
    at L minus the best bracket point's (>= 0; +inf when L diverged, written as null).
 5. Baseline: SP at its extrapolated LR (the SP drift line at the target width, from the
    bundle's evidence), trained the same way, with its loss gap to the transferred µP run.
+6. The loss forecast: the seed-mean loss at L against the best-loss forecast the bundle
+   recorded at the target width (`experiments.bundle.forecast_check`: inside, better or worse).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle.build import HPBundle, log2_grid_step
+from experiments.bundle.forecast_check import ForecastCheck, check_forecast
 from experiments.device import device_problem
 from experiments.errors import UserError
 from experiments.job_results import VerifyPoint, VerifyReport
@@ -274,6 +277,29 @@ def _sp_baseline(
     return baseline, baseline.loss - transferred.loss
 
 
+def _forecast_check(
+    bundle: HPBundle, transferred: VerifyPoint, warn: list[str]
+) -> ForecastCheck | None:
+    """Step 6: the transferred LR's loss against the bundle's forecast at the target."""
+    recorded = (bundle.evidence.forecast or {}).get(bundle.parametrization)
+    if bundle.target_depth is not None and bundle.target_depth != bundle.base_depth:
+        warn.append("no loss forecast: the width forecast is for the base depth "
+                    f"{bundle.base_depth}, not the target depth {bundle.target_depth}")
+        return None
+    if recorded is None:
+        warn.append("no loss forecast: the bundle records none (exported before forecasts)")
+        return None
+    if "refused" in recorded:
+        warn.append(f"no loss forecast: it was refused at export: {recorded['refused']}")
+        return None
+    row = bundle.evidence.forecast_at_target(bundle.parametrization, bundle.target_width)
+    check = None if row is None else check_forecast(row, transferred.seed_losses,
+                                                    transferred.loss)
+    if check is None:
+        warn.append(f"no loss forecast at width {bundle.target_width} in the bundle")
+    return check
+
+
 def verify_bundle(
     bundle: HPBundle,
     bracket: int = 2,
@@ -318,7 +344,9 @@ def verify_bundle(
     baseline, sp_gap = None, None
     if sp_baseline and bundle.parametrization != "sp":
         baseline, sp_gap = _sp_baseline(bundle, recipe, transferred, say, warn)
+    forecast = _forecast_check(bundle, transferred, warn)
     return VerifyReport(
+        forecast=forecast,
         target_width=bundle.target_width,
         target_depth=bundle.target_depth,
         parametrization=bundle.parametrization,

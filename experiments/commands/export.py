@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from experiments.analysis import DEFAULT_TOLERANCE
+from experiments.analysis.loss_choice import LOSS_CHOICES
 from experiments.bundle.build import export_bundle, write_bundle
 from experiments.commands.sweep import add_db_arg, db_path, find_sweep, open_store, parse_sweep_id
 from experiments.errors import StoreError, UserError
@@ -36,8 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="export even when the verdict is not confirmed (recorded in the bundle)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="allowed |µP drift| in log2 LR per width doubling (default 0.25)")
-    p.add_argument("--loss", choices=("final_train_loss", "final_val_loss"),
-                   default="final_train_loss")
+    p.add_argument("--loss", choices=LOSS_CHOICES, default="auto",
+                   help="the loss the optima are taken on: val, train, or auto (default: "
+                        "validation where the task has a validation split)")
     p.add_argument("--parametrization", default=None,
                    help="whose HPs to export (default mup, or the sweep's only parametrization)")
     add_db_arg(p)

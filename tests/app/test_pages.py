@@ -183,12 +183,24 @@ def test_transfer_page_panels_and_verdict(open_page, finished_sweep, monkeypatch
     from experiments.analysis import analyze
     from experiments.store import Store
 
+    # The page reads the validation loss by default (the digits task has a split), says so,
+    # and forecasts the best loss at its target width (the widest width x 4 by default).
+    target = int(at.selectbox(key="transfer_target").value)
+    report = analyze(Store(db).runs_frame(sweep_id), loss="auto", target_width=target)
+    assert report.loss == "final_val_loss"
+    assert any(c.value.startswith("Loss used: validation loss") for c in at.caption)
     # The regret panel: the sentence the report gives, and its chart and table.
-    sentence = regret_sentence(analyze(Store(db).runs_frame(sweep_id)))
+    sentence = regret_sentence(report)
     assert sentence is not None and sentence in [m.value for m in at.markdown]
     assert any(h.value == "What copying the proxy's learning rate costs" for h in at.subheader)
+    # The forecast panel: best loss vs width, and µP against tuned SP in one sentence.
+    from app.transfer.forecast_view import forecast_sentence
+
+    assert any(h.value == "Best loss vs width: the forecast" for h in at.subheader)
+    said = forecast_sentence(report)
+    assert said is not None and said in [m.value for m in at.markdown], said
     # The strict rule (whole drift interval within tolerance) gives the analysis' own verdict.
-    strict = analyze(Store(db).runs_frame(sweep_id), strict_interval=True).verdict
+    strict = analyze(Store(db).runs_frame(sweep_id), loss="auto", strict_interval=True).verdict
     at.checkbox(key="transfer_strict").check().run()
     assert not at.exception
     want = {"confirmed": "Transfer confirmed", "not_confirmed": "Transfer not confirmed",
@@ -297,6 +309,9 @@ def test_export_shows_the_stored_verification(open_page, finished_sweep, monkeyp
     assert table["target width"] == str(target)
     assert table["transferred log2 lr"] == str(report.transferred_log2_lr)
     assert "points" not in table.index  # the bracket's list is not a table cell
+    if report.forecast is not None:  # the bundle's forecast against the measured loss
+        boxes = [b.value for b in (*at.info, *at.success, *at.warning)]
+        assert any(f"Loss forecast: {report.forecast.status}" in b for b in boxes), boxes
 
 
 # --- Registered models (a user's build function) ------------------------------------------------

@@ -146,7 +146,9 @@ def test_transfer_before_and_after_training(tmp_path: Path, trained: tuple[Servi
         "confirmed", "not_confirmed", "inconclusive")
     assert list(report.lr) == ["sp", "mup"] and report.n_runs == N_TINY_RUNS
     assert [w.width for w in report.lr["mup"].widths] == [32, 64]
-    assert report.loss == "final_train_loss" and report.tolerance == 0.25
+    # The task has a validation split: the verdict reads the validation loss unless told.
+    assert report.loss == "final_val_loss" and report.tolerance == 0.25
+    assert service.transfer(sweep_id, loss="train").report.loss == "final_train_loss"
     assert service.transfer(sweep_id, loss="final_val_loss", tolerance=0.5).report.tolerance == 0.5
 
     refused = service.transfer(sweep_id, tolerance=-1.0)  # the analysis refuses: no raise

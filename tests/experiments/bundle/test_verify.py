@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from experiments.analysis import analyze
-from experiments.bundle.build import HPBundle, build_bundle, write_bundle
 from experiments.bundle import verify as verify_module
+from experiments.bundle.build import HPBundle, build_bundle, write_bundle
 from experiments.bundle.verify import verify_bundle
 from experiments.cli import main
 from experiments.errors import UserError
