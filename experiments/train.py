@@ -216,18 +216,8 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
         model, shapes, run.parametrization, run.hparams.to_mucore(), seed=run.seed
     )
     opt_cfg = run.optimizer
-    optimizer = mucore.build_optimizer(
-        model,
-        setup,
-        opt_cfg.name,
-        run.lr,
-        betas=opt_cfg.betas,
-        eps=opt_cfg.eps,
-        momentum=opt_cfg.momentum,
-        weight_decay=opt_cfg.weight_decay,
-        wd_mode=opt_cfg.wd_mode,
-        scale_eps=opt_cfg.scale_eps,
-    )
+    optimizer = mucore.build_optimizer(model, setup, opt_cfg.name, run.lr,
+                                       **opt_cfg.build_kwargs())
     scheduler = None
     if opt_cfg.schedule == "cosine":
         scheduler = mucore.relative_schedule(
