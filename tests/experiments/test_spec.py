@@ -86,7 +86,7 @@ INVALID = [
     ("too-many-runs", with_(lr_grid={"log2_min": -20, "log2_max": 0, "step": 0.01}, seeds=list(range(20))), "too many runs"),
     ("extra-key", with_(learning_rate=1e-3), "learning_rate"),
     ("extra-nested-key", with_(optimizer={"name": "adam", "beta": 0.9}), "optimizer.beta"),
-    ("unknown-optimizer", with_(optimizer={"name": "lion"}), "optimizer.name"),
+    ("unknown-optimizer", with_(optimizer={"name": "adagrad"}), "optimizer.name"),
     ("hparam-nonpositive", with_(hparams={"init_std": 0}), "hparams.init_std"),
     ("hparam-grid-unknown", with_(hparam_grid={"lr": [1, 2]}), "hparam_grid"),
     ("device-bogus", with_(device="tpu"), "device"),

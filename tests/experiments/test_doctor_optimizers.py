@@ -1,0 +1,82 @@
+"""Muon and Lion under µP on the zoo, both directions: the coordinate check passes and the
+doctor calls each healthy (the update-norm slope of every hidden weight within 0.1 of the
+spectral condition's 0), and Muon's "match_rms_adamw" without its hidden LR / sqrt(m) fails
+with the update-norm finding that names the fix (slope about +1/2). The MLP runs fast; GPT and
+LLaMA are marked slow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from experiments.coordcheck import run_coord_check
+from experiments.doctor import run_doctor
+from experiments.doctor_spectral import MATCH_RMS_FIX
+from experiments.models.catalog import model_config
+
+WIDTHS = [64, 128, 256]
+RMS = {"adjust_lr_fn": "match_rms_adamw"}
+UNCORRECTED = {**RMS, "hidden_lr_correction": False}
+HEALTHY = [("adam", {}), ("muon", {}), ("muon", RMS), ("lion", {})]
+
+
+def _hidden_slopes(report: Any) -> list[float]:
+    norm = next(f for f in report.findings if f.check == "update_norm")
+    return [j["slope"] for j in norm.evidence["judgements"] if j["role"] == "hidden"]
+
+
+def _assert_healthy(kind: str, optimizer: str, options: dict[str, Any]) -> None:
+    report = run_doctor(model_config(kind), "mup", WIDTHS, optimizer=optimizer,
+                        optimizer_options=options)
+    bad = [f.message for f in report.findings if f.status != "pass"]
+    assert report.verdict == "healthy" and not bad, bad
+    slopes = _hidden_slopes(report)
+    assert slopes and max(abs(s) for s in slopes) <= 0.1, slopes
+
+
+def _assert_uncorrected_fails(kind: str) -> None:
+    report = run_doctor(model_config(kind), "mup", WIDTHS, optimizer="muon",
+                        optimizer_options=UNCORRECTED)
+    found = {f.check: f for f in report.findings}
+    assert report.verdict == "problems"
+    norm = found["update_norm"]
+    assert norm.status == "fail" and norm.fix == MATCH_RMS_FIX
+    slopes = _hidden_slopes(report)
+    assert all(0.4 <= s <= 0.6 for s in slopes), slopes  # 0.2 sqrt(max(A, B)): +1/2
+    assert found["optimizer"].status == "fail"  # the static check sees the group LRs too
+    assert found["ablation"].fix == MATCH_RMS_FIX  # switching the correction on fixes it
+
+
+@pytest.mark.parametrize(("optimizer", "options"), HEALTHY)
+def test_mlp_doctor_is_healthy_with_adam_muon_and_lion(optimizer: str,
+                                                       options: dict[str, Any]) -> None:
+    _assert_healthy("mlp", optimizer, options)
+
+
+def test_mlp_doctor_fails_muon_match_rms_without_its_hidden_lr_correction() -> None:
+    _assert_uncorrected_fails("mlp")
+
+
+@pytest.mark.slow  # ~10-20 s per run on one CPU thread
+@pytest.mark.parametrize(("optimizer", "options"), HEALTHY[1:])
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_transformer_doctor_is_healthy_with_muon_and_lion(kind: str, optimizer: str,
+                                                          options: dict[str, Any]) -> None:
+    _assert_healthy(kind, optimizer, options)
+
+
+@pytest.mark.slow  # the failing run adds the ablation's reruns
+@pytest.mark.parametrize("kind", ["gpt", "llama"])
+def test_transformer_doctor_fails_uncorrected_match_rms(kind: str) -> None:
+    _assert_uncorrected_fails(kind)
+
+
+@pytest.mark.parametrize(("optimizer", "options"), HEALTHY[1:])
+@pytest.mark.parametrize("kind", ["mlp", pytest.param("gpt", marks=pytest.mark.slow),
+                                  pytest.param("llama", marks=pytest.mark.slow)])
+def test_coord_check_passes_for_mup_with_muon_and_lion(kind: str, optimizer: str,
+                                                       options: dict[str, Any]) -> None:
+    result = run_coord_check(kind, "mup", [64, 128, 256, 512] if kind == "mlp" else WIDTHS,
+                             steps=5, optimizer=optimizer, optimizer_options=options)
+    assert result.verdict == "pass", [v.message for v in result.violations]
