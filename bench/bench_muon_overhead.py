@@ -5,9 +5,10 @@ same batch: mucore's optimizer from `mucore.build_optimizer(model, setup, "muon"
 bare one as the torch docs write it (torch.optim.Muon over the 2-D hidden weights,
 torch.optim.AdamW over the rest, two objects stepped one after the other). Repetitions are
 interleaved (mucore, bare, mucore, ...) in one process so machine load hits both alike. Prints
-the median time per step of each and the median of the per-repetition ratios.
+the median time per step of each, the median of the per-repetition ratios and the ratio of
+the fastest repetitions (the least disturbed by other load on a shared machine).
 
-    .venv/bin/python bench/bench_muon_overhead.py [--width 512] [--depth 3] [--batch 64] [--steps 10] [--reps 9]
+    .venv/bin/python bench/bench_muon_overhead.py [--width 512] [--depth 3] [--batch 64] [--steps 10] [--reps 9] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -78,15 +79,16 @@ def _bare(model: nn.Module, lr: float) -> _Pair:
 
 
 def time_steps(model: nn.Module, opt: torch.optim.Optimizer | _Pair,
-               batch: tuple[Tensor, Tensor], steps: int) -> float:
+               batch: tuple[Tensor, Tensor], steps: int,
+               clock: Callable[[], float] = time.perf_counter) -> float:
     """Seconds per full step (zero_grad, forward, backward, optimizer step)."""
     x, y = batch
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(steps):
         opt.zero_grad(set_to_none=True)
         F.cross_entropy(model(x), y).backward()
         opt.step()
-    return (time.perf_counter() - t0) / steps
+    return (clock() - t0) / steps
 
 
 def main() -> int:
@@ -97,7 +99,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--reps", type=int, default=9)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time this process's CPU time (steady on a shared machine; run "
+                        "with OMP_NUM_THREADS=1) instead of the wall clock")
     args = parser.parse_args()
+    clock = time.process_time if args.cpu_time else time.perf_counter
     g = torch.Generator().manual_seed(0)
     batch = (torch.randn(args.batch, D_IN, generator=g),
              torch.randint(0, N_OUT, (args.batch,), generator=g))
@@ -106,8 +112,8 @@ def main() -> int:
     bare_model, _ = _model(args.width, args.depth)
     bare = _bare(bare_model, 0.01)
     runs: dict[str, tuple[nn.Module, Callable[[], float]]] = {}
-    runs["mucore"] = (ours_model, lambda: time_steps(ours_model, ours, batch, args.steps))
-    runs["bare"] = (bare_model, lambda: time_steps(bare_model, bare, batch, args.steps))
+    runs["mucore"] = (ours_model, lambda: time_steps(ours_model, ours, batch, args.steps, clock))
+    runs["bare"] = (bare_model, lambda: time_steps(bare_model, bare, batch, args.steps, clock))
     for _, fn in runs.values():
         fn()  # warm-up (allocations, momentum buffers)
     times: dict[str, list[float]] = {k: [] for k in runs}
@@ -117,11 +123,14 @@ def main() -> int:
     ratios = [a / b for a, b in zip(times["mucore"], times["bare"], strict=True)]
     print("$ " + shlex.join([sys.executable, *sys.argv]))
     print(f"torch threads {torch.get_num_threads()}, width {args.width}, depth {args.depth}, "
-          f"batch {args.batch}, {args.steps} steps x {args.reps} reps")
+          f"batch {args.batch}, {args.steps} steps x {args.reps} reps, "
+          f"{'CPU time' if args.cpu_time else 'wall clock'}")
     for name, ts in times.items():
-        print(f"{name:7s} median {statistics.median(ts) * 1e3:.2f} ms/step")
+        print(f"{name:7s} median {statistics.median(ts) * 1e3:.2f} ms/step, "
+              f"fastest {min(ts) * 1e3:.2f}")
     print(f"ratio mucore / bare: median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+          f"(min {min(ratios):.3f}, max {max(ratios):.3f}); fastest over fastest "
+          f"{min(times['mucore']) / min(times['bare']):.3f}")
     return 0
 
 

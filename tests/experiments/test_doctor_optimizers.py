@@ -8,10 +8,12 @@ LLaMA are marked slow."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from experiments.cli import main
 from experiments.coordcheck import run_coord_check
 from experiments.doctor import run_doctor
 from experiments.doctor_spectral import MATCH_RMS_FIX, NORM_TOLERANCE
@@ -83,3 +85,24 @@ def test_coord_check_passes_for_mup_with_muon_and_lion(kind: str, optimizer: str
     result = run_coord_check(kind, "mup", [64, 128, 256, 512] if kind == "mlp" else WIDTHS,
                              steps=5, optimizer=optimizer, optimizer_options=options)
     assert result.verdict == "pass", [v.message for v in result.violations]
+
+
+def test_cli_takes_muon_flags_and_refuses_them_for_other_optimizers(tmp_path, capsys) -> None:
+    out = tmp_path / "describe.json"
+    assert main(["describe", "--model", "mlp", "--width", "256", "--base-width", "64",
+                 "--optimizer", "muon", "--muon-adjust", "match_rms_adamw",
+                 "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    rows = {r["name"]: r for r in doc["rows"]}
+    assert doc["optimizer_options"] == {"adjust_lr_fn": "match_rms_adamw"}
+    assert rows["hidden.0.weight"]["update"] == "muon"
+    assert rows["hidden.0.weight"]["lr_mult"] == pytest.approx(0.5)  # m = 4: / sqrt(m)
+    assert rows["readout.weight"]["update"] == "adamw"
+    assert "update" in capsys.readouterr().out  # the printed table has the column
+    for argv in (["describe", "--model", "mlp", "--width", "256", "--optimizer", "adam",
+                  "--muon-adjust", "match_rms_adamw"],
+                 ["coord-check", "--model", "gpt", "--param", "completep", "--widths", "64,128",
+                  "--optimizer", "muon"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "--optimizer" in err or "--muon-adjust" in err, err
