@@ -66,6 +66,7 @@ from experiments.models.parametrizations import (
 )
 from experiments.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
+from mucore.optimizers import MUON_ADJUSTMENTS as MUON_ADJUSTMENTS
 from mucore.optimizers import optimizer_names as optimizer_names
 from mucore.optimizers import settings_family
 from mucore.parametrizations import parametrization_names as parametrization_names

@@ -1,10 +1,11 @@
 """The Setup page with Muon and Lion (real app, AppTest): the optimizer select offers them from
 the registry, and an uploaded Muon spec (match_rms_adamw) shows its settings and launches
-exactly the uploaded spec."""
+exactly the uploaded spec; the inspector shows Muon's rows (which optimizer, which LR)."""
 
 from __future__ import annotations
 
 import yaml
+from test_coord_depth_page import _wait_table
 from test_setup_upload import LAUNCH, UPLOADED, as_the_browser_sends, upload, widget_values
 
 from experiments.spec import SweepSpec
@@ -32,3 +33,13 @@ def test_setup_offers_muon_and_lion_and_launches_an_uploaded_muon_spec(open_page
     record = Store(db_path).get_sweep(sweep.id)
     assert record is not None
     assert SweepSpec.model_validate(record.spec) == SweepSpec.model_validate(MUON)
+
+
+def test_the_inspector_shows_which_optimizer_trains_each_parameter_under_muon(open_page):
+    at = open_page("views/inspector.py", insp_model="mlp", insp_param="mup",
+                   insp_optimizer="muon", insp_muon_adjust="match_rms_adamw", insp_base=64,
+                   insp_target=256)
+    table = _wait_table(at).set_index("name")
+    assert table.loc["hidden.0.weight", "update"] == "muon"
+    assert table.loc["hidden.0.weight", "lr_mult"] == 0.5  # m = 4: / sqrt(m)
+    assert table.loc["readout.weight", "update"] == "adamw"
