@@ -259,7 +259,8 @@ class DescribedParam:
     """One row of `describe`: what µP does to one parameter (`mucore.DescribeRow`'s fields).
 
     `depth_mult` (m_L) and `branch_mult` (m_L^(-alpha)) are None outside the residual blocks,
-    and for a table without depth rules or a model described without a depth.
+    and for a table without depth rules or a model described without a depth. `update` says,
+    under Muon, which optimizer trains the parameter ("muon" or "adamw"); None otherwise.
     """
 
     name: str
@@ -272,16 +273,18 @@ class DescribedParam:
     lr_mult: float
     depth_mult: float | None = None
     branch_mult: float | None = None
+    update: str | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> DescribedParam:
         """One entry of the `rows` list."""
-        depth, branch = data.get("depth_mult"), data.get("branch_mult")
+        depth, branch, update = data.get("depth_mult"), data.get("branch_mult"), data.get("update")
         return cls(str(data["name"]), tuple(int(s) for s in data["shape"]), str(data["role"]),
                    float(data["width_mult"]), str(data["init"]), float(data["init_std"]),
                    float(data["forward_mult"]), float(data["lr_mult"]),
                    None if depth is None else float(depth),
-                   None if branch is None else float(branch))
+                   None if branch is None else float(branch),
+                   None if update is None else str(update))
 
 
 @dataclass(frozen=True)

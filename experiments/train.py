@@ -233,18 +233,7 @@ def _build_training(run: RunConfig, device: torch.device) -> _Training:
     # The grid LR is the base LR: the batch and horizon rules move it (and Adam's betas and
     # eps) to this run's batch size and length, as the width rules move each group's LR.
     lr, opt_cfg = run.effective_optimizer()
-    optimizer = mucore.build_optimizer(
-        model,
-        setup,
-        opt_cfg.name,
-        lr,
-        betas=opt_cfg.betas,
-        eps=opt_cfg.eps,
-        momentum=opt_cfg.momentum,
-        weight_decay=opt_cfg.weight_decay,
-        wd_mode=opt_cfg.wd_mode,
-        scale_eps=opt_cfg.scale_eps,
-    )
+    optimizer = mucore.build_optimizer(model, setup, opt_cfg.name, lr, **opt_cfg.build_kwargs())
     scheduler = _scheduler(opt_cfg, optimizer, run.steps)
     generator = torch.Generator(device="cpu")
     generator.manual_seed(run.seed + BATCH_SEED_OFFSET)

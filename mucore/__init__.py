@@ -65,6 +65,12 @@ _EXPORTS: dict[str, str] = {
     "optimizer_family": "optimizers",
     "optimizer_names": "optimizers",
     "register_optimizer": "optimizers",
+    "rule_family": "optimizers",
+    "settings_family": "optimizers",
+    "MUON_ADJUSTMENTS": "optimizers",
+    "Lion": "lion",
+    "MuonAdamW": "muon",
+    "muon_owns": "parametrizations",
     "param_groups": "optim",
     "relative_schedule": "optim",
     "warmup_cosine": "optim",
@@ -138,6 +144,8 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         TiedReadout,
         attention_scale,
     )
+    from mucore.lion import Lion
+    from mucore.muon import MuonAdamW
     from mucore.optim import (
         build_optimizer,
         optimizer_class,
@@ -147,11 +155,14 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         warmup_stable_decay,
     )
     from mucore.optimizers import (
+        MUON_ADJUSTMENTS,
         OptimizerEntry,
         get_optimizer,
         optimizer_family,
         optimizer_names,
         register_optimizer,
+        rule_family,
+        settings_family,
     )
     from mucore.parametrizations import (
         COMPLETEP,
@@ -163,6 +174,7 @@ if TYPE_CHECKING:  # static checkers see the eager imports
         Parametrization,
         RoleRule,
         get_parametrization,
+        muon_owns,
         parametrization_names,
         register_parametrization,
     )

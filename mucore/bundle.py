@@ -31,6 +31,7 @@ from mucore.context import MuSetup
 from mucore.hparams import HParams
 from mucore.init import parametrize
 from mucore.optim import build_optimizer
+from mucore.optimizers import build_kwargs
 from mucore.parametrizations import get_parametrization
 from mucore.roles import BaseShapes, ShapeInferenceError, canonical_name
 from mucore.summary import describe
@@ -228,7 +229,12 @@ def apply_bundle(
         raise BundleError(f"model does not match the bundle's base shapes: {exc}") from None
     except (KeyError, ValueError) as exc:
         raise BundleError(f"cannot apply the bundle: {exc}") from None
-    _check_table(data, describe(setup, str(data["optimizer"].get("name", "adam"))))
+    opt = dict(data["optimizer"])
+    try:
+        rows = describe(setup, str(opt.get("name", "adam")), opt)
+    except ValueError as exc:
+        raise BundleError(f"bundle optimizer settings: {exc}") from None
+    _check_table(data, rows)
     return model, _bundle_optimizer(data, model, setup)
 
 
@@ -237,18 +243,8 @@ def _bundle_optimizer(
 ) -> torch.optim.Optimizer:
     """The optimizer the bundle names, with its LR and settings, over `setup`'s groups."""
     opt = dict(bundle["optimizer"])
+    name = str(opt.get("name", "adam"))
     try:
-        return build_optimizer(
-            model,
-            setup,
-            str(opt.get("name", "adam")),
-            float(bundle["lr"]),
-            betas=tuple(opt.get("betas", (0.9, 0.999))),  # type: ignore[arg-type]
-            eps=float(opt.get("eps", 1e-8)),
-            momentum=float(opt.get("momentum", 0.0)),
-            weight_decay=float(opt.get("weight_decay", 0.0)),
-            wd_mode=opt.get("wd_mode", "coupled"),
-            scale_eps=bool(opt.get("scale_eps", False)),
-        )
+        return build_optimizer(model, setup, name, float(bundle["lr"]), **build_kwargs(name, opt))
     except ValueError as exc:
         raise BundleError(f"bundle optimizer settings: {exc}") from None

@@ -40,7 +40,7 @@ import sys
 import types
 import warnings
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
@@ -51,8 +51,8 @@ from mucore.context import MuContext, MuSetup
 from mucore.init import SETUP_ATTR
 from mucore.layers import MuConfigurable, Readout, TiedReadout
 from mucore.optim import optimizer_class
-from mucore.optimizers import get_optimizer, optimizer_family, optimizer_names
-from mucore.parametrizations import OptimizerFamily
+from mucore.optimizers import get_optimizer, optimizer_family, optimizer_names, rule_family
+from mucore.parametrizations import MUON_FAMILIES, OptimizerFamily
 from mucore.roles import AttentionBase, Role, canonical_name
 
 Status = Literal["pass", "warn", "fail"]
@@ -449,6 +449,12 @@ _OPTIMIZER_FIX = (
 )
 
 
+_MATCH_RMS_FIX = (
+    "Muon with adjust_lr_fn='match_rms_adamw' scales hidden updates by 0.2 sqrt(max(fan_out, "
+    "fan_in)), so µP divides the hidden LR by sqrt(m): build it with mucore.build_optimizer("
+    "model, setup, 'muon', lr, adjust_lr_fn='match_rms_adamw') and hidden_lr_correction on")
+
+
 @dataclass(frozen=True)
 class _Slot:
     """One parameter as the optimizer holds it."""
@@ -479,7 +485,13 @@ def _family(optimizer: torch.optim.Optimizer) -> tuple[OptimizerFamily, str]:
     for cls in type(optimizer).__mro__:
         name = _registered_name(cls)
         if name is not None:
-            return optimizer_family(name), name
+            # Muon's hidden rule follows the adjustment it applies (`mucore.rule_family`):
+            # judged by what it does, not by how it was asked to be built.
+            adjust = getattr(optimizer, "adjust_lr_fn", None)
+            family = optimizer_family(name)
+            if family in MUON_FAMILIES and adjust is not None:
+                return rule_family(name, adjust), name
+            return family, name
     if "sgd" in type(optimizer).__name__.lower():
         return OptimizerFamily.SGD, "sgd"
     return OptimizerFamily.ADAM, "adam"
@@ -526,8 +538,12 @@ def _check_optimizer(model: nn.Module, setup: MuSetup,
         return [Finding("optimizer", "fail", "the optimizer holds none of the model's parameters",
                         "build the optimizer from this model's parameters")]
     findings = [_check_lr_ratios(slots, setup, opt, missing)]
+    if family is OptimizerFamily.MUON_RMS and findings[0].status == "fail":
+        findings[0] = replace(findings[0], message=findings[0].message.split(" (one LR")[0],
+                              fix=_MATCH_RMS_FIX)
     findings.append(_check_weight_decay(slots, opt))
-    if family is OptimizerFamily.ADAM and setup.parametrization.name != "sp":
+    has_eps = any("eps" in s.group for s in slots)  # Lion has none
+    if family is OptimizerFamily.ADAM and setup.parametrization.name != "sp" and has_eps:
         findings.append(_check_eps(slots, opt))
     return findings
 

@@ -9,6 +9,11 @@ Weight decay is explicit:
   per-step shrink lr_g * wd_g equals lr * wd in every group, as in the base model;
 - "independent" (Wortsman et al., 2023): group weight_decay = wd / lr_g, so the per-step shrink
   is wd times the schedule factor, independent of the LR and the width.
+The same two modes hold for Muon and Lion, whose decay is decoupled like AdamW's (p <- p (1 -
+lr_g wd_g) before the update): "coupled" keeps every group's shrink at lr * wd, so the relative
+pull of decay against a width-constant spectral update is the base model's; "independent"
+makes it wd per step. Under Muon the hidden LR's own correction (/ sqrt(m) with
+"match_rms_adamw") is part of lr_mult, so "coupled" divides it back out of the decay.
 Both modes use the whole lr_mult, depth part included: under CompleteP / depth-µP "coupled"
 scales a block's hidden-weight decay by m_N * m_L^(1 - alpha), keeping lr * wd fixed. For
 CompleteP (alpha = 1) that is the paper's minimal implementation's lambda * m_N; for depth-µP
@@ -30,8 +35,9 @@ import torch
 from torch import nn
 
 from mucore.context import MuSetup
-from mucore.optimizers import OptimizerEntry, get_optimizer, optimizer_family
-from mucore.parametrizations import OptimizerFamily
+from mucore.muon import UPDATE_KEY
+from mucore.optimizers import OptimizerEntry, get_optimizer, rule_family
+from mucore.parametrizations import MUON_FAMILIES, OptimizerFamily, muon_owns
 from mucore.roles import Role, canonical_name
 
 WeightDecayMode = Literal["coupled", "independent"]
@@ -63,6 +69,8 @@ def param_groups(
     wd_mode: WeightDecayMode = "coupled",
     decay_vectors: bool = False,
     scale_eps: bool = False,
+    adjust_lr_fn: str | None = None,
+    hidden_lr_correction: bool = True,
 ) -> list[dict]:
     """Group parameters by (role, LR mult, wd, eps); each group knows its names and multiplier.
 
@@ -79,22 +87,28 @@ def param_groups(
             weights by m in every table, since their gradients shrink like 1/m and a fixed
             eps would dominate at large width; under CompleteP / depth-µP also input-like and
             output weights by m, and hidden weights inside the blocks by m * m_L^alpha.
+        adjust_lr_fn: Muon only: torch's LR adjustment ("original" or "match_rms_adamw"); the
+            hidden matrices' LR follows its rule (`mucore.rule_family`).
+        hidden_lr_correction: Muon with "match_rms_adamw" only: False leaves out the hidden
+            LR's / sqrt(m). Wrong on purpose: a diagnostic for tests and the doctor.
 
     Raises:
         ValueError: a bad LR or wd_mode, or the parametrization refuses the optimizer (the
-            depth tables refuse SGD).
+            depth tables refuse SGD and Muon).
     """
     if not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"learning rate must be a finite number > 0, got {lr!r}")
     if wd_mode not in ("coupled", "independent"):
         raise ValueError(f"wd_mode must be 'coupled' or 'independent', got {wd_mode!r}")
-    family = setup.parametrization.check_family(optimizer_family(optimizer))
+    family = setup.parametrization.check_family(
+        rule_family(optimizer, adjust_lr_fn, hidden_lr_correction))
     groups: dict[tuple, dict] = {}
     for raw_name, p in model.named_parameters():
         if not p.requires_grad:
             continue
         info = setup.param(raw_name)
         lr_mult = setup.parametrization.lr_mult(info, family)
+        update = _update(family, info.role, p.ndim)
         group_lr = lr * lr_mult
         wd = 0.0 if (info.role is Role.VECTOR and not decay_vectors) else weight_decay
         if wd and wd_mode == "coupled":
@@ -102,7 +116,7 @@ def param_groups(
         elif wd and wd_mode == "independent":
             wd = wd / group_lr
         group_eps = eps / setup.parametrization.eps_divisor(info) if scale_eps else eps
-        key = (info.role.value, lr_mult, wd, group_eps)
+        key = (info.role.value, lr_mult, wd, group_eps, update)
         g = groups.setdefault(
             key,
             {
@@ -115,12 +129,23 @@ def param_groups(
                 "eps": group_eps,
             },
         )
+        if update:
+            g[UPDATE_KEY] = update
         g["params"].append(p)
         g["param_names"].append(canonical_name(raw_name))
-    if family is OptimizerFamily.SGD:
-        for g in groups.values():
+    takes_eps = "eps" in get_optimizer(optimizer).options
+    for g in groups.values():
+        # SGD and Lion take no eps; Muon's eps is its Newton-Schulz guard, not Adam's.
+        if not takes_eps or g.get(UPDATE_KEY) == "muon":
             g.pop("eps")
     return list(groups.values())
+
+
+def _update(family: OptimizerFamily, role: Role, ndim: int) -> str:
+    """Which inner optimizer of `MuonAdamW` trains a parameter ("" for other optimizers)."""
+    if family not in MUON_FAMILIES:
+        return ""
+    return "muon" if muon_owns(role, ndim) else "adamw"
 
 
 def build_optimizer(
@@ -129,24 +154,30 @@ def build_optimizer(
     optimizer: str,
     lr: float,
     *,
-    betas: tuple[float, float] = (0.9, 0.999),
+    betas: tuple[float, float] | None = None,
     eps: float = 1e-8,
-    momentum: float = 0.0,
-    nesterov: bool = False,
+    momentum: float | None = None,
+    nesterov: bool | None = None,
     weight_decay: float = 0.0,
     wd_mode: WeightDecayMode = "coupled",
     decay_vectors: bool = False,
     scale_eps: bool = False,
+    adjust_lr_fn: str | None = None,
+    hidden_lr_correction: bool = True,
 ) -> torch.optim.Optimizer:
     """A torch optimizer over `model` with µP per-group learning rates.
 
     The registry entry (`mucore.optimizers`) names the torch class and which of `betas`, `eps`,
-    `momentum`, `nesterov` it takes. Each param group carries `lr_mult`, `role` and
-    `param_names` besides torch's own keys.
+    `momentum`, `nesterov`, `adjust_lr_fn` it takes; a setting left None takes the class's
+    default (Adam's betas (0.9, 0.999), Lion's (0.9, 0.99); SGD's momentum 0, Muon's 0.95 with
+    Nesterov). Each param group carries `lr_mult`, `role` and `param_names` besides torch's own
+    keys (and, for `muon`, `update`: which inner optimizer trains it).
     `group["lr"] = lr * group["lr_mult"]`, so at the base width every group has the global LR.
+    `adjust_lr_fn` and `hidden_lr_correction` are Muon's (see `param_groups`).
 
     Raises:
-        ValueError: unknown optimizer, non-positive LR, unknown wd_mode.
+        ValueError: unknown optimizer, non-positive LR, unknown wd_mode, Muon settings on
+            another optimizer.
     """
     groups = param_groups(
         model,
@@ -158,11 +189,14 @@ def build_optimizer(
         wd_mode=wd_mode,
         decay_vectors=decay_vectors,
         scale_eps=scale_eps,
+        adjust_lr_fn=adjust_lr_fn,
+        hidden_lr_correction=hidden_lr_correction,
     )
     entry = get_optimizer(optimizer)
     settings: dict[str, Any] = {"betas": betas, "eps": eps, "momentum": momentum,
-                                "nesterov": nesterov}
-    return optimizer_class(entry)(groups, lr=lr, **{k: settings[k] for k in entry.options})
+                                "nesterov": nesterov, "adjust_lr_fn": adjust_lr_fn}
+    return optimizer_class(entry)(groups, lr=lr, **{k: settings[k] for k in entry.options
+                                                    if settings[k] is not None})
 
 
 def relative_schedule(

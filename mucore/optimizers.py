@@ -11,12 +11,18 @@ This module imports no torch: the spec and form layers validate optimizer names 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from mucore.parametrizations import OptimizerFamily
+from mucore.parametrizations import MUON_FAMILIES, OptimizerFamily
 
 # The `build_optimizer` settings an entry may pass on to its torch class.
-OPTIONS = ("betas", "eps", "momentum", "nesterov")
+OPTIONS = ("betas", "eps", "momentum", "nesterov", "adjust_lr_fn")
+# torch.optim.Muon's LR adjustments (its `adjust_lr_fn`): "original" (Keller Jordan's, the
+# default) scales the update by sqrt(max(1, fan_out / fan_in)); "match_rms_adamw" (Moonshot's,
+# Liu et al., 2025, arXiv 2502.16982) by 0.2 sqrt(max(fan_out, fan_in)).
+MUON_ADJUSTMENTS = ("original", "match_rms_adamw")
 
 
 @dataclass(frozen=True)
@@ -82,12 +88,79 @@ def get_optimizer(name: str) -> OptimizerEntry:
 
 
 def optimizer_family(name: str) -> OptimizerFamily:
-    """The µP rule family of an optimizer name.
+    """The µP rule family of an optimizer name (with its default settings: for `muon`, the
+    "original" adjustment; `rule_family` reads the settings).
 
     Raises:
         ValueError: unknown name.
     """
     return get_optimizer(name).family
+
+
+def check_adjustment(adjust_lr_fn: str | None) -> str:
+    """Muon's adjustment, "original" when None.
+
+    Raises:
+        ValueError: not one of `MUON_ADJUSTMENTS`.
+    """
+    adjust = adjust_lr_fn or "original"
+    if adjust not in MUON_ADJUSTMENTS:
+        raise ValueError(f"adjust_lr_fn must be one of {', '.join(MUON_ADJUSTMENTS)}, got "
+                         f"{adjust_lr_fn!r}")
+    return adjust
+
+
+def rule_family(name: str, adjust_lr_fn: str | None = None,
+                hidden_lr_correction: bool = True) -> OptimizerFamily:
+    """The rule family an optimizer trains with, given Muon's settings.
+
+    Muon with "match_rms_adamw" scales its update by 0.2 sqrt(max(fan_out, fan_in)), so a
+    hidden matrix's update grows like sqrt(m) in spectral norm and µP divides the hidden LR by
+    sqrt(m) (`OptimizerFamily.MUON_RMS`). `hidden_lr_correction=False` leaves that correction
+    out: a deliberately wrong setup, for tests and the doctor to show what it breaks.
+
+    Raises:
+        ValueError: unknown name or adjustment, or Muon settings on a non-Muon optimizer.
+    """
+    family = get_optimizer(name).family
+    if family not in MUON_FAMILIES:
+        if adjust_lr_fn not in (None, "original") or not hidden_lr_correction:
+            raise ValueError(f"adjust_lr_fn and hidden_lr_correction are Muon settings; "
+                             f"optimizer '{name}' takes neither: drop them or use muon")
+        return family
+    adjust = check_adjustment(adjust_lr_fn)
+    if adjust == "match_rms_adamw" and hidden_lr_correction:
+        return OptimizerFamily.MUON_RMS
+    return OptimizerFamily.MUON
+
+
+def settings_family(name: str, settings: Mapping[str, Any]) -> OptimizerFamily:
+    """`rule_family` of an optimizer block (a spec's or a bundle's `optimizer` mapping, or
+    `build_optimizer`'s keyword arguments): reads `adjust_lr_fn` and `hidden_lr_correction`."""
+    return rule_family(name, settings.get("adjust_lr_fn"),
+                       bool(settings.get("hidden_lr_correction", True)))
+
+
+def build_kwargs(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """`mucore.build_optimizer` keyword arguments from an optimizer block (a spec's or a
+    bundle's `optimizer` mapping). Muon's momentum is `muon_momentum` (default 0.95, torch's),
+    since `momentum` is SGD's (default 0); the Muon settings reach only Muon.
+    """
+    family = get_optimizer(name).family
+    muon = family in MUON_FAMILIES
+    momentum = settings.get("muon_momentum", 0.95) if muon else settings.get("momentum", 0.0)
+    out: dict[str, Any] = {
+        "betas": tuple(settings.get("betas", (0.9, 0.999))),
+        "eps": float(settings.get("eps", 1e-8)),
+        "momentum": float(momentum),
+        "weight_decay": float(settings.get("weight_decay", 0.0)),
+        "wd_mode": settings.get("wd_mode", "coupled"),
+        "scale_eps": bool(settings.get("scale_eps", False)),
+    }
+    if muon:
+        out["adjust_lr_fn"] = settings.get("adjust_lr_fn")
+        out["hidden_lr_correction"] = bool(settings.get("hidden_lr_correction", True))
+    return out
 
 
 register_optimizer(OptimizerEntry("adam", OptimizerFamily.ADAM, "torch.optim.Adam",
@@ -96,3 +169,11 @@ register_optimizer(OptimizerEntry("adamw", OptimizerFamily.ADAM, "torch.optim.Ad
                                   _ADAM_OPTIONS, "AdamW"))
 register_optimizer(OptimizerEntry("sgd", OptimizerFamily.SGD, "torch.optim.SGD",
                                   ("momentum", "nesterov"), "SGD"))
+# torch.optim.Muon on the 2-D hidden weights, AdamW on the rest, as one optimizer object
+# (`mucore.muon.MuonAdamW`); its hidden LR rule depends on `adjust_lr_fn` (`rule_family`).
+register_optimizer(OptimizerEntry("muon", OptimizerFamily.MUON, "mucore.muon.MuonAdamW",
+                                  ("betas", "eps", "momentum", "nesterov", "adjust_lr_fn"),
+                                  "Muon (+AdamW)"))
+# Lion (Chen et al., 2023): a sign update, entry-wise +-1 like Adam's, so Adam's table.
+register_optimizer(OptimizerEntry("lion", OptimizerFamily.ADAM, "mucore.lion.Lion",
+                                  ("betas",), "Lion"))

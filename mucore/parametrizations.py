@@ -50,8 +50,20 @@ class InitRule(StrEnum):
 class OptimizerFamily(StrEnum):
     """Optimizers whose µP LR rules differ (TP5, Table 8)."""
 
-    ADAM = "adam"  # Adam, AdamW and other entry-wise normalised updates
+    ADAM = "adam"  # Adam, AdamW, Lion and other entry-wise normalised (sign-like) updates
     SGD = "sgd"  # SGD with or without momentum
+    # Muon on the 2-D hidden weights it owns (AdamW, i.e. ADAM's rules, on everything else):
+    # an orthogonalised update whose spectral norm is width-constant (torch's "original"
+    # adjustment) ...
+    MUON = "muon"
+    # ... or grows like sqrt(fan) ("match_rms_adamw"), which the hidden LR must undo.
+    MUON_RMS = "muon_rms"
+
+
+# Families every table must state for every role; the Muon families are hidden-weight rules
+# (the parameters Muon owns), and a table without them refuses Muon with a clear message.
+CORE_FAMILIES = (OptimizerFamily.ADAM, OptimizerFamily.SGD)
+MUON_FAMILIES = (OptimizerFamily.MUON, OptimizerFamily.MUON_RMS)
 
 
 @dataclass(frozen=True)
@@ -130,8 +142,12 @@ class Parametrization:
         return self.branch_exp != 0.0 or any(e != 0.0 for e in depth_exps)
 
     def supports(self, family: OptimizerFamily | str) -> bool:
-        """Whether the table trains with this optimizer family (not in `unsupported`)."""
-        return OptimizerFamily(family) not in self.unsupported
+        """Whether the table trains with this optimizer family (not in `unsupported`, and a
+        Muon family only when the hidden row states its rule)."""
+        fam = OptimizerFamily(family)
+        if fam in MUON_FAMILIES and fam not in self.rules[Role.HIDDEN].lr_exp:
+            return False
+        return fam not in self.unsupported
 
     def rule(self, role: Role) -> RoleRule:
         return self.rules[role]
@@ -144,17 +160,24 @@ class Parametrization:
                 f"parametrization '{self.name}' does not support {fam.value} optimizers: "
                 f"{self.unsupported[fam]}"
             )
+        if fam in MUON_FAMILIES and fam not in self.rules[Role.HIDDEN].lr_exp:
+            raise ValueError(
+                f"parametrization '{self.name}' states no hidden-weight rule for Muon "
+                f"({fam.value}): add lr_exp[OptimizerFamily.{fam.name}] to its hidden row, or "
+                "use parametrization mup")
         return fam
 
     def lr_mult(self, info: ParamInfo, family: OptimizerFamily | str) -> float:
         """LR multiplier of one parameter relative to the global LR.
 
-        m ** lr_exp, times m_L ** depth_lr_exp for a parameter inside a repeated block.
+        m ** lr_exp, times m_L ** depth_lr_exp for a parameter inside a repeated block. Under a
+        Muon family only the 2-D hidden weights Muon owns use the Muon row; every other
+        parameter is trained by AdamW and gets the Adam row (`rule_family_for`).
 
         Raises:
             ValueError: the table refuses this optimizer family (`unsupported`).
         """
-        fam = self.check_family(family)
+        fam = rule_family_for(self.check_family(family), info.role, len(info.shape))
         rule = self.rules[info.role]
         mult = float(info.width_mult ** rule.lr_exp[fam])
         if info.base.in_block:
@@ -182,7 +205,28 @@ class Parametrization:
         return float(info.width_mult ** self.rules[info.role].forward_exp)
 
 
+def muon_owns(role: Role, ndim: int) -> bool:
+    """Whether Muon trains a parameter: the 2-D hidden weights only.
+
+    Muon orthogonalises a matrix update, which the spectral condition (Yang, Simon & Bernstein,
+    2023, arXiv 2310.17813) supports for hidden matrices, whose fan_in and fan_out both grow.
+    Embeddings, the readout, gains and biases have a finite dimension and keep AdamW with µP's
+    Adam rules (as Muon's authors and Moonshot's Moonlight do); hidden tensors of rank > 2
+    (conv kernels) are left to AdamW too, with Adam's hidden rule, rather than flattened.
+    """
+    return role is Role.HIDDEN and ndim == 2
+
+
+def rule_family_for(family: OptimizerFamily, role: Role, ndim: int) -> OptimizerFamily:
+    """The family whose LR row governs one parameter: a Muon family for the parameters Muon
+    owns (`muon_owns`), ADAM (AdamW) for the rest of a Muon optimizer, else `family`."""
+    if family in MUON_FAMILIES and not muon_owns(role, ndim):
+        return OptimizerFamily.ADAM
+    return family
+
+
 _A, _S = OptimizerFamily.ADAM, OptimizerFamily.SGD
+_MU, _MR = OptimizerFamily.MUON, OptimizerFamily.MUON_RMS
 
 SP = Parametrization(
     name="sp",
@@ -190,7 +234,8 @@ SP = Parametrization(
     rules={
         Role.INPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}),
         # eps scaling (opt-in) divides hidden eps by m in every table, as it always has.
-        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}, eps_exp=-1.0),
+        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0, _MU: 0.0, _MR: 0.0},
+                              eps_exp=-1.0),
         Role.OUTPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 0.0}),
         Role.VECTOR: RoleRule(InitRule.KEEP, 0.0, {_A: 0.0, _S: 0.0}),
     },
@@ -207,8 +252,11 @@ MUP = Parametrization(
     rules={
         # input-like: init constant in width; SGD LR grows with the fan_out mult.
         Role.INPUT: RoleRule(InitRule.FAN_IN, 0.0, {_A: 0.0, _S: 1.0}),
-        # hidden: fan-in init (std ~ 1/sqrt(m)); Adam LR / m, SGD LR constant.
-        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: -1.0, _S: 0.0}, eps_exp=-1.0),
+        # hidden: fan-in init (std ~ 1/sqrt(m)); Adam LR / m, SGD LR constant; Muon LR constant
+        # with the "original" adjustment, / sqrt(m) with "match_rms_adamw" (docs/optimizers.md:
+        # the spectral condition |dW| ~ sqrt(fan_out / fan_in) = 1 for a square-growing matrix).
+        Role.HIDDEN: RoleRule(InitRule.FAN_IN, 0.0, {_A: -1.0, _S: 0.0, _MU: 0.0, _MR: -0.5},
+                              eps_exp=-1.0),
         # readout: base init, input multiplied by alpha_out / m; Adam LR constant, SGD LR * m.
         Role.OUTPUT: RoleRule(InitRule.BASE_FAN_IN, -1.0, {_A: 0.0, _S: 1.0}),
         # vectors: default init; Adam LR constant, SGD LR * m.
@@ -221,6 +269,11 @@ MUP = Parametrization(
     width_stable=True,
 )
 
+
+
+_NO_DEPTH_MUON = ("its depth rules are stated for Adam/AdamW only (CompleteP, depth-µP); Muon's "
+                  "block LR over depth is not derived here: use parametrization mup for Muon, "
+                  "or optimizer adamw or lion")
 
 
 def _depth_table(name: str, alpha: float, label: str, summary: str,
@@ -262,6 +315,8 @@ def _depth_table(name: str, alpha: float, label: str, summary: str,
         unsupported={
             _S: "its depth rules are stated for Adam/AdamW only (CompleteP, depth-µP); use "
             "optimizer adam or adamw, or parametrization mup for SGD",
+            _MU: _NO_DEPTH_MUON,
+            _MR: _NO_DEPTH_MUON,
         },
     )
 
@@ -290,11 +345,12 @@ _REGISTRY: dict[str, Parametrization] = {
 
 
 def register_parametrization(p: Parametrization) -> None:
-    """Add a parametrization table (every role needs a rule for every optimizer family)."""
+    """Add a parametrization table (every role needs a rule for Adam and SGD; a Muon rule, on
+    the hidden row only, is optional: without it the table refuses Muon)."""
     for role in Role:
         if role not in p.rules:
             raise ValueError(f"parametrization '{p.name}' lacks a rule for role '{role}'")
-        missing = [f for f in OptimizerFamily if f not in p.rules[role].lr_exp]
+        missing = [f for f in CORE_FAMILIES if f not in p.rules[role].lr_exp]
         if missing:
             raise ValueError(f"parametrization '{p.name}' role '{role}' lacks LR rules {missing}")
     _REGISTRY[p.name] = p

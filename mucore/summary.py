@@ -6,12 +6,14 @@ relative to the global HPs (TP5, Table 8).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from mucore.context import MuSetup
 from mucore.init import init_std
-from mucore.optimizers import optimizer_family
+from mucore.optimizers import settings_family
+from mucore.parametrizations import MUON_FAMILIES, muon_owns
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class DescribeRow:
         branch_mult: the multiplier m_L^(-alpha) its block's residual branch output gets;
             None where `depth_mult` is None. Both are left out of bundles when None, so
             bundles of width-only models keep their bytes.
+        update: under `muon`, which optimizer trains the parameter: "muon" (the 2-D hidden
+            weights) or "adamw" (the rest); None (left out of dicts and bundles) otherwise.
     """
 
     name: str
@@ -56,11 +60,13 @@ class DescribeRow:
     lr_mult: float
     depth_mult: float | None = None
     branch_mult: float | None = None
+    update: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The row as a plain dict, fields in declaration order; the depth fields only when set
         (describe tables of width-only models keep their keys)."""
-        return {k: v for k, v in asdict(self).items() if not (k in DEPTH_FIELDS and v is None)}
+        return {k: v for k, v in asdict(self).items()
+                if not (k in OPTIONAL_FIELDS and v is None)}
 
 
 # `DescribeRow.init` of a parameter that keeps the model's own init.
@@ -68,11 +74,18 @@ OWN_INIT = "own"
 
 # The fields that only depth-aware setups fill (left out of dicts and bundles when None).
 DEPTH_FIELDS = ("depth_mult", "branch_mult")
+# The fields left out of dicts and bundles when None (bundles of other models keep their bytes).
+OPTIONAL_FIELDS = (*DEPTH_FIELDS, "update")
 
 
-def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
-    """Rows for every parameter of the model that `setup` was made for, in model order."""
-    family = optimizer_family(optimizer)
+def describe(setup: MuSetup, optimizer: str = "adam",
+             settings: Mapping[str, Any] | None = None) -> list[DescribeRow]:
+    """Rows for every parameter of the model that `setup` was made for, in model order.
+
+    `settings`: the optimizer's settings, of which Muon's `adjust_lr_fn` and
+    `hidden_lr_correction` change the hidden LR rule (`mucore.settings_family`).
+    """
+    family = settings_family(optimizer, settings or {})
     rows = []
     for name, info in setup.info.items():
         in_block = info.base.in_block and setup.base_shapes.base_depth is not None
@@ -97,6 +110,8 @@ def describe(setup: MuSetup, optimizer: str = "adam") -> list[DescribeRow]:
                 lr_mult=setup.parametrization.lr_mult(info, family),
                 depth_mult=info.depth_mult if in_block else None,
                 branch_mult=setup.branch_mult() if in_block else None,
+                update=(("muon" if muon_owns(info.role, len(info.shape)) else "adamw")
+                        if family in MUON_FAMILIES else None),
             )
         )
     return rows

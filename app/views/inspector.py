@@ -7,7 +7,13 @@ import streamlit as st
 from app import jobs
 from app.widgets import charts, components, model_picker, tables
 from experiments.service import DescribeTable
-from experiments.spec.sweep import depth_kinds, depth_rule_names, optimizer_names, zoo_labels
+from experiments.spec.sweep import (
+    MUON_ADJUSTMENTS,
+    depth_kinds,
+    depth_rule_names,
+    optimizer_names,
+    zoo_labels,
+)
 
 MODELS = zoo_labels()
 WIDTHS = [32, 64, 128, 256, 512, 1024, 2048, 4096, 8192]
@@ -50,30 +56,54 @@ elif param in DEPTH_PARAMS:
     st.info(f"{model} has no residual blocks, so {charts.param_label(param)} has no depth to scale "
             "here: the table shows its width rules (depth multiplier m_L = 1).", icon=":material/info:")
 
+
+
+def muon_args(optimizer: str) -> list[str]:
+    """The describe flags of Muon's LR adjustment, which changes the hidden rule ([] otherwise)."""
+    if optimizer != "muon":
+        return []
+    adjust: str = st.radio("Muon LR adjustment", list(MUON_ADJUSTMENTS), key="insp_muon_adjust",
+                           horizontal=True,
+                           help="original: hidden LR width-constant; match_rms_adamw: hidden LR "
+                           "/ sqrt(m) (docs/optimizers.md). Muon trains the 2-D hidden weights, "
+                           "AdamW the rest (the update column).")
+    return ["--muon-adjust", adjust]
+
+
+optimizer_args = muon_args(optimizer)
 model_args: list[str] = []
 if model in registered:
     with st.expander(f"Task and options of {model}", expanded=True):
         model_args = model_picker.cli_args(st, registered[model], f"insp.{model}")
 
-with st.expander("What do the columns mean?"):
-    st.markdown(
-        f"- **role**: input (fan-in fixed, fan-out grows), hidden (both grow), output/readout "
-        f"(fan-in grows, fan-out fixed), vector (biases, norm gains).\n"
-        f"- **width_mult**: {components.HELP['width_mult']}\n"
-        f"- **init_std**: standard deviation of the initial weights (0 for zero/one inits).\n"
-        f"- **forward_mult**: {components.HELP['forward_mult']}\n"
-        f"- **lr_mult**: {components.HELP['lr_mult']}\n"
-        f"- **depth_mult** (CompleteP, depth-µP): m_L, the model's residual blocks / the base's, for "
-        f"parameters inside the blocks; their Adam LR gets m_L^(alpha-1) (alpha = 1 CompleteP, 1/2 "
-        f"depth-µP).\n"
-        f"- **branch_mult**: the multiplier m_L^(-alpha) on the output of the parameter's residual "
-        f"branch, x = x + branch_mult * F(norm(x))."
-    )
+
+def column_help() -> None:
+    """What each column of the table means."""
+    with st.expander("What do the columns mean?"):
+        st.markdown(
+            f"- **role**: input (fan-in fixed, fan-out grows), hidden (both grow), output/readout "
+            f"(fan-in grows, fan-out fixed), vector (biases, norm gains).\n"
+            f"- **width_mult**: {components.HELP['width_mult']}\n"
+            f"- **init_std**: standard deviation of the initial weights (0 for zero/one inits).\n"
+            f"- **forward_mult**: {components.HELP['forward_mult']}\n"
+            f"- **lr_mult**: {components.HELP['lr_mult']}\n"
+            f"- **depth_mult** (CompleteP, depth-µP): m_L, the model's residual blocks / the base's, for "
+            f"parameters inside the blocks; their Adam LR gets m_L^(alpha-1) (alpha = 1 CompleteP, 1/2 "
+            f"depth-µP).\n"
+            f"- **branch_mult**: the multiplier m_L^(-alpha) on the output of the parameter's residual "
+            f"branch, x = x + branch_mult * F(norm(x)).\n"
+            f"- **update** (Muon): which optimizer trains the parameter, Muon (2-D hidden weights) or "
+            f"AdamW (the rest)."
+        )
+
+
+column_help()
 
 
 def describe_args(width: int, side: str) -> list[str]:
     return ["describe", "--model", model, *model_args, "--param", param, "--width", str(width),
-            "--base-width", str(base_width), "--optimizer", optimizer, *depth_args.get(side, [])]
+            "--base-width", str(base_width), "--optimizer", optimizer, *optimizer_args,
+            *depth_args.get(side, [])]
 
 
 registry = jobs.registry()

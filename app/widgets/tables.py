@@ -198,13 +198,17 @@ def describe_compare(base: DescribeTable, target: DescribeTable) -> pd.DataFrame
     Columns: name, role, shape at base and target, width_mult, init_std at base and target,
     forward_mult and lr_mult (at the target; at the base width all multipliers are 1 under µP).
     When the target table knows depth (a table with depth rules, given a depth), also depth_mult
-    (m_L) and branch_mult (m_L^(-alpha)), empty outside the residual blocks.
+    (m_L) and branch_mult (m_L^(-alpha)), empty outside the residual blocks; under Muon, update
+    (which optimizer trains the parameter).
     """
     at_base = {r.name: r for r in base.rows}
     rows = []
     for r in target.rows:
         b = at_base.get(r.name)
-        depth = {"depth_mult": r.depth_mult, "branch_mult": r.branch_mult} if target.knows_depth else {}
+        depth: dict[str, Any] = ({"depth_mult": r.depth_mult, "branch_mult": r.branch_mult}
+                                 if target.knows_depth else {})
+        if r.update is not None:  # Muon: which optimizer trains it
+            depth["update"] = r.update
         rows.append(
             {
                 "name": r.name,

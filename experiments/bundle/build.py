@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +69,7 @@ from mucore.bundle import (
     SchemaVersion,
     content_hash,
 )
-from mucore.summary import DEPTH_FIELDS, DescribeRow
+from mucore.summary import OPTIONAL_FIELDS, DescribeRow
 from mucore.version import __version__ as LIBRARY_VERSION
 
 if TYPE_CHECKING:
@@ -96,7 +96,7 @@ class ParamRow(DescribeRow):
     def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         # Width-only rows carry no depth fields, so their bundles keep their bytes.
         data: dict[str, Any] = handler(self)
-        return {k: v for k, v in data.items() if not (k in DEPTH_FIELDS and v is None)}
+        return {k: v for k, v in data.items() if not (k in OPTIONAL_FIELDS and v is None)}
 
 
 class WidthEvidence(BaseModel):
@@ -324,15 +324,17 @@ def param_table(
     optimizer: str,
     lr: float,
     width: int,
+    settings: Mapping[str, Any] | None = None,
 ) -> list[ParamRow]:
     """The per-parameter µP table at `width` (TP5, Table 8), with absolute LRs.
 
-    Built on the meta device, so any target width costs no memory.
+    Built on the meta device, so any target width costs no memory. `settings`: the optimizer
+    block (Muon's adjustment changes the hidden LR; its rows say which optimizer trains them).
     """
     model = _meta_model(model_cfg, info, width)
     setup = mucore.parametrize(model, shapes, parametrization, hparams, reinit=False)
     return [ParamRow(**row.to_dict(), lr=lr * row.lr_mult)
-            for row in mucore.describe(setup, optimizer)]
+            for row in mucore.describe(setup, optimizer, settings)]
 
 
 def _evidence_drift(report: TransferReport) -> dict[str, dict[str, DriftEvidence]]:
@@ -522,10 +524,10 @@ def build_bundle(
         hparams=hparams.to_dict(),
         lr=lr,
         log2_lr=log2_lr,
-        optimizer=opt_cfg.model_dump(mode="json"),
+        optimizer=opt_cfg.dump(),
         target_width=target_width,
         param_table=param_table(model_cfg, info, shapes, parametrization, hparams, opt_cfg.name,
-                                lr, target_width),
+                                lr, target_width, opt_cfg.model_dump()),
         evidence=_evidence(spec, report, sweep_id, spec_hash, forced),
         base_depth=base_depth,
         target_depth=target_depth,

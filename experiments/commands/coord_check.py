@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
+from experiments.commands.optimizer_flags import add_optimizer_args, optimizer_options
 from experiments.coordcheck.check import (
     coord_payload,
     parse_widths,
@@ -25,7 +26,6 @@ from experiments.coordcheck.check import (
 )
 from experiments.coordcheck.request import DEFAULT_DEPTH_WIDTH, parse_depths
 from experiments.errors import UserError
-from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
 
 WIDTHS_DEFAULT = "64,128,256,512"
@@ -39,7 +39,7 @@ def add_ladder_args(p: argparse.ArgumentParser, steps_help: str, lr_help: str) -
                    "user registers (those with depth rules scale residual branches with depth)")
     p.add_argument("--widths", default=WIDTHS_DEFAULT, help="increasing, comma-separated")
     p.add_argument("--steps", type=int, default=5, help=steps_help)
-    p.add_argument("--optimizer", default="adam", choices=optimizer_names())
+    add_optimizer_args(p)
     p.add_argument("--lr", type=float, default=1e-2, help=lr_help)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--base-width", type=int, default=None, help="default: the first width")
@@ -120,12 +120,14 @@ def run(args: argparse.Namespace) -> int:
     widths = parse_widths(args.widths)
     model, task = model_from_args(args)
     record = _store_recorder(args.db) if args.db is not None else None
+    options = optimizer_options(args)
     result = run_coord_check(
         model,
         args.param,
         widths,
         steps=args.steps,
         optimizer=args.optimizer,
+        optimizer_options=options,
         lr=args.lr,
         seed=args.seed,
         base_width=args.base_width,
@@ -142,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
         "widths": widths,
         "steps": args.steps,
         "optimizer": args.optimizer,
+        **({"optimizer_options": options} if options else {}),
         "lr": args.lr,
         "seed": args.seed,
         "base_width": args.base_width or widths[0],
@@ -174,6 +177,9 @@ def _run_depth(args: argparse.Namespace) -> int:
     if args.widths != WIDTHS_DEFAULT:
         raise UserError("--widths and --depths are two axes: give one (a depth check runs at "
                         "the one --width)")
+    if optimizer_options(args):
+        raise UserError("--muon-adjust and --no-hidden-lr-correction belong to a width check: "
+                        "drop them with --depths (the depth tables refuse Muon)")
     width = DEFAULT_DEPTH_WIDTH if args.width is None else args.width
     model, task = model_from_args(args)
     record = _store_recorder(args.db) if args.db is not None else None

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from experiments.commands.models import add_model_args, model_from_args
+from experiments.commands.optimizer_flags import add_optimizer_args, optimizer_options
 from experiments.coordcheck.check import describe_rows
-from mucore.optimizers import optimizer_names
 from mucore.parametrizations import parametrization_names
 
 COLUMNS = ("name", "shape", "role", "width_mult", "init", "init_std", "forward_mult", "lr_mult")
-DEPTH_COLUMNS = ("depth_mult", "branch_mult")  # printed when the table knows depth
+# Printed when the table has them: depth (a depth-aware table), update (muon: which optimizer).
+DEPTH_COLUMNS = ("depth_mult", "branch_mult", "update")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "user registers")
     p.add_argument("--width", type=int, required=True)
     p.add_argument("--base-width", type=int, default=64)
-    p.add_argument("--optimizer", default="adam", choices=optimizer_names())
+    add_optimizer_args(p)
     p.add_argument("--depth", type=int, default=None,
                    help="residual blocks of the described model (with --base-depth): block "
                    "rows then show depth_mult m_L and branch_mult (the tables with depth rules)")
@@ -63,8 +64,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 def run(args: argparse.Namespace) -> int:
     """Build the table, write JSON, print it."""
     model, task = model_from_args(args)
+    options = optimizer_options(args)
     rows = describe_rows(model, args.param, args.width, args.base_width, args.optimizer,
-                         task=task, depth=args.depth, base_depth=args.base_depth)
+                         task=task, depth=args.depth, base_depth=args.base_depth,
+                         optimizer_options=options)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -76,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
                     "width": args.width,
                     "base_width": args.base_width,
                     "optimizer": args.optimizer,
+                    **({"optimizer_options": options} if options else {}),
                     **({"depth": args.depth, "base_depth": args.base_depth}
                        if args.depth is not None else {}),
                     "rows": rows,

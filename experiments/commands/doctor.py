@@ -16,6 +16,7 @@ from typing import Any
 
 from experiments.commands.coord_check import add_ladder_args
 from experiments.commands.models import model_from_args
+from experiments.commands.optimizer_flags import optimizer_options
 from experiments.coordcheck.check import parse_widths
 
 _MARK = {"pass": " ok ", "warn": "warn", "fail": "FAIL"}
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     widths = parse_widths(args.widths)
     model, task = model_from_args(args)
     report = run_doctor(model, args.param, widths, steps=args.steps, optimizer=args.optimizer,
-                        lr=args.lr, seed=args.seed, base_width=args.base_width, task=task)
+                        lr=args.lr, seed=args.seed, base_width=args.base_width, task=task,
+                        optimizer_options=optimizer_options(args))
     payload = report.to_dict()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ return data and never print; bad input raises `UserError` naming the input and t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,11 +207,12 @@ def prepare(
     return CoordCheckSetup(cfg, loaded, factory, batch)
 
 
-def check_run_args(param: str, optimizer: str, steps: int, lr: float) -> None:
+def check_run_args(param: str, optimizer: str, steps: int, lr: float,
+                   optimizer_options: Mapping[str, Any] | None = None) -> None:
     """The scalar arguments of `run_coord_check` (and the doctor's), each refused with its fix."""
     table = resolve_parametrization(param)  # mucore's tables, then the user's
-    try:  # unknown names; a depth table refuses SGD: its rules are stated for Adam/AdamW only
-        table.check_family(mucore.optimizer_family(optimizer))
+    try:  # unknown names; a depth table refuses SGD and Muon: its rules are Adam/AdamW's
+        table.check_family(mucore.settings_family(optimizer, optimizer_options or {}))
     except ValueError as exc:
         raise UserError(f"--optimizer {optimizer}: {exc}") from None
     if steps < 1:
@@ -234,6 +235,7 @@ def run_coord_check(
     tolerance: float = 0.15,
     task: TaskConfig | None = None,
     batch_size: int | None = None,
+    optimizer_options: Mapping[str, Any] | None = None,
 ) -> mucore.CoordCheckResult:
     """Coordinate check of a zoo model over a width ladder (TP5, Appendix D).
 
@@ -251,12 +253,14 @@ def run_coord_check(
             role-aware verdict allows too: False keeps the model's own readout init).
         tolerance: largest |slope| that passes.
         task, batch_size: override the kind's default task and fixed-batch size.
+        optimizer_options: Muon's `adjust_lr_fn` / `hidden_lr_correction`
+            (`mucore.build_optimizer`).
 
     Raises:
         UserError: any bad input, named with its fix.
     """
     ws = validate_widths(widths)
-    check_run_args(param, optimizer, steps, lr)
+    check_run_args(param, optimizer, steps, lr, optimizer_options)
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")
@@ -276,6 +280,7 @@ def run_coord_check(
         steps=steps,
         seed=seed,
         tolerance=tolerance,
+        optimizer_kwargs=dict(optimizer_options or {}),
     )
 
 
@@ -390,6 +395,7 @@ def describe_rows(
     task: TaskConfig | None = None,
     depth: int | None = None,
     base_depth: int | None = None,
+    optimizer_options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The µP describe table of a zoo model at `width` against `base_width`, as dicts.
 
@@ -423,8 +429,8 @@ def describe_rows(
         net, shapes = _depth_net(cfg, info, width, base_width, depth, base_depth)
     setup = mucore.parametrize(net, shapes, param, mucore.HParams(), reinit=False)
     try:
-        return [row.to_dict() for row in mucore.describe(setup, optimizer)]
-    except ValueError as exc:  # a depth table refuses SGD
+        return [row.to_dict() for row in mucore.describe(setup, optimizer, optimizer_options)]
+    except ValueError as exc:  # a depth table refuses SGD and Muon
         raise UserError(f"--optimizer {optimizer}: {exc}") from None
 
 

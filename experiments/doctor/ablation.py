@@ -9,6 +9,7 @@ is a plain nn.Linear, of the model:
 3. init scaling: hidden std sigma/sqrt(fan_in), readout std constant (`mucore.parametrize`);
 4. attention scale: 1/d_head when d_head grows (`mucore.attention_scale`);
 5. input multiplier: constant in width (no x sqrt(d_model) on the embeddings);
+6. Muon's hidden LR correction: / sqrt(m) with torch's "match_rms_adamw" adjustment;
 0. own init kept: vector-like parameters as the model initialises them. This one is mucore's
    job, not the user's: when `mucore.parametrize` changed such a parameter
    (`experiments.doctor.health.init_changes`), the ablation puts the model's own values back,
@@ -31,6 +32,7 @@ from torch import nn
 import mucore
 from experiments.doctor.dynamic import LOGIT_NAMES, DynamicResult, Trial, run_trial
 from experiments.doctor.health import init_changes, restoring_own_init
+from experiments.doctor.spectral import MATCH_RMS_FIX, norm_message, uncorrected_match_rms
 from mucore.check import Finding
 from mucore.coord import READOUT
 from mucore.parametrizations import MUP, Parametrization, RoleRule
@@ -157,6 +159,10 @@ def _own_init_culprit(t: Trial, s: str) -> str:
             "mucore, not in the model's code")
 
 
+def _muon_corrected(t: Trial) -> Trial:
+    return t.with_(optimizer_options={**t.optimizer_options, "hidden_lr_correction": True})
+
+
 INGREDIENTS: tuple[Ingredient, ...] = (
     Ingredient(
         "own_init", "own init of vector-like parameters",
@@ -177,6 +183,11 @@ INGREDIENTS: tuple[Ingredient, ...] = (
         lambda t, s: f"hidden weights train with an LR that is not scaled with width: {s}; "
         "dividing their Adam LR by m flattens them",
         "build the optimizer with mucore.build_optimizer (hidden Adam LR = lr / m)"),
+    Ingredient(
+        "muon_hidden_lr", "Muon hidden LR correction",
+        lambda t: uncorrected_match_rms(t.optimizer_options), _muon_corrected,
+        lambda t, s: f"Muon's 'match_rms_adamw' updates grow like sqrt(m) in spectral norm: {s}; "
+        "dividing the hidden LR by sqrt(m) flattens them", MATCH_RMS_FIX),
     Ingredient(
         "init", "init scaling", _init_differs, _init_to_mup,
         lambda t, s: f"weights are drawn with SP's width-independent std, not µP's: {s}; "
@@ -223,7 +234,8 @@ class AblationTry:
 
 def culprits(result: DynamicResult) -> set[str]:
     """The modules and weights a dynamic result fails on."""
-    return set(result.coord.offenders) | {j.param for j in result.updates.failed}
+    return (set(result.coord.offenders) | {j.param for j in result.updates.failed}
+            | {j.param for j in result.norms.failed})
 
 
 def symptom(result: DynamicResult, logits_first: bool = False) -> str:
@@ -248,6 +260,8 @@ def symptom(result: DynamicResult, logits_first: bool = False) -> str:
         j = failed[0]
         return (f"'{j.param}' updates change x{2.0 ** j.slope:.2f} per width doubling "
                 f"where µP prescribes x{2.0 ** j.expected:.2f}")
+    if result.norms.failed:
+        return norm_message(result.norms.failed[0])
     return "nothing"
 
 

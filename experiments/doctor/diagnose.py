@@ -63,6 +63,7 @@ from experiments.doctor.health import (
     init_finding,
     probe_task,
 )
+from experiments.doctor.spectral import norm_finding
 from experiments.errors import UserError
 from experiments.models import (
     CustomModelConfig,
@@ -134,7 +135,8 @@ def model_family(cfg: ModelConfig, task: TaskConfig | None, widths: list[int],
 
 
 def static_findings(factory: Callable[[int], nn.Module], param: str, width: int,
-                    base_width: int, optimizer: str, lr: float) -> list[Finding]:
+                    base_width: int, optimizer: str, lr: float,
+                    optimizer_options: dict[str, Any] | None = None) -> list[Finding]:
     """`mucore.check` of the model at `width` (meta device) with mucore's own optimizer."""
     try:
         shapes = mucore.infer_base_shapes(factory, base_width, width)
@@ -158,7 +160,8 @@ def static_findings(factory: Callable[[int], nn.Module], param: str, width: int,
         return [Finding("parametrize", "fail", f"mucore.parametrize refuses the model: {exc}",
                         "see the 'readout' finding"), *rest]
     # The optimizer mucore builds for the table (eps scaled: the model is on trial, not eps).
-    opt = mucore.build_optimizer(model, setup, optimizer, lr, scale_eps=True)
+    opt = mucore.build_optimizer(model, setup, optimizer, lr, scale_eps=True,
+                                 **(optimizer_options or {}))
     return mucore.check(model, opt, setup=setup).findings
 
 
@@ -198,6 +201,7 @@ def run_doctor(
     seed: int = 0,
     base_width: int | None = None,
     task: TaskConfig | None = None,
+    optimizer_options: dict[str, Any] | None = None,
 ) -> DoctorReport:
     """Diagnose a zoo or registered model: static checks, dynamic checks, ablation.
 
@@ -209,12 +213,15 @@ def run_doctor(
             output growth show).
         base_width: width where µP equals SP; default the first width.
         task: override the model's default task.
+        optimizer_options: Muon's `adjust_lr_fn` / `hidden_lr_correction` (False: the
+            diagnostic, deliberately wrong variant the update-norm check catches).
 
     Raises:
         UserError: bad input (unknown model, options, widths, parametrization, optimizer).
     """
     ws = validate_widths(widths)
-    check_run_args(param, optimizer, steps, lr)
+    options = dict(optimizer_options or {})
+    check_run_args(param, optimizer, steps, lr, options)
     base = ws[0] if base_width is None else int(base_width)
     if base < 1:
         raise UserError(f"--base-width must be >= 1, got {base}")
@@ -224,12 +231,12 @@ def run_doctor(
     probe_task(factory, coord_batch(loaded, PROBE_BATCH, seed), loaded.loss, base, name,
                loaded.info.name)
     report = DoctorReport(name, param, static_findings(factory, param, ws[-1], base,
-                                                       optimizer, lr))
+                                                       optimizer, lr, options))
     table = _dynamic_table(report.findings, factory, param, base, ws)
     if table is None:
         return report
     trial = _trial(cfg, task, factory, table, ws, base, steps=steps, optimizer=optimizer,
-                   lr=lr, seed=seed)
+                   lr=lr, seed=seed).with_(optimizer_options=options)
     report.findings += dynamic_findings(trial, param)
     return report
 
@@ -242,6 +249,7 @@ def dynamic_findings(trial: Trial, param: str) -> list[Finding]:
     changes = init_changes(trial.factory, trial.shapes, trial.table, trial.hparams,
                            trial.widths[0], trial.seed)
     findings = [coord_finding(result.coord, param), update_finding(result.updates, param),
+                norm_finding(result.norms, param, trial.optimizer, trial.optimizer_options),
                 init_finding(changes, len(result.motion.first)),
                 dead_finding(result.coord.records, trial.steps, result.motion, changes)]
     if mucore.get_parametrization(param).width_stable and not result.healthy:
@@ -258,7 +266,9 @@ def _dynamic_table(findings: list[Finding], factory: Callable[[int], nn.Module],
     without the readout multiplier (the table's output forward exponent set to 0), and the
     ablation shows what `mucore.Readout` would change.
     """
-    failed = {f.check for f in findings if f.status == "fail"}
+    # A wrong optimizer group LR (Muon's uncorrected "match_rms_adamw") is what the dynamic
+    # checks measure: they train with the same optimizer, so they still run.
+    failed = {f.check for f in findings if f.status == "fail"} - {"optimizer"}
     table = mucore.get_parametrization(param)
     if not failed:
         return table

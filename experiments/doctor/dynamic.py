@@ -5,7 +5,10 @@ Two measurements in one training run per width (TP5, Yang et al., 2022, Section 
    included, judged by its role-aware verdict at every step. At least 30 steps by default,
    because a readout that is not a readout can stay flat at first and grow later.
 2. update sizes: every weight's relative update |dW|/|W| per step
-   (`experiments.doctor.updates`), judged against the slope µP prescribes for its role.
+   (`experiments.doctor.updates`), judged against the slope µP prescribes for its role;
+3. update norms: every weight's update spectral norm |dW|_2 per step
+   (`experiments.doctor.spectral`), judged against the spectral condition (Yang, Simon &
+   Bernstein, 2023), which covers Adam, Lion and Muon by one rule.
 
 A `Trial` holds everything that defines a run, the rules table included, so the ablation
 (`experiments.doctor.ablation`) can switch one ingredient and run again. Functions return
@@ -22,6 +25,7 @@ from torch import Tensor, nn
 
 import mucore
 from experiments.doctor.health import MotionWatcher
+from experiments.doctor.spectral import NORM_TOLERANCE, NormResult, SpectralRecorder, judge_norms
 from experiments.doctor.updates import (
     UPDATE_TOLERANCE,
     UpdateRecorder,
@@ -60,6 +64,7 @@ class Trial:
         loss_fn: `(output, targets) -> loss`.
         hparams: global knobs (the readout keeps its init unless `zero_readout`).
         optimizer, lr, steps, seed: how it trains.
+        optimizer_options: Muon's `adjust_lr_fn` / `hidden_lr_correction`.
     """
 
     factory: Callable[[int], nn.Module]
@@ -73,6 +78,7 @@ class Trial:
     lr: float = DYNAMIC_LR
     steps: int = DYNAMIC_STEPS
     seed: int = 0
+    optimizer_options: dict[str, Any] = field(default_factory=dict)
 
     def with_(self, **changes: Any) -> Trial:
         """A copy with some fields changed."""
@@ -86,17 +92,20 @@ class DynamicResult:
     coord: mucore.CoordCheckResult
     updates: UpdateResult
     motion: MotionWatcher = field(default_factory=MotionWatcher)
+    norms: NormResult = field(default_factory=lambda: NormResult([], [], NORM_TOLERANCE))
 
     @property
     def healthy(self) -> bool:
         """Activations keep µP's promises and every update scales as µP prescribes."""
-        return self.coord.verdict == "pass" and not self.updates.failed
+        return (self.coord.verdict == "pass" and not self.updates.failed
+                and not self.norms.failed)
 
     def excess(self) -> float:
         """How far the worst measurement is outside its allowed range (0 when healthy)."""
         coord = max((abs(v.slope) for v in self.coord.violations), default=0.0)
         upd = max((abs(j.deviation) for j in self.updates.failed), default=0.0)
-        return max(coord, upd)
+        norm = max((abs(j.deviation) for j in self.norms.failed), default=0.0)
+        return max(coord, upd, norm)
 
 
 def run_trial(trial: Trial) -> DynamicResult:
@@ -104,12 +113,20 @@ def run_trial(trial: Trial) -> DynamicResult:
     and at the smallest width which parameters move."""
     roles = judged_roles(trial.shapes)
     recorders: dict[int, UpdateRecorder] = {}
+    spectral: dict[int, SpectralRecorder] = {}
     motion = MotionWatcher()
+    # Muon's full-rank hidden updates have no mean-|entry| rule: the update-norm check
+    # judges them (the mean-|entry| ratio of a rank-r update depends on r).
+    entry_roles = {n: r for n, r in roles.items()
+                   if not (muon_family(trial)
+                           and mucore.muon_owns(r, len(trial.shapes.params[n].base_shape)))}
 
     def recorded(width: int) -> nn.Module:
         model = trial.factory(width)
-        recorders[width] = UpdateRecorder(roles)
+        recorders[width] = UpdateRecorder(entry_roles)
+        spectral[width] = SpectralRecorder(roles)
         model.register_forward_pre_hook(recorders[width])
+        model.register_forward_pre_hook(spectral[width])
         if width == trial.widths[0]:
             model.register_forward_pre_hook(motion)
         return model
@@ -117,9 +134,17 @@ def run_trial(trial: Trial) -> DynamicResult:
     coord = mucore.coord_check(
         recorded, trial.shapes, trial.widths, trial.batch, trial.loss_fn,
         parametrization=trial.table, hparams=trial.hparams, optimizer=trial.optimizer,
-        lr=trial.lr, steps=trial.steps, seed=trial.seed, tolerance=COORD_TOLERANCE)
+        lr=trial.lr, steps=trial.steps, seed=trial.seed, tolerance=COORD_TOLERANCE,
+        optimizer_kwargs=dict(trial.optimizer_options))
     return DynamicResult(with_logit_roles(coord),
-                         judge_updates(trial.widths, recorders, UPDATE_TOLERANCE), motion)
+                         judge_updates(trial.widths, recorders, UPDATE_TOLERANCE), motion,
+                         judge_norms(trial.widths, spectral))
+
+
+def muon_family(trial: Trial) -> bool:
+    """Whether the trial trains its hidden matrices with Muon."""
+    family = mucore.settings_family(trial.optimizer, trial.optimizer_options)
+    return family in (mucore.OptimizerFamily.MUON, mucore.OptimizerFamily.MUON_RMS)
 
 
 def with_logit_roles(coord: mucore.CoordCheckResult) -> mucore.CoordCheckResult:

@@ -35,7 +35,7 @@ from experiments.spec.scaling import ScalingConfig, ratios, scaled_settings
 from experiments.states import OUTCOME_STATES, RunState
 from experiments.tasks.config import TaskConfig
 from mucore.hparams import KNOB_NAMES, HParams
-from mucore.optimizers import get_optimizer, optimizer_names
+from mucore.optimizers import build_kwargs, get_optimizer, optimizer_names, rule_family
 from mucore.scaling import OptimizerSettings
 
 # The sweepable global knobs: mucore's list (the numeric fields of mucore.HParams).
@@ -78,6 +78,14 @@ class OptimizerConfig(BaseModel):
         decay_fraction: the share of the steps the wsd schedule decays over, in (0, 1]
             (None: `DEFAULT_DECAY_FRACTION`); only with schedule wsd. Left out of dumps when
             None, so every spec, payload and bundle written before it reads the same.
+        adjust_lr_fn: Muon's LR adjustment (other optimizers ignore it), "original" (default:
+            update x sqrt(max(1, fan_out / fan_in)), hidden LR width-constant under µP) or
+            "match_rms_adamw" (update x 0.2 sqrt(max(fan_out, fan_in)), AdamW's LR reusable;
+            µP then divides the hidden LR by sqrt(m)). docs/optimizers.md derives both.
+        hidden_lr_correction: Muon with "match_rms_adamw" only: false leaves out the hidden
+            LR's / sqrt(m). A diagnostic (deliberately not µP), for showing what the doctor
+            and the transfer plots catch; never for real training.
+        muon_momentum: Muon's momentum (Nesterov), torch's default 0.95 (`momentum` is SGD's).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -94,6 +102,9 @@ class OptimizerConfig(BaseModel):
     schedule: Literal["constant", "cosine", "wsd"] = "constant"
     warmup_steps: int = Field(default=0, ge=0)
     decay_fraction: float | None = Field(default=None, allow_inf_nan=False)
+    adjust_lr_fn: Literal["original", "match_rms_adamw"] = "original"
+    hidden_lr_correction: bool = True
+    muon_momentum: float = Field(default=0.95, ge=0, lt=1)
 
     @field_validator("name")
     @classmethod
@@ -133,6 +144,30 @@ class OptimizerConfig(BaseModel):
     def resolved_decay_fraction(self) -> float:
         """The wsd decay fraction: `decay_fraction`, else `DEFAULT_DECAY_FRACTION`."""
         return DEFAULT_DECAY_FRACTION if self.decay_fraction is None else self.decay_fraction
+
+    @model_validator(mode="after")
+    def _muon_settings(self) -> OptimizerConfig:
+        rule_family(self.name, self.adjust_lr_fn, self.hidden_lr_correction)  # Muon's only
+        return self
+
+    def dump(self) -> dict[str, Any]:
+        """The block as JSON, the Muon settings left out at their defaults (so specs and
+        bundles written before them hash and read as before)."""
+        data = self.model_dump(mode="json")
+        for key, default in OPTIMIZER_NEUTRAL_DEFAULTS.items():
+            if data.get(key) == default:
+                data.pop(key)
+        return data
+
+    def build_kwargs(self) -> dict[str, Any]:
+        """`mucore.build_optimizer` keyword arguments (everything but the name and LR)."""
+        return build_kwargs(self.name, self.model_dump())
+
+
+# Optimizer fields added after specs were first hashed, with their defaults.
+OPTIMIZER_NEUTRAL_DEFAULTS: dict[str, Any] = {"adjust_lr_fn": "original",
+                                              "hidden_lr_correction": True,
+                                              "muon_momentum": 0.95}
 
 
 class _HParamsFields(BaseModel):

@@ -75,8 +75,9 @@ from experiments.spec.scaling import ScalingConfig, scaling_problems
 from experiments.spec.schedule import schedule_problems
 from experiments.spec.search import SearchConfig, search_problems
 from experiments.tasks.config import TaskConfig
-from mucore.optimizers import optimizer_family
+from mucore.optimizers import MUON_ADJUSTMENTS as MUON_ADJUSTMENTS
 from mucore.optimizers import optimizer_names as optimizer_names
+from mucore.optimizers import settings_family
 from mucore.parametrizations import parametrization_names as parametrization_names
 
 MAX_RUNS = 20_000
@@ -459,6 +460,7 @@ def spec_hash(spec: SweepSpec) -> str:
     Fields in `HASH_NEUTRAL_DEFAULTS` count only when they differ from their default.
     """
     data = spec.model_dump(mode="json", exclude={"name", "device"})
+    data["optimizer"] = spec.optimizer.dump()
     for key, default in HASH_NEUTRAL_DEFAULTS.items():
         if data.get(key) == default:
             data.pop(key)
@@ -525,7 +527,7 @@ def check_spec(spec: SweepSpec) -> dict[str, list[str]]:
 
 def _refused_optimizer(spec: SweepSpec) -> list[tuple[str, str]]:
     """Parametrizations whose table refuses the optimizer's family (the depth tables refuse SGD)."""
-    family = optimizer_family(spec.optimizer.name)
+    family = settings_family(spec.optimizer.name, spec.optimizer.model_dump())
     out = []
     for name in spec.parametrizations:
         table = find_parametrization(name)

@@ -81,7 +81,10 @@ def test_an_upload_is_what_the_page_shows_downloads_and_launches(open_page, db_p
     held = widget_values(at)
     assert held["setup.widths"] == "64, 128, 256, 512"  # the quick preset to start with
     upload(at, yaml.safe_dump(UPLOADED))
-    assert not at.exception and not at.error and not at.warning, [e.value for e in at.error]
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    # Two widths cannot decide transfer: the page says so (and nothing else warns).
+    assert [w.icon for w in at.warning] == [":material/help:"]
+    assert "verdict" in at.warning[0].value and "width" in at.warning[0].value
     expected = SweepSpec.model_validate(UPLOADED)
     # The widgets show the upload ...
     shown = widget_values(at)

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tests.experiments.bundle.test_verify import train_sweep
 
 from experiments.analysis import analyze
 from experiments.bundle.build import build_bundle, read_bundle, write_bundle
@@ -20,6 +19,7 @@ from experiments.bundle.forecast_check import check_forecast
 from experiments.bundle.verify import verify_bundle
 from experiments.cli import main
 from experiments.spec.sweep import SweepSpec
+from tests.experiments.bundle.test_verify import train_sweep
 
 torch.set_num_threads(1)
 

@@ -36,9 +36,9 @@ def test_healthy_mup_passes_every_dynamic_check_with_its_own_readout_init(trial)
     t = trial()
     assert not t.hparams.zero_readout  # the readout keeps a non-zero init: output shrinks at t=1
     checks = _by_check(dynamic_findings(t, "mup"))
-    assert [f.status for f in checks.values()] == ["pass"] * 4, checks
+    assert [f.status for f in checks.values()] == ["pass"] * 5, checks
     # No ablation when healthy; parametrize kept every vector-like init; nothing is dead.
-    assert set(checks) == {"coord_check", "update_size", "init_kept", "dead"}
+    assert set(checks) == {"coord_check", "update_size", "update_norm", "init_kept", "dead"}
     judged = {j["param"]: j for j in checks["update_size"].evidence["judgements"]}
     hidden = [j for j in judged.values() if j["role"] == "hidden"]
     assert hidden and all(abs(j["slope"] + 0.5) <= 0.25 for j in hidden)  # ~1/sqrt(width)

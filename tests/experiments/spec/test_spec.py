@@ -19,6 +19,7 @@ from experiments.spec.sweep import (
     check_spec,
     format_validation_error,
     load_spec,
+    parse_spec,
     run_key,
     spec_hash,
     spec_log2_lrs,
@@ -86,7 +87,7 @@ INVALID = [
     ("too-many-runs", with_(lr_grid={"log2_min": -20, "log2_max": 0, "step": 0.01}, seeds=list(range(20))), "too many runs"),
     ("extra-key", with_(learning_rate=1e-3), "learning_rate"),
     ("extra-nested-key", with_(optimizer={"name": "adam", "beta": 0.9}), "optimizer.beta"),
-    ("unknown-optimizer", with_(optimizer={"name": "lion"}), "optimizer.name"),
+    ("unknown-optimizer", with_(optimizer={"name": "adagrad"}), "optimizer.name"),
     ("hparam-nonpositive", with_(hparams={"init_std": 0}), "hparams.init_std"),
     ("hparam-grid-unknown", with_(hparam_grid={"lr": [1, 2]}), "hparam_grid"),
     ("device-bogus", with_(device="tpu"), "device"),
@@ -243,14 +244,32 @@ def test_new_fields_at_their_defaults_keep_the_spec_hash() -> None:
     import hashlib
     import json
 
+    from experiments.spec.run import OPTIMIZER_NEUTRAL_DEFAULTS
     from experiments.spec.sweep import HASH_NEUTRAL_DEFAULTS
 
     spec = SweepSpec.model_validate(valid())
     old = spec.model_dump(mode="json", exclude={"name", "device", *HASH_NEUTRAL_DEFAULTS})
+    for key in OPTIMIZER_NEUTRAL_DEFAULTS:  # Muon's settings, added later
+        old["optimizer"].pop(key)
     blob = json.dumps(old, sort_keys=True, separators=(",", ":"))
     assert spec_hash(spec) == hashlib.sha256(blob.encode()).hexdigest()[:16]
     assert spec_hash(spec.model_copy(update={"precision": "bf16"})) != spec_hash(spec)
     assert spec_hash(spec.model_copy(update={"compile": True})) != spec_hash(spec)
+    muon = SweepSpec.model_validate(with_(optimizer={"name": "muon"}))
+    rms = SweepSpec.model_validate(with_(optimizer={"name": "muon",
+                                                    "adjust_lr_fn": "match_rms_adamw"}))
+    assert spec_hash(rms) != spec_hash(muon) != spec_hash(spec)
+
+
+def test_muon_settings_are_validated_with_the_field_named() -> None:
+    with pytest.raises(UserError, match="optimizer: adjust_lr_fn and hidden_lr_correction are "
+                                        "Muon settings"):
+        parse_spec(with_(optimizer={"name": "adam", "hidden_lr_correction": False}))
+    with pytest.raises(UserError, match="optimizer.adjust_lr_fn"):
+        parse_spec(with_(optimizer={"name": "muon", "adjust_lr_fn": "rms"}))
+    spec = parse_spec(with_(optimizer={"name": "muon", "adjust_lr_fn": "match_rms_adamw"}))
+    kwargs = spec.optimizer.build_kwargs()
+    assert kwargs["adjust_lr_fn"] == "match_rms_adamw" and kwargs["momentum"] == 0.95
 
 
 def test_precision_and_compile_round_trip_through_yaml(tmp_path: Path) -> None:
