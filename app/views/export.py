@@ -6,43 +6,64 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from app import jobs, state
-from app.export import bundles
+from app import jobs, jobs_view, state
+from app.export import bundles, verify_view
 from app.widgets import components
-from experiments.service import ServiceError, VerifyReport
+from experiments.service import TARGET_DOUBLINGS, ServiceError, VerifyReport
 
 if TYPE_CHECKING:  # typing only
     from experiments.service import HPBundle, Service, SweepSummary
 
-def pick_bundle(service: Service, sweep: SweepSummary) -> tuple[int, HPBundle]:
-    """The target width and the sweep's bundle for it. Where the sweep does not confirm
-    transfer, the bundle only once "Export anyway" is ticked (like the CLI's --force); the page
-    stops here until there is one."""
+# Target width per sweep, kept outside the widget: Streamlit drops a widget's key when another
+# page runs, and a running verification must still be found at its width on return.
+KEPT_TARGETS = "export_target_by_sweep"
+
+
+def pick_target(service: Service, sweep: SweepSummary) -> int:
+    """The target width: the one last chosen for this sweep, else the default
+    (`bundles.default_target`, never beyond 8x the widest trained width)."""
     widths = service.target_widths(sweep.id)
-    c1, c2 = st.columns([1, 3])
-    target_width = c1.selectbox(
-        "Target width", widths, index=len(widths) - 1 if widths else None, key="export_target",
-        help="The width of the model you will train with these hyperparameters.",
-    )
-    if target_width is None:
+    if not widths:
         st.info("This sweep has no widths yet.")
         st.stop()
+    trained = widths[: len(widths) - TARGET_DOUBLINGS]
+    kept: dict[int, int] = st.session_state.setdefault(KEPT_TARGETS, {})
+    start = kept.get(int(sweep.id))
+    if start not in widths:
+        start = bundles.default_target(widths, trained) or widths[-1]
+    c1, _ = st.columns([1, 3])
+    chosen: int = c1.selectbox(
+        "Target width", widths, index=widths.index(start), key="export_target",
+        format_func=lambda w: f"{w:,}" + (" (trained)" if w in trained else
+                                           f" ({w // max(trained or widths):g}x the widest trained)"),
+        help="The width of the model you will train with these hyperparameters. The sweep's own "
+             "widths and doublings beyond its widest are offered.",
+    )
+    kept[int(sweep.id)] = chosen
+    return chosen
 
+
+def pick_bundle(service: Service, sweep: SweepSummary, target_width: int) -> HPBundle:
+    """The sweep's bundle for the target. Where the sweep does not confirm transfer, the bundle
+    only once "Export anyway" is ticked; the page stops here until there is one."""
     try:
-        bundle = service.export(sweep.id, int(target_width))
+        return service.export(sweep.id, target_width)
     except ServiceError as exc:
-        st.warning(f"No bundle yet: {exc}", icon=":material/warning:")
-        if not st.checkbox(
-            "Export anyway", key="export_force",
-            help="Like the CLI's --force: the bundle records that transfer was not confirmed.",
-        ):
-            st.stop()
-        try:
-            bundle = service.export(sweep.id, int(target_width), force=True)
-        except ServiceError as exc2:
-            st.error(str(exc2))
-            st.stop()
-    return target_width, bundle
+        refusal = bundles.web_words(str(exc))
+    forced = st.checkbox(
+        bundles.FORCE_LABEL, key="export_force",
+        help="Export although transfer is not confirmed: the bundle records forced: true.",
+    )
+    if not forced:
+        st.warning(f"No bundle yet: {refusal}", icon=":material/warning:")
+        st.stop()
+    try:
+        bundle = service.export(sweep.id, target_width, force=True)
+    except ServiceError as exc2:
+        st.error(bundles.web_words(str(exc2)))
+        st.stop()
+    st.caption(f"Exported anyway (the bundle records forced: true). Why it was refused: {refusal}")
+    return bundle
 
 
 def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
@@ -70,17 +91,34 @@ def use_section(service: Service, sweep_id: int, width: int, bundle: HPBundle, s
     """How to load the bundle, and its verification at the target width (launch and result)."""
     st.subheader("Use it")
     st.caption("Load the bundle, check its hash, and get the target model and its optimizer:")
-    st.code(bundles.load_snippet(f"{stem}.json"), language="python", wrap_lines=True)
+    st.code(bundles.load_snippet(f"{stem}.json", bundles.registered_name(bundle)),
+            language="python", wrap_lines=True)
 
     st.subheader("Verify")
     st.caption(
         "Trains the target width at the transferred LR and at its neighbours on the grid, and "
-        "checks that the transferred LR is within one grid step of the best."
+        "SP at its own extrapolated LR as a baseline, then compares them."
     )
+    cost_note(service, sweep_id, bundle)
     verify_key = bundles.verify_key(sweep_id, bundle)
     if st.button("Launch verification", key="export_verify", icon=":material/verified:"):
-        jobs.registry().start(verify_key, bundles.verify_args(service, bundle), restart=True)
+        jobs.registry().start(verify_key, bundles.verify_args(service, bundle), restart=True,
+                              label=f"Verification of sweep #{sweep_id} at width {width:,}",
+                              progress_flag="--progress")
     verify_panel(service, verify_key, sweep_id, width)
+
+
+def cost_note(service: Service, sweep_id: int, bundle: HPBundle) -> None:
+    """What the verification will cost, before the click (kept per bundle: sizing the target
+    loads the task and counts parameters)."""
+    cache: dict[str, str] = st.session_state.setdefault("export_verify_costs", {})
+    if bundle.content_hash not in cache:
+        try:
+            cache[bundle.content_hash] = verify_view.cost_words(
+                service.verify_estimate(sweep_id, bundle), bundle.target_width)
+        except ServiceError as exc:
+            cache[bundle.content_hash] = f"The cost could not be estimated: {exc}"
+    st.markdown(cache[bundle.content_hash])
 
 
 @st.fragment(run_every=2)
@@ -99,7 +137,7 @@ def verify_panel(service: Service, verify_key: str, sweep_id: int, width: int) -
         return
     status = job.status()
     if status == "running":
-        st.info("Verification running in the background...", icon=":material/hourglass_top:")
+        jobs_view.show_running(job)
     elif status == "failed":
         st.error(f"Verification failed:\n\n```\n{job.error()}\n```")
     else:
@@ -107,12 +145,18 @@ def verify_panel(service: Service, verify_key: str, sweep_id: int, width: int) -
 
 
 def show_result(report: VerifyReport) -> None:
-    """A verification's verdict and its table."""
+    """A verification as a comparison: its outcome, two sentences, the chart, the details."""
     if report.within_one_step:
         st.success("**Verified**: the transferred LR is within one grid step of the target's best.")
     else:
         st.error("**Not verified**: the target's best LR is more than one grid step away.")
-    st.dataframe(bundles.verify_table(report), hide_index=True, key="export_verify_table")
+    st.markdown(verify_view.bracket_sentence(report))
+    st.markdown(verify_view.baseline_sentence(report))
+    st.plotly_chart(verify_view.comparison_figure(report), key="export_verify_chart")
+    for warning in report.warnings:
+        st.caption(f":material/warning: {warning}")
+    with st.expander("Every number of the report"):
+        st.dataframe(bundles.verify_table(report), hide_index=True, key="export_verify_table")
 
 
 st.title("Export a hyperparameter bundle")
@@ -126,7 +170,8 @@ if sweep is None:
     st.stop()
 
 service = state.service()
-target_width, bundle = pick_bundle(service, sweep)
+target_width = pick_target(service, sweep)
+bundle = pick_bundle(service, sweep, target_width)
 stem = f"{sweep.name}-w{target_width}"
 preview, use = st.columns([3, 2], gap="large")
 with preview:
