@@ -13,8 +13,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app import nav, state
-from app.setup import presets, safety
-from app.widgets import form
+from app.setup import messages, presets, safety
 from experiments.service import RunnerNotStarted, ServiceError
 from experiments.spec.sweep import SweepSpec
 
@@ -48,7 +47,7 @@ def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str
     except safety.UnsafeSpecError as exc:
         return None, {exc.field: [str(exc)]}
     except ValidationError as exc:
-        return None, form.errors_by_field(exc)
+        return None, messages.errors_by_field(exc)
     return spec, {}  # model_validate ran check_spec: a submit validates once
 
 
