@@ -7,6 +7,8 @@ service) and shows what fails beside the Launch button.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from app import state
@@ -38,9 +40,36 @@ _CHARTS = {"coord_check": doctor_charts.activation_slopes_figure,
            "ablation": doctor_charts.ablation_figure}
 
 
+# mucore's internal names: a message holding one is shown in plain words, with the original
+# (exact, for whoever edits the model) in an expander.
+JARGON = re.compile(r"forward_exp|alpha_out|mu_configure|width_mult|infshape|lr_mult|\{[^}]*:[^}]*\}|\w+_\w+\(")
+
+
+def by_cause(problems: list[DoctorFinding]) -> list[DoctorFinding]:
+    """The ablation's finding first (it names the ingredient that, switched alone, fixes the
+    model: the cause), then the other failures, then the warnings; check order otherwise."""
+    rank = {"fail": 1, "warn": 2}
+    return sorted(problems, key=lambda f: 0 if f.check == "ablation" and f.status == "fail"
+                  else rank.get(f.status, 3))
+
+
+def plain_words(finding: DoctorFinding) -> tuple[str, str | None]:
+    """(what the page says, the original text when it used internal names, else None)."""
+    original = f"{finding.message}" + (f"\n\nFix: {finding.fix}" if finding.fix else "")
+    title = finding.check.replace("_", " ")
+    if not JARGON.search(original):
+        text = f"**{title}**: {finding.message}" + (f"\n\n**Fix:** {finding.fix}" if finding.fix else "")
+        return text, None
+    meaning = CHECK_HELP.get(finding.check, "the check's rule")
+    verb = "does not hold" if finding.status == "fail" else "may not hold"
+    return (f"**{title}**: this rule {verb}: {meaning}. The details below say which parameter "
+            "and what to change."), original
+
+
 def show_report(report: DoctorResult, key: str = "doctor") -> None:
-    """The verdict, then the problems (with fix and evidence chart), then what passed."""
-    bad = report.problems
+    """The verdict, then the problems by cause (the ablation's culprit first; each with its fix
+    and evidence chart), then what passed."""
+    bad = by_cause(report.problems)
     if report.healthy:
         st.success(f"**Healthy.** {report.model} ({report.param}): no check failed.",
                    icon=":material/verified:")
@@ -49,10 +78,11 @@ def show_report(report: DoctorResult, key: str = "doctor") -> None:
         st.error(f"**Problems.** {n} checks failed for {report.model} ({report.param}).",
                  icon=":material/healing:")
     for i, f in enumerate(bad):
-        text = f"**{f.check}**: {f.message}"
-        if f.fix:
-            text += f"\n\n**Fix:** {f.fix}"
+        text, original = plain_words(f)
         _BOX[f.status](text, icon=_ICON[f.status])
+        if original is not None:
+            with st.expander("Details, in mucore's terms"):
+                st.markdown(original)
         if f.check in _CHARTS:
             st.plotly_chart(_CHARTS[f.check](f.evidence), key=f"{key}.bad.{i}")
     passed = report.passed
