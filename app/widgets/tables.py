@@ -173,7 +173,8 @@ def live_lines(table: pd.DataFrame) -> list[str]:
         lines.append(
             f"#{int(row['run_id'])} {row['parametrization']} w={int(row['width'])} "
             f"log2 LR {float(row['log2_lr']):.1f} seed {int(row['seed'])}: step {row['step']}, "
-            f"{loss_words}, {row.get('device') or 'device not known yet'}, {row['eta']} left"
+            f"{loss_words}, {row.get('device') or 'device not known yet'}, "
+            + (f"{row['eta']} left" if row["eta"] != "—" else "time left not known yet")
         )
     return lines
 
