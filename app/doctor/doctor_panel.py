@@ -40,9 +40,24 @@ _CHARTS = {"coord_check": doctor_charts.activation_slopes_figure,
            "ablation": doctor_charts.ablation_figure}
 
 
-# mucore's internal names: a message holding one is shown in plain words, with the original
-# (exact, for whoever edits the model) in an expander.
-JARGON = re.compile(r"forward_exp|alpha_out|mu_configure|width_mult|infshape|lr_mult|\{[^}]*:[^}]*\}|\w+_\w+\(")
+# mucore's internal names, and what a user reads instead (longest first when replacing); a
+# finding that used any shows the original, exact text in an expander for whoever edits the
+# model.
+PLAIN = {
+    "alpha_out / m": "the output multiplier divided by the width multiplier",
+    "alpha_out": "the output multiplier",
+    "forward_exp": "the forward multiplier's width exponent",
+    "mu_configure": "the model's µP setup method",
+    "width_mult": "the width multiplier",
+    "lr_mult": "the LR multiplier",
+}
+RAW_DICT = re.compile(r"\{[^{}]*:[^{}]*\}")
+
+
+def _plain(text: str) -> str:
+    for term in sorted(PLAIN, key=len, reverse=True):
+        text = text.replace(term, PLAIN[term])
+    return RAW_DICT.sub("(listed in the details)", text)
 
 
 def by_cause(problems: list[DoctorFinding]) -> list[DoctorFinding]:
@@ -54,16 +69,13 @@ def by_cause(problems: list[DoctorFinding]) -> list[DoctorFinding]:
 
 
 def plain_words(finding: DoctorFinding) -> tuple[str, str | None]:
-    """(what the page says, the original text when it used internal names, else None)."""
-    original = f"{finding.message}" + (f"\n\nFix: {finding.fix}" if finding.fix else "")
+    """(what the page says: the message and fix with internal names in plain words, the
+    original text when it used any, else None)."""
     title = finding.check.replace("_", " ")
-    if not JARGON.search(original):
-        text = f"**{title}**: {finding.message}" + (f"\n\n**Fix:** {finding.fix}" if finding.fix else "")
-        return text, None
-    meaning = CHECK_HELP.get(finding.check, "the check's rule")
-    verb = "does not hold" if finding.status == "fail" else "may not hold"
-    return (f"**{title}**: this rule {verb}: {meaning}. The details below say which parameter "
-            "and what to change."), original
+    original = f"**{title}**: {finding.message}" + (f"\n\n**Fix:** {finding.fix}" if finding.fix else "")
+    text = f"**{title}**: {_plain(finding.message)}" + (
+        f"\n\n**Fix:** {_plain(finding.fix)}" if finding.fix else "")
+    return text, (None if text == original else original)
 
 
 def show_report(report: DoctorResult, key: str = "doctor") -> None:
