@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.doctor import doctor_charts, doctor_panel
-from experiments.service import DoctorEvidence, DoctorFinding
 from experiments.job_results import AblationTry
+from experiments.service import DoctorEvidence, DoctorFinding
 
 
 def finding(check: str, status: str, message: str, fix: str = "") -> DoctorFinding:
