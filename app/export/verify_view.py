@@ -146,7 +146,9 @@ def cost_words(est: VerifyEstimate, width: int) -> str:
 
     timed = ("timed from this sweep's own widest runs" if est.calibrated
              else "a rough estimate from the model's FLOPs")
-    return (f"**Cost**: {est.runs} runs ({est.points} learning rates x {est.seeds} seed(s), "
+    lrs = (f"{est.points - 1} µP learning rates and the SP baseline" if est.baseline
+           else f"{est.points} learning rates")
+    return (f"**Cost**: {est.runs} runs ({lrs}, x {est.seeds} seed(s), "
             f"{est.steps:,} steps each) at width {width:,}: about "
             f"**{fmt_duration(est.est_compute_s)}** on the {est.device.upper()} ({timed}), "
             f"{est.peak_memory_bytes / 2**20:,.0f} MiB per run.")

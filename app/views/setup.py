@@ -253,7 +253,7 @@ def plan_summary(spec: SweepSpec) -> None:
 def load_row() -> DeltaGenerator:
     """The preset button and the spec uploader, side by side; returns the uploader's column
     (a load that the form cannot show in full is reported there)."""
-    load_col, upload_col = st.columns([1, 2])
+    load_col, upload_col = st.columns([2, 3])  # the button's label fits at 1024 px
     with load_col:
         if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
             load_values(presets.quick_spec_data())

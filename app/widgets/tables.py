@@ -42,6 +42,8 @@ def fmt_duration(seconds: float | None) -> str:
     None or NaN -> an em dash."""
     if seconds is None or not math.isfinite(float(seconds)):
         return "—"
+    if 0 < seconds < 0.05:
+        return "<0.1s"
     if 0 < seconds < 0.95:
         return f"{seconds:.1f}s"
     seconds = max(0, int(round(seconds)))

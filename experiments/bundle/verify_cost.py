@@ -56,6 +56,7 @@ class VerifyEstimate:
         est_compute_s: expected wall time, one run after the other.
         calibrated: whether `est_compute_s` was scaled by the sweep's measured run times.
         device: "cpu" or "cuda", the device type the time assumes.
+        baseline: whether the SP baseline is one of the points.
     """
 
     runs: int
@@ -67,6 +68,7 @@ class VerifyEstimate:
     est_compute_s: float
     calibrated: bool
     device: str
+    baseline: bool = False
 
 
 def _plan(bundle: HPBundle, width: int, runs: int) -> _OneWidthPlan:
@@ -113,7 +115,8 @@ def estimate_verify(bundle: HPBundle, bracket: int = 2, sp_baseline: bool = True
 
     seeds = bundle.spec.get("seeds", [0])
     n_seeds = len(seeds) if isinstance(seeds, list) and seeds else 1
-    points = 2 * bracket + 1 + int(baseline_planned(bundle, sp_baseline))
+    baseline = baseline_planned(bundle, sp_baseline)
+    points = 2 * bracket + 1 + int(baseline)
     plan = _plan(bundle, bundle.target_width, points * n_seeds)
     est: SweepEstimate = estimate(plan)
     scale = _measured_scale(bundle, runs)
@@ -122,5 +125,6 @@ def estimate_verify(bundle: HPBundle, bracket: int = 2, sp_baseline: bool = True
         runs=plan.runs, points=points, seeds=n_seeds, steps=plan.steps,
         total_flops=est.total_flops, peak_memory_bytes=est.peak_memory_bytes,
         est_compute_s=est.est_compute_s, calibrated=scale is not None, device=est.device,
+        baseline=baseline,
     )
     return replace(result, est_compute_s=seconds)

@@ -116,6 +116,21 @@ def settle(page, ms: int = 1500) -> None:
     page.wait_for_timeout(ms)
 
 
+def settle_drawn(page, timeout_s: float = 120) -> None:
+    """Wait until the page has finished drawing: no script running, no skeleton placeholder,
+    and the number of drawn elements unchanged over two looks (a loaded machine can take a
+    while to start a page's script, so "no status widget" alone is not enough)."""
+    deadline = time.time() + timeout_s
+    last = -1
+    while time.time() < deadline:
+        page.wait_for_timeout(1200)
+        busy = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').count()
+        count = page.locator('[data-testid="stElementContainer"]').count()
+        if not busy and count == last and count > 3:
+            return
+        last = count
+
+
 def shoot(page, name: str, height: int = 2200) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its own container, so a full-page
     capture would stop at the viewport; a tall viewport shows everything instead."""
@@ -136,7 +151,7 @@ def shoot_every_page(page, url: str, tag: str) -> dict[str, list[str]]:
         for path, height in PAGES.items():
             page.set_viewport_size({"width": width, "height": height})
             page.goto(f"{url}/{path}")
-            settle(page, 1500)
+            settle_drawn(page)
             page.screenshot(path=str(SHOTS / f"{tag}-{path}-{width}.png"))
             cut = page.evaluate(CLIPPED_METRICS_JS)
             if cut:

@@ -106,3 +106,4 @@ def test_a_diverged_row_shows_where_it_stopped_and_a_sub_second_wall_time():
     assert t.loc[2, "progress"] == 0.2 and t.loc[2, "step"] == "20/100"
     assert t.loc[2, "wall"] == "0.4s" and t.loc[2, "eta"] == "—"
     assert tables.fmt_duration(0.4) == "0.4s" and tables.fmt_duration(0) == "0s"
+    assert tables.fmt_duration(0.01) == "<0.1s"

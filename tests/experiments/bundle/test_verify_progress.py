@@ -70,6 +70,7 @@ def test_verify_estimate_counts_the_runs_and_scales_by_the_sweeps_pace() -> None
     bundle = surface_bundle(512)
     rough = estimate_verify(bundle, bracket=2)
     assert (rough.points, rough.seeds, rough.runs, rough.steps) == (6, 1, 6, SPEC["steps"])
+    assert rough.baseline
     assert not rough.calibrated and rough.est_compute_s > 0 and rough.peak_memory_bytes > 0
     no_sp = estimate_verify(bundle, bracket=1, sp_baseline=False)
     assert no_sp.runs == 3 and no_sp.est_compute_s == pytest.approx(rough.est_compute_s / 2)
