@@ -31,11 +31,11 @@ def pick_target(service: Service, sweep: SweepSummary) -> int:
     start = kept.get(int(sweep.id))
     if start not in widths:
         start = bundles.default_target(widths, trained) or widths[-1]
-    c1, _ = st.columns([1, 3])
+    c1, _ = st.columns([2, 3])  # wide enough for "1,024 (2x the widest)" at 1024 px
     chosen: int = c1.selectbox(
         "Target width", widths, index=widths.index(start), key="export_target",
         format_func=lambda w: f"{w:,}" + (" (trained)" if w in trained else
-                                           f" ({w // max(trained or widths):g}x the widest trained)"),
+                                           f" ({w // max(trained or widths):g}x the widest)"),
         help="The width of the model you will train with these hyperparameters. The sweep's own "
              "widths and doublings beyond its widest are offered.",
     )

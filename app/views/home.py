@@ -30,7 +30,7 @@ c4.metric("Finished", counts.get(RunState.DONE, 0) + counts.get(RunState.DIVERGE
 st.caption(f"Store: `{state.db_path()}`")
 
 st.divider()
-demo, steps = st.columns([1, 2])
+demo, steps = st.columns([2, 3])  # the button's label fits at 1024 px
 with demo:
     st.subheader("Quick demo")
     st.markdown(

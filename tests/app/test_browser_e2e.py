@@ -150,7 +150,7 @@ def shoot_every_page(page, url: str, tag: str) -> dict[str, list[str]]:
     for width in WIDTHS:
         for path, height in PAGES.items():
             page.set_viewport_size({"width": width, "height": height})
-            page.goto(f"{url}/{path}")
+            page.goto(f"{url}/{'' if path == 'home' else path}")  # the default page is at /
             settle_drawn(page)
             page.screenshot(path=str(SHOTS / f"{tag}-{path}-{width}.png"))
             cut = page.evaluate(CLIPPED_METRICS_JS)
