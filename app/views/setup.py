@@ -336,7 +336,7 @@ def validate_spec(data: dict[str, Any], name: str, name_slot: DeltaGenerator
     Returns:
         (the spec or None, every error message, for the list next to the Launch button).
     """
-    spec, errors = launch.validate({**data, "name": name})
+    spec, errors = launch.validate({**data, "name": name}, in_form_words=True)
     every = [message for messages in errors.values() for message in messages]
     for message in form.pop_errors(errors, "name"):
         name_slot.error(message, icon=":material/error:")
