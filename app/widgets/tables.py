@@ -115,6 +115,18 @@ def _latest_loss(runs: pd.DataFrame, live: pd.DataFrame | None) -> pd.Series:
     return pd.to_numeric(now.where(runs["state"] == RunState.RUNNING), errors="coerce").fillna(final)
 
 
+def _with_live_steps(runs: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
+    """`runs` with each running run's steps done raised to its latest logged step: the loss
+    (read from its metrics) and the step count (written by the runner, batched) arrive by
+    different ways, and the row must not show a loss at step 10 as "step 0"."""
+    if live is None or live.empty:
+        return runs
+    by_run = dict(zip(live["run_id"].astype(int), live["step"].astype(int), strict=True))
+    logged = runs["run_id"].astype(int).map(by_run).where(runs["state"] == RunState.RUNNING)
+    done = pd.to_numeric(runs["steps_done"], errors="coerce")
+    return runs.assign(steps_done=done.where(~(logged > done), logged))
+
+
 def _steps(runs: pd.DataFrame) -> list[str]:
     """`80/150` per run: how far it trained (a diverged run: where it blew up)."""
     return [f"{int(d)}/{int(t)}" if t else "—" for d, t in
@@ -133,6 +145,7 @@ def runs_table(runs: pd.DataFrame, live: pd.DataFrame | None = None,
     if runs.empty:
         return pd.DataFrame(columns=["run_id", "state", "parametrization", "width", "log2_lr", "seed", "progress"])
     order = {str(state): i for i, state in enumerate(RUN_ORDER)}
+    runs = _with_live_steps(runs, live)
     device = runs.get("device", pd.Series(None, index=runs.index, dtype=object))
     if "planned_device" in runs:  # the real device is known once the run ends
         device = device.fillna(runs["planned_device"])

@@ -94,6 +94,9 @@ def test_running_rows_show_step_latest_loss_device_and_eta_as_metrics_arrive():
     assert t.loc[1, "latest_loss"] == 0.5 and t.loc[1, "device"] == "cpu"  # finished: final
     (line,) = tables.live_lines(tables.runs_table(runs, live=live, now=now))
     assert line == "#2 µP w=128 log2 LR -8.0 seed 0: step 25/100, loss 1.25, cuda, 15s left"
+    # A loss logged at step 40 while the runner's batched step count still says 25.
+    ahead = tables.runs_table(runs, live=live.assign(step=[40]), now=now).set_index("run_id")
+    assert ahead.loc[2, "step"] == "40/100" and ahead.loc[2, "progress"] == 0.4
     # Before its first metrics chunk: no loss yet, said so.
     (line,) = tables.live_lines(tables.runs_table(runs, now=now))
     assert "step 25/100, no loss logged yet" in line
