@@ -287,6 +287,20 @@ def task_inputs(task_values: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
+def parametrization_input(values: dict[str, Any]) -> list[str]:
+    """The parametrizations, on a row of their own: two or more chips beside the clear button
+    do not fit a third of the form."""
+    options = form.literal_options(SweepSpec, "parametrizations")  # the registered tables
+    chosen = [p for p in values.get("parametrizations") or [] if p in options]
+    key = spec_form.key("parametrizations")
+    picked: list[str] = st.multiselect(
+        FIELD_LABELS["parametrizations"], options, key=key,
+        help=form.field_help(SweepSpec, "parametrizations"), **spec_form.initial(key, chosen, default=chosen),
+    )
+    spec_form.slot(st, "parametrizations")
+    return picked
+
+
 def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]:
     """Every field of the spec but its name, section by section, starting from `values`.
 
@@ -307,10 +321,12 @@ def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]
     # --- Everything else, generated from the spec model -------------------------------------
     st.subheader("Sweep")
     rest = spec_form.render(
-        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search"),
+        st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search",
+                                     "parametrizations"),
         labels=FIELD_LABELS,
     )
     data.update(rest)
+    data["parametrizations"] = parametrization_input(values)
     data.update(depth_form.depth_inputs(spec_form, values))  # the optional depth ladder
 
     # --- Global knobs to sweep besides the LR (one input per knob of mucore.HParams) --------
