@@ -17,6 +17,7 @@ if TYPE_CHECKING:  # typing only
 # Target width per sweep, kept outside the widget: Streamlit drops a widget's key when another
 # page runs, and a running verification must still be found at its width on return.
 KEPT_TARGETS = "export_target_by_sweep"
+KEPT_FORCED = "export_forced_sweeps"
 
 
 def pick_target(service: Service, sweep: SweepSummary) -> int:
@@ -50,10 +51,14 @@ def pick_bundle(service: Service, sweep: SweepSummary, target_width: int) -> HPB
         return service.export(sweep.id, target_width)
     except ServiceError as exc:
         refusal = bundles.web_words(str(exc))
+    # Kept per sweep outside the widget, like the target width: a verification started from a
+    # forced bundle is found again after a visit to another page.
+    kept: set[int] = st.session_state.setdefault(KEPT_FORCED, set())
     forced = st.checkbox(
-        bundles.FORCE_LABEL, key="export_force",
+        bundles.FORCE_LABEL, key="export_force", value=int(sweep.id) in kept,
         help="Export although transfer is not confirmed: the bundle records forced: true.",
     )
+    (kept.add if forced else kept.discard)(int(sweep.id))
     if not forced:
         st.warning(f"No bundle yet: {refusal}", icon=":material/warning:")
         st.stop()
