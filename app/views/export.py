@@ -67,7 +67,8 @@ def pick_bundle(service: Service, sweep: SweepSummary, target_width: int) -> HPB
     except ServiceError as exc2:
         st.error(bundles.web_words(str(exc2)))
         st.stop()
-    st.caption(f"Exported anyway (the bundle records forced: true). Why it was refused: {refusal}")
+    reason = refusal.split(": fix the sweep")[0]  # the way out is the ticked box itself
+    st.caption(f"Exported anyway (the bundle records forced: true). Why it was refused: {reason}.")
     return bundle
 
 
@@ -75,11 +76,16 @@ def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
     """The bundle's headline facts, its body, and its JSON and YAML downloads."""
     st.subheader("Bundle preview")
     facts = list(bundles.summary(bundle).items())
-    # Three tiles a row: five in one row truncate the LR and the verdict.
+    # The verdict is a sentence, not a tile: "not confirmed (forced)" does not fit one.
+    verdict = dict(facts).pop("Verdict", None)
+    facts = [(label, value) for label, value in facts if label != "Verdict"]
+    # Three tiles a row: five in one row truncate the LR.
     for start in range(0, len(facts), 3):
         row = facts[start:start + 3]
         for col, (label, value) in zip(st.columns(3), row, strict=False):
             col.metric(label, value)
+    if verdict is not None:
+        st.markdown(f"Transfer verdict of the sweep: **{verdict}**")
     st.json(bundle.body(), expanded=1)
     d1, d2 = st.columns(2)
     d1.download_button(
