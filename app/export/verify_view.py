@@ -86,8 +86,8 @@ def baseline_sentence(report: VerifyReport) -> str:
     if noise is None or noise == 0:
         noise_words = "with one seed the seed noise is not measured"
     elif abs(gap) < NOISE_UNITS * noise:
-        noise_words = (f"{abs(gap) / noise:.1f}x the seed noise ({noise:.4f}): within it, so "
-                       "the two cannot be told apart")
+        noise_words = (f"{abs(gap) / noise:.1f}x the seed noise ({noise:.4f}), less than "
+                       f"{NOISE_UNITS:g}x: with these seeds the two cannot be told apart")
     else:
         noise_words = f"{abs(gap) / noise:.1f}x the seed noise ({noise:.4f})"
     return (f"{where[0].upper()}{where[1:]} reached {sp.loss:.4f} against {name}'s "

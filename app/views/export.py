@@ -79,10 +79,10 @@ def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
     # The verdict is a sentence, not a tile: "not confirmed (forced)" does not fit one.
     verdict = dict(facts).pop("Verdict", None)
     facts = [(label, value) for label, value in facts if label != "Verdict"]
-    # Three tiles a row: five in one row truncate the LR.
-    for start in range(0, len(facts), 3):
-        row = facts[start:start + 3]
-        for col, (label, value) in zip(st.columns(3), row, strict=False):
+    # Two tiles a row: three truncate the LR and the loss at 1024 px with the sidebar open.
+    for start in range(0, len(facts), 2):
+        row = facts[start:start + 2]
+        for col, (label, value) in zip(st.columns(2), row, strict=False):
             col.metric(label, value)
     if verdict is not None:
         st.markdown(f"Transfer verdict of the sweep: **{verdict}**")

@@ -232,7 +232,8 @@ def plan_summary(spec: SweepSpec) -> None:
     m1.metric("Runs", f"{plan.n_runs:,}")
     m2.metric("Training steps", f"{plan.total_steps:,}")
     m3, m4 = st.columns(2)
-    m3.metric("Compute", form.si_units(plan.total_flops, "FLOP"),
+    # The unit in the label: "291 GFLOP" does not fit half of this column at 1024 px.
+    m3.metric("Compute (FLOP)", form.si_units(plan.total_flops, "").strip(),
               help=f"{plan.total_flops:.3g} FLOP: about 6 x parameters x tokens, summed over runs.")
     m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
               help="Widest model: weights, gradients, optimizer state and activations.")

@@ -47,7 +47,7 @@ def test_the_result_names_the_sp_baseline_and_the_mup_loss_with_the_gap_in_seed_
 
 def test_a_gap_within_the_seed_noise_is_said_to_be_within_it():
     r = report(sp_seeds=[0.0216, 0.0236, 0.0229])
-    assert "within it, so the two cannot be told apart" in verify_view.baseline_sentence(r)
+    assert "less than 2x: with these seeds the two cannot be told apart" in verify_view.baseline_sentence(r)
     assert "µP is better than SP" in verify_view.baseline_sentence(report(sp_seeds=[0.03, 0.031, 0.032]))
 
 
