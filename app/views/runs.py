@@ -77,7 +77,7 @@ def runs_panel(sweep_id: int) -> None:
     search_view.planned_note(sweep_id)  # an adaptive search: runs planned, not yet queued
     live_or_next(sweep_id, table, counts)
 
-    left, mid, right, _ = st.columns([1, 1, 1, 3])
+    left, mid, right = st.columns(3)  # each label whole at 1024 px
     active = any(counts.get(name, 0) for name in tables.ACTIVE_STATES)
     if left.button("Cancel sweep", key="runs_cancel_sweep", disabled=not active, icon=":material/stop:"):
         service.cancel_sweep(sweep_id)
