@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,11 @@ class CliJob:
     out_path: Path
     log_path: Path
     proc: subprocess.Popen[bytes]
+    # What the job is, in words (the Runs page lists jobs by it).
+    label: str = ""
+    # The file the job rewrites with its progress, when its command takes one.
+    progress_path: Path | None = None
+    started: float = field(default_factory=time.time)
     _parsed: dict[Callable[..., Any], Any] = field(default_factory=dict, repr=False)
 
     def status(self) -> JobState:
@@ -78,13 +84,17 @@ class JobRegistry:
         with self._lock:
             return list(self._jobs.values())
 
-    def start(self, key: str, args: list[str], restart: bool = False) -> CliJob:
+    def start(self, key: str, args: list[str], restart: bool = False, *, label: str = "",
+              progress_flag: str | None = None) -> CliJob:
         """Start `python -m experiments *args --json <out>` unless one is running for `key`.
 
         Args:
             key: what identifies the request (same key, same job).
             args: the CLI arguments, without `--json`.
             restart: start again even when a finished job exists for `key`.
+            label: the job in words, for the Runs page.
+            progress_flag: the command's flag that names a progress file (e.g. "--progress"):
+                the job gets one, and `CliJob.progress_path` says where.
         """
         with self._lock:
             job = self._jobs.get(key)
@@ -93,12 +103,15 @@ class JobRegistry:
             n = len(self._jobs)
             out = self._dir / f"job-{n}.json"
             log = self._dir / f"job-{n}.log"
+            progress = self._dir / f"job-{n}-progress.json" if progress_flag else None
+            extra = [progress_flag, str(progress)] if progress_flag else []
             with log.open("wb") as log_file:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "experiments", *args, "--json", str(out)],
+                    [sys.executable, "-m", "experiments", *args, *extra, "--json", str(out)],
                     cwd=PROJECT_ROOT, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 )
-            job = CliJob(args=args, out_path=out, log_path=log, proc=proc)
+            job = CliJob(args=args, out_path=out, log_path=log, proc=proc, label=label,
+                         progress_path=progress)
             self._jobs[key] = job
             return job
 

@@ -85,6 +85,7 @@ class DoctorEvidence:
         tolerance: the coordinate check's tolerance on a slope (None: not a coord finding).
         judgements: the update-size check's verdict per weight.
         tried: the ablation's switches, in the order tried.
+        before: the ablation's worst excess with nothing switched (None: not recorded).
     """
 
     slopes: tuple[ModuleSlope, ...] = ()
@@ -93,6 +94,7 @@ class DoctorEvidence:
     tolerance: float | None = None
     judgements: tuple[WeightUpdate, ...] = ()
     tried: tuple[AblationTry, ...] = ()
+    before: float | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], check: str) -> DoctorEvidence:
@@ -111,6 +113,7 @@ class DoctorEvidence:
                              for j in data.get("judgements") or ()),
             tried=tuple(AblationTry(str(t["label"]), float(t["excess"]), bool(t["healthy"]))
                         for t in data.get("tried") or ()),
+            before=None if data.get("before") is None else float(data["before"]),
         )
 
 

@@ -33,6 +33,7 @@ import pandas as pd
 
 from experiments.analysis import DEFAULT_REGRET_TOLERANCE, DEFAULT_TOLERANCE
 from experiments.analysis.loss_choice import LOSS_CHOICES, loss_words, resolve_loss
+from experiments.bundle.progress import VerifyProgress, read_progress
 from experiments.coordcheck.request import CoordCheckRequest
 from experiments.doctor.launch import doctor_args, launch_findings
 from experiments.errors import UserError
@@ -78,6 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.analysis.ladder_schema import LadderReport  # noqa: F401 - re-exported
     from experiments.analysis.schema import TransferReport
     from experiments.bundle.build import HPBundle
+    from experiments.bundle.verify_cost import VerifyEstimate
     from experiments.spec.estimate import SweepEstimate
     from experiments.spec.reach import VerdictReach  # noqa: F401 - re-exported (lazy)
     from experiments.sweep.planning import SearchProgress
@@ -112,6 +114,7 @@ __all__ = [
     "TransferView",
     "VerificationRecord",
     "VerifyPoint",
+    "VerifyProgress",
     "VerifyReport",
     "read_uploaded_spec",
     *_LAZY_TYPES,
@@ -445,13 +448,39 @@ class Service:
         except UserError as exc:
             raise ServiceError(str(exc)) from exc
 
-    def verify_command(self, bundle_path: Path) -> list[str]:
+    def verify_command(self, bundle_path: Path, progress_path: Path | None = None) -> list[str]:
         """`python -m experiments` arguments that verify a bundle file and record the result.
 
         Verification trains models for minutes, so the dashboard runs it as a subprocess job
-        (`app.jobs`) rather than in the server process.
+        (`app.jobs`) rather than in the server process; with `progress_path`, the job rewrites
+        that file with its progress (`read_verify_progress`).
         """
-        return ["verify", str(bundle_path), "--db", str(self.db_path)]
+        extra = ["--progress", str(progress_path)] if progress_path is not None else []
+        return ["verify", str(bundle_path), "--db", str(self.db_path), *extra]
+
+    def verify_estimate(self, sweep_id: int, bundle: HPBundle, bracket: int = 2) -> VerifyEstimate:
+        """What verifying `bundle` will cost (runs, time, memory), before it is launched; the
+        time scaled by how long the sweep's widest runs really took.
+
+        Raises:
+            ServiceError: the bundle's task cannot be loaded.
+        """
+        from experiments.bundle.verify_cost import estimate_verify
+
+        try:
+            return estimate_verify(bundle, bracket, runs=self.runs(sweep_id))
+        except UserError as exc:
+            raise ServiceError(str(exc)) from exc
+
+    @staticmethod
+    def read_verify_progress(path: Path | None) -> VerifyProgress | None:
+        """The latest progress a running verification wrote (None: none yet)."""
+        return read_progress(path)
+
+    def live_losses(self, sweep_id: int) -> pd.DataFrame:
+        """The latest logged train loss of each running run (run_id, step, loss): the Runs
+        table shows it while the run trains (its final loss comes only at the end)."""
+        return self.store.latest_losses(sweep_id)
 
     def verifications(self, sweep_id: int, target_width: int | None = None
                       ) -> list[VerificationRecord]:

@@ -72,14 +72,24 @@ def update_slopes_figure(evidence: DoctorEvidence, height: int = 340) -> go.Figu
 
 
 def ablation_figure(evidence: DoctorEvidence, height: int = 260) -> go.Figure:
-    """How far the worst measurement stayed out of range with each ingredient switched to
-    µP's (0 = that switch alone restored flat slopes)."""
+    """How far the worst measurement stayed out of range as the model is, then with each
+    ingredient switched to µP's (0 = that switch alone restored flat slopes). Every bar is
+    labelled, so a switch that fixes everything (a bar of height 0) still shows."""
     tried = evidence.tried
     if not tried:
         return _empty("no ingredient differed from µP's")
+    labels = [t.label for t in tried]
+    values = [t.excess for t in tried]
+    colors = ["#2e7d32" if t.healthy else "#9e9e9e" for t in tried]
+    words = ["fixes it" if t.healthy else f"{t.excess:.2f} left" for t in tried]
+    if evidence.before is not None:
+        labels, values = ["as it is", *labels], [evidence.before, *values]
+        colors, words = ["#c62828", *colors], [f"{evidence.before:.2f}", *words]
     fig = go.Figure(go.Bar(
-        x=[t.label for t in tried], y=[t.excess for t in tried],
-        marker_color=["#2e7d32" if t.healthy else "#9e9e9e" for t in tried],
-        hovertemplate="%{x}: worst excess %{y:.2f}<extra></extra>"))
-    fig.update_layout(height=height, yaxis_title="worst |slope| left", margin={"t": 30})
+        x=labels, y=values, marker_color=colors, text=words, textposition="outside",
+        cliponaxis=False, hovertemplate="%{x}: worst excess %{y:.2f}<extra></extra>"))
+    top = max([*values, 0.1])
+    fig.update_yaxes(range=[0, 1.25 * top])
+    fig.update_layout(height=height, yaxis_title="worst |slope| left", margin={"t": 30},
+                      showlegend=False)
     return fig

@@ -7,6 +7,8 @@ service) and shows what fails beside the Launch button.
 
 from __future__ import annotations
 
+import re
+
 import streamlit as st
 
 from app import state
@@ -38,9 +40,48 @@ _CHARTS = {"coord_check": doctor_charts.activation_slopes_figure,
            "ablation": doctor_charts.ablation_figure}
 
 
+# mucore's internal names, and what a user reads instead (longest first when replacing); a
+# finding that used any shows the original, exact text in an expander for whoever edits the
+# model.
+PLAIN = {
+    "alpha_out / m": "the output multiplier divided by the width multiplier",
+    "alpha_out": "the output multiplier",
+    "forward_exp": "the forward multiplier's width exponent",
+    "mu_configure": "the model's µP setup method",
+    "width_mult": "the width multiplier",
+    "lr_mult": "the LR multiplier",
+}
+RAW_DICT = re.compile(r"\{[^{}]*:[^{}]*\}")
+
+
+def _plain(text: str) -> str:
+    for term in sorted(PLAIN, key=len, reverse=True):
+        text = text.replace(term, PLAIN[term])
+    return RAW_DICT.sub("(listed in the details)", text)
+
+
+def by_cause(problems: list[DoctorFinding]) -> list[DoctorFinding]:
+    """The ablation's finding first (it names the ingredient that, switched alone, fixes the
+    model: the cause), then the other failures, then the warnings; check order otherwise."""
+    rank = {"fail": 1, "warn": 2}
+    return sorted(problems, key=lambda f: 0 if f.check == "ablation" and f.status == "fail"
+                  else rank.get(f.status, 3))
+
+
+def plain_words(finding: DoctorFinding) -> tuple[str, str | None]:
+    """(what the page says: the message and fix with internal names in plain words, the
+    original text when it used any, else None)."""
+    title = finding.check.replace("_", " ")
+    original = f"**{title}**: {finding.message}" + (f"\n\n**Fix:** {finding.fix}" if finding.fix else "")
+    text = f"**{title}**: {_plain(finding.message)}" + (
+        f"\n\n**Fix:** {_plain(finding.fix)}" if finding.fix else "")
+    return text, (None if text == original else original)
+
+
 def show_report(report: DoctorResult, key: str = "doctor") -> None:
-    """The verdict, then the problems (with fix and evidence chart), then what passed."""
-    bad = report.problems
+    """The verdict, then the problems by cause (the ablation's culprit first; each with its fix
+    and evidence chart), then what passed."""
+    bad = by_cause(report.problems)
     if report.healthy:
         st.success(f"**Healthy.** {report.model} ({report.param}): no check failed.",
                    icon=":material/verified:")
@@ -49,10 +90,11 @@ def show_report(report: DoctorResult, key: str = "doctor") -> None:
         st.error(f"**Problems.** {n} checks failed for {report.model} ({report.param}).",
                  icon=":material/healing:")
     for i, f in enumerate(bad):
-        text = f"**{f.check}**: {f.message}"
-        if f.fix:
-            text += f"\n\n**Fix:** {f.fix}"
+        text, original = plain_words(f)
         _BOX[f.status](text, icon=_ICON[f.status])
+        if original is not None:
+            with st.expander("Details, in mucore's terms"):
+                st.markdown(original)
         if f.check in _CHARTS:
             st.plotly_chart(_CHARTS[f.check](f.evidence), key=f"{key}.bad.{i}")
     passed = report.passed

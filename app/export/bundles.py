@@ -21,6 +21,33 @@ if TYPE_CHECKING:  # pragma: no cover - typing only (the bundle's module imports
 
 VERDICT_WORDS = {"confirmed": "confirmed", "not_confirmed": "not confirmed",
                  "inconclusive": "inconclusive"}
+# The loss columns that rank learning rates, in the page's words.
+LOSS_WORDS = {"final_train_loss": "train loss", "final_val_loss": "validation loss"}
+# The widest default target, in multiples of the sweep's widest trained width: further out the
+# extrapolation is the least certain and a verification the most expensive.
+MAX_DEFAULT_FACTOR = 8
+# The default target: one doubling past the sweep, the cheapest width that still tests transfer
+# beyond what was trained (the picker offers up to TARGET_DOUBLINGS doublings).
+DEFAULT_FACTOR = 2
+FORCE_LABEL = "Export anyway"
+
+
+def default_target(widths: list[int], trained: list[int]) -> int | None:
+    """The target width the page starts on: `DEFAULT_FACTOR` x the widest trained width when
+    offered, never beyond `MAX_DEFAULT_FACTOR` x (None: nothing offered)."""
+    if not widths:
+        return None
+    widest = max(trained) if trained else max(widths)
+    cap = [w for w in widths if w <= MAX_DEFAULT_FACTOR * widest]
+    wanted = [w for w in cap if w <= DEFAULT_FACTOR * widest]
+    return max(wanted or cap or widths[:1])
+
+
+def web_words(message: str) -> str:
+    """An engine message in the page's words: the CLI's `--force` is the checkbox here."""
+    return (message.replace("pass --force to export anyway", f'tick "{FORCE_LABEL}" below')
+            .replace("with --force", f'with "{FORCE_LABEL}"')
+            .replace("--force", f'"{FORCE_LABEL}"'))
 
 
 def summary(bundle: HPBundle) -> dict[str, str]:
@@ -32,6 +59,7 @@ def summary(bundle: HPBundle) -> dict[str, str]:
         # The table's short label: the charts' "SP (standard)" does not fit a metric tile.
         "Parametrization": parametrization_short_label(bundle.parametrization),
         "Learning rate": f"{bundle.lr:.3g}",
+        "LR chosen by": LOSS_WORDS.get(evidence.loss, evidence.loss.replace("_", " ")),
         "Verdict": VERDICT_WORDS.get(evidence.verdict, "—") + (" (forced)" if evidence.forced else ""),
     }
 
@@ -54,9 +82,13 @@ def forecast_words(bundle: HPBundle) -> str:
             "from the power law fitted to the sweep's best losses.")
 
 
-def load_snippet(filename: str) -> str:
-    """How to use a downloaded bundle with mucore."""
-    return (
+def load_snippet(filename: str, registered: str | None = None) -> str:
+    """How to use a downloaded bundle with mucore (`registered`: the registered model's name,
+    which the loading process must find again through MUTRANSFER_MODEL_DIRS)."""
+    env = ("" if registered is None else
+           f"# The model is the registered model {registered!r}: set MUTRANSFER_MODEL_DIRS to the\n"
+           f"# folder holding {registered}.py before running this (as for the dashboard).\n")
+    return env + (
         "import mucore\n"
         "from experiments.bundle.build import read_bundle, target_model\n\n"
         f'bundle = read_bundle("{filename}")   # checks the hash and the schema\n'
@@ -72,8 +104,15 @@ def verify_key(sweep_id: int, bundle: HPBundle) -> str:
     return f"verify:{sweep_id}:{bundle.content_hash}"
 
 
+def registered_name(bundle: HPBundle) -> str | None:
+    """The registered model's name when the bundle's model is one (None: a zoo model)."""
+    model = bundle.spec.get("model", {})
+    return str(model.get("name")) if isinstance(model, dict) and model.get("kind") == "custom" else None
+
+
 def verify_args(service: Service, bundle: HPBundle) -> list[str]:
-    """CLI arguments of the verification job (the bundle is written to a temp file first)."""
+    """CLI arguments of the verification job (the bundle is written to a temp file first; the
+    job adds its progress file)."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="bundle-", delete=False) as handle:
         handle.write(service.bundle_json(bundle))
     return service.verify_command(Path(handle.name))

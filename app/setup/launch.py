@@ -13,7 +13,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from app import nav, state
-from app.setup import presets, safety
+from app.setup import messages, presets, safety
 from app.widgets import form
 from experiments.service import RunnerNotStarted, ServiceError
 from experiments.spec.sweep import SweepSpec
@@ -36,8 +36,14 @@ class QueuedWithoutRunner(Exception):
         self.sweep_id = sweep_id
 
 
-def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str]]]:
+def validate(data: dict[str, Any], in_form_words: bool = False
+             ) -> tuple[SweepSpec | None, dict[str, list[str]]]:
     """Validate browser-supplied spec data.
+
+    Args:
+        data: the spec data.
+        in_form_words: messages rewritten for the Setup form (`messages`: labels, which
+            entry, what to type); else pydantic's own (an upload's refusal adds its hints).
 
     Returns:
         (spec, {}) when valid, else (None, errors by dotted field path; "" for the whole spec).
@@ -48,7 +54,8 @@ def validate(data: dict[str, Any]) -> tuple[SweepSpec | None, dict[str, list[str
     except safety.UnsafeSpecError as exc:
         return None, {exc.field: [str(exc)]}
     except ValidationError as exc:
-        return None, form.errors_by_field(exc)
+        return None, (messages.errors_by_field(exc) if in_form_words
+                      else form.errors_by_field(exc))
     return spec, {}  # model_validate ran check_spec: a submit validates once
 
 

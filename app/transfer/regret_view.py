@@ -7,13 +7,14 @@ draws them on the page.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.widgets.charts import PARAM_COLORS, TEMPLATE, param_label
+from app.widgets.charts import PARAM_COLORS, TEMPLATE, log_ticks, param_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import TransferReport
@@ -102,11 +103,17 @@ def regret_figure(frame: pd.DataFrame, tolerance: float | None = None, height: i
                      "arrayminus": (pct - low).clip(lower=0)},
             hovertemplate="width %{x}<br>regret %{y:.3g}%<extra>" + param_label(param) + "</extra>",
         ))
-    if tolerance is not None:
-        fig.add_hline(y=100 * tolerance, line_dash="dash", line_color="#555555",
-                      annotation_text=f"tolerance {fmt_pct(tolerance)}"
-                      + (" (seed-noise floor)" if floor else ""))
-    fig.update_yaxes(type="log", title_text="regret, % of the width's best loss")
+    if tolerance is not None and tolerance > 0:
+        fig.add_hline(y=100 * tolerance, line_dash="dash", line_color="#555555")
+        # On a log axis an annotation's y is log10 of the value (a shape's is the value):
+        # add_hline's own label would sit at 10^y, a decade off.
+        fig.add_annotation(x=1, xref="paper", xanchor="right", y=math.log10(100 * tolerance),
+                           yanchor="bottom", showarrow=False,
+                           text=f"tolerance {fmt_pct(tolerance)}"
+                           + (" (seed-noise floor)" if floor else ""))
+    values = [100 * v for v in ok["rel"]] if not ok.empty else []
+    fig.update_yaxes(type="log", title_text="regret, % of the width's best loss",
+                     **log_ticks([*values, *([100 * tolerance] if tolerance else [])]))
     fig.update_xaxes(type="category", title_text="width")
     fig.update_layout(template=TEMPLATE, height=height, barmode="group",
                       margin={"l": 60, "r": 20, "t": 30, "b": 50})

@@ -30,7 +30,7 @@ c4.metric("Finished", counts.get(RunState.DONE, 0) + counts.get(RunState.DIVERGE
 st.caption(f"Store: `{state.db_path()}`")
 
 st.divider()
-demo, steps = st.columns([1, 2])
+demo, steps = st.columns([2, 3])  # the button's label fits at 1024 px
 with demo:
     st.subheader("Quick demo")
     st.markdown(
@@ -43,9 +43,12 @@ with steps:
     st.subheader("How to use it")
     st.markdown(
         "1. **Coord check**: make sure the model is really in µP (activations stay flat with width).\n"
-        "2. **Setup**: choose the model, widths and learning-rate grid; launch a sweep.\n"
-        "3. **Runs**: watch progress, cancel or retry.\n"
-        "4. **Transfer**: see whether the best learning rate stays put as width grows.\n"
-        "5. **Export**: save the tuned hyperparameters for the wide model as a bundle."
+        "2. **µP doctor**: if it is not, find which parameter breaks µP and how to fix it.\n"
+        "3. **µP inspector**: see each parameter's multipliers, init and effective LR.\n"
+        "4. **Setup**: choose the model, widths and learning-rate grid; launch a sweep.\n"
+        "5. **Runs**: watch progress, cancel or retry.\n"
+        "6. **Transfer**: see whether the best learning rate stays put as width grows.\n"
+        "7. **Export**: save the tuned hyperparameters for the wide model as a bundle, and "
+        "verify them at the target width."
     )
     st.page_link(nav.page("setup.py"), label="Set up a sweep", icon=":material/tune:")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app import state
-from app.widgets import charts, components, search_view, tables
+from app import nav, state
+from app.widgets import charts, components, jobs_view, search_view, tables
 from experiments.service import RunState
 
 REFRESH_S = 2
@@ -33,6 +33,20 @@ def sweeps_panel() -> None:
     )
 
 
+def live_or_next(sweep_id: int, table: pd.DataFrame, counts: dict[str, int]) -> None:
+    """While runs train: one line each (step, loss, device, ETA) as text that updates with
+    every refresh. Once none is left to run: the way to the sweep's verdict."""
+    lines = tables.live_lines(table) if not table.empty else []
+    if lines:
+        st.markdown("**Training now**\n\n" + "\n".join(f"- {line}" for line in lines))
+    elif not table.empty and not any(counts.get(name, 0) for name in tables.ACTIVE_STATES):
+        finished = sum(counts.get(name, 0) for name in tables.FINISHED_STATES)
+        st.success(f"Sweep #{sweep_id} has finished: {finished} run(s) trained.",
+                   icon=":material/check_circle:")
+        st.page_link(nav.page("transfer.py"), label="See its transfer verdict",
+                     icon=":material/insights:")
+
+
 def problems_panel(sweep_id: int, runs: pd.DataFrame) -> None:
     """Metrics files moved aside by ingest (gaps in curves), then failed runs' errors."""
     quarantined = state.service().quarantined(sweep_id)
@@ -55,14 +69,15 @@ def problems_panel(sweep_id: int, runs: pd.DataFrame) -> None:
 def runs_panel(sweep_id: int) -> None:
     service = state.service()
     runs = service.runs(sweep_id)
-    table = tables.runs_table(runs)
+    table = tables.runs_table(runs, live=service.live_losses(sweep_id))
     counts = table["state"].value_counts().to_dict() if not table.empty else {}
     cols = st.columns(len(RunState))
     for col, name in zip(cols, RunState, strict=True):
         col.metric(str(name), counts.get(name, 0))
     search_view.planned_note(sweep_id)  # an adaptive search: runs planned, not yet queued
+    live_or_next(sweep_id, table, counts)
 
-    left, mid, right, _ = st.columns([1, 1, 1, 3])
+    left, mid, right = st.columns(3)  # each label whole at 1024 px
     active = any(counts.get(name, 0) for name in tables.ACTIVE_STATES)
     if left.button("Cancel sweep", key="runs_cancel_sweep", disabled=not active, icon=":material/stop:"):
         service.cancel_sweep(sweep_id)
@@ -85,6 +100,9 @@ def runs_panel(sweep_id: int) -> None:
         column_config={
             "progress": PROGRESS,
             "log2_lr": st.column_config.NumberColumn("log2 LR", format="%.2f"),
+            "latest_loss": st.column_config.NumberColumn(
+                "latest loss", format="%.4f",
+                help="A running run's latest logged train loss; a finished run's final one."),
             "final_train_loss": st.column_config.NumberColumn("train loss", format="%.4f"),
             "final_val_loss": st.column_config.NumberColumn("val loss", format="%.4f"),
         },
@@ -110,6 +128,7 @@ def runs_panel(sweep_id: int) -> None:
 
 
 sweeps_panel()
+jobs_view.jobs_panel()
 st.divider()
 st.subheader("Sweep details")
 sweep = components.sweep_picker("runs_sweep")

@@ -215,11 +215,12 @@ def model_inputs(model_values: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, **spec_form.render(st, MODEL_CLASSES[kind], model_values, path=f"model.{kind}")}
 
 
-def launch_form(values: dict[str, Any]) -> tuple[str, Any, bool]:
+def launch_form(values: dict[str, Any]) -> tuple[str, Any, bool, DeltaGenerator]:
     """The sweep name and the Launch button, in a form (typing a name does not rerun the page).
 
     Returns:
-        (the name, the slot for its errors, whether Launch was pressed).
+        (the name, the slot for its errors, whether Launch was pressed, the slot right under
+        the button where the launch's outcome is said).
     """
     with st.form("setup_launch"):
         key, given = spec_form.key("name"), str(values.get("name", "sweep"))
@@ -227,7 +228,7 @@ def launch_form(values: dict[str, Any]) -> tuple[str, Any, bool]:
                              help="A label for this sweep in the Runs and Transfer pages.")
         name_slot = st.empty()
         submitted = st.form_submit_button("Launch sweep", type="primary", icon=":material/rocket_launch:")
-    return name, name_slot, submitted
+    return name, name_slot, submitted, st.container()
 
 
 def plan_summary(spec: SweepSpec) -> None:
@@ -238,12 +239,15 @@ def plan_summary(spec: SweepSpec) -> None:
     m1.metric("Runs", f"{plan.n_runs:,}")
     m2.metric("Training steps", f"{plan.total_steps:,}")
     m3, m4 = st.columns(2)
-    m3.metric("Compute", f"{plan.total_flops:.2e} FLOP", help="About 6 x parameters x tokens, summed over runs.")
+    # The unit in the label: "291 GFLOP" does not fit half of this column at 1024 px.
+    m3.metric("Compute (FLOP)", form.si_units(plan.total_flops, "").strip(),
+              help=f"{plan.total_flops:.3g} FLOP: about 6 x parameters x tokens, summed over runs.")
     m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",
               help="Widest model: weights, gradients, optimizer state and activations.")
     search_form.expected_runs(spec)
     verdict_reach(plan.reach)
-    st.dataframe(plan.widths_frame(), key="setup_widths", hide_index=True, width="stretch")
+    st.dataframe(form.widths_display(plan.widths_frame()), key="setup_widths", hide_index=True,
+                 width="stretch")
     st.caption(
         "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
         + f". {components.HELP['base_width']}"
@@ -270,7 +274,7 @@ def verdict_reach(reach: VerdictReach | None) -> None:
 def load_row() -> DeltaGenerator:
     """The preset button and the spec uploader, side by side; returns the uploader's column
     (a load that the form cannot show in full is reported there)."""
-    load_col, upload_col = st.columns([1, 2])
+    load_col, upload_col = st.columns([2, 3])  # the button's label fits at 1024 px
     with load_col:
         if st.button("Load the quick-demo preset", key="setup_load_quick", icon=":material/bolt:"):
             load_values(presets.quick_spec_data())
@@ -304,6 +308,20 @@ def task_inputs(task_values: dict[str, Any]) -> dict[str, Any]:
     return task
 
 
+def parametrization_input(values: dict[str, Any]) -> list[str]:
+    """The parametrizations, on a row of their own: two or more chips beside the clear button
+    do not fit a third of the form."""
+    options = form.literal_options(SweepSpec, "parametrizations")  # the registered tables
+    chosen = [p for p in values.get("parametrizations") or [] if p in options]
+    key = spec_form.key("parametrizations")
+    picked: list[str] = st.multiselect(
+        FIELD_LABELS["parametrizations"], options, key=key,
+        help=form.field_help(SweepSpec, "parametrizations"), **spec_form.initial(key, chosen, default=chosen),
+    )
+    spec_form.slot(st, "parametrizations")
+    return picked
+
+
 def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]:
     """Every field of the spec but its name, section by section, starting from `values`.
 
@@ -325,10 +343,11 @@ def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]
     st.subheader("Sweep")
     rest = spec_form.render(
         st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search",
-                             *LADDER_PASS_THROUGH),
+                             "parametrizations", *LADDER_PASS_THROUGH),
         labels=FIELD_LABELS,
     )
     data.update(rest)
+    data["parametrizations"] = parametrization_input(values)
     data.update(depth_form.depth_inputs(spec_form, values))  # the optional depth ladder
     # Batch and horizon ladders have no inputs yet: a loaded spec's ladders pass through as is.
     data.update({k: values[k] for k in LADDER_PASS_THROUGH if values.get(k) is not None})
@@ -348,17 +367,23 @@ def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]
     return data, lr_slot
 
 
-def validate_spec(data: dict[str, Any], name: str, name_slot: DeltaGenerator) -> SweepSpec | None:
+def validate_spec(data: dict[str, Any], name: str, name_slot: DeltaGenerator
+                  ) -> tuple[SweepSpec | None, list[str]]:
     """The one spec of this run (what the page shows, estimates, offers for download and
-    launches), or None; each error is shown next to its field, the rest under the form."""
-    spec, errors = launch.validate({**data, "name": name})
+    launches), or None; each error is shown next to its field, the rest under the form.
+
+    Returns:
+        (the spec or None, every error message, for the list next to the Launch button).
+    """
+    spec, errors = launch.validate({**data, "name": name}, in_form_words=True)
+    every = [message for messages in errors.values() for message in messages]
     for message in form.pop_errors(errors, "name"):
         name_slot.error(message, icon=":material/error:")
     leftover = spec_form.show_errors(errors)
     for messages in leftover.values():
         for message in messages:
             st.error(message, icon=":material/error:")
-    return spec
+    return spec, every
 
 
 def finish_load(spec: SweepSpec | None, upload_col: DeltaGenerator) -> None:
@@ -372,12 +397,16 @@ def finish_load(spec: SweepSpec | None, upload_col: DeltaGenerator) -> None:
                            "other values for: " + ", ".join(missing), icon=":material/warning:")
 
 
-def launch_spec(spec: SweepSpec | None) -> None:
-    """Launch pressed: launch `spec` and open the Runs page, or say why nothing was launched."""
-    if spec is None:
-        st.error("Nothing was launched: fix the fields marked in red first.", icon=":material/block:")
-        return
-    launch.launch_and_follow(lambda: launch.launch(spec), refused="Nothing was launched: ")
+def launch_spec(spec: SweepSpec | None, errors: list[str], slot: DeltaGenerator) -> None:
+    """Launch pressed: launch `spec` and open the Runs page, or say, right under the button,
+    why nothing was launched: each field to fix by its label (also marked beside it)."""
+    with slot:
+        if spec is None:
+            st.error("Nothing was launched. Fix these fields (each is also marked in red beside "
+                     "it):\n\n" + "\n".join(f"- {message}" for message in errors),
+                     icon=":material/block:")
+            return
+        launch.launch_and_follow(lambda: launch.launch(spec), refused="Nothing was launched: ")
 
 
 if VALUES not in st.session_state:
@@ -401,9 +430,9 @@ with edit:
 with summary:
     st.subheader("Before launch")
     plan_box = st.container()  # filled below, once the spec (name included) is validated
-    name, name_slot, submitted = launch_form(values)
+    name, name_slot, submitted, launch_slot = launch_form(values)
 
-spec = validate_spec(data, name, name_slot)
+spec, spec_errors = validate_spec(data, name, name_slot)
 if spec is not None:
     lrs = spec_log2_lrs(spec)
     lr_slot.caption(
@@ -420,4 +449,4 @@ with plan_box:
 if spec_form.reload:
     finish_load(spec, upload_col)
 if submitted:
-    launch_spec(spec)
+    launch_spec(spec, spec_errors, launch_slot)

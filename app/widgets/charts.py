@@ -318,6 +318,16 @@ def optimum_figure(widths: pd.DataFrame, drift: pd.DataFrame | None = None, heig
     return fig
 
 
+def log_ticks(values: Iterable[float]) -> dict[str, object]:
+    """Tick settings of a log axis over `values`: labels at powers of ten when they span a
+    decade or more (plotly otherwise labels every minor tick 2..9), at 1-2-5 within one."""
+    positive = [float(v) for v in values if v is not None and float(v) > 0]
+    if not positive:
+        return {}
+    span = math.log10(max(positive)) - math.log10(min(positive))
+    return {"dtick": 1, "exponentformat": "power"} if span >= 1 else {"dtick": "D2"}
+
+
 def thin_curve(frame: pd.DataFrame, max_points: int = MAX_POINTS_PER_LINE, by: str = "step") -> pd.DataFrame:
     """Keep at most `max_points` evenly spaced rows of one curve, always keeping the last."""
     if len(frame) <= max_points:
@@ -360,7 +370,10 @@ def loss_curves_figure(
             line["color"] = colors[run_id]
         fig.add_trace(
             go.Scattergl(
-                x=curve["step"], y=curve["value"], mode="lines", name=f"{label} · {name}",
+                # A one-point curve (validation logged once) draws as a marker: a line of one
+                # point draws nothing and would leave an empty legend entry.
+                x=curve["step"], y=curve["value"], mode="lines" if len(curve) > 1 else "markers",
+                name=f"{label} · {name}",
                 line=line, hovertemplate="step %{x}<br>%{y:.4f}<extra>" + f"{label} {name}" + "</extra>",
             )
         )
@@ -402,6 +415,9 @@ def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 36
         subplot_titles=[f"step {s}" for s in steps],
     )
     widths = sorted(int(w) for w in table[axis].unique())
+    # Each module is listed once, from the first panel where it draws: a zero-initialised
+    # readout has no point at step 0, yet it is the line that moves.
+    listed: set[str] = set()
     for col, step in enumerate(steps, start=1):
         at_step = table[table["step"] == step]
         for module, color in zip(modules, palette, strict=True):
@@ -414,14 +430,16 @@ def coord_check_figure(table: pd.DataFrame, max_steps: int = 6, height: int = 36
             fig.add_trace(
                 go.Scatter(
                     x=pts[axis], y=pts["value"], mode="lines+markers", name=module,
-                    legendgroup=module, showlegend=col == 1, line={"color": color, "width": 1.5},
+                    legendgroup=module, showlegend=module not in listed,
+                    line={"color": color, "width": 1.5},
                     marker={"size": 5, "color": color},
                     hovertemplate=f"{module}<br>{axis} %{{x}}<br>mean |x| %{{y:.3g}}<extra>step {step}</extra>",
                 ),
                 row=1, col=col,
             )
+            listed.add(module)
         fig.update_xaxes(type="log", tickvals=widths, ticktext=[str(w) for w in widths], row=1, col=col)
-    fig.update_yaxes(type="log")
+    fig.update_yaxes(type="log", **log_ticks(table["value"]))
     fig.update_yaxes(title_text="mean |activation|", row=1, col=1)
     fig.update_xaxes(title_text=axis, row=1, col=1)
     fig.update_layout(

@@ -9,12 +9,14 @@ location, so the page can show each one next to its widget.
 
 from __future__ import annotations
 
+import math
 import re
 import types
 from collections.abc import Callable, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 import annotated_types
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from pydantic_core import PydanticUndefined
 
@@ -145,6 +147,8 @@ def field_input(
             min_value=cast(lo) if lo is not None else None,
             max_value=cast(hi) if hi is not None else None,
             step=1 if base is int else None,
+            # Floats shown as typed: the default "%0.2f" shows Adam's eps 1e-8 as 0.00.
+            format=None if base is int else "%g",
             key=key,
             help=help_text,
             placeholder="(unset)" if optional else None,
@@ -348,6 +352,28 @@ class ModelForm:
             if messages:
                 self.slots[path].error("\n\n".join(messages), icon=":material/error:")
         return left
+
+
+_SI_PREFIXES = ["", "k", "M", "G", "T", "P", "E", "Z"]
+
+
+def si_units(value: float, unit: str) -> str:
+    """`1.46e12, "FLOP"` -> `1.46 TFLOP`: short enough for a metric tile, whole."""
+    if not value:
+        return f"0 {unit}"
+    power = min(len(_SI_PREFIXES) - 1, max(0, int(math.floor(math.log10(abs(value)) / 3))))
+    return f"{value / 1000 ** power:.3g} {_SI_PREFIXES[power]}{unit}"
+
+
+def widths_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """The plan's per-width table with readable units (every column fits a narrow column)."""
+    return pd.DataFrame({
+        "width": frame["width"],
+        "params": [si_units(p, "") for p in frame["params"]],
+        "FLOP/step": [si_units(f, "") for f in frame["flops_per_step"]],
+        "MiB/run": frame["memory_MiB"],
+        "runs": frame["runs"],
+    })
 
 
 _OPTION_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -37,9 +38,14 @@ DRIFT_COLUMNS = ["parametrization", "drift_slope", "drift_ci_low", "drift_ci_hig
 
 
 def fmt_duration(seconds: float | None) -> str:
-    """`95` -> `1m 35s`; None or NaN -> an em dash."""
+    """`95` -> `1m 35s`, `0.4` -> `0.4s` (a run that ended in its first second is not "0s");
+    None or NaN -> an em dash."""
     if seconds is None or not math.isfinite(float(seconds)):
         return "—"
+    if 0 < seconds < 0.05:
+        return "<0.1s"
+    if 0 < seconds < 0.95:
+        return f"{seconds:.1f}s"
     seconds = max(0, int(round(seconds)))
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -78,20 +84,71 @@ def sweeps_table(sweeps: Iterable[SweepSummary]) -> pd.DataFrame:
     return frame.sort_values("id", ascending=False).reset_index(drop=True) if not frame.empty else frame
 
 
-def run_eta_s(runs: pd.DataFrame) -> pd.Series:
+def _elapsed_s(runs: pd.DataFrame, now: datetime | None) -> pd.Series:
+    """Seconds each run has trained: its wall time once known, else since it started (a
+    running run's wall time is written only when it ends)."""
+    wall = pd.to_numeric(runs.get("wall_s", pd.Series(float("nan"), index=runs.index)), errors="coerce")
+    if "started_at" in runs:
+        now = now or datetime.now(UTC).replace(tzinfo=None)  # the store keeps naive UTC
+        started = pd.to_datetime(runs["started_at"], errors="coerce")
+        since = (pd.Timestamp(now) - started).dt.total_seconds()
+        wall = wall.fillna(since.where(runs["state"] == RunState.RUNNING))
+    return wall
+
+
+def run_eta_s(runs: pd.DataFrame, now: datetime | None = None) -> pd.Series:
     """Seconds left per run from its pace so far (NaN unless running with progress)."""
     done = pd.to_numeric(runs["steps_done"], errors="coerce")
     total = pd.to_numeric(runs["steps_total"], errors="coerce")
-    wall = pd.to_numeric(runs.get("wall_s", pd.Series(float("nan"), index=runs.index)), errors="coerce")
-    eta = wall / done.where(done > 0) * (total - done).clip(lower=0)
+    eta = _elapsed_s(runs, now) / done.where(done > 0) * (total - done).clip(lower=0)
     return eta.where(runs["state"] == RunState.RUNNING)
 
 
-def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per run for the live table, failed and running first, then by grid position."""
+def _latest_loss(runs: pd.DataFrame, live: pd.DataFrame | None) -> pd.Series:
+    """A running run's latest logged train loss (`live`), else its final train loss."""
+    final = pd.to_numeric(runs.get("final_train_loss", pd.Series(float("nan"), index=runs.index)),
+                          errors="coerce")
+    if live is None or live.empty:
+        return final
+    by_run = dict(zip(live["run_id"].astype(int), live["loss"], strict=True))
+    now = runs["run_id"].astype(int).map(by_run)
+    return pd.to_numeric(now.where(runs["state"] == RunState.RUNNING), errors="coerce").fillna(final)
+
+
+def _with_live_steps(runs: pd.DataFrame, live: pd.DataFrame | None) -> pd.DataFrame:
+    """`runs` with each running run's steps done raised to its latest logged step: the loss
+    (read from its metrics) and the step count (written by the runner, batched) arrive by
+    different ways, and the row must not show a loss at step 10 as "step 0"."""
+    if live is None or live.empty:
+        return runs
+    by_run = dict(zip(live["run_id"].astype(int), live["step"].astype(int), strict=True))
+    logged = runs["run_id"].astype(int).map(by_run).where(runs["state"] == RunState.RUNNING)
+    done = pd.to_numeric(runs["steps_done"], errors="coerce")
+    return runs.assign(steps_done=done.where(~(logged > done), logged))
+
+
+def _steps(runs: pd.DataFrame) -> list[str]:
+    """`80/150` per run: how far it trained (a diverged run: where it blew up)."""
+    return [f"{int(d)}/{int(t)}" if t else "—" for d, t in
+            zip(runs["steps_done"].fillna(0), runs["steps_total"].fillna(0), strict=True)]
+
+
+def runs_table(runs: pd.DataFrame, live: pd.DataFrame | None = None,
+               now: datetime | None = None) -> pd.DataFrame:
+    """One row per run for the live table, failed and running first, then by grid position.
+
+    Args:
+        runs: the sweep's runs frame (`Service.runs`).
+        live: the running runs' latest losses (`Service.live_losses`), shown while they train.
+        now: the time ETAs are computed at (naive UTC; default: now).
+    """
     if runs.empty:
         return pd.DataFrame(columns=["run_id", "state", "parametrization", "width", "log2_lr", "seed", "progress"])
     order = {str(state): i for i, state in enumerate(RUN_ORDER)}
+    runs = _with_live_steps(runs, live)
+    device = runs.get("device", pd.Series(None, index=runs.index, dtype=object))
+    if "planned_device" in runs:  # the real device is known once the run ends
+        device = device.fillna(runs["planned_device"])
     table = pd.DataFrame(
         {
             "run_id": runs["run_id"],
@@ -100,16 +157,18 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
             "width": runs["width"],
             "log2_lr": runs["log2_lr"],
             "seed": runs["seed"],
-            # A diverged run stops at the blow-up: it is finished, so its bar is full.
+            # A diverged run's bar stops where it blew up (its state says it is finished).
             "progress": [
-                1.0 if st in FINISHED_STATES else _fraction(d, t)
+                1.0 if st == RunState.DONE else _fraction(d, t)
                 for st, d, t in zip(runs["state"], runs["steps_done"], runs["steps_total"], strict=True)
             ],
-            "eta": run_eta_s(runs).map(fmt_duration),
+            "step": _steps(runs),
+            "latest_loss": _latest_loss(runs, live),
+            "eta": run_eta_s(runs, now).map(fmt_duration),
             "final_train_loss": runs.get("final_train_loss"),
             "final_val_loss": runs.get("final_val_loss"),
-            "device": runs.get("device"),
-            "wall": pd.to_numeric(runs.get("wall_s", pd.Series(float("nan"), index=runs.index)), errors="coerce").map(fmt_duration),
+            "device": device,
+            "wall": _elapsed_s(runs, now).map(fmt_duration),
             "attempts": runs.get("attempts"),
             # Why part of a run's curve is missing (a metrics chunk quarantined by ingest).
             "note": runs.get("note"),
@@ -118,6 +177,21 @@ def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
     table["_order"] = table["state"].map(order).fillna(9)
     table = table.sort_values(["_order", "parametrization", "width", "log2_lr", "seed"], kind="stable")
     return table.drop(columns="_order").reset_index(drop=True)
+
+
+def live_lines(table: pd.DataFrame) -> list[str]:
+    """One sentence per running row of `runs_table`: what it is, its step, loss, device, ETA."""
+    lines = []
+    for row in table[table["state"] == RunState.RUNNING].to_dict("records"):
+        loss = row.get("latest_loss")
+        loss_words = f"loss {loss:.4g}" if loss is not None and math.isfinite(loss) else "no loss logged yet"
+        lines.append(
+            f"#{int(row['run_id'])} {row['parametrization']} w={int(row['width'])} "
+            f"log2 LR {float(row['log2_lr']):.1f} seed {int(row['seed'])}: step {row['step']}, "
+            f"{loss_words}, {row.get('device') or 'device not known yet'}, "
+            + (f"{row['eta']} left" if row["eta"] != "—" else "time left not known yet")
+        )
+    return lines
 
 
 def run_label(row: Mapping[str, Any] | pd.Series) -> str:

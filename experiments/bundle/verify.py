@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +33,13 @@ import numpy as np
 from experiments.analysis.curves import curve_optimum
 from experiments.bundle.build import HPBundle, log2_grid_step
 from experiments.bundle.forecast_check import ForecastCheck, check_forecast
+from experiments.bundle.progress import ProgressFile
 from experiments.device import device_problem
 from experiments.errors import UserError
 from experiments.job_results import VerifyPoint, VerifyReport
 from experiments.models.configs import ModelConfig
 from experiments.spec.run import GLOBAL_KNOBS, HParamsConfig, OptimizerConfig, RunConfig
-from experiments.train import NullReporter, train_run
+from experiments.train import NullReporter, Reporter, train_run
 
 # The report's types live with the other job results (torch-free, for the dashboard).
 __all__ = ["VerifyPoint", "VerifyReport", "verify_bundle"]
@@ -56,6 +58,8 @@ class _Recipe:
     loss: str  # the loss column compared, the one the sweep's analysis used
     batch_size: int = 64
     log_every: int = 10
+    # Where each run reports its steps and loss while it trains (None: nowhere).
+    track: ProgressFile | None = None
 
 
 def _recipe(
@@ -180,7 +184,11 @@ def _train_point(
             log_every=recipe.log_every,
             device=recipe.device,
         )
-        result = train_run(run, NullReporter())
+        label = f"{_PARAM_WORDS.get(parametrization, parametrization)} 2^{log2_lr:.3g} seed {seed}"
+        reporter: Reporter = recipe.track.reporter(label) if recipe.track is not None else NullReporter()
+        result = train_run(run, reporter)
+        if recipe.track is not None:
+            recipe.track.run_done()
         value = getattr(result, recipe.loss)
         ok = result.state == "done" and value is not None and math.isfinite(value)
         losses.append(float(value) if ok else None)
@@ -189,6 +197,10 @@ def _train_point(
     mean = float(np.mean(finite)) if len(finite) == len(losses) and finite else None
     return VerifyPoint(parametrization=parametrization, offset_steps=offset, log2_lr=log2_lr,
                        loss=mean, seed_losses=losses, states=states)
+
+
+# The page's words for the parametrizations in progress lines.
+_PARAM_WORDS = {"mup": "µP", "sp": "SP"}
 
 
 def _loss_words(point: VerifyPoint) -> str:
@@ -261,12 +273,23 @@ def _sp_hparams(bundle: HPBundle) -> dict[str, Any]:
     return hparams
 
 
+def _sp_drift(bundle: HPBundle) -> Any:
+    """The SP drift evidence the baseline extrapolates from (None: nothing to extrapolate)."""
+    drift = bundle.evidence.drift.get("lr", {}).get("sp")
+    return None if drift is None or drift.predicted_log2 is None else drift
+
+
+def baseline_planned(bundle: HPBundle, sp_baseline: bool = True) -> bool:
+    """Whether a verification of `bundle` trains the SP baseline (step 5)."""
+    return sp_baseline and bundle.parametrization != "sp" and _sp_drift(bundle) is not None
+
+
 def _sp_baseline(
     bundle: HPBundle, recipe: _Recipe, transferred: VerifyPoint, say: Progress, warn: list[str]
 ) -> tuple[VerifyPoint | None, float | None]:
     """Step 5: SP at its extrapolated LR, and its loss minus the transferred one."""
-    sp_drift = bundle.evidence.drift.get("lr", {}).get("sp")
-    if sp_drift is None or sp_drift.predicted_log2 is None:
+    sp_drift = _sp_drift(bundle)
+    if sp_drift is None:
         warn.append("no SP baseline: the sweep has no SP drift to extrapolate")
         return None, None
     baseline = _train_point(bundle, recipe, "sp", sp_drift.predicted_log2, _sp_hparams(bundle),
@@ -310,6 +333,7 @@ def verify_bundle(
     device: str | None = None,
     sp_baseline: bool = True,
     progress: Progress | None = None,
+    progress_file: Path | None = None,
 ) -> VerifyReport:
     """Train the bundle's target with its transferred LR and a bracket around it (TP5, §7).
 
@@ -322,6 +346,8 @@ def verify_bundle(
         device: "cpu", "cuda", "auto" (default: the sweep's device).
         sp_baseline: also train SP at its extrapolated LR, when the evidence has one.
         progress: called with one line per trained point.
+        progress_file: rewritten while it trains with the runs done, the current run's step
+            and loss and the ETA (`experiments.bundle.progress`), for the dashboard.
 
     Returns:
         The `VerifyReport`.
@@ -333,6 +359,10 @@ def verify_bundle(
     """
     recipe = _recipe(bundle, bracket, step, seeds, steps, device)
     check_target_memory(bundle, recipe.device, recipe.batch_size)
+    if progress_file is not None:
+        n_points = 2 * bracket + 1 + int(baseline_planned(bundle, sp_baseline))
+        recipe = dataclasses.replace(recipe, track=ProgressFile(
+            progress_file, n_points * len(recipe.seeds), recipe.steps))
     say = progress or (lambda _line: None)
     t0 = time.perf_counter()
     warn: list[str] = []

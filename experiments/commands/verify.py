@@ -31,6 +31,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, auto (default: the sweep's)")
     p.add_argument("--no-sp-baseline", action="store_true", help="skip the SP baseline run")
     p.add_argument("--json", type=Path, default=None, help="write the report here")
+    p.add_argument("--progress", type=Path, default=None,
+                   help="rewrite this JSON file while training: runs done, the current run's "
+                        "step and loss, the ETA (for the dashboard)")
     p.add_argument("--db", type=Path, default=None,
                    help="store to record the verification in, beside the bundle's sweep")
     p.set_defaults(func=cmd_verify)
@@ -41,7 +44,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     bundle = read_bundle(args.bundle)
     report = verify_bundle(bundle, args.bracket, step=args.step, seeds=args.seeds,
                            steps=args.steps, device=args.device,
-                           sp_baseline=not args.no_sp_baseline, progress=print)
+                           sp_baseline=not args.no_sp_baseline, progress=print,
+                           progress_file=args.progress)
     doc = report.to_contract_json()
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

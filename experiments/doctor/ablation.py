@@ -285,7 +285,9 @@ def ablation_finding(trial: Trial, result: DynamicResult, tries: list[AblationTr
                      ) -> Finding:
     """Name the culprit: the ingredients whose µP value alone makes the dynamic checks pass
     (or, when none does, clears every module and weight that failed)."""
-    evidence = {"tried": [t.__dict__ for t in tries], "symptom": symptom(result)}
+    # `before`: the worst excess with nothing switched, the bar each try is measured against.
+    evidence = {"tried": [t.__dict__ for t in tries], "symptom": symptom(result),
+                "before": result.excess()}
     by_key = {i.key: i for i in INGREDIENTS}
     fixes = [t for t in tries if t.healthy] or [t for t in tries if t.cleared]
     if fixes:

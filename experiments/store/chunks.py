@@ -37,6 +37,9 @@ CHUNK_SCHEMA = pa.schema(
 # stays bounded by the time-based flush.
 FLUSH_EVERY_ROWS = 5000
 FLUSH_S = 2.0
+# A run's first rows are flushed sooner, so the Runs page shows a loss while a short run (a
+# second or two, the quick demo's) is still training; runs shorter than this add no chunk.
+FIRST_FLUSH_S = 0.5
 
 
 def run_dir(root: Path, sweep_id: int, run_id: int) -> Path:
@@ -70,6 +73,7 @@ class ChunkWriter:
         attempt: int,
         flush_every: int = FLUSH_EVERY_ROWS,
         flush_s: float = FLUSH_S,
+        first_flush_s: float = FIRST_FLUSH_S,
     ) -> None:
         self.directory = directory
         self.run_id = run_id
@@ -80,7 +84,8 @@ class ChunkWriter:
         self._names: list[str] = []
         self._values: list[float] = []
         self._seq = 0
-        self._last_flush = time.monotonic()
+        # As if the last flush were `flush_s - first_flush_s` ago: the first comes early.
+        self._last_flush = time.monotonic() - max(0.0, flush_s - first_flush_s)
         directory.mkdir(parents=True, exist_ok=True)
 
     def add(self, step: int, values: dict[str, float]) -> None:

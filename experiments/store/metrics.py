@@ -54,7 +54,7 @@ _RUNS_SQL = """
            log2(lr) AS log2_lr, seed,
            {knobs},
            state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
-           wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
+           json_extract_string(payload, '$.device') AS planned_device, wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
     FROM runs WHERE sweep_id = ? ORDER BY run_id"""
 # Every (run, name) series thinned to about `?` points: every k-th row, the last one kept.
 _THIN_SQL = """
@@ -206,6 +206,28 @@ class MetricsTable(StoreFiles):
                 notes.setdefault(q.run_id, []).append(q.note())
         frame["note"] = [("; ".join(notes[r]) if r in notes else None) for r in frame["run_id"]]
         return frame
+
+    def latest_losses(self, sweep_id: int, name: str = "train_loss") -> pd.DataFrame:
+        """The latest logged `name` of each running run's live attempt (run_id, step, loss).
+
+        Ingests the running runs' folders first, so what a worker flushed is seen now.
+        """
+        with self._connect() as con:
+            running = [int(r[0]) for r in con.execute(
+                "SELECT run_id FROM runs WHERE sweep_id = ? AND state = 'running'", [sweep_id]
+            ).fetchall()]
+        if not running:
+            return pd.DataFrame(columns=["run_id", "step", "loss"])
+        self.ingest([d for d in (self.run_dir(sweep_id, r) for r in running) if d.exists()])
+        marks = ", ".join("?" for _ in running)
+        with self._connect() as con:
+            return con.execute(
+                f"""SELECT m.run_id, arg_max(m.step, m.step) AS step,
+                          arg_max(m.value, m.step) AS loss
+                   FROM metrics m JOIN runs r ON r.run_id = m.run_id AND m.attempt = r.attempts
+                   WHERE m.run_id IN ({marks}) AND m.name = ? GROUP BY m.run_id""",
+                [*running, name],
+            ).df()
 
     def metrics_frame(
         self,

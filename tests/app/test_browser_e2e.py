@@ -1,10 +1,14 @@
-"""End to end in a real headless Chromium: quick demo -> runs -> transfer verdict -> bundle.
+"""End to end in a real headless Chromium: quick demo -> live runs -> transfer verdict ->
+export -> verification -> bundle.
 
 Starts `streamlit run app/main.py` on a free loopback port with a temp store, presses the
 "Launch the quick demo" button (the preset's steps lowered by MUTRANSFER_QUICK_STEPS, the same
-launch path otherwise), waits for the background runner to finish, checks the transfer chart
-and verdict, downloads the bundle and validates it. Screenshots of every page go to
-artifacts/screenshots/ (gitignored).
+launch path otherwise), watches a run train on Runs (its step and loss), follows the finished
+sweep to Transfer, exports at the default target width and verifies there (progress while it
+trains, on Export and on Runs; the result names µP's loss and the SP baseline's), then
+validates the downloaded bundle. Screenshots of every page at 1400 and 1024 px go to
+$MUTRANSFER_E2E_ARTIFACTS (default tests/artifacts/, git-ignored), and no metric tile may
+be cut off with an ellipsis at either width.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,7 +28,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "artifacts" / "screenshots"
+SHOTS = Path(os.environ.get("MUTRANSFER_E2E_ARTIFACTS", ROOT / "tests" / "artifacts"))
+# Every page, by URL path, and how tall a screenshot must be to hold it.
+PAGES = {"home": 2000, "setup": 3000, "runs": 2600, "transfer": 3400, "coord-check": 2200,
+         "doctor": 1600, "inspector": 2200, "export": 2600}
+WIDTHS = (1400, 1024)
+# A metric tile's value cut by CSS (text-overflow: ellipsis) or ending in an ellipsis.
+CLIPPED_METRICS_JS = """() => [...document.querySelectorAll('[data-testid="stMetricValue"]')]
+  .filter(el => { const t = el.innerText.trim(); const inner = el.querySelector('div') || el;
+                  return t.endsWith('…') || t.endsWith('...') || inner.scrollWidth > inner.clientWidth + 1; })
+  .map(el => el.innerText.trim())"""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--headless=new", "--disable-gpu",
@@ -102,6 +116,21 @@ def settle(page, ms: int = 1500) -> None:
     page.wait_for_timeout(ms)
 
 
+def settle_drawn(page, timeout_s: float = 120) -> None:
+    """Wait until the page has finished drawing: no script running, no skeleton placeholder,
+    and the number of drawn elements unchanged over two looks (a loaded machine can take a
+    while to start a page's script, so "no status widget" alone is not enough)."""
+    deadline = time.time() + timeout_s
+    last = -1
+    while time.time() < deadline:
+        page.wait_for_timeout(1200)
+        busy = page.locator('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').count()
+        count = page.locator('[data-testid="stElementContainer"]').count()
+        if not busy and count == last and count > 3:
+            return
+        last = count
+
+
 def shoot(page, name: str, height: int = 2200) -> None:
     """Screenshot the whole page: Streamlit scrolls inside its own container, so a full-page
     capture would stop at the viewport; a tall viewport shows everything instead."""
@@ -113,106 +142,158 @@ def shoot(page, name: str, height: int = 2200) -> None:
     page.set_viewport_size(size)
 
 
+def shoot_every_page(page, url: str, tag: str) -> dict[str, list[str]]:
+    """Screenshot every page at each of `WIDTHS`; returns the clipped metric values found
+    per page and width (empty when every tile shows its whole value)."""
+    clipped: dict[str, list[str]] = {}
+    size = page.viewport_size
+    for width in WIDTHS:
+        for path, height in PAGES.items():
+            page.set_viewport_size({"width": width, "height": height})
+            page.goto(f"{url}/{'' if path == 'home' else path}")  # the default page is at /
+            settle_drawn(page)
+            page.screenshot(path=str(SHOTS / f"{tag}-{path}-{width}.png"))
+            cut = page.evaluate(CLIPPED_METRICS_JS)
+            if cut:
+                clipped[f"{path}@{width}"] = cut
+    page.set_viewport_size(size)
+    return clipped
+
+
+def watch_live_run(page, db) -> str:
+    """On Runs, the line of a run training now, with its step and a loss, seen before the
+    sweep finishes (the page refreshes itself every 2 s)."""
+    from experiments.store import Store
+
+    live = page.get_by_text(re.compile(r"step \d+/\d+, loss \d"))
+    deadline = time.time() + SWEEP_TIMEOUT_S
+    while time.time() < deadline:
+        if live.count():
+            return str(live.first.inner_text())
+        sweeps = Store(db).list_sweeps()
+        if sweeps and sweeps[0].state not in ("queued", "running"):
+            break
+        page.wait_for_timeout(500)
+    pytest.fail("Runs never showed a running run with a step count and a loss")
+
+
+def wait_for_sweep(db) -> None:
+    from experiments.store import Store
+
+    deadline = time.time() + SWEEP_TIMEOUT_S
+    sweeps = []
+    while time.time() < deadline:
+        sweeps = Store(db).list_sweeps()
+        if sweeps and sweeps[0].state not in ("queued", "running"):
+            break
+        time.sleep(3)
+    else:
+        pytest.fail(f"quick demo did not finish in {SWEEP_TIMEOUT_S} s: {sweeps}")
+    assert sweeps[0].counts.get("failed", 0) == 0, sweeps[0].counts
+
+
 def test_quick_demo_end_to_end(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     url, db = server
+    SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
         page.set_default_timeout(60_000)
         # Page loads here include starting processes and training: wait for them, not 5 s.
         expect.set_options(timeout=30_000)
 
-        # Overview -> quick demo.
+        # Overview -> quick demo -> Runs (the launch switches to it): a run trains, live.
         page.goto(url)
         expect(page.get_by_text("µTransfer dashboard")).to_be_visible()
         settle(page)
-        shoot(page, "01-overview")
         page.get_by_role("button", name="Launch the quick demo").click()
-
-        # Runs page (the launch switches to it); wait for the background runner to finish.
         expect(page.get_by_role("heading", name="Sweep details")).to_be_visible()
-        settle(page, 4000)
-        shoot(page, "02-runs-live")
-        from experiments.store import Store
+        line = watch_live_run(page, db)
+        assert re.search(r"step (\d+)/150, loss \d", line) or QUICK_STEPS, line
+        shoot(page, "runs-live")
+        wait_for_sweep(db)
 
-        deadline = time.time() + SWEEP_TIMEOUT_S
-        while time.time() < deadline:
-            sweeps = Store(db).list_sweeps()
-            if sweeps and sweeps[0].state not in ("queued", "running"):
-                break
-            time.sleep(3)
-        else:
-            pytest.fail(f"quick demo did not finish in {SWEEP_TIMEOUT_S} s: {sweeps}")
-        assert sweeps[0].counts.get("failed", 0) == 0, sweeps[0].counts
-        page.wait_for_timeout(3000)  # one more live refresh
-        shoot(page, "03-runs-done")
-
-        # Transfer: both panels and the verdict.
-        page.goto(f"{url}/transfer")
-        expect(page.get_by_role("heading", name="Verdict")).to_be_visible()
-        if QUICK_STEPS:
-            expect(page.get_by_text("Transfer confirmed").or_(page.get_by_text("Transfer not confirmed"))
-                   .or_(page.get_by_text("Transfer inconclusive"))).to_be_visible()
-        else:  # the real preset: µP must confirm transfer
-            expect(page.get_by_text("Transfer confirmed")).to_be_visible()
-        charts = page.locator(".js-plotly-plot")
-        expect(charts.first).to_be_visible()
+        # The finished sweep leads to its verdict.
+        link = page.get_by_role("link", name="See its transfer verdict")
+        expect(link).to_be_visible(timeout=30_000)
+        link.click()
+        expect(page.get_by_role("heading", name="Verdict")).to_be_visible(timeout=60_000)
+        verdict = page.get_by_text(re.compile(r"Transfer (confirmed|not confirmed|inconclusive)"))
+        expect(verdict.first).to_be_visible()
+        if not QUICK_STEPS:  # the real preset: µP must confirm transfer
+            expect(page.get_by_text("Transfer confirmed").first).to_be_visible()
         expect(page.locator(".js-plotly-plot").first.get_by_text("µP")).to_be_visible()
-        settle(page, 2500)
-        shoot(page, "04-transfer")
-        page.locator("[data-testid='stPlotlyChart']").first.screenshot(path=str(SHOTS / "transfer-chart.png"))
 
-        # Coord check: run one for the default model.
-        page.goto(f"{url}/coord-check")
-        page.get_by_role("button", name="Run coordinate check").click()
-        expect(page.get_by_text("Slopes of log2 mean")).to_be_visible(timeout=180_000)
-        settle(page, 2000)
-        shoot(page, "05-coord-check")
-
-        # µP inspector.
-        page.goto(f"{url}/inspector")
-        expect(page.get_by_text("Base width 64 → target width 1024")).to_be_visible(timeout=120_000)
-        settle(page)
-        shoot(page, "06-inspector")
-
-        # Setup (the form, prefilled with the quick preset).
-        page.goto(f"{url}/setup")
-        expect(page.get_by_role("heading", name="Before launch")).to_be_visible()
-        settle(page)
-        shoot(page, "07-setup")
-        # The registered example model is picked from the server's list (never typed as a path),
-        # its options render as fields and the spec validates into a plan.
-        page.locator('[data-testid="stSelectbox"]').filter(has_text="Architecture").click()
-        page.get_by_role("option", name="Registered model").click()
-        expect(page.get_by_text("Source:")).to_be_visible(timeout=60_000)
-        expect(page.get_by_text("tiny_mixer").first).to_be_visible()
-        expect(page.get_by_text("Fix the fields marked in red")).to_have_count(0)
-        expect(page.get_by_text("Runs", exact=True).first).to_be_visible()
-        settle(page)
-        shoot(page, "07b-setup-registered-model")
-
-        # Export: download the bundle and validate it.
+        # Export at the default target: at most 8x the widest trained width (512).
         page.goto(f"{url}/export")
         settle(page)
-        if page.get_by_text("Export anyway").count():  # a shortened demo may not confirm
-            assert QUICK_STEPS, "the real quick demo must export without --force"
-            page.get_by_text("Export anyway").click()
+        if page.get_by_text("Export anyway", exact=True).count():  # a shortened demo may not confirm
+            assert QUICK_STEPS, "the real quick demo must export without forcing"
+            page.get_by_text("Export anyway", exact=True).click()
         expect(page.get_by_role("heading", name="Bundle preview")).to_be_visible()
-        settle(page)
-        shoot(page, "08-export")
+        cost = page.get_by_text(re.compile(r"Cost: \d+ runs .* at width [\d,]+: about"))
+        expect(cost).to_be_visible()
+        width = int(re.search(r"at width ([\d,]+):", cost.inner_text()).group(1).replace(",", ""))
+        assert 512 < width <= 8 * 512, width
         with page.expect_download() as info:
             page.get_by_role("button", name="Download JSON").click()
         path = tmp_path / "bundle.json"
         info.value.save_as(path)
+
+        # Verification: progress on Export, then on Runs.
+        page.get_by_role("button", name="Launch verification").click()
+        progress = re.compile(r"run \d+ of \d+: .* step \d+/\d+")
+        expect(page.get_by_text(progress).first).to_be_visible(timeout=120_000)
+        shoot(page, "export-verifying")
+        page.goto(f"{url}/runs")
+        expect(page.get_by_role("heading", name="Verifications")).to_be_visible()
+        expect(page.get_by_text(f"Verification of sweep #1 at width {width:,}").first).to_be_visible()
+
+        # Meanwhile (two cores: one trains the verification): a coordinate check, the
+        # inspector, and every page at both widths.
+        page.goto(f"{url}/coord-check")
+        page.get_by_role("button", name="Run coordinate check").click()
+        expect(page.get_by_text("Slopes of log2 mean")).to_be_visible(timeout=180_000)
+        page.goto(f"{url}/inspector")
+        expect(page.get_by_text("Base width 64 → target width 1024")).to_be_visible(timeout=120_000)
+        clipped = shoot_every_page(page, url, "page")
+
+        # Back on Export (a new browser session: the job is found by its bundle), then away
+        # and back through the sidebar: the target width and "Export anyway" are kept.
+        page.goto(f"{url}/export")
+        settle(page)
+        if QUICK_STEPS and page.get_by_text("Export anyway", exact=True).count():
+            page.get_by_text("Export anyway", exact=True).click()
+        expect(cost).to_be_visible()
+        page.get_by_role("link", name="Runs").click()
+        expect(page.get_by_role("heading", name="Sweep details")).to_be_visible()
+        page.get_by_role("link", name="Export").click()
+        expect(cost).to_be_visible()  # the same bundle, at the same width
+        assert f"at width {width:,}:" in cost.inner_text()
+        result = page.get_by_text(re.compile(r"SP baseline at its extrapolated LR .* reached"))
+        expect(result).to_be_visible(timeout=420_000)
+        text = result.inner_text()
+        assert re.search(r"against µP's \d\.\d{4}", text), text
+        expect(page.get_by_text(re.compile(r"µP at the transferred LR .* reached a train loss of \d"))).to_be_visible()
+        settle(page, 2000)
+        for w in WIDTHS:
+            page.set_viewport_size({"width": w, "height": PAGES["export"]})
+            settle(page, 1500)
+            page.screenshot(path=str(SHOTS / f"page-export-verified-{w}.png"))
+            cut = page.evaluate(CLIPPED_METRICS_JS)
+            if cut:
+                clipped[f"export-verified@{w}"] = cut
         browser.close()
 
+    assert not clipped, f"metric values cut off: {clipped}"
     data = json.loads(path.read_text())
     from mucore.bundle import load_bundle
 
     bundle = load_bundle(path)  # verifies the hash
-    assert bundle["target_width"] == data["target_width"] and bundle["parametrization"] == "mup"
+    assert bundle["target_width"] == data["target_width"] == width
+    assert bundle["parametrization"] == "mup"
     if not QUICK_STEPS:
         assert data["evidence"]["verdict"] == "confirmed" and not data["evidence"]["forced"]
     shown = subprocess.run([sys.executable, "-m", "experiments", "bundle", "show", str(path)],

@@ -165,7 +165,11 @@ def test_evidence_charts_draw_the_doctor_json(plain_head_report: dict[str, Any])
     assert [c == "#2e7d32" for c in fig.data[0].marker.color] == [j["ok"] for j in judged]
     tried = raw["ablation"]["tried"]
     fig = doctor_charts.ablation_figure(evidence["ablation"])
-    assert list(fig.data[0].x) == [t["label"] for t in tried]
+    # The model as it is first (its own excess, so a fix that restores everything, a bar of
+    # height 0, is seen against it), then one bar per switch.
+    before = raw["ablation"]["before"]
+    assert before is not None and before > 0
+    assert list(fig.data[0].x) == ["as it is", *[t["label"] for t in tried]]
     assert "readout multiplier" in fig.data[0].x  # the switch that restores flat slopes
-    assert list(fig.data[0].y) == [t["excess"] for t in tried]
+    assert list(fig.data[0].y) == [before, *[t["excess"] for t in tried]]
     assert doctor_charts.update_slopes_figure(evidence["readout"]).data == ()  # none measured

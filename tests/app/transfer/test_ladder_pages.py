@@ -56,7 +56,9 @@ def test_setup_takes_a_depth_ladder_and_names_a_bad_one(open_page, db_path, no_r
     assert any("set model.residual: true" in e.value for e in at.error), [e.value for e in at.error]
     at.checkbox(key="setup.model.mlp.residual").check().run()
     at.text_input(key="setup.depths").set_value("4, 2").run()
-    assert any("depths must increase: got 2 after 4" in e.value for e in at.error)
+    # In the form's words: the field's label leads the engine's sentence.
+    assert any(e.value.startswith("Depths must increase: got 2 after 4") for e in at.error), [
+        e.value for e in at.error]
     at.text_input(key="setup.depths").set_value("2, 4").run()
     at.number_input(key="setup.base_depth").set_value(3).run()
     assert any("base_depth 3 is not in depths [2, 4]" in e.value for e in at.error)

@@ -184,3 +184,30 @@ def test_coord_check_small_multiples_log_log():
     assert len(titles) == 4 and titles[0] == "step 1" and titles[-1] == "step 8"
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     assert sum(bool(t.showlegend) for t in fig.data) == 3
+
+
+def test_legends_list_only_lines_that_draw_and_log_axes_label_decades():
+    import math as _math
+
+    import pandas as _pd
+
+    from app.transfer.regret_view import regret_figure
+    from app.widgets import charts as _charts
+
+    metrics = _pd.DataFrame({"run_id": [1, 1, 1, 1], "step": [10, 20, 30, 30],
+                             "name": ["train_loss"] * 3 + ["val_loss"], "value": [2.0, 1.5, 1.2, 1.3]})
+    fig = _charts.loss_curves_figure(metrics)
+    modes = {t.name.split(" · ")[1]: t.mode for t in fig.data}
+    assert modes == {"train_loss": "lines", "val_loss": "markers"}  # one point: a marker
+    # A zero-initialised readout has no point at step 0: it is still in the legend.
+    table = _pd.DataFrame({"step": [0, 0, 0, 0, 5, 5, 5, 5], "module": ["hidden", "hidden", "readout", "readout"] * 2,
+                           "width": [64, 128] * 4, "value": [1.0, 1.0, 0.0, 0.0, 1.0, 1.1, 0.01, 0.02]})
+    fig = _charts.coord_check_figure(table)
+    assert sorted(t.name for t in fig.data if t.showlegend) == ["hidden", "readout"]
+    assert fig.layout.yaxis.dtick == 1  # values span two decades: labels at powers of ten
+    assert _charts.log_ticks([1.0, 2.0]) == {"dtick": "D2"}
+    regret = _pd.DataFrame({"parametrization": ["mup", "sp"], "width": [128, 128], "rel": [0.003, 0.4],
+                            "ci_low": [0.001, 0.3], "ci_high": [0.005, 0.5]})
+    fig = regret_figure(regret, tolerance=0.01)
+    (label,) = [a for a in fig.layout.annotations if a.text.startswith("tolerance")]
+    assert label.y == _math.log10(1.0)  # the 1% line, in log10 units on a log axis

@@ -75,3 +75,38 @@ def test_report_frames():
     w0, d0 = tables.report_frames(None)
     assert w0.empty and list(w0.columns) == tables.WIDTH_COLUMNS
     assert d0.empty and list(d0.columns) == tables.DRIFT_COLUMNS
+
+
+def test_running_rows_show_step_latest_loss_device_and_eta_as_metrics_arrive():
+    from datetime import timedelta
+
+    now = datetime(2024, 1, 1, 12, 0, 30)
+    runs = runs_frame().assign(
+        wall_s=[10.0, None, 1.0, None],  # a running run's wall time is written at its end
+        started_at=[now - timedelta(seconds=40), now - timedelta(seconds=5), None, None],
+        device=["cpu", None, "cpu", None], planned_device=["cpu", "cuda", "cpu", "cuda"],
+    )
+    live = pd.DataFrame({"run_id": [2], "step": [20], "loss": [1.25]})
+    t = tables.runs_table(runs, live=live, now=now).set_index("run_id")
+    # 25 of 100 steps in the 5 s since it started: 15 s left.
+    assert t.loc[2, "step"] == "25/100" and t.loc[2, "eta"] == "15s" and t.loc[2, "wall"] == "5s"
+    assert t.loc[2, "latest_loss"] == 1.25 and t.loc[2, "device"] == "cuda"  # the planned one
+    assert t.loc[1, "latest_loss"] == 0.5 and t.loc[1, "device"] == "cpu"  # finished: final
+    (line,) = tables.live_lines(tables.runs_table(runs, live=live, now=now))
+    assert line == "#2 µP w=128 log2 LR -8.0 seed 0: step 25/100, loss 1.25, cuda, 15s left"
+    # A loss logged at step 40 while the runner's batched step count still says 25.
+    ahead = tables.runs_table(runs, live=live.assign(step=[40]), now=now).set_index("run_id")
+    assert ahead.loc[2, "step"] == "40/100" and ahead.loc[2, "progress"] == 0.4
+    # Before its first metrics chunk: no loss yet, said so.
+    (line,) = tables.live_lines(tables.runs_table(runs, now=now))
+    assert "step 25/100, no loss logged yet" in line
+
+
+def test_a_diverged_row_shows_where_it_stopped_and_a_sub_second_wall_time():
+    runs = runs_frame().assign(state=["done", "diverged", "failed", "queued"],
+                               steps_done=[100, 20, 3, 0], wall_s=[10.0, 0.4, 1.0, None])
+    t = tables.runs_table(runs).set_index("run_id")
+    assert t.loc[2, "progress"] == 0.2 and t.loc[2, "step"] == "20/100"
+    assert t.loc[2, "wall"] == "0.4s" and t.loc[2, "eta"] == "—"
+    assert tables.fmt_duration(0.4) == "0.4s" and tables.fmt_duration(0) == "0s"
+    assert tables.fmt_duration(0.01) == "<0.1s"
