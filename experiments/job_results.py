@@ -373,6 +373,8 @@ class VerifyReport(BaseModel):
         loss: the loss column compared ("final_train_loss" or "final_val_loss").
         seeds: seeds trained per point.
         steps: optimizer steps per run.
+        batch_size: examples per step of every run (the bundle's target batch, else the
+            sweep's); None in reports written before it was recorded.
         device: the device runs trained on.
         wall_s: total wall time.
         warnings: plain-words caveats.
@@ -401,6 +403,7 @@ class VerifyReport(BaseModel):
     loss: str
     seeds: list[int]
     steps: int
+    batch_size: int | None = None
     device: str
     wall_s: float
     warnings: list[str] = Field(default_factory=list)
@@ -418,6 +421,8 @@ class VerifyReport(BaseModel):
     def summary(self) -> str:
         """Human lines: the bracket table and the outcome."""
         depth = "" if self.target_depth is None else f", depth {self.target_depth}"
+        if self.batch_size is not None:
+            depth += f", batch {self.batch_size} x {self.steps} steps"
         lines = [f"target width {self.target_width}{depth}, {self.parametrization}, transferred LR "
                  f"2^{self.transferred_log2_lr:.3g}, bracket ±{self.bracket} x {self.step:g}"]
         for p in self.points:

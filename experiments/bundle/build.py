@@ -55,6 +55,15 @@ from experiments.bundle.ladder import (
     drop_unset_depth,
     refusal_words,
 )
+from experiments.bundle.training import (
+    check_training_verdicts,
+    drop_unset_training,
+    moved_settings,
+    training_evidence,
+    training_fields,
+    training_target,
+    training_words,
+)
 from experiments.errors import UserError
 from experiments.files import MAX_BUNDLE_BYTES, is_yaml, read_structured
 from experiments.models import ModelConfig, build_model
@@ -143,6 +152,9 @@ class Evidence(BaseModel):
         forecast: per parametrization, the best-loss forecast at the target width the export
             was made with (`analyze --json`'s `forecast`); absent in bundles made before the
             forecast existed, so their bytes and hashes are unchanged.
+        batch, horizon: a batch / horizon ladder's section (`analyze --json`'s `batch`,
+            `horizon`) behind a bundle with that target; absent otherwise
+            (`experiments.bundle.training`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -161,10 +173,12 @@ class Evidence(BaseModel):
     versions: dict[str, str]
     depth: dict[str, Any] | None = None
     forecast: dict[str, Any] | None = None
+    batch: dict[str, Any] | None = None
+    horizon: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data = drop_unset_depth(handler(self))
+        data = drop_unset_training(drop_unset_depth(handler(self)))
         return {k: v for k, v in data.items() if not (k == "forecast" and v is None)}
 
     def forecast_at_target(self, parametrization: str, width: int) -> dict[str, Any] | None:
@@ -200,6 +214,15 @@ class HPBundle(BaseModel):
         base_depth: a depth ladder's base depth (the base shapes know its blocks); absent for
             a width-only sweep (`experiments.bundle.ladder`).
         target_depth: the depth `model` and the table are at; absent for a width-only sweep.
+        base_batch_size, target_batch_size: a batch ladder's base and the target's batch;
+            absent without a batch target (`experiments.bundle.training`).
+        base_horizon, target_horizon: a horizon ladder's base and the target's horizon, in
+            steps at the base batch (`--target-steps`); absent without a horizon target.
+        train_steps: the optimizer steps the target trains at its batch (target horizon x base
+            batch / target batch); absent without a batch or horizon target.
+        scaling: the rule that moved `lr`, `optimizer.betas` and `optimizer.eps` from the
+            transferred base settings to the target: `{base: {lr, log2_lr, betas, eps},
+            batch: {rule, k, summary, ...}, horizon: {...}}`; absent without a target.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -224,10 +247,16 @@ class HPBundle(BaseModel):
     content_hash: str = ""
     base_depth: int | None = None
     target_depth: int | None = Field(default=None, ge=1)
+    base_batch_size: int | None = Field(default=None, ge=1)
+    target_batch_size: int | None = Field(default=None, ge=1)
+    base_horizon: int | None = Field(default=None, ge=1)
+    target_horizon: int | None = Field(default=None, ge=1)
+    train_steps: int | None = Field(default=None, ge=1)
+    scaling: dict[str, Any] | None = None
 
     @model_serializer(mode="wrap")
     def _drop_unset_depth(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return drop_unset_depth(handler(self))
+        return drop_unset_training(drop_unset_depth(handler(self)))
 
     def body(self) -> dict[str, Any]:
         """The plain-JSON form (what is written, hashed and handed to mucore)."""
@@ -263,6 +292,13 @@ class HPBundle(BaseModel):
         ]
         if ev.depth is not None:
             lines.append(f"depth verdict: {ev.depth.get('verdict')}: {ev.depth.get('reason')}")
+        moved = training_words(self)
+        if moved is not None:
+            lines.append(moved)
+        for name, section in (("batch", ev.batch), ("horizon", ev.horizon)):
+            if section is not None:
+                lines.append(f"{name} verdict: {section.get('verdict')}: "
+                             f"{section.get('reason')}")
         lr = ev.drift.get("lr", {})
         for param, d in lr.items():
             if d.drift_slope is not None and d.drift_ci is not None:
@@ -439,6 +475,7 @@ def _evidence(
     sweep_id: int | None,
     spec_hash: str | None,
     forced: bool,
+    training: dict[str, Any] | None = None,
 ) -> Evidence:
     return Evidence(
         sweep_id=sweep_id,
@@ -455,6 +492,7 @@ def _evidence(
         versions=_versions(),
         depth=None if report.depth is None else report.depth.to_contract_json(),
         forecast={p: f.contract_json() for p, f in report.forecast.items()} or None,
+        **(training or {}),
     )
 
 
@@ -469,6 +507,8 @@ def build_bundle(
     force: bool = False,
     created: datetime | None = None,
     target_depth: int | None = None,
+    target_batch: int | None = None,
+    target_steps: int | None = None,
 ) -> HPBundle:
     """Assemble (and hash) a bundle from a spec and its analysis.
 
@@ -488,21 +528,30 @@ def build_bundle(
         created: export time (default now, UTC).
         target_depth: a depth ladder's target depth (default: its base depth; refused for a
             width-only sweep; `experiments.bundle.ladder`).
+        target_batch, target_steps: a batch / horizon ladder's target batch and horizon (steps
+            at the base batch); the LR, betas and eps are moved there by the sweep's scaling
+            rule (default: the bases; `experiments.bundle.training`).
 
     Raises:
         UserError: the verdict (or, off the base depth, the depth verdict) is not confirmed
             and not `force`; the sweep has no optimum for `parametrization`; the target width
-            cannot be built; a target depth for a sweep without a depth ladder.
+            cannot be built; a target depth for a sweep without a depth ladder; a target
+            batch or steps without that ladder (unless `force`), off a base whose verdict is
+            not confirmed (unless `force`), or under a rule the optimizer has no entry for.
     """
     model_cfg, task_cfg, opt_cfg, hp_cfg, base_width = _parts(spec)
     parametrization = exported_parametrization(report, parametrization)
     base_depth, target_depth = bundle_depths(spec, model_cfg, target_depth)
-    # A depth ladder at one width claims no width transfer: exporting for that same width needs
-    # only the depth verdict (checked below), not the width verdict one width cannot confirm.
-    same_width_only = base_depth is not None and list(spec.get("widths") or []) == [target_width]
+    training = training_target(spec, model_cfg, target_batch, target_steps, force)
+    # A depth (batch, horizon) ladder at one width claims no width transfer: exporting for that
+    # same width needs only the ladder's verdict (checked below), not the width verdict one
+    # width cannot confirm.
+    same_width_only = (base_depth is not None or training.is_set) and list(
+        spec.get("widths") or []) == [target_width]
     log2_lr = transferred_log2_lr(report, target_width, parametrization,
                                   force or same_width_only)
     check_depth_verdict(report, base_depth, target_depth, force)
+    training_refused = check_training_verdicts(report, training, force)
     info = task_info(task_cfg)
     hparams = transferred_hparams(report, hp_cfg, target_width, parametrization)
     shapes = bundle_shapes(model_cfg, info, base_width, base_depth)
@@ -510,8 +559,8 @@ def build_bundle(
     depth_refused = target_depth != base_depth and (
         report.depth is None or report.depth.verdict != "confirmed")
     width_refused = report.verdict != "confirmed" and not same_width_only
-    forced = force and (width_refused or depth_refused)
-    lr = 2.0**log2_lr
+    forced = force and (width_refused or depth_refused or training_refused)
+    lr, log2_lr, opt_cfg, scaling = moved_settings(spec, opt_cfg, log2_lr, training)
     bundle = HPBundle(
         created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
         spec=json.loads(json.dumps(spec, default=str)),
@@ -528,9 +577,12 @@ def build_bundle(
         target_width=target_width,
         param_table=param_table(model_cfg, info, shapes, parametrization, hparams, opt_cfg.name,
                                 lr, target_width, opt_cfg.model_dump()),
-        evidence=_evidence(spec, report, sweep_id, spec_hash, forced),
+        evidence=_evidence(spec, report, sweep_id, spec_hash, forced,
+                           training_evidence(report, training)),
         base_depth=base_depth,
         target_depth=target_depth,
+        **training_fields(training),
+        scaling=scaling,
     )
     return bundle.with_hash()
 
@@ -545,6 +597,8 @@ def export_bundle(
     loss: str = "auto",
     parametrization: str | None = None,
     target_depth: int | None = None,
+    target_batch: int | None = None,
+    target_steps: int | None = None,
 ) -> HPBundle:
     """Analyse a stored sweep and build its bundle for `target_width` (and `target_depth`).
 
@@ -558,6 +612,7 @@ def export_bundle(
             `experiments.analysis.loss_choice`).
         parametrization: whose HPs to export (None: mup, or the sweep's only one).
         target_depth: a depth ladder's target depth (`build_bundle`).
+        target_batch, target_steps: the target's batch and horizon (`build_bundle`).
 
     Raises:
         UserError: unknown sweep, not confirmed without `force`, nothing to export, a target
@@ -571,7 +626,8 @@ def export_bundle(
     report = analyze(runs, tolerance=tolerance, loss=loss, target_width=target_width)
     return build_bundle(sweep.spec, report, target_width, sweep_id=sweep_id,
                         spec_hash=sweep.spec_hash, parametrization=parametrization,
-                        force=force, created=_evidence_time(runs), target_depth=target_depth)
+                        force=force, created=_evidence_time(runs), target_depth=target_depth,
+                        target_batch=target_batch, target_steps=target_steps)
 
 
 def _evidence_time(runs: pd.DataFrame) -> datetime | None:

@@ -36,7 +36,9 @@ def ladder_target(spec: dict[str, Any], model: ModelConfig, axis: Axis,
                   target: int | None) -> tuple[int | None, int | None]:
     """(base, target) on `axis` of a bundle for this sweep; (None, None) without that ladder.
 
-    The base is the spec's (`axis.spec_base`), else the model config's value on the axis.
+    The base is the spec's (`axis.spec_base`), else the model config's value on the axis (a
+    depth ladder's default), else the ladder's first rung (a batch or horizon ladder's default,
+    `experiments.spec.batch_horizon`).
 
     Raises:
         UserError: a target for a sweep without the ladder, or one below 1.
@@ -48,10 +50,7 @@ def ladder_target(spec: dict[str, Any], model: ModelConfig, axis: Axis,
                             f"sweep '{spec.get('name', '')}' has no {values}: drop {flag}, or "
                             f"sweep {values} (e.g. {values}: {axis.example})")
         return None, None
-    base = spec.get(axis.spec_base) or getattr(model, axis.name, None)
-    if base is None:
-        raise UserError(f"the sweep's stored spec has {values} but no {axis.spec_base}: "
-                        "re-create it")
+    base = spec.get(axis.spec_base) or getattr(model, axis.name, None) or spec[values][0]
     chosen = int(base) if target is None else target
     if chosen < 1:
         raise UserError(f"{flag} must be >= 1, got {chosen}")

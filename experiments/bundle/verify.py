@@ -4,7 +4,9 @@ Tensor Programs V (Yang et al., 2022), Section 7: the test of µTransfer is whet
 tuned on the proxies are (near) optimal for the wide target. Steps:
 
 1. From the bundle: the target width, the transferred log2 LR L, the global HPs, the
-   optimizer, the training recipe (steps, batch size, seeds) of the sweep.
+   optimizer, the training recipe (steps, batch size, seeds) of the sweep; a bundle for a
+   target batch and horizon trains at its `target_batch_size` for its `train_steps`, with the
+   LR, betas and eps its scaling rule moved there (`experiments.bundle.training`).
 2. Train the target in the bundle's parametrization at L + k * step for k in
    -bracket..bracket (step: the sweep's LR grid step), every seed of the sweep, in-process
    with `experiments.train.train_run` (deterministic on the CPU for fixed seeds).
@@ -81,14 +83,16 @@ def _recipe(
     seeds = list(seeds if seeds is not None else _spec_ints(spec, "seeds", [0], 0))
     if not seeds:
         raise UserError("seeds is empty: give at least one seed, e.g. [0]")
-    steps = int(steps if steps is not None else _spec_ints(spec, "steps", 300, 1))
+    # A bundle for a target batch/horizon trains there (`experiments.bundle.training`).
+    default_steps = bundle.train_steps or _spec_ints(spec, "steps", 300, 1)
+    steps = int(steps if steps is not None else default_steps)
     if steps < 1:
         raise UserError(f"steps must be >= 1, got {steps}")
     device = device or str(spec.get("device", "auto"))
     problem = device_problem(device)
     if problem is not None:
         raise UserError(f"--device {device}: {problem}")
-    batch_size = _spec_ints(spec, "batch_size", 64, 1)
+    batch_size = bundle.target_batch_size or _spec_ints(spec, "batch_size", 64, 1)
     log_every = min(_spec_ints(spec, "log_every", 10, 1), steps)
     return _Recipe(step=step, seeds=seeds, steps=steps, device=device, loss=bundle.evidence.loss,
                    batch_size=batch_size, log_every=log_every)
@@ -292,12 +296,20 @@ def _sp_baseline(
     if sp_drift is None:
         warn.append("no SP baseline: the sweep has no SP drift to extrapolate")
         return None, None
-    baseline = _train_point(bundle, recipe, "sp", sp_drift.predicted_log2, _sp_hparams(bundle),
-                            None)
+    baseline = _train_point(bundle, recipe, "sp", sp_drift.predicted_log2 + _rule_shift(bundle),
+                            _sp_hparams(bundle), None)
     say(f"sp baseline 2^{baseline.log2_lr:.3g}: {_loss_words(baseline)}")
     if baseline.loss is None or transferred.loss is None:
         return baseline, None
     return baseline, baseline.loss - transferred.loss
+
+
+def _rule_shift(bundle: HPBundle) -> float:
+    """log2 of the LR factor the bundle's scaling rule applied at the target batch/horizon (0
+    without one): the SP baseline's extrapolated LR is moved by the same factor."""
+    if bundle.scaling is None:
+        return 0.0
+    return bundle.log2_lr - float(bundle.scaling["base"]["log2_lr"])
 
 
 def _forecast_check(
@@ -308,6 +320,12 @@ def _forecast_check(
     if bundle.target_depth is not None and bundle.target_depth != bundle.base_depth:
         warn.append("no loss forecast: the width forecast is for the base depth "
                     f"{bundle.base_depth}, not the target depth {bundle.target_depth}")
+        return None
+    if (bundle.target_batch_size != bundle.base_batch_size
+            or bundle.target_horizon != bundle.base_horizon):
+        warn.append("no loss forecast: the width forecast is for the base batch and horizon, "
+                    f"not the target's batch {bundle.target_batch_size} and "
+                    f"{bundle.train_steps} steps")
         return None
     if recorded is None:
         warn.append("no loss forecast: the bundle records none (exported before forecasts)")
@@ -391,6 +409,7 @@ def verify_bundle(
         loss=recipe.loss,
         seeds=recipe.seeds,
         steps=recipe.steps,
+        batch_size=recipe.batch_size,
         device=recipe.device,
         wall_s=time.perf_counter() - t0,
         warnings=warn,

@@ -1,5 +1,5 @@
-"""`python -m experiments export SWEEP_ID --target-width N [--target-depth L] --out bundle.json
-[--force]`.
+"""`python -m experiments export SWEEP_ID --target-width N [--target-depth L] [--target-batch B]
+[--target-steps S] --out bundle.json [--force]`.
 
 Analyses the sweep, and writes an HP bundle (JSON, or YAML for .yaml/.yml) with the transferred
 HPs, the base shapes, the per-parameter table at the target width and the evidence. A sweep whose
@@ -7,7 +7,12 @@ verdict is not confirmed is refused unless --force (the bundle then records forc
 export is recorded in the store. A sweep with a depth ladder exports for (N, L): the bundle
 records the base and target depth and rebuilds init, branch multipliers and optimizer groups at
 that depth (without --target-depth: the base depth); --target-depth on a width-only sweep is
-refused (experiments.bundle.ladder).
+refused (experiments.bundle.ladder). A sweep with a batch or horizon ladder exports for batch B
+and horizon S (steps at the sweep's base batch; the target trains S x base batch / B steps): the
+LR, betas and eps are moved there by the sweep's scaling rule, and the bundle records the rule,
+the ratios, the base settings and the ladders' verdicts; --target-batch/--target-steps without
+that ladder, or off a base whose verdict is not confirmed, are refused unless --force
+(experiments.bundle.training).
 """
 
 from __future__ import annotations
@@ -32,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--target-depth", type=int, default=None,
                    help="depth of the target model (sweeps with a depth ladder; default: the "
                         "base depth)")
+    p.add_argument("--target-batch", type=int, default=None,
+                   help="batch size of the target (sweeps with a batch ladder; default: the "
+                        "base batch); the LR, betas and eps move by the sweep's scaling rule")
+    p.add_argument("--target-steps", type=int, default=None,
+                   help="training length of the target in steps at the sweep's base batch size "
+                        "(sweeps with a horizon ladder; default: the base horizon); at "
+                        "--target-batch B it trains steps x base batch / B steps")
     p.add_argument("--out", type=Path, required=True, help="bundle path (.json, .yaml or .yml)")
     p.add_argument("--force", action="store_true",
                    help="export even when the verdict is not confirmed (recorded in the bundle)")
@@ -61,7 +73,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     bundle = export_bundle(store, sweep_id, args.target_width, force=args.force,
                            tolerance=args.tolerance, loss=args.loss,
                            parametrization=args.parametrization,
-                           target_depth=args.target_depth)
+                           target_depth=args.target_depth, target_batch=args.target_batch,
+                           target_steps=args.target_steps)
     path = write_bundle(bundle, args.out)
     print(bundle.summary())
     print(f"wrote {path}")
