@@ -276,7 +276,7 @@ def test_quick_demo_end_to_end(server, tmp_path):
         expect(result).to_be_visible(timeout=420_000)
         text = result.inner_text()
         assert re.search(r"against µP's \d\.\d{4}", text), text
-        expect(page.get_by_text(re.compile(r"µP at the transferred LR .* reached a train loss of \d"))).to_be_visible()
+        expect(page.get_by_text(re.compile(r"µP at the transferred LR .* reached a (train|validation) loss of \d"))).to_be_visible()
         settle(page, 2000)
         for w in WIDTHS:
             page.set_viewport_size({"width": w, "height": PAGES["export"]})

@@ -159,12 +159,19 @@ def test_quick_preset_end_to_end(tmp_path: Path) -> None:
     assert abs(mup["drift_slope"]) <= doc["tolerance"]
     # SP's optimum falls with width: its drift alone fails the same rule.
     assert sp["drift_slope"] < -doc["tolerance"]
-    # Regret at the widest width (the verdict's rule (d)): copying width 64's LR costs µP no more than the
-    # tolerance (1% of the loss, or the seeds' spread there) as far as its interval tells; SP's
-    # whole interval lies above it.
+    assert doc["loss"] == "final_val_loss"  # the task has a validation split: judged on it
+    # Regret at the widest width (the verdict's rule (d)), on the train loss: copying width 64's
+    # LR costs µP no more than the tolerance (1% of the loss, or the seeds' spread there) as far
+    # as its interval tells; SP's whole interval lies above it. (On digits' small validation
+    # split SP's interval reaches down to 0: that loss cannot tell, so the claim is the train's.)
+    train_out = out.with_name("train.json")
+    r = cli("analyze", str(sweep_id), "--db", str(db), "--json", str(train_out), "--loss", "train")
+    assert r.returncode == 0, r.stderr
+    on_train = json.loads(train_out.read_text())
+    assert on_train["loss"] == "final_train_loss" and on_train["verdict"] == "confirmed"
     for param, within in (("mup", True), ("sp", False)):
-        wide = doc["parametrizations"][param]["regret"][-1]
-        allowed = max(doc["regret_tolerance"] * wide["best_loss"], wide["noise_abs"] or 0.0)
+        wide = on_train["parametrizations"][param]["regret"][-1]
+        allowed = max(on_train["regret_tolerance"] * wide["best_loss"], wide["noise_abs"] or 0.0)
         assert wide["width"] == 512 and (wide["abs_ci_low"] <= allowed) == within, (param, wide)
     # The strict rule also wants the drift's whole 95% interval within the tolerance: three
     # seeds at four widths cannot narrow it that far, and the verdict says it cannot tell.
