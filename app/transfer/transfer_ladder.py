@@ -73,7 +73,10 @@ def render_ladder(axis_name: str, runs: pd.DataFrame, report: TransferReport | N
             if section is None:
                 st.info(f"No {axis.word} analysis at width {width} yet.")
                 return
-    chart_col, verdict_col = st.columns([4, 1.3])
+    # The verdict above the chart, both full width: side by side, the verdict's column was
+    # ~150 px at 1024 px and broke its own headline mid-word.
+    verdict_col = st.container()
+    chart_col = st.container()
     with chart_col:
         st.plotly_chart(ladder_charts.ladder_curves_figure(runs, section, axis, section.width,
                                                            loss=loss),

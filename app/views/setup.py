@@ -235,11 +235,12 @@ def plan_summary(spec: SweepSpec) -> None:
     """Before launch: runs, steps, compute, memory and parameters per width of `spec`, and the
     YAML download of that same spec."""
     plan = state.service().estimate(spec)
-    m1, m2 = st.columns(2)
+    # One metric per row: at 1024 px half of this column holds 4 digits at metric size
+    # ("36,000" steps and "1.46 T" FLOP were cut to "36,…" and "1.4…" side by side).
+    m1 = m2 = m3 = m4 = st.container()
     m1.metric("Runs", f"{plan.n_runs:,}")
     m2.metric("Training steps", f"{plan.total_steps:,}")
-    m3, m4 = st.columns(2)
-    # The unit in the label: "291 GFLOP" does not fit half of this column at 1024 px.
+    # The unit in the label: "291 GFLOP" does not fit this column at 1024 px.
     m3.metric("Compute (FLOP)", form.si_units(plan.total_flops, "").strip(),
               help=f"{plan.total_flops:.3g} FLOP: about 6 x parameters x tokens, summed over runs.")
     m4.metric("Peak memory / run", f"{plan.peak_memory_bytes / 2**20:,.0f} MiB",

@@ -66,11 +66,14 @@ def analysis_options(targets: list[int]) -> tuple[dict[str, Any], DeltaGenerator
 
 def transfer_chart(service: Service, sweep_id: int, view: TransferView, runs: pd.DataFrame,
                    loss: str) -> Any:
-    """The loss-vs-LR chart (one curve per width) beside the verdict; returns the chart's
+    """The verdict, then the loss-vs-LR chart (one curve per width); returns the chart's
     selection event (a clicked point picks the training curves below)."""
     report = view.report
     widths_frame, drift_frame = tables.report_frames(report)
-    chart_col, verdict_col = st.columns([4, 1.3])
+    # The verdict above the chart, both full width: side by side, the verdict's column was
+    # ~150 px at 1024 px and broke its own headline mid-word.
+    verdict_col = st.container()
+    chart_col = st.container()
     with chart_col:
         event = st.plotly_chart(
             search_view.mark_adaptive(  # rings the points an adaptive search chose
