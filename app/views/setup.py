@@ -44,7 +44,8 @@ UPLOAD_MESSAGE = "setup_upload_message"  # why that upload was refused, shown wh
 MODEL_LABELS = zoo_labels(pickable_only=False)
 # Spec fields the form has no inputs for yet (the batch and horizon ladders): kept from the
 # preset or uploaded spec unchanged.
-LADDER_PASS_THROUGH = ("batch_sizes", "base_batch_size", "horizons", "base_horizon")
+# No inputs yet (the ladders and their scaling rules): a loaded spec's values pass through as is.
+LADDER_PASS_THROUGH = ("batch_sizes", "base_batch_size", "horizons", "base_horizon", "scaling")
 
 FIELD_LABELS = {
     "widths": "width ladder",

@@ -290,7 +290,7 @@ class ModelForm:
         values: dict[str, Any],
         path: str = "",
         skip: tuple[str, ...] = (),
-        columns: int = 3,
+        columns: int = 2,  # three cut checkbox labels ("resid…") at 1024 px
         labels: dict[str, str] | None = None,
         widget_path: str | None = None,
     ) -> dict[str, Any]:
