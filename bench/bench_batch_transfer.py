@@ -1,6 +1,7 @@
 """Batch-size transfer on the byte corpus: how the optimal Adam LR moves with the batch.
 
-    python bench/bench_batch_transfer.py [--steps 320] [--workers N] [--db PATH]
+    python bench/bench_batch_transfer.py [--steps 320] [--rule none|sqrt|power:X]
+        [--axis batch|horizon] [--workers N] [--db PATH]
 
 Runs `sweep run` on the batch ladder of experiments/configs/batch-horizon-gpt.yaml alone (its
 horizon ladder dropped: one horizon, `--steps` steps at the base batch 8, so every batch rung
@@ -9,6 +10,12 @@ sees the same tokens), then fits, from `Store.runs_frame`, the optimal log2 LR a
 of optimal log2 LR against log2 batch, with a 95% interval from the per-seed optima (Student t,
 n - 2 degrees of freedom). No scaling rule is applied, so this is the raw drift; the SDE rule
 for Adam (Malladi et al., 2022) predicts a slope of 0.5 (the acceptance band is [0.3, 0.7]).
+With `--rule sqrt` the ladder is swept under the SDE rule instead (the acceptance asks
+|slope| <= 0.2 there). `--axis horizon` sweeps the preset's horizon ladder at the base batch
+instead (`--horizons`, default 100 200 400 800 steps) and reports the slope of optimal log2 LR
+against log2 horizon. Either way the engine's own `analyze --json` section of the axis is
+printed too: its drift, the fitted LR exponent with its 95% interval and each candidate rule's
+regret at the largest rung (`experiments.analysis.exponent`).
 With `--db` pointing at a store that holds the sweep, the training is skipped.
 """
 
@@ -31,12 +38,26 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESET = ROOT / "experiments" / "configs" / "batch-horizon-gpt.yaml"
 
 
-def _spec(steps: int) -> dict[str, Any]:
-    """The preset's batch ladder at one horizon (`steps` at the base batch)."""
+def _rule(text: str) -> str | dict[str, float]:
+    """`none`, `sqrt`, or `power:X` as the spec's scaling value."""
+    if text.startswith("power:"):
+        return {"power": float(text.split(":", 1)[1])}
+    return text
+
+
+def _spec(steps: int, rule: str = "none", axis: str = "batch",
+          horizons: list[int] | None = None) -> dict[str, Any]:
+    """The preset's batch ladder at one horizon (`steps` at the base batch), or its horizon
+    ladder (`horizons`) at the base batch; swept under `rule` along the axis."""
     data = yaml.safe_load(PRESET.read_text())
-    for key in ("horizons", "base_horizon"):
+    drop = ("horizons", "base_horizon") if axis == "batch" else ("batch_sizes", "base_batch_size")
+    for key in drop:
         data.pop(key, None)
-    data.update({"name": "bench-batch-transfer", "steps": steps})
+    data.update({"name": f"bench-{axis}-transfer", "steps": steps})
+    if axis == "horizon":
+        data.update({"horizons": horizons, "base_horizon": horizons[0], "steps": horizons[0]})
+    if rule != "none":
+        data["scaling"] = {axis: _rule(rule)}
     return data
 
 
@@ -72,8 +93,19 @@ def _slope(xs: list[float], ys: list[float]) -> tuple[float, float, float]:
     return float(fit.slope), float(fit.slope) - half, float(fit.slope) + half
 
 
-def report(db: Path) -> dict[str, Any]:
-    """Per-batch optima and the fitted slope of the sweep in `db` (its first sweep)."""
+def engine_section(db: Path, axis: str) -> list[str]:
+    """The engine's own lines for the axis (`analyze` on the train loss, as the slope here)."""
+    from experiments.analysis import analyze
+    from experiments.store import Store
+
+    store = Store(db, read_only=True)
+    frame = store.runs_frame(store.list_sweeps()[0].id)
+    section = analyze(frame, loss="final_train_loss").ladders.get(axis)
+    return [] if section is None else section.summary_lines()
+
+
+def report(db: Path, axis: str = "batch") -> dict[str, Any]:
+    """Per-rung optima and the fitted slope of the sweep in `db` (its first sweep)."""
     from experiments.store import Store
 
     store = Store(db, read_only=True)
@@ -83,7 +115,7 @@ def report(db: Path) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     seed_x: list[float] = []
     seed_y: list[float] = []
-    for batch, rung in frame.groupby("batch_size"):
+    for batch, rung in frame.groupby("batch_size" if axis == "batch" else "horizon"):
         opt = _optimum(rung)
         per_seed = [_optimum(s) for _, s in rung.groupby("seed")]
         rows.append({"batch": int(batch), "steps": int(rung["steps"].iloc[0]),
@@ -106,25 +138,32 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=320, help="steps at the base batch 8")
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--db", type=Path, default=None, help="a store that holds the sweep")
+    ap.add_argument("--rule", default="none", help="none, sqrt or power:X along the axis")
+    ap.add_argument("--axis", choices=("batch", "horizon"), default="batch")
+    ap.add_argument("--horizons", type=int, nargs="+", default=[100, 200, 400, 800])
     args = ap.parse_args()
     db = args.db
     if db is None or not db.exists():
         tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
         db = db or tmp / "store.duckdb"
         spec_path = tmp / "spec.yaml"
-        spec_path.write_text(yaml.safe_dump(_spec(args.steps)))
+        spec_path.write_text(yaml.safe_dump(_spec(args.steps, args.rule, args.axis,
+                                                  args.horizons)))
         _train(spec_path, db, args.workers)
-    out = report(db)
+    out = report(db, args.axis)
     for r in out["rungs"]:
         per_seed = ", ".join("edge" if o is None else f"{o:+.2f}" for o in r["per_seed"])
         opt = "edge" if r["opt_log2_lr"] is None else f"{r['opt_log2_lr']:+.2f}"
-        print(f"batch {r['batch']:3d} ({r['steps']:4d} steps): opt log2 LR {opt} "
+        print(f"{args.axis} {r['batch']:3d} ({r['steps']:4d} steps): opt log2 LR {opt} "
               f"(seeds {per_seed}), best loss {r['best_loss']:.4f}")
     low, high = out["ci95"]
-    print(f"slope of optimal log2 LR per log2 batch: {out['slope']:+.3f} "
+    print(f"slope of optimal log2 LR per log2 {args.axis} under rule {args.rule}: "
+          f"{out['slope']:+.3f} "
           f"(per-seed optima: {out['seed_slope']:+.3f}, 95% interval from {out['n_seed_optima']} "
           f"of them [{low:+.3f}, {high:+.3f}]);"
-          f" SDE rule 0.5, acceptance [0.3, 0.7]")
+          + (" SDE rule 0.5: acceptance [0.3, 0.7] under none, |slope| <= 0.2 under sqrt"
+             if args.axis == "batch" else ""))
+    print("\n".join(engine_section(db, args.axis)))
     print(f"store: {db}")
 
 

@@ -213,3 +213,33 @@ def scale_settings(rule: ScalingRule, optimizer: OptimizerFamily | str,
                 f"k x (1 - beta) <= 1; use a smaller ratio or a power rule")
     return replace(settings, lr=settings.lr * k**row.lr_exp,
                    betas=(betas[0], betas[1]), eps=settings.eps * k**row.eps_exp)
+
+
+# Literature exponents a measured one is compared with beside the named rules' LR exponents:
+# the horizon has no named rule but `none`, and two published fits say LR ~ T^-1/2 (Shen et
+# al., 2024: ~ tokens^-0.51; Mlodozeniec et al., 2025: Complete^(d)P's sqrt(B / T)).
+_LITERATURE_POWERS: dict[ScalingAxis, tuple[float, ...]] = {
+    ScalingAxis.BATCH: (),
+    ScalingAxis.HORIZON: (-0.5,),
+}
+
+
+def candidate_exponents(axis: ScalingAxis | str,
+                        family: OptimizerFamily | None = None) -> dict[str, float]:
+    """{rule label: its LR exponent} that a fitted exponent is compared with on `axis`.
+
+    Every named rule of the axis (its row for `family` when it has one, else the exponent it
+    prescribes for the family it was written for: `sqrt` 0.5, `linear` 1.0, so a user sees
+    where the measured exponent sits between them), then the literature's power rules.
+    Ordered by exponent, ascending.
+    """
+    ax = ScalingAxis(axis)
+    out: dict[str, float] = {}
+    for name, rule in _TABLES[ax].items():
+        row = rule.rows.get(family) if family is not None else None
+        if row is None:  # a rule written for another family: its (one) prescribed exponent
+            row = max(rule.rows.values(), key=lambda r: abs(r.lr_exp))
+        out[name] = float(row.lr_exp)
+    for x in _LITERATURE_POWERS[ax]:
+        out[power_rule(ax, x).label] = float(x)
+    return dict(sorted(out.items(), key=lambda kv: kv[1]))

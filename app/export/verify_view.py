@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import plotly.graph_objects as go
 
+from app.export.bundles import LOSS_WORDS
 from app.widgets.charts import PARAM_COLORS, TEMPLATE, param_label
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import VerifyEstimate, VerifyPoint, VerifyReport
 
-LOSS_WORDS = {"final_train_loss": "train loss", "final_val_loss": "validation loss"}
 # A gap under this many seed-noise units is called "within the seed noise".
 NOISE_UNITS = 2.0
 

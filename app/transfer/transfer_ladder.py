@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from app.transfer import ladder_charts
+from app.transfer import exponent_view, ladder_charts
 from app.widgets import charts, verdict_view
 from experiments import service
 
@@ -86,6 +86,7 @@ def render_ladder(axis_name: str, runs: pd.DataFrame, report: TransferReport | N
     st.subheader(f"Optimal learning rate vs {axis.word} (width {section.width})")
     st.plotly_chart(ladder_charts.ladder_optimum_figure(section, axis),
                     key=f"transfer_{axis_name}_optimum")
+    exponent_view.render(section, axis)
 
 
 def _ladder_verdict(section: LadderReport, axis: Axis) -> None:

@@ -77,15 +77,21 @@ def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
     st.subheader("Bundle preview")
     facts = list(bundles.summary(bundle).items())
     # The verdict is a sentence, not a tile: "not confirmed (forced)" does not fit one.
-    verdict = dict(facts).pop("Verdict", None)
-    facts = [(label, value) for label, value in facts if label != "Verdict"]
+    # Nor is the loss the LR was chosen by: "validation loss" is cut in a tile at 1024 px.
+    sentences = {label: value for label, value in facts if label in ("Verdict", "LR chosen by")}
+    facts = [(label, value) for label, value in facts if label not in sentences]
     # Two tiles a row: three truncate the LR and the loss at 1024 px with the sidebar open.
     for start in range(0, len(facts), 2):
         row = facts[start:start + 2]
         for col, (label, value) in zip(st.columns(2), row, strict=False):
             col.metric(label, value)
-    if verdict is not None:
-        st.markdown(f"Transfer verdict of the sweep: **{verdict}**")
+    words = []
+    if "LR chosen by" in sentences:
+        words.append(f"Learning rate chosen by the best **{sentences['LR chosen by']}**.")
+    if "Verdict" in sentences:
+        words.append(f"Transfer verdict of the sweep: **{sentences['Verdict']}**.")
+    if words:
+        st.markdown(" ".join(words))
     st.caption(bundles.forecast_words(bundle))
     st.json(bundle.body(), expanded=1)
     d1, d2 = st.columns(2)

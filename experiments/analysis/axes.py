@@ -21,6 +21,9 @@ are written once and take the axis; what differs between axes is data, held here
   its base (`depths`, `base_depth`), the `export` flag naming a bundle's target on the axis
   (`--target-depth`), and an example ladder for messages; the export target
   (`experiments.bundle.ladder`) reads them;
+- `scaling`: the `mucore.ScalingAxis` whose rules move the LR along the axis (batch, horizon;
+  empty for width and depth): its section also fits the LR exponent the ladder measures and
+  prices the candidate rules (`experiments.analysis.exponent`);
 - `judged`, `compared`, `no_judged_reason`: which parametrization the axis's verdict is judged
   on (CompleteP or depth-µP for depth: Dey et al. 2025; Yang et al. 2023), which one's drift is
   quoted beside it, and the reason given when the sweep has none to judge on.
@@ -71,6 +74,7 @@ class Axis:
     example: str = "[2, 4, 8]"
     log2: bool = True
     plural: str = ""
+    scaling: str = ""
 
     @property
     def rows_key(self) -> str:
@@ -131,13 +135,14 @@ BATCH = Axis(name="batch", label="Batch size", unit="examples per step", column=
              compared=_other_than_judged, no_judged_reason=_no_width_stable,
              payload_value="$.batch_size", payload_base="$.base_batch_size",
              spec_values="batch_sizes", spec_base="base_batch_size",
-             target_flag="--target-batch", example="[16, 32, 64]", plural="batches")
+             target_flag="--target-batch", example="[16, 32, 64]", plural="batches",
+             scaling="batch")
 HORIZON = Axis(name="horizon", label="Horizon", unit="steps at the base batch",
                column="horizon", base_column="base_horizon", judged=width_stable_first,
                compared=_other_than_judged, no_judged_reason=_no_width_stable,
                payload_value="$.horizon", payload_base="$.base_horizon",
                spec_values="horizons", spec_base="base_horizon",
-               target_flag="--target-steps", example="[200, 400, 800]")
+               target_flag="--target-steps", example="[200, 400, 800]", scaling="horizon")
 
 _AXES: dict[str, Axis] = {}
 

@@ -28,6 +28,7 @@ import pandas as pd
 
 from experiments.analysis.axes import PRIMARY, Axis, at_bases, base_of, get_axis, ladder_bases
 from experiments.analysis.drift import fit_drift
+from experiments.analysis.exponent import ExponentFit, exponent_fit, swept_rule
 from experiments.analysis.ladder_schema import LadderDrift, LadderOptimum, LadderReport
 from experiments.analysis.regret import regret_by_param
 from experiments.analysis.regret_schema import RegretResult
@@ -110,11 +111,21 @@ def ladder_report(
     regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
     judged = ax.judged(drifts)
     verdict = _verdict(ax, drifts, regret, judged, tolerance, strict_interval, regret_tolerance)
+    exponents: dict[str, ExponentFit | None] = {}
+    rule = swept_rule(frame, ax.scaling) if ax.scaling else None
+    if rule is not None:
+        exponents = {p: exponent_fit(df[df["parametrization"] == p], ax.scaling, base,
+                                     d.drift_slope, d.drift_ci, rule, knobs,
+                                     n_bootstrap=n_bootstrap, seed=seed)
+                     for p, d in drifts.items()}
     return LadderReport(
         axis=ax.name, verdict=verdict.verdict, reason=verdict.reason,
         next_step=verdict.next_step, tolerance=tolerance, width=width,
         base=base, judged_on=judged, warnings=[_in_axis_words(w, ax) for w in warn],
-        parametrizations={p: _ladder_drift(d, regret.get(p), ax) for p, d in drifts.items()},
+        parametrizations={p: _ladder_drift(d, regret.get(p), ax, exponents.get(p))
+                          for p, d in drifts.items()},
+        rule=None if rule is None else rule.label,
+        rule_exponent=None if rule is None else rule.exponent,
     )
 
 
@@ -154,13 +165,18 @@ def _in_axis_words(text: str, ax: Axis, judged: str | None = None,
     return text.replace("\0", "SP").replace("width", ax.word)
 
 
-def _ladder_drift(d: DriftResult, regret: RegretResult | None, ax: Axis) -> LadderDrift:
-    """A width drift (fitted on the rungs) and its regret rows as the ladder section's model."""
+def _ladder_drift(d: DriftResult, regret: RegretResult | None, ax: Axis,
+                  exponent: ExponentFit | None = None) -> LadderDrift:
+    """A width drift (fitted on the rungs), its regret rows and (batch, horizon) its measured
+    exponent as the ladder section's model."""
     rows = [] if regret is None else [
         {"value": r["width"], **{k: v for k, v in r.items() if k != "width"}}
         for r in regret.contract_rows()]
+    if exponent is not None:
+        for c in exponent.candidates:
+            c.note = None if c.note is None else _in_axis_words(c.note, ax)
     return LadderDrift(
-        regret=rows,
+        regret=rows, exponent=exponent,
         parametrization=d.parametrization,
         points=[LadderOptimum(value=w.width, opt_log2_lr=w.opt_log2, ci_low=w.ci_low,
                               ci_high=w.ci_high, best_loss=w.best_loss, edge=w.edge,

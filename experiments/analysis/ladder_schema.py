@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from experiments.analysis.axes import get_axis
+from experiments.analysis.exponent_schema import ExponentFit
 from experiments.analysis.outcome import VERDICT_WORDS, Verdict
 
 
@@ -69,6 +70,9 @@ class LadderDrift(BaseModel):
         regret: what copying the base rung's optimal LR costs at each rung, rows like the width
             section's `regret` with `value` in place of `width` (abs, rel, ci_low, ci_high, ...;
             `experiments.analysis.regret`).
+        exponent: on a batch or horizon ladder, the LR exponent the rungs measure and what each
+            candidate rule costs at the largest rung (`experiments.analysis.exponent`); None on
+            other axes.
     """
 
     parametrization: str
@@ -79,6 +83,7 @@ class LadderDrift(BaseModel):
     ci_method: str = ""
     optima_agree: bool | None = None
     regret: list[dict[str, Any]] = Field(default_factory=list)
+    exponent: ExponentFit | None = None
 
     @property
     def depths(self) -> list[LadderOptimum]:
@@ -97,6 +102,11 @@ class LadderDrift(BaseModel):
             "optima_agree": self.optima_agree,
             "regret": [{axis: r["value"], **{k: v for k, v in r.items() if k != "value"}}
                        for r in self.regret],
+            # Only the axes a scaling rule moves the LR along have these keys.
+            **({} if self.exponent is None else {
+                "exponent": self.exponent.exponent, "exponent_ci": self.exponent.exponent_ci,
+                "candidates": [c.model_dump(mode="json") for c in self.exponent.candidates],
+                "candidates_at": self.exponent.rung}),
         }
 
 
@@ -115,6 +125,9 @@ class LadderReport(BaseModel):
         judged_on: the parametrization the verdict is judged on (the axis entry's choice).
         warnings: plain-words warnings (grid edges, diverged rungs, ...).
         parametrizations: per parametrization, the drift along the axis.
+        rule: on a batch or horizon ladder, the scaling rule it was swept under (`none`,
+            `sqrt`, `power(0.5)`, ...); None on other axes.
+        rule_exponent: that rule's LR exponent.
     """
 
     axis: str
@@ -127,6 +140,8 @@ class LadderReport(BaseModel):
     judged_on: str | None = None
     warnings: list[str] = Field(default_factory=list)
     parametrizations: dict[str, LadderDrift] = Field(default_factory=dict)
+    rule: str | None = None
+    rule_exponent: float | None = None
 
     @property
     def base_depth(self) -> int | None:
@@ -150,6 +165,8 @@ class LadderReport(BaseModel):
             "warnings": list(self.warnings),
             "parametrizations": {p: d.contract(self.axis)
                                  for p, d in self.parametrizations.items()},
+            **({} if self.rule is None else {"rule": self.rule,
+                                             "rule_exponent": self.rule_exponent}),
         }
 
     def summary_lines(self) -> list[str]:
@@ -160,8 +177,28 @@ class LadderReport(BaseModel):
                  f"{word} next step: {self.next_step}"]
         for param, d in self.parametrizations.items():
             slope = "n/a" if d.drift_slope is None else f"{d.drift_slope:+.3f}"
-            lines.append(f"{param}: drift {slope} log2 LR per {word} doubling")
+            lines.append(f"{param}: drift {slope} log2 LR per {word} doubling"
+                         + ("" if self.rule is None else f" under rule {self.rule}"))
+            lines += _exponent_lines(d.exponent, word)
             lines += [f"  {word} {o.value:>4}: " + ("no optimum" if o.opt_log2_lr is None else
                                                     f"opt 2^{o.opt_log2_lr:.3f}  best loss "
                                                     f"{o.best_loss:.4f}") for o in d.points]
         return lines + [f"{word} warning: {w}" for w in self.warnings]
+
+
+def _exponent_lines(fit: ExponentFit | None, word: str) -> list[str]:
+    """The measured exponent and each candidate's regret at the largest rung, for `analyze`."""
+    if fit is None:
+        return []
+    ci = "" if fit.exponent_ci is None else (
+        f" (95% interval [{fit.exponent_ci[0]:+.2f}, {fit.exponent_ci[1]:+.2f}])")
+    head = "no fitted exponent" if fit.exponent is None else (
+        f"fitted LR exponent {fit.exponent:+.2f}{ci}")
+    lines = [f"  {head}; applying each rule from the base to {word} {fit.rung}:"]
+    for c in fit.candidates:
+        cost = (c.note or c.status) if c.abs is None else (
+            f"regret {c.abs:.4f}" + ("" if c.rel is None else f" ({c.rel:.1%})")
+            + ("" if c.abs_ci_low is None or c.abs_ci_high is None else
+               f" [{c.abs_ci_low:.4f}, {c.abs_ci_high:.4f}]"))
+        lines.append(f"    {c.rule:<12} exponent {c.exponent:+.2f}: {cost}")
+    return lines

@@ -48,13 +48,16 @@ def _ladder_columns() -> str:
 
 
 # `steps`: what the run trains (a batch ladder's rungs train fewer steps at the same examples).
+# `scaling`: the run's batch and horizon rules as JSON (NULL: both `none`, left out of payloads).
 _RUNS_SQL = """
     SELECT run_id, sweep_id, run_key, width{ladders}, parametrization, lr,
            CAST(json_extract(payload, '$.steps') AS INTEGER) AS steps,
            log2(lr) AS log2_lr, seed,
            {knobs},
            state, final_train_loss, final_val_loss, steps_done, steps_total, error, device,
-           json_extract_string(payload, '$.device') AS planned_device, wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
+           json_extract_string(payload, '$.device') AS planned_device,
+           json_extract_string(payload, '$.optimizer.name') AS optimizer,
+           CAST(json_extract(payload, '$.scaling') AS VARCHAR) AS scaling, wall_s, samples_per_s, attempts, started_at, finished_at, peak_mem_bytes
     FROM runs WHERE sweep_id = ? ORDER BY run_id"""
 # Every (run, name) series thinned to about `?` points: every k-th row, the last one kept.
 _THIN_SQL = """
@@ -194,7 +197,7 @@ class MetricsTable(StoreFiles):
         NULL for a model without one, base_depth for a width-only sweep, base_batch_size
         without a batch ladder, horizon and base_horizon without a horizon ladder), one
         column per global knob (`experiments.spec.run.GLOBAL_KNOBS`), its state, losses and
-        timings, and `note`: what went wrong beside the run's own outcome (its unreadable metric
+        timings, `optimizer` and `scaling` (the rules' JSON, None for `none`), and `note`: what went wrong beside the run's own outcome (its unreadable metric
         chunks, quarantined), or None.
         """
         with self._connect() as con:

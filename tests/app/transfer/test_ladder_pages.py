@@ -132,3 +132,39 @@ def test_ladder_chart_helpers_shape_the_report() -> None:
     fig = ladder_charts.ladder_optimum_figure(report.depth, axis)
     assert fig.layout.xaxis.title.text == "depth"
     assert all("width" not in (t.hovertemplate or "") for t in fig.data)
+
+
+BATCH_SPEC: dict[str, Any] = {
+    **{k: v for k, v in SPEC.items() if k != "depths"}, "name": "batch-page",
+    "parametrizations": ["mup"], "batch_sizes": [8, 16, 32, 64], "base_batch_size": 8,
+    "steps": 16,
+}
+
+
+def test_transfer_over_batch_says_which_rule_fits(open_page, db_path) -> None:
+    """The optimum rises as batch^0.5: the page reads the exponent and prices sqrt cheapest."""
+    from experiments.spec.sweep import SweepSpec
+    from experiments.store import Store
+    from experiments.sweep.submit import create_sweep
+
+    store = Store(db_path)
+    sweep_id = int(create_sweep(store, SweepSpec.model_validate(BATCH_SPEC)))
+    rng = torch.Generator().manual_seed(0)
+    for claim in store.claim(10_000, "test", sweep_id):
+        p = claim.payload
+        opt = -7.0 + 0.5 * math.log2(p["batch_size"] / 8)
+        loss = 0.1 + 0.05 * (math.log2(p["lr"]) - opt) ** 2 + 0.001 * float(
+            torch.randn((), generator=rng))
+        result = {"state": "done", "final_train_loss": loss, "final_val_loss": loss}
+        assert store.finish(claim.run_id, claim.attempt, {**result, "steps_done": 4})
+    at = open_page("views/transfer.py", current_sweep_id=sweep_id)
+    at.radio(key="transfer_family").set_value("batch").run()
+    assert not at.exception
+    assert any(h.value == "Which scaling rule fits" for h in at.subheader)
+    words = " ".join(m.value for m in at.markdown)
+    assert "the optimal LR grows as batch size^+0.5" in words, words
+    assert "the sweep ran under no rule" in words and "**sqrt** costs least at batch size 64" in words
+    table = at.dataframe[-1].value
+    assert list(table["rule"]) == ["none", "sqrt", "linear", "fitted (measured)"]
+    regret = dict(zip(table["rule"], table["regret"], strict=True))
+    assert float(regret["sqrt"]) < 0.01 < float(regret["none"])

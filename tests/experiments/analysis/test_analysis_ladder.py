@@ -73,6 +73,7 @@ def test_completep_that_stays_put_is_confirmed_and_mups_drift_is_measured() -> N
         assert d["best_loss"] == pytest.approx(1.0, abs=0.01)
     assert "CompleteP LR drift" in depth["reason"] and "; µP LR drift -0.7" in depth["reason"]
     assert "per depth doubling" in depth["reason"]
+    assert "rule" not in depth and "exponent" not in mup  # only batch and horizon fit one
     json.dumps(doc, allow_nan=False)
 
 
