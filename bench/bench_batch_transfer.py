@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from anywhere: the engine's modules import
 PRESET = ROOT / "experiments" / "configs" / "batch-horizon-gpt.yaml"
 
 

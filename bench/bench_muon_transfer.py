@@ -1,8 +1,10 @@
 """LR transfer with Muon on the digits MLP: µP's rule against the uncorrected "match_rms_adamw".
 
-    python bench/bench_muon_transfer.py [--variants original,uncorrected] [--steps 200] [--workers N]
+    python bench/bench_muon_transfer.py [--variants original,uncorrected] [--steps 200]
+        [--model mlp|gpt] [--workers N]
 
-For each variant, `sweep run` on a µP spec (widths 64, 128, 256, seeds 0 and 1, a log2 LR grid)
+For each variant, `sweep run` on a µP spec (the digits MLP, or with `--model gpt` the byte-level
+GPT; widths 64, 128, 256, seeds 0 and 1, a log2 LR grid)
 with `optimizer: {name: muon, ...}`, then `analyze --json`; prints the optimal log2 LR per width
 and the drift per width doubling. Variants:
 
@@ -39,14 +41,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_for(optimizer: dict[str, Any], steps: int) -> dict[str, Any]:
-    """The µP digits-MLP spec of one variant."""
+# The byte-level GPT of the batch/horizon preset (pre-LN, head dim 16, 2 blocks), seq 32.
+MODELS: dict[str, dict[str, Any]] = {
+    "mlp": {"model": {"kind": "mlp", "depth": 3}, "task": {"name": "digits"}, "batch_size": 64},
+    "gpt": {"model": {"kind": "gpt", "depth": 2, "head_dim": 16, "head_mode": "fixed_dim",
+                      "mlp_ratio": 4},
+            "task": {"name": "bytes", "seq_len": 32}, "batch_size": 16},
+}
+
+
+def spec_for(optimizer: dict[str, Any], steps: int, model: str = "mlp") -> dict[str, Any]:
+    """The µP spec of one variant on the digits MLP or the byte GPT."""
     return {"name": f"muon-transfer-{optimizer.get('adjust_lr_fn', optimizer['name'])}",
-            "model": {"kind": "mlp", "depth": 3}, "task": {"name": "digits"},
+            **MODELS[model],
             "widths": [64, 128, 256], "base_width": 64, "parametrizations": ["mup"],
             "optimizer": optimizer, "lr_grid": {"log2_min": -12, "log2_max": -2, "step": 1},
-            "seeds": [0, 1], "steps": steps, "batch_size": 64, "log_every": 20,
-            "device": "cpu"}
+            "seeds": [0, 1], "steps": steps, "log_every": 20, "device": "cpu"}
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,10 +65,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
 
 
-def run_variant(name: str, steps: int, scratch: Path, workers: int | None) -> dict[str, Any]:
+def run_variant(name: str, steps: int, scratch: Path, workers: int | None,
+                model: str = "mlp") -> dict[str, Any]:
     """Sweep and analyse one variant; returns the analysis' µP section."""
     spec_path, db = scratch / f"{name}.yaml", scratch / f"{name}.duckdb"
-    spec_path.write_text(yaml.safe_dump(spec_for(VARIANTS[name], steps)))
+    spec_path.write_text(yaml.safe_dump(spec_for(VARIANTS[name], steps, model)))
     extra = ["--workers", str(workers)] if workers else []
     t0 = time.perf_counter()
     proc = _cli("sweep", "run", str(spec_path), "--db", str(db), *extra)
@@ -82,11 +93,13 @@ def main() -> int:
                         help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--model", choices=tuple(MODELS), default="mlp",
+                        help="the digits MLP or the byte-level GPT (seq 32, batch 16)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-muon-"))
     rows = []
     for name in args.variants.split(","):
-        mup = run_variant(name, args.steps, scratch, args.workers)
+        mup = run_variant(name, args.steps, scratch, args.workers, args.model)
         optima = ", ".join(f"w{w['width']}: {w['opt_log2_lr']:+.2f}"
                            if w.get("opt_log2_lr") is not None else f"w{w['width']}: n/a"
                            for w in mup["widths"])

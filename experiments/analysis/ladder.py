@@ -157,12 +157,16 @@ def _in_axis_words(text: str, ax: Axis, judged: str | None = None,
                    compared: str | None = None) -> str:
     """A width-rule sentence said of the axis: widths are rungs, µP/SP the judged/compared
     tables."""
+    # The export flag first: "--target-width" said of batch is --target-batch, not
+    # "--target-batch size".
+    text = text.replace("--target-width N", "\1")
     text = text.replace("SP ", "\0 ")  # before µP's label, which may itself contain "µP"
     if judged is not None:
         text = text.replace("µP", parametrization_short_label(judged))
     if compared is not None:
         text = text.replace("\0", parametrization_short_label(compared))
-    return text.replace("\0", "SP").replace("width", ax.word)
+    text = text.replace("\0", "SP").replace("width", ax.word)
+    return text.replace("\1", f"{ax.target_flag or '--target-' + ax.name} N")
 
 
 def _ladder_drift(d: DriftResult, regret: RegretResult | None, ax: Axis,

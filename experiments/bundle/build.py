@@ -57,6 +57,7 @@ from experiments.bundle.ladder import (
 )
 from experiments.bundle.training import (
     check_training_verdicts,
+    choose_rules,
     drop_unset_training,
     moved_settings,
     training_evidence,
@@ -509,6 +510,7 @@ def build_bundle(
     target_depth: int | None = None,
     target_batch: int | None = None,
     target_steps: int | None = None,
+    rules: dict[str, str] | None = None,
 ) -> HPBundle:
     """Assemble (and hash) a bundle from a spec and its analysis.
 
@@ -531,6 +533,8 @@ def build_bundle(
         target_batch, target_steps: a batch / horizon ladder's target batch and horizon (steps
             at the base batch); the LR, betas and eps are moved there by the sweep's scaling
             rule (default: the bases; `experiments.bundle.training`).
+        rules: {axis: rule} applied instead of the sweep's on batch / horizon ("sqrt",
+            "power:0.5", "fitted"; `experiments.bundle.rule_choice`).
 
     Raises:
         UserError: the verdict (or, off the base depth, the depth verdict) is not confirmed
@@ -551,7 +555,8 @@ def build_bundle(
     log2_lr = transferred_log2_lr(report, target_width, parametrization,
                                   force or same_width_only)
     check_depth_verdict(report, base_depth, target_depth, force)
-    training_refused = check_training_verdicts(report, training, force)
+    chosen = choose_rules(spec, report, parametrization, rules)
+    training_refused = check_training_verdicts(report, training, force, chosen)
     info = task_info(task_cfg)
     hparams = transferred_hparams(report, hp_cfg, target_width, parametrization)
     shapes = bundle_shapes(model_cfg, info, base_width, base_depth)
@@ -560,7 +565,7 @@ def build_bundle(
         report.depth is None or report.depth.verdict != "confirmed")
     width_refused = report.verdict != "confirmed" and not same_width_only
     forced = force and (width_refused or depth_refused or training_refused)
-    lr, log2_lr, opt_cfg, scaling = moved_settings(spec, opt_cfg, log2_lr, training)
+    lr, log2_lr, opt_cfg, scaling = moved_settings(spec, opt_cfg, log2_lr, training, chosen)
     bundle = HPBundle(
         created=(created or datetime.now(UTC)).isoformat(timespec="seconds"),
         spec=json.loads(json.dumps(spec, default=str)),
@@ -599,6 +604,7 @@ def export_bundle(
     target_depth: int | None = None,
     target_batch: int | None = None,
     target_steps: int | None = None,
+    rules: dict[str, str] | None = None,
 ) -> HPBundle:
     """Analyse a stored sweep and build its bundle for `target_width` (and `target_depth`).
 
@@ -613,6 +619,7 @@ def export_bundle(
         parametrization: whose HPs to export (None: mup, or the sweep's only one).
         target_depth: a depth ladder's target depth (`build_bundle`).
         target_batch, target_steps: the target's batch and horizon (`build_bundle`).
+        rules: batch / horizon rules applied instead of the sweep's (`build_bundle`).
 
     Raises:
         UserError: unknown sweep, not confirmed without `force`, nothing to export, a target
@@ -627,7 +634,7 @@ def export_bundle(
     return build_bundle(sweep.spec, report, target_width, sweep_id=sweep_id,
                         spec_hash=sweep.spec_hash, parametrization=parametrization,
                         force=force, created=_evidence_time(runs), target_depth=target_depth,
-                        target_batch=target_batch, target_steps=target_steps)
+                        target_batch=target_batch, target_steps=target_steps, rules=rules)
 
 
 def _evidence_time(runs: pd.DataFrame) -> datetime | None:

@@ -27,16 +27,18 @@ these ladders carry none of the fields below, so their bytes and hash are unchan
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from experiments.analysis import TransferReport
 from experiments.analysis.axes import Axis, get_axis
+from experiments.analysis.exponent_schema import FITTED
 from experiments.bundle.ladder import check_ladder_verdict, ladder_target
+from experiments.bundle.rule_choice import check_rule_choice, chosen_scaling, parse_rule
 from experiments.errors import UserError
 from experiments.models import ModelConfig
 from experiments.spec.run import OptimizerConfig
-from experiments.spec.scaling import ScalingConfig, scaled_settings
+from experiments.spec.scaling import PowerRule, ScalingConfig, scaled_settings
 from mucore.scaling import OptimizerSettings, ScalingAxis, ScalingRule
 
 # Bundle and evidence fields a bundle without batch/horizon targets leaves out.
@@ -121,13 +123,21 @@ def training_target(spec: dict[str, Any], model: ModelConfig, target_batch: int 
 
 
 def check_training_verdicts(report: TransferReport, target: TrainingTarget,
-                            force: bool) -> bool:
+                            force: bool, chosen: ChosenRules | None = None) -> bool:
     """Refuse a target off the base batch or horizon whose verdict is not confirmed (unless
-    `force`); returns whether the export goes past such a refusal (recorded as forced)."""
+    `force`); returns whether the export goes past such a refusal (recorded as forced).
+
+    On an axis whose rule the export chose (`chosen`, `--batch-rule`), the rule's priced
+    regret is the evidence instead of the verdict (`experiments.bundle.rule_choice`)."""
     refused = bool(target.forced_axes)
     for name, base, value in (("batch", target.base_batch, target.target_batch),
                               ("horizon", target.base_horizon, target.target_horizon)):
         if name in target.forced_axes:
+            continue
+        if chosen is not None and name in chosen.choices:
+            refused |= check_rule_choice(report, chosen.parametrization, name,
+                                         chosen.choices[name], chosen.exponent(name), base,
+                                         value, force)
             continue
         check_ladder_verdict(report, get_axis(name), base, value, force)
         section = report.ladders.get(name)
@@ -135,6 +145,58 @@ def check_training_verdicts(report: TransferReport, target: TrainingTarget,
                                                    or section.verdict != "confirmed"):
             refused = True
     return refused
+
+
+@dataclass(frozen=True)
+class ChosenRules:
+    """Rules the export applies in place of the sweep's (`export --batch-rule ...`).
+
+    Attributes:
+        scaling: the scaling config applied (the sweep's, with the chosen axes replaced).
+        choices: axis -> the parsed choice (`rule_choice.parse_rule`: a name, a power, fitted).
+        parametrization: the exported parametrization (whose fitted exponent `fitted` reads).
+        swept: the sweep's own scaling config.
+        extra_lr_exp: axis -> LR exponent applied on top of `scaling` (`fitted`: the drift).
+    """
+
+    scaling: ScalingConfig
+    choices: dict[str, str | PowerRule]
+    parametrization: str
+    swept: ScalingConfig
+    extra_lr_exp: dict[str, float]
+
+    def exponent(self, axis: str) -> float:
+        """The LR exponent applied along `axis` (the rule's plus any extra)."""
+        rule = self.scaling.rule(axis)
+        base = rule.exponent if rule.exponent is not None else _lr_exponent(rule)
+        return base + self.extra_lr_exp.get(axis, 0.0)
+
+
+def choose_rules(spec: dict[str, Any], report: TransferReport, parametrization: str,
+                 rules: dict[str, str] | None) -> ChosenRules | None:
+    """The export's rules (None: the sweep's) from `--batch-rule` / `--horizon-rule` text.
+
+    Raises:
+        UserError: an unknown rule, or `fitted` without a fitted exponent.
+    """
+    if not rules:
+        return None
+    swept = _stored_scaling(spec)
+    choices = {axis: parse_rule(axis, text) for axis, text in rules.items()}
+    scaling, extra = chosen_scaling(swept, report, parametrization, choices)
+    return ChosenRules(scaling, choices, parametrization, swept, extra)
+
+
+def _lr_exponent(rule: ScalingRule) -> float:
+    return max((r.lr_exp for r in rule.rows.values()), key=abs)
+
+
+def _stored_scaling(spec: dict[str, Any]) -> ScalingConfig:
+    try:
+        return ScalingConfig.model_validate(spec.get("scaling") or {})
+    except ValueError as exc:
+        raise UserError(f"the sweep's stored scaling block is not usable ({exc}): re-create "
+                        "the sweep from a valid spec") from None
 
 
 def _rule_record(rule: ScalingRule, k: float) -> dict[str, Any]:
@@ -147,10 +209,12 @@ def _rule_record(rule: ScalingRule, k: float) -> dict[str, Any]:
 
 
 def moved_settings(
-    spec: dict[str, Any], opt: OptimizerConfig, log2_lr: float, target: TrainingTarget
+    spec: dict[str, Any], opt: OptimizerConfig, log2_lr: float, target: TrainingTarget,
+    chosen: ChosenRules | None = None,
 ) -> tuple[float, float, OptimizerConfig, dict[str, Any] | None]:
     """(LR, log2 LR, optimizer block, scaling record) at the target: the base LR, betas and eps
-    moved by the sweep's rule at the target's ratios; unchanged (record None) without a target.
+    moved by the sweep's rule (or the `chosen` one) at the target's ratios; unchanged (record
+    None) without a target.
 
     Raises:
         UserError: the stored `scaling` block is invalid, its rule has no entry for the
@@ -158,11 +222,7 @@ def moved_settings(
     """
     if not target.is_set:
         return 2.0**log2_lr, log2_lr, opt, None
-    try:
-        scaling = ScalingConfig.model_validate(spec.get("scaling") or {})
-    except ValueError as exc:
-        raise UserError(f"the sweep's stored scaling block is not usable ({exc}): re-create "
-                        "the sweep from a valid spec") from None
+    scaling = _stored_scaling(spec) if chosen is None else chosen.scaling
     kb, kh = target.ratios()
     base = OptimizerSettings(2.0**log2_lr, opt.betas, opt.eps)
     try:
@@ -170,6 +230,10 @@ def moved_settings(
     except ValueError as exc:
         raise UserError(f"cannot move the LR to the target: {exc}; export for the base batch "
                         "and steps, or sweep under a rule the optimizer has") from None
+    extra = {} if chosen is None else chosen.extra_lr_exp
+    factor = kb ** extra.get("batch", 0.0) * kh ** extra.get("horizon", 0.0)
+    if factor != 1.0:  # `fitted`: the measured drift on top of the swept rule
+        moved = replace(moved, lr=moved.lr * factor)
     record: dict[str, Any] = {
         "base": {"lr": base.lr, "log2_lr": log2_lr, "betas": list(base.betas), "eps": base.eps},
     }
@@ -177,6 +241,11 @@ def moved_settings(
                        (ScalingAxis.HORIZON, kh, target.base_horizon)):
         if b is not None:
             record[axis.value] = _rule_record(scaling.rule(axis), k)
+            if chosen is not None and axis.value in chosen.choices:  # not the sweep's rule
+                fitted = chosen.choices[axis.value] == FITTED
+                record[axis.value]["chosen"] = "fitted" if fitted else "named"
+                record[axis.value]["swept_under"] = chosen.swept.rule(axis).label
+                record[axis.value]["lr_exponent"] = chosen.exponent(axis.value)
     new_opt = opt.model_copy(update={"betas": moved.betas, "eps": moved.eps})
     # At k = 1 the LR is the base's: keep its log2 exactly rather than round-trip it.
     return moved.lr, log2_lr if moved.lr == base.lr else math.log2(moved.lr), new_opt, record

@@ -1,5 +1,5 @@
 """`python -m experiments export SWEEP_ID --target-width N [--target-depth L] [--target-batch B]
-[--target-steps S] --out bundle.json [--force]`.
+[--target-steps S] [--batch-rule R] [--horizon-rule R] --out bundle.json [--force]`.
 
 Analyses the sweep, and writes an HP bundle (JSON, or YAML for .yaml/.yml) with the transferred
 HPs, the base shapes, the per-parameter table at the target width and the evidence. A sweep whose
@@ -12,7 +12,9 @@ and horizon S (steps at the sweep's base batch; the target trains S x base batch
 LR, betas and eps are moved there by the sweep's scaling rule, and the bundle records the rule,
 the ratios, the base settings and the ladders' verdicts; --target-batch/--target-steps without
 that ladder, or off a base whose verdict is not confirmed, are refused unless --force
-(experiments.bundle.training).
+(experiments.bundle.training). --batch-rule / --horizon-rule apply another rule than the
+sweep's (a named one, power:X, or `fitted`: the exponent the ladder measured); off the base its
+priced regret at the largest rung is the evidence (experiments.bundle.rule_choice).
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="training length of the target in steps at the sweep's base batch size "
                         "(sweeps with a horizon ladder; default: the base horizon); at "
                         "--target-batch B it trains steps x base batch / B steps")
+    p.add_argument("--batch-rule", default=None,
+                   help="apply this batch rule instead of the sweep's: none, sqrt, linear, "
+                        "power:X, or fitted (the exponent the batch ladder measured); accepted "
+                        "off the base batch when its priced regret is within the seed noise")
+    p.add_argument("--horizon-rule", default=None,
+                   help="apply this horizon rule instead of the sweep's: none, power:X, or "
+                        "fitted (the exponent the horizon ladder measured)")
     p.add_argument("--out", type=Path, required=True, help="bundle path (.json, .yaml or .yml)")
     p.add_argument("--force", action="store_true",
                    help="export even when the verdict is not confirmed (recorded in the bundle)")
@@ -56,6 +65,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="whose HPs to export (default mup, or the sweep's only parametrization)")
     add_db_arg(p)
     p.set_defaults(func=cmd_export)
+
+
+def _rules(args: argparse.Namespace) -> dict[str, str] | None:
+    """{axis: rule text} of the rule flags given (None: the sweep's rules)."""
+    rules = {axis: text for axis, text in (("batch", args.batch_rule),
+                                           ("horizon", args.horizon_rule)) if text}
+    return rules or None
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -74,7 +90,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                            tolerance=args.tolerance, loss=args.loss,
                            parametrization=args.parametrization,
                            target_depth=args.target_depth, target_batch=args.target_batch,
-                           target_steps=args.target_steps)
+                           target_steps=args.target_steps, rules=_rules(args))
     path = write_bundle(bundle, args.out)
     print(bundle.summary())
     print(f"wrote {path}")

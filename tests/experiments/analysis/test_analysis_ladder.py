@@ -74,6 +74,7 @@ def test_completep_that_stays_put_is_confirmed_and_mups_drift_is_measured() -> N
     assert "CompleteP LR drift" in depth["reason"] and "; µP LR drift -0.7" in depth["reason"]
     assert "per depth doubling" in depth["reason"]
     assert "rule" not in depth and "exponent" not in mup  # only batch and horizon fit one
+    assert "`export SWEEP_ID --target-depth N`" in depth["next_step"], depth["next_step"]
     json.dumps(doc, allow_nan=False)
 
 

@@ -201,3 +201,34 @@ def test_verify_trains_at_the_target_batch_and_steps(
                     batch_size=16, log_every=1, device="cpu")
     ref = train_run(run, NullReporter())
     assert doc["points"][1]["loss"] == pytest.approx(getattr(ref, doc["loss"]), rel=1e-5)
+
+
+def test_export_with_the_fitted_exponent_or_a_named_rule_is_priced_by_its_regret(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Swept under sqrt, the optimum still rises 0.6 per batch doubling: the ladder measures
+    the exponent 1.1. `fitted` keeps the sqrt betas/eps moves and the LR goes as k^1.1; `none`
+    costs far more than the seed noise at batch 32 and is refused, naming the cheapest rule."""
+    db, sid = make_store(tmp_path, SPEC, batch_drift=0.6)
+    path = tmp_path / "b.json"
+    assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "fitted") == 0
+    bundle = read_bundle(path)
+    record = bundle.scaling["batch"]
+    assert (record["rule"], record["chosen"], record["swept_under"]) == ("sqrt", "fitted", "sqrt")
+    assert record["lr_exponent"] == pytest.approx(1.1, abs=0.1)
+    base = bundle.scaling["base"]["log2_lr"]
+    assert bundle.log2_lr == pytest.approx(base + 2 * record["lr_exponent"], abs=1e-9)
+    assert bundle.optimizer["betas"] == pytest.approx([0.6, 0.996], rel=1e-12)  # sqrt's
+    assert not bundle.evidence.forced
+    # The fitted LR lands on the optimum measured at batch 32 (grid coordinates + sqrt's 1.0).
+    batch = bundle.evidence.batch["parametrizations"]["mup"]
+    top = batch["batches"][-1]["opt_log2_lr"] + 1.0
+    assert bundle.log2_lr == pytest.approx(top, abs=0.25)
+    assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "none") == 2
+    err = capsys.readouterr().err
+    assert "--batch-rule none: its regret at batch 32 is" in err
+    assert "the cheapest rule there is linear" in err and "--force" in err
+    assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "cubic") == 2
+    assert "--batch-rule cubic: " in capsys.readouterr().err
+    assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "none",
+                  "--force") == 0
+    assert read_bundle(path).evidence.forced
