@@ -34,7 +34,7 @@ def depth_inputs(spec_form: form.ModelForm, values: dict[str, Any]) -> dict[str,
     # No upper bound beyond the spec's own (ge=1): any valid loaded spec must fit the widget.
     key, given = spec_form.key("base_depth"), values.get("base_depth")
     base = right.number_input("base depth", min_value=1, step=1, key=key,
-                              placeholder="(the model's depth)", help=BASE_HELP,
+                              placeholder="model's", help=BASE_HELP,
                               **spec_form.initial(key, given, value=given))
     spec_form.slot(right, "base_depth")
     parsed = form.parse_number_list(text)

@@ -33,6 +33,11 @@ LABELS = {
     "task.vocab_size": "vocabulary size",
     "task.dtype": "id dtype",
     "model.name": "Registered model",
+    "horizons": "horizon steps",
+    "base_batch_size": "base batch",
+    "base_horizon": "base horizon",
+    "scaling.batch": "batch rule",
+    "scaling.horizon": "horizon rule",
 }
 # Code names inside the engine's messages, and the form's words for them (longest first when
 # replacing, so `lr_grid.step` is not read as `lr_grid` + `.step`).
@@ -46,6 +51,12 @@ CODE_WORDS = {
     "log_every": "log every",
     "seq_len": "sequence length",
     "widths": "width ladder",
+    "batch_sizes": "batch sizes",
+    "base_batch_size": "base batch",
+    "horizons": "horizon steps",
+    "base_horizon": "base horizon",
+    "scaling.batch": "batch rule",
+    "scaling.horizon": "horizon rule",
     "[sp, mup]": "SP and µP",
     "e.g. [0] or [0, 1]": "e.g. 0, or 0, 1",
 }

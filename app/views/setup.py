@@ -20,7 +20,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from app import state
 from app.doctor import doctor_panel
-from app.setup import depth_form, launch, presets, search_form, setup_upload
+from app.setup import batch_form, depth_form, launch, presets, search_form, setup_upload
 from app.widgets import charts, components, form, model_picker
 from experiments.models.configs import ModelConfig
 from experiments.service import ModelInfo
@@ -45,7 +45,8 @@ MODEL_LABELS = zoo_labels(pickable_only=False)
 # Spec fields the form has no inputs for yet (the batch and horizon ladders): kept from the
 # preset or uploaded spec unchanged.
 # No inputs yet (the ladders and their scaling rules): a loaded spec's values pass through as is.
-LADDER_PASS_THROUGH = ("batch_sizes", "base_batch_size", "horizons", "base_horizon", "scaling")
+# Drawn by `batch_form`, not by the generated form.
+LADDER_FIELDS = ("batch_sizes", "base_batch_size", "horizons", "base_horizon", "scaling")
 
 FIELD_LABELS = {
     "widths": "width ladder",
@@ -248,8 +249,7 @@ def plan_summary(spec: SweepSpec) -> None:
               help="Widest model: weights, gradients, optimizer state and activations.")
     search_form.expected_runs(spec)
     verdict_reach(plan.reach)
-    st.dataframe(form.widths_display(plan.widths_frame()), key="setup_widths", hide_index=True,
-                 width="stretch")
+    st.markdown("  \n".join(form.widths_lines(plan.widths_frame())))
     st.caption(
         "Parametrizations: " + ", ".join(charts.param_label(p) for p in spec.parametrizations)
         + f". {components.HELP['base_width']}"
@@ -345,14 +345,13 @@ def spec_inputs(values: dict[str, Any]) -> tuple[dict[str, Any], DeltaGenerator]
     st.subheader("Sweep")
     rest = spec_form.render(
         st, SweepSpec, values, skip=("name", "model", "task", "lr_grid", "lrs", "hparam_grid", "depths", "base_depth", "search",
-                             "parametrizations", *LADDER_PASS_THROUGH),
+                             "parametrizations", *LADDER_FIELDS),
         labels=FIELD_LABELS,
     )
     data.update(rest)
     data["parametrizations"] = parametrization_input(values)
     data.update(depth_form.depth_inputs(spec_form, values))  # the optional depth ladder
-    # Batch and horizon ladders have no inputs yet: a loaded spec's ladders pass through as is.
-    data.update({k: values[k] for k in LADDER_PASS_THROUGH if values.get(k) is not None})
+    data.update(batch_form.batch_horizon_inputs(spec_form, values))  # and batch / horizon
 
     # --- Global knobs to sweep besides the LR (one input per knob of mucore.HParams) --------
     st.markdown("**knobs to sweep** (optional)", help=components.HELP["hparam_grid"])

@@ -321,7 +321,8 @@ class ModelForm:
                 continue
             col = cols[i % len(cols)]
             i += 1
-            label = (labels or {}).get(name)
+            # A model may name its own fields shortly (a checkbox label is cut at 1024 px).
+            label = (labels or {}).get(name) or getattr(model, "FIELD_LABELS", {}).get(name)
             item = _list_item(info.annotation)
             if is_simple(model, name):
                 out[name] = field_input(col, model, name, wkey, value=current, label=label, start=self.initial)
@@ -365,15 +366,13 @@ def si_units(value: float, unit: str) -> str:
     return f"{value / 1000 ** power:.3g} {_SI_PREFIXES[power]}{unit}"
 
 
-def widths_display(frame: pd.DataFrame) -> pd.DataFrame:
-    """The plan's per-width table with readable units (every column fits a narrow column)."""
-    return pd.DataFrame({
-        "width": frame["width"],
-        "params": [si_units(p, "") for p in frame["params"]],
-        "FLOP/step": [si_units(f, "") for f in frame["flops_per_step"]],
-        "MiB/run": frame["memory_MiB"],
-        "runs": frame["runs"],
-    })
+def widths_lines(frame: pd.DataFrame) -> list[str]:
+    """The plan's per-width facts as one line each ("width 64: 8.97 k params, 3.44 M FLOP per
+    step, 5 MiB, 60 runs"): five table columns do not fit the Setup summary column at 1024 px
+    (the last two were cut), a line wraps instead."""
+    return [f"**width {int(r.width):,}**: {si_units(r.params, '').strip()} params, "
+            f"{si_units(r.flops_per_step, '').strip()} FLOP per step, {r.memory_MiB:,.0f} MiB, "
+            f"{int(r.runs):,} runs" for r in frame.itertuples(index=False)]
 
 
 _OPTION_TYPES: dict[str, type] = {"int": int, "float": float, "bool": bool, "str": str}

@@ -118,6 +118,9 @@ def ladder_report(
                                      d.drift_slope, d.drift_ci, rule, knobs,
                                      n_bootstrap=n_bootstrap, seed=seed)
                      for p, d in drifts.items()}
+        if verdict.verdict == "not_confirmed" and judged is not None:
+            verdict = verdict.model_copy(update={"next_step": _scaling_step(
+                ax, exponents.get(judged))})
     return LadderReport(
         axis=ax.name, verdict=verdict.verdict, reason=verdict.reason,
         next_step=verdict.next_step, tolerance=tolerance, width=width,
@@ -151,6 +154,21 @@ def _verdict(ax: Axis, drifts: dict[str, DriftResult], regret: dict[str, RegretR
     return HPVerdict(hp="lr", verdict=v.verdict, reason=_in_axis_words(v.reason, ax, judged,
                                                                        compared),
                      next_step=_in_axis_words(v.next_step, ax, judged, compared))
+
+
+def _scaling_step(ax: Axis, fit: ExponentFit | None) -> str:
+    """The next step when the LR moves along a batch or horizon ladder: the model's µP rules
+    are not at fault (they say nothing about batch or length), a scaling rule is."""
+    flag = f"--{ax.scaling}-rule"
+    rule = f"`scaling: {{{ax.scaling}: ...}}`"
+    if fit is None or fit.exponent is None:
+        return (f"the optimum moves with {ax.word}: sweep again under a {ax.scaling} rule that "
+                f"moves the LR with it ({rule})")
+    best = fit.best()
+    cheapest = "" if best is None else f"; of the published rules {best.rule} costs least"
+    return (f"the optimum moves with {ax.word} as {ax.word}^{fit.exponent:+.2f}{cheapest}: "
+            f"export with `{flag} fitted` (or a named rule), or sweep again under that rule "
+            f"({rule}) to confirm it")
 
 
 def _in_axis_words(text: str, ax: Axis, judged: str | None = None,

@@ -125,23 +125,43 @@ def _level(p: float) -> Level:
     return "likely" if p >= LIKELY else "unlikely" if p < UNLIKELY else "uncertain"
 
 
-def _next_step(widths: list[int], n_seeds: int, step: float) -> str:
-    """More widths below 4; else the fewest extra seeds that reach "likely"; else more widths."""
+def _next_step(widths: list[int], n_seeds: int, step: float, axis: str = "width") -> str:
+    """More rungs below 4; else the fewest extra seeds that reach "likely"; else more rungs."""
     if len(widths) < MIN_WIDTHS_FOR_ESTIMATE:
-        return more_widths(widths, then="")
+        return more_widths(widths, axis, then="")
     for seeds in range(n_seeds + 1, MAX_SEEDS_ASKED + 1):
         if p_confirm(widths, seeds, step) >= LIKELY:
             return more_seeds(n_seeds, to=seeds)
-    return more_widths(widths, then="")
+    return more_widths(widths, axis, then="")
+
+
+# A sweep at one width measures along its other ladder (the same statistics, rungs for widths):
+# (spec field, the word a sentence names a rung by), in the order the analysis reads them.
+_OTHER_LADDERS = (("depths", "depth"), ("batch_sizes", "batch size"), ("horizons", "horizon"))
+
+
+def _ladder(spec: ReachPlan) -> tuple[str, list[int]]:
+    """(axis word, rungs) the prediction is made for: the widths, or at one width the first
+    other ladder of two rungs or more."""
+    widths = list(spec.widths)
+    if len(widths) < 2:
+        for field, word in _OTHER_LADDERS:
+            rungs = list(getattr(spec, field, None) or [])
+            if len(rungs) >= 2:
+                return word, rungs
+    return "width", widths
 
 
 def verdict_reach(spec: ReachPlan) -> VerdictReach:
-    """Whether `spec` can reach a transfer verdict (module docstring), in numbers and words."""
-    widths, n_seeds = list(spec.widths), len(spec.seeds)
+    """Whether `spec` can reach a transfer verdict (module docstring), in numbers and words;
+    a sweep at one width is predicted along its depth, batch or horizon ladder."""
+    axis, widths = _ladder(spec)
+    n_seeds = len(spec.seeds)
     xs = sorted(set(spec.log2_lrs()))
     step = (sorted(b - a for a, b in zip(xs, xs[1:], strict=False))[(len(xs) - 1) // 2]
             if len(xs) > 1 else 1.0)
-    if "mup" not in spec.parametrizations:
+    # The depth verdict is judged on a table with depth rules; the others on µP.
+    if axis != "depth" and "mup" not in spec.parametrizations:
         return VerdictReach("unlikely", 0.0, math.inf, math.inf, "The transfer verdict is "
                             "judged on µP, which this plan does not train.",
                             "add mup to the parametrizations")
@@ -150,16 +170,18 @@ def verdict_reach(spec: ReachPlan) -> VerdictReach:
                             "measure.", more_widths(widths, then=""))
     _, se, half = _slope_stats(widths, n_seeds, step)
     p = p_confirm(widths, n_seeds, step)
-    plan = f"{len(widths)} widths, {n_seeds} seed(s) and a grid step of {step:g} log2"
+    plural = f"{axis}s" if axis != "batch size" else "batch sizes"
+    plan = f"{len(widths)} {plural}, {n_seeds} seed(s) and a grid step of {step:g} log2"
     if len(widths) >= MIN_WIDTHS_FOR_ESTIMATE:
         how = (f"a stable optimum's drift estimate lands within ±{TOLERANCE:g} about "
                f"{100 * p:.0f}% of the time (predicted standard error {se:.2f} log2 LR per "
-               "width doubling)")
+               f"{axis} doubling)")
     else:
         how = (f"the verdict needs the drift's whole interval within ±{TOLERANCE:g}, and it is "
-               f"predicted at about ±{half:.2g} (fewer than {MIN_WIDTHS_FOR_ESTIMATE} widths "
+               f"predicted at about ±{half:.2g} (fewer than {MIN_WIDTHS_FOR_ESTIMATE} {plural} "
                f"leave the slope {max(len(widths) - 2, 0)} residual degree(s) of freedom)")
     level = _level(p)
-    message = f"Reaching a verdict is {level}: with {plan}, {how}."
-    step_words = "" if level == "likely" else _next_step(widths, n_seeds, step)
+    subject = "a verdict" if axis == "width" else f"a {axis} verdict (at one width)"
+    message = f"Reaching {subject} is {level}: with {plan}, {how}."
+    step_words = "" if level == "likely" else _next_step(widths, n_seeds, step, axis)
     return VerdictReach(level, p, se, half, message, step_words)

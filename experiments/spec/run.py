@@ -91,6 +91,10 @@ class OptimizerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # Fields whose choices a registry supplies at run time (the Setup form's selectbox).
     FIELD_OPTIONS: ClassVar[dict[str, Callable[[], list[str]]]] = {"name": optimizer_names}
+    # Short form labels (the field names are the spec's keys; "hidden lr correction" is cut
+    # beside its checkbox at 1024 px).
+    FIELD_LABELS: ClassVar[dict[str, str]] = {"hidden_lr_correction": "µP hidden LR",
+                                              "adjust_lr_fn": "Muon LR adjust"}
 
     name: str = "adam"
     betas: tuple[float, float] = (0.9, 0.999)

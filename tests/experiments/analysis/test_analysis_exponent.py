@@ -107,3 +107,11 @@ def test_runs_swept_under_two_rules_are_refused() -> None:
         swept_rule(runs, "batch")
     assert swept_rule(batch_ladder(0.5, scaling='{"batch": {"power": 0.25}}'), "batch")[:2] == (
         "power(0.25)", 0.25)
+
+
+def test_a_moving_batch_optimum_points_at_a_scaling_rule_not_the_doctor() -> None:
+    batch = analyze(batch_ladder(0.9), n_bootstrap=50).to_contract_json()["batch"]
+    assert batch["verdict"] == "not_confirmed"
+    step = batch["next_step"]
+    assert "doctor" not in step and "`--batch-rule fitted`" in step, step
+    assert "as batch size^+0.9" in step and "linear costs least" in step

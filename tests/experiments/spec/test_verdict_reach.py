@@ -53,3 +53,17 @@ def test_more_seeds_widths_and_a_finer_grid_raise_the_chance() -> None:
 def test_a_plan_that_cannot_judge_transfer_says_why(changes: dict[str, Any]) -> None:
     reach = verdict_reach(parse_spec(quick(**changes)))
     assert reach.level == "unlikely" and reach.next_step
+
+
+def test_a_one_width_ladder_is_predicted_along_its_ladder() -> None:
+    spec = parse_spec(quick(widths=[64], base_width=64, batch_sizes=[8, 16, 32, 64],
+                            base_batch_size=8, batch_size=8, steps=160, seeds=[0, 1]))
+    reach = verdict_reach(spec)
+    assert "batch size verdict (at one width)" in reach.message
+    assert "4 batch sizes, 2 seed(s)" in reach.message and "per batch size doubling" in reach.message
+    assert reach.p_confirm > 0 and "One width" not in reach.message
+    # The same statistics as a width ladder of the same shape.
+    widths = verdict_reach(parse_spec(quick(widths=[64, 128, 256, 512], seeds=[0, 1])))
+    assert reach.p_confirm == widths.p_confirm
+    flat = verdict_reach(parse_spec(quick(widths=[64], base_width=64)))
+    assert flat.message.startswith("One width has no drift")
