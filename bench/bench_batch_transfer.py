@@ -15,7 +15,8 @@ With `--rule sqrt` the ladder is swept under the SDE rule instead (the acceptanc
 instead (`--horizons`, default 100 200 400 800 steps) and reports the slope of optimal log2 LR
 against log2 horizon. Either way the engine's own `analyze --json` section of the axis is
 printed too: its drift, the fitted LR exponent with its 95% interval and each candidate rule's
-regret at the largest rung (`experiments.analysis.exponent`).
+regret at the largest rung (`experiments.analysis.exponent`). `--axis crossed` trains the
+preset as it ships (batch x horizon) and prints the batch section at each horizon.
 With `--db` pointing at a store that holds the sweep, the training is skipped.
 """
 
@@ -55,6 +56,8 @@ def _spec(steps: int, rule: str = "none", axis: str = "batch",
     for key in drop:
         data.pop(key, None)
     data.update({"name": f"bench-{axis}-transfer", "steps": steps})
+    if axis == "crossed":  # the preset as it ships
+        return yaml.safe_load(PRESET.read_text())
     if axis == "horizon":
         data.update({"horizons": horizons, "base_horizon": horizons[0], "steps": horizons[0]})
     if rule != "none":
@@ -105,6 +108,30 @@ def engine_section(db: Path, axis: str) -> list[str]:
     return [] if section is None else section.summary_lines()
 
 
+def per_horizon(db: Path) -> list[str]:
+    """On the crossed preset: the engine's batch section read at each horizon (the other
+    horizons' runs left out, so each is a batch ladder at fixed tokens of its own)."""
+    from experiments.analysis import analyze
+    from experiments.store import Store
+
+    store = Store(db, read_only=True)
+    frame = store.runs_frame(store.list_sweeps()[0].id)
+    lines = []
+    for horizon, runs in frame.groupby("horizon"):
+        runs = runs.assign(horizon=None, base_horizon=None)
+        section = analyze(runs, loss="final_train_loss").ladders["batch"]
+        d = section.parametrizations["mup"]
+        fit = d.exponent
+        ci = "n/a" if d.drift_ci is None else f"[{d.drift_ci[0]:+.2f}, {d.drift_ci[1]:+.2f}]"
+        priced = ", ".join(f"{c.rule} {c.abs:.4f}" if c.abs is not None else f"{c.rule} n/a"
+                           for c in (fit.candidates if fit else []))
+        noise = fit.candidates[0].noise_abs if fit and fit.candidates else None
+        lines.append(f"horizon {int(horizon)}: batch slope {d.drift_slope:+.3f} (95% {ci}); "
+                     f"regret at batch {fit.rung if fit else '?'}: {priced}; seed noise "
+                     + ("n/a" if noise is None else f"{noise:.4f}"))
+    return lines
+
+
 def report(db: Path, axis: str = "batch") -> dict[str, Any]:
     """Per-rung optima and the fitted slope of the sweep in `db` (its first sweep)."""
     from experiments.store import Store
@@ -140,17 +167,23 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--db", type=Path, default=None, help="a store that holds the sweep")
     ap.add_argument("--rule", default="none", help="none, sqrt or power:X along the axis")
-    ap.add_argument("--axis", choices=("batch", "horizon"), default="batch")
+    ap.add_argument("--axis", choices=("batch", "horizon", "crossed"), default="batch",
+                    help="crossed: the whole preset (batch x horizon), the batch slope per horizon")
     ap.add_argument("--horizons", type=int, nargs="+", default=[100, 200, 400, 800])
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the preset's")
     args = ap.parse_args()
     db = args.db
     if db is None or not db.exists():
         tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
         db = db or tmp / "store.duckdb"
         spec_path = tmp / "spec.yaml"
-        spec_path.write_text(yaml.safe_dump(_spec(args.steps, args.rule, args.axis,
-                                                  args.horizons)))
+        spec = _spec(args.steps, args.rule, args.axis, args.horizons)
+        spec.update({"seeds": args.seeds} if args.seeds else {})
+        spec_path.write_text(yaml.safe_dump(spec))
         _train(spec_path, db, args.workers)
+    if args.axis == "crossed":
+        print("\n".join(per_horizon(db)))
+        return
     out = report(db, args.axis)
     for r in out["rungs"]:
         per_seed = ", ".join("edge" if o is None else f"{o:+.2f}" for o in r["per_seed"])

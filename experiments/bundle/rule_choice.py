@@ -113,10 +113,23 @@ def check_rule_choice(report: TransferReport, parametrization: str, axis: str,
     cost = ("it was not priced (no candidate with this exponent)" if row is None else
             f"its regret {where} is " + ("not a number: " + (row.note or row.status)
                                          if row.abs is None else _cost(row)))
-    best = None if fit is None else fit.best()
-    hint = "" if best is None else f"; the cheapest rule there is {best.rule} ({_cost(best)})"
+    hint = "" if fit is None else _hint(fit, row)
     raise UserError(f"--{axis}-rule {label}: {cost}{hint}: pick a rule within the seed noise, "
                     f"export for the base {axis} {base}, or pass --force (recorded)")
+
+
+def _hint(fit: ExponentFit, chosen: CandidateRegret | None) -> str:
+    """The cheaper ways out: the cheapest other published rule, and the fitted exponent."""
+    others = [c for c in fit.candidates if c is not chosen and c.abs is not None]
+    named = [c for c in others if c.rule != FITTED]
+    fitted = next((c for c in others if c.rule == FITTED), None)
+    out = ""
+    if named:
+        best = min(named, key=lambda c: c.abs or 0.0)
+        out += f"; the cheapest other rule there is {best.rule} ({_cost(best)})"
+    if fitted is not None:
+        out += f"; the fitted exponent {fitted.exponent:+.2f} costs {_cost(fitted)}"
+    return out
 
 
 def _within(row: CandidateRegret) -> bool:

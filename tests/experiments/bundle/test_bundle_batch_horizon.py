@@ -226,7 +226,8 @@ def test_export_with_the_fitted_exponent_or_a_named_rule_is_priced_by_its_regret
     assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "none") == 2
     err = capsys.readouterr().err
     assert "--batch-rule none: its regret at batch 32 is" in err
-    assert "the cheapest rule there is linear" in err and "--force" in err
+    assert "the cheapest other rule there is linear" in err and "--force" in err
+    assert "the fitted exponent +1.1" in err
     assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "cubic") == 2
     assert "--batch-rule cubic: " in capsys.readouterr().err
     assert export(db, sid, path, "--target-batch", "32", "--batch-rule", "none",
