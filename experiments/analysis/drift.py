@@ -131,6 +131,7 @@ def fit_drift(
     seed: int,
     target_width: int | None,
     warn: list[str],
+    warn_few: bool = True,
 ) -> DriftResult:
     """Per-width optima, their intervals, and the drift line of one HP in one parametrization.
 
@@ -143,6 +144,8 @@ def fit_drift(
         seed: the bootstrap RNG's seed.
         target_width: predict the optimum at this width (None: no prediction).
         warn: plain-words warnings are appended here.
+        warn_few: warn when fewer than two widths have an optimum (off for a sweep that
+            measures another ladder at one width on purpose).
     """
     widths = sorted(int(w) for w in frame["width"].unique())
     data = {w: _WidthData(frame[frame["width"] == w], hp, other_hps) for w in widths}
@@ -155,8 +158,9 @@ def fit_drift(
     usable = result.usable()
     if len(usable) < 2:
         result.ci_method = "none: fewer than two widths with an optimum"
-        warn.append(f"{label}: only {len(usable)} width(s) with an optimum: no drift can be "
-                    "measured; add widths or fix the diverged ones")
+        if warn_few:
+            warn.append(f"{label}: only {len(usable)} width(s) with an optimum: no drift can "
+                        "be measured; add widths or fix the diverged ones")
     else:
         _fit_line(result, boot_slopes)
     if target_width is not None and usable:

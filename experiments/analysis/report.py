@@ -137,9 +137,12 @@ def analyze(
     knobs = swept_hps(runs)
     hps = ["lr", *knobs]
     warn: list[str] = []
+    # A one-width sweep with ladders measures along them on purpose: no "add widths" warning.
+    one_width_ladder = bool(ladders) and df["width"].nunique() == 1
     results = {
         hp: _drift_by_param(df, hp, [c for c in hps if c != hp], n_bootstrap=n_bootstrap,
-                            seed=seed, target_width=target_width, warn=warn)
+                            seed=seed, target_width=target_width, warn=warn,
+                            warn_few=not one_width_ladder)
         for hp in hps
     }
     regret = regret_by_param(df, knobs, n_bootstrap=n_bootstrap, seed=seed)
@@ -201,12 +204,14 @@ def _drift_by_param(
     seed: int,
     target_width: int | None,
     warn: list[str],
+    warn_few: bool = True,
 ) -> dict[str, DriftResult]:
     """One HP's drift in every parametrization (in `PARAM_ORDER`), with µP's monotone check."""
     out: dict[str, DriftResult] = {}
     for param in param_order(df["parametrization"].unique()):
         d = fit_drift(hp, param, df[df["parametrization"] == param], other_hps,
-                      n_bootstrap=n_bootstrap, seed=seed, target_width=target_width, warn=warn)
+                      n_bootstrap=n_bootstrap, seed=seed, target_width=target_width, warn=warn,
+                      warn_few=warn_few)
         if is_width_stable(param):
             warn_monotone(d, warn)
         out[param] = d

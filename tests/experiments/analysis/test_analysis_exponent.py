@@ -115,3 +115,11 @@ def test_a_moving_batch_optimum_points_at_a_scaling_rule_not_the_doctor() -> Non
     step = batch["next_step"]
     assert "doctor" not in step and "`--batch-rule fitted`" in step, step
     assert "as batch size^+0.9" in step and "linear costs least" in step
+
+
+def test_a_one_width_ladder_sweep_is_not_told_to_add_widths() -> None:
+    doc = analyze(batch_ladder(0.5), n_bootstrap=10).to_contract_json()
+    assert not any("width(s) with an optimum" in w for w in doc["warnings"]), doc["warnings"]
+    one_width = batch_ladder(0.5).query("batch_size == 8").assign(base_batch_size=None)
+    plain = analyze(one_width, n_bootstrap=10).to_contract_json()
+    assert any("only 1 width(s) with an optimum" in w for w in plain["warnings"])
