@@ -11,7 +11,9 @@ and the drift per width doubling. Variants:
 - original: torch's default adjustment, hidden LR width-constant (µP's rule);
 - rms: "match_rms_adamw" with the hidden LR / sqrt(m) (µP's rule);
 - uncorrected: "match_rms_adamw" without it (`hidden_lr_correction: false`, the diagnostic);
-- lion: Lion under µP (Adam's table).
+- lion: Lion under µP (Adam's table);
+- adam: the control, Adam under µP on the same model, grid and steps (a drift Adam shares is
+  the model's at this scale, not the optimizer rule's).
 
 The acceptance: µP with Muon drifts at most 0.25 log2 per doubling; the uncorrected variant
 drifts visibly. Each variant is its own sweep (the optimizer block is per spec).
@@ -38,6 +40,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "uncorrected": {"name": "muon", "adjust_lr_fn": "match_rms_adamw",
                     "hidden_lr_correction": False},
     "lion": {"name": "lion", "betas": [0.9, 0.99]},
+    "adam": {"name": "adam"},  # the control: µP's Adam on the same model and grid
 }
 
 

@@ -130,7 +130,16 @@ class LocalExecutor:
             gpus = torch.cuda.device_count()
         except Exception:  # noqa: BLE001
             gpus = 0
+        self.gpus = gpus
         self.slots = [self._spawn(i, worker_device(i, gpus)) for i in range(self.n)]
+
+    def device_for(self, claim: Claim) -> str:
+        """Where a submitted claim trains, as the Runs page shows it before the run ends: the
+        assigned device, "auto" resolved on this machine (no GPU here: the CPU)."""
+        device = str(claim.payload.get("device", "auto"))
+        if device == "auto":
+            return "cuda" if self.gpus > 0 else "cpu"
+        return device
 
     def _spawn(self, i: int, device: str | None) -> _Slot:
         inbox = self.ctx.Queue()

@@ -76,6 +76,7 @@ class _RunnerLoop:
         self.store, self.ex, self.token, self.sweep_id = store, ex, token, sweep_id
         self.progress_cb = progress_cb
         self.progress: dict[int, int] = {}  # steps done per run, not yet written
+        self.devices: dict[int, str] = {}  # where runs just started train, not yet written
         # Run folders of the claims in flight: the periodic ingest reads only these.
         self.in_flight: dict[int, Path] = {}
         # Adaptive sweeps queue their next runs as results arrive (experiments.sweep.planning).
@@ -130,12 +131,16 @@ class _RunnerLoop:
                 self.in_flight[claim.run_id] = claim.directory
                 self.sweep_of[claim.run_id] = claim.sweep_id
                 self.ex.submit(claim)
+                # Where it trains, shown while it runs (the result's device replaces it).
+                device_for = getattr(self.ex, "device_for", None)
+                if device_for is not None:
+                    self.devices[claim.run_id] = device_for(claim)
 
     def _periodic(self, now: float) -> None:
         """Write batched progress, ingest the runs in flight, beat and report, each when due."""
-        if self.progress and now - self.last_flush > PROGRESS_FLUSH_S:
-            self.store.update_progress(self.progress)
-            self.progress = {}
+        if (self.progress or self.devices) and now - self.last_flush > PROGRESS_FLUSH_S:
+            self.store.update_progress(self.progress, self.devices)
+            self.progress, self.devices = {}, {}
             self.last_flush = now
         if now - self.last_ingest > INGEST_S:
             if self.in_flight:

@@ -98,7 +98,7 @@ class RunQueue(RunnerRegistry):
             for run_id, _, attempts, _, _ in rows:
                 con.execute(
                     f"""UPDATE runs SET state = '{_RUNNING}', attempts = ?, owner = ?,
-                           started_at = ?, steps_done = 0, error = NULL
+                           started_at = ?, steps_done = 0, error = NULL, device = NULL
                        WHERE run_id = ?""",
                     [attempts + 1, owner, now, run_id],
                 )
@@ -107,15 +107,22 @@ class RunQueue(RunnerRegistry):
             for r, s, a, fn, p in rows
         ]
 
-    def update_progress(self, steps: dict[int, int]) -> None:
-        """Record steps done for running runs (batched by the runner)."""
-        if not steps:
+    def update_progress(self, steps: dict[int, int],
+                        devices: dict[int, str] | None = None) -> None:
+        """Record steps done, and where each started run trains (`devices`), for running runs
+        (batched by the runner); the finished result's device replaces the latter."""
+        devices = devices or {}
+        ids = sorted(set(steps) | set(devices))
+        if not ids:
             return
-        frame = pd.DataFrame({"run_id": list(steps), "steps": list(steps.values())})
+        frame = pd.DataFrame({"run_id": ids,
+                              "steps": pd.array([steps.get(i) for i in ids], dtype="Int64"),
+                              "device": pd.array([devices.get(i) for i in ids], dtype="string")})
         with self._connect() as con:
             con.register("prog", frame)
             con.execute(
-                f"""UPDATE runs SET steps_done = prog.steps FROM prog
+                f"""UPDATE runs SET steps_done = coalesce(prog.steps, runs.steps_done),
+                           device = coalesce(prog.device, runs.device) FROM prog
                     WHERE runs.run_id = prog.run_id AND runs.state = '{_RUNNING}'"""
             )
             con.unregister("prog")

@@ -215,3 +215,54 @@ def test_a_corrupt_chunk_left_in_the_store_does_not_stop_a_runner_starting(
     (chunk,) = store.quarantined()
     assert (chunk.sweep_id, chunk.run_id, chunk.path) == (old, run_id, str(bad))
     assert not bad.exists() and Path(str(chunk.moved_to)).read_bytes() == b"\x00" * 64
+
+
+class DeviceExecutor(ScriptedExecutor):
+    """Says where each claim trains; its first poll only reports progress, so the run is
+    seen running with its device before it finishes."""
+
+    def __init__(self) -> None:
+        super().__init__(slots=1)
+        self.polls = 0
+
+    def device_for(self, claim: Claim) -> str:
+        return "cpu"
+
+    def poll(self, timeout_s: float) -> list[tuple[Any, ...]]:
+        self.polls += 1
+        if self.polls == 1 and self.running:
+            c = self.running[0]
+            return [("progress", c.run_id, c.attempt, 1)]
+        return super().poll(timeout_s)
+
+
+def test_a_running_run_shows_where_it_trains_before_it_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(loop, "PROGRESS_FLUSH_S", 0.0)  # write progress every turn
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("dev", {}, scripted_rows(a=["result"]))
+    seen: list[tuple[str, str | None]] = []
+    real = Store.update_progress
+
+    def spy(self: Store, steps: dict[int, int], devices: dict[int, str] | None = None) -> None:
+        real(self, steps, devices)
+        row = self.runs_frame(sid).iloc[0]
+        seen.append((row["state"], row["device"]))
+
+    monkeypatch.setattr(Store, "update_progress", spy)
+    run_pending(db, sid, executor=DeviceExecutor())
+    assert ("running", "cpu") in seen, seen
+
+
+def test_a_reclaimed_run_forgets_its_last_device(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    store = Store(db)
+    sid = store.create_sweep("dev", {}, scripted_rows(a=["requeue", "result"]))
+    (claim,) = store.claim(1, "t", sid)
+    store.update_progress({}, {claim.run_id: "cuda:1"})
+    assert store.runs_frame(sid).iloc[0]["device"] == "cuda:1"
+    store.fail(claim.run_id, claim.attempt, "node lost", requeue=True)
+    (again,) = store.claim(1, "t", sid)
+    assert again.attempt == 2 and store.runs_frame(sid).iloc[0]["device"] is None

@@ -45,3 +45,17 @@ def test_negative_slot_is_refused() -> None:
 )
 def test_assign_device(requested: str, worker: str | None, expected: str) -> None:
     assert assign_device(requested, worker) == expected
+
+
+def test_the_local_executor_says_where_a_claim_trains() -> None:
+    from types import SimpleNamespace
+
+    from experiments.runner.executor import LocalExecutor
+
+    def claim(device: str) -> SimpleNamespace:
+        return SimpleNamespace(payload={"device": device})
+
+    no_gpu, gpus = SimpleNamespace(gpus=0), SimpleNamespace(gpus=2)
+    assert LocalExecutor.device_for(no_gpu, claim("auto")) == "cpu"  # type: ignore[arg-type]
+    assert LocalExecutor.device_for(gpus, claim("auto")) == "cuda"  # type: ignore[arg-type]
+    assert LocalExecutor.device_for(gpus, claim("cuda:1")) == "cuda:1"  # type: ignore[arg-type]
