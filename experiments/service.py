@@ -402,7 +402,9 @@ class Service:
         widths = sorted(int(w) for w in runs["width"].unique())
         return [*widths, *(widths[-1] * 2**k for k in range(1, TARGET_DOUBLINGS + 1))]
 
-    def export(self, sweep_id: int, target_width: int, force: bool = False) -> HPBundle:
+    def export(self, sweep_id: int, target_width: int, force: bool = False, *,
+               target_batch: int | None = None, target_steps: int | None = None,
+               rules: dict[str, str] | None = None) -> HPBundle:
         """The HP bundle for `target_width` (what `python -m experiments export` writes).
 
         Args:
@@ -410,6 +412,10 @@ class Service:
             target_width: the width of the model the bundle is for.
             force: export although transfer is not confirmed (the bundle records it), like the
                 CLI's `--force`.
+            target_batch, target_steps: a batch / horizon ladder's target (`--target-batch`,
+                `--target-steps`; default: the bases).
+            rules: batch / horizon rules applied instead of the sweep's (`--batch-rule`,
+                `--horizon-rule`: a rule name, "power:X" or "fitted").
 
         Raises:
             ServiceError: no such sweep, transfer not confirmed (unless `force`), or the
@@ -418,7 +424,9 @@ class Service:
         from experiments.bundle.build import export_bundle
 
         try:
-            return export_bundle(self.store, sweep_id, target_width, force=force)
+            return export_bundle(self.store, sweep_id, target_width, force=force,
+                                 target_batch=target_batch, target_steps=target_steps,
+                                 rules=rules)
         except (UserError, ValueError) as exc:  # the analysis refuses partial data likewise
             raise ServiceError(str(exc)) from exc
 

@@ -34,9 +34,12 @@ FORCE_LABEL = "Export anyway"
 
 def default_target(widths: list[int], trained: list[int]) -> int | None:
     """The target width the page starts on: `DEFAULT_FACTOR` x the widest trained width when
-    offered, never beyond `MAX_DEFAULT_FACTOR` x (None: nothing offered)."""
+    offered, never beyond `MAX_DEFAULT_FACTOR` x (None: nothing offered); a sweep of one width
+    (a depth, batch or horizon ladder) says nothing about other widths: that width."""
     if not widths:
         return None
+    if len(trained) == 1:
+        return trained[0]
     widest = max(trained) if trained else max(widths)
     cap = [w for w in widths if w <= MAX_DEFAULT_FACTOR * widest]
     wanted = [w for w in cap if w <= DEFAULT_FACTOR * widest]

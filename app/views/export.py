@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import streamlit as st
 
 from app import jobs, state
-from app.export import bundles, verify_view
+from app.export import bundles, training_pick, verify_view
 from app.widgets import components, jobs_view
 from experiments.service import TARGET_DOUBLINGS, ServiceError, VerifyReport
 
@@ -44,11 +44,19 @@ def pick_target(service: Service, sweep: SweepSummary) -> int:
     return chosen
 
 
-def pick_bundle(service: Service, sweep: SweepSummary, target_width: int) -> HPBundle:
-    """The sweep's bundle for the target. Where the sweep does not confirm transfer, the bundle
-    only once "Export anyway" is ticked; the page stops here until there is one."""
+def pick_bundle(service: Service, sweep: SweepSummary, target_width: int,
+                training: training_pick.TrainingPick | None = None) -> HPBundle:
+    """The sweep's bundle for the target (and its batch and horizon). Where the sweep does not
+    confirm transfer, the bundle only once "Export anyway" is ticked; the page stops here until
+    there is one."""
+    t = training or training_pick.TrainingPick()
+
+    def export(force: bool) -> HPBundle:
+        return service.export(sweep.id, target_width, force, target_batch=t.target_batch,
+                              target_steps=t.target_steps, rules=dict(t.rules) or None)
+
     try:
-        return service.export(sweep.id, target_width)
+        return export(False)
     except ServiceError as exc:
         refusal = bundles.web_words(str(exc))
     # Kept per sweep outside the widget, like the target width: a verification started from a
@@ -63,7 +71,7 @@ def pick_bundle(service: Service, sweep: SweepSummary, target_width: int) -> HPB
         st.warning(f"No bundle yet: {refusal}", icon=":material/warning:")
         st.stop()
     try:
-        bundle = service.export(sweep.id, target_width, force=True)
+        bundle = export(True)
     except ServiceError as exc2:
         st.error(bundles.web_words(str(exc2)))
         st.stop()
@@ -194,8 +202,9 @@ if sweep is None:
 
 service = state.service()
 target_width = pick_target(service, sweep)
-bundle = pick_bundle(service, sweep, target_width)
-stem = f"{sweep.name}-w{target_width}"
+training = training_pick.pick_training(service.spec(sweep.id))
+bundle = pick_bundle(service, sweep, target_width, training)
+stem = f"{sweep.name}-w{target_width}{training.stem()}"
 preview, use = st.columns([3, 2], gap="large")
 with preview:
     preview_section(service, bundle, stem)

@@ -28,3 +28,25 @@ def test_target_width_and_export_anyway_survive_a_visit_to_another_page(
         assert at.checkbox(key="export_force").value
     assert any(h.value == "Bundle preview" for h in at.subheader)
     assert any("at width 2,048" in m.value for m in at.markdown)  # the cost before launch
+
+
+def test_a_batch_ladder_exports_at_a_target_batch_with_the_rule_picked(open_page, tmp_path,
+                                                                       monkeypatch):
+    """Swept under sqrt, the optimum still rises 0.6 per batch doubling: at batch 32 the
+    sweep's own rule is refused (its verdict is not confirmed) and `fitted` exports."""
+    import json
+
+    from tests.experiments.bundle.test_bundle_batch_horizon import SPEC, make_store
+
+    spec = {**SPEC, "horizons": None, "base_horizon": None, "widths": [32], "base_width": 32}
+    db, sweep_id = make_store(tmp_path, spec, batch_drift=0.6)
+    monkeypatch.setenv("MUTRANSFER_DB_PATH", str(db))
+    at = open_page("views/export.py", current_sweep_id=int(sweep_id))
+    assert at.selectbox(key="export_target_batch").value == 8  # the base
+    at.selectbox(key="export_target_batch").set_value(32).run()
+    assert any("batch size transfer verdict is not confirmed" in w.value for w in at.warning)
+    at.selectbox(key="export_rule_batch").set_value("fitted").run()
+    assert not at.exception and not any(w.value.startswith("No bundle yet") for w in at.warning)
+    body = json.loads(at.json[0].proto.body)
+    assert body["target_batch_size"] == 32 and body["scaling"]["batch"]["chosen"] == "fitted"
+    assert body["scaling"]["batch"]["lr_exponent"] > 0.9

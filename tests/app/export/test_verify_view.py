@@ -69,6 +69,7 @@ def test_export_defaults_within_8x_and_speaks_the_pages_words():
     assert bundles.default_target(offered, trained) == 1024
     assert bundles.default_target([64, 128], [64, 128]) == 128
     assert bundles.default_target([64, 8192], [64]) == 64  # nothing within 8x but the trained
+    assert bundles.default_target([32, 64, 128, 256], [32]) == 32  # one width: no width transfer
     assert bundles.default_target([], []) is None
     refusal = ("transfer is not confirmed for sweep 3: add widths or seeds to the sweep, or "
                "pass --force to export anyway (the bundle records forced: true)")
