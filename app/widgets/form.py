@@ -371,7 +371,9 @@ def widths_lines(frame: pd.DataFrame) -> list[str]:
     step, 5 MiB, 60 runs"): five table columns do not fit the Setup summary column at 1024 px
     (the last two were cut), a line wraps instead."""
     return [f"**width {int(r.width):,}**: {si_units(r.params, '').strip()} params, "
-            f"{si_units(r.flops_per_step, '').strip()} FLOP per step, {r.memory_MiB:,.0f} MiB, "
+            f"{si_units(r.flops_per_step, '').strip()} FLOP per step, "
+            # A small model's memory is under 1 MiB: "0 MiB" would say it needs none.
+            f"{r.memory_MiB:,.{1 if r.memory_MiB < 10 else 0}f} MiB, "
             f"{int(r.runs):,} runs" for r in frame.itertuples(index=False)]
 
 

@@ -110,3 +110,17 @@ def test_a_diverged_row_shows_where_it_stopped_and_a_sub_second_wall_time():
     assert t.loc[2, "wall"] == "0.4s" and t.loc[2, "eta"] == "—"
     assert tables.fmt_duration(0.4) == "0.4s" and tables.fmt_duration(0) == "0s"
     assert tables.fmt_duration(0.01) == "<0.1s"
+
+
+def test_the_plans_per_width_facts_read_as_lines() -> None:
+    import pandas as pd
+
+    from app.widgets.form import widths_lines
+
+    frame = pd.DataFrame({"width": [64, 1024], "params": [8970, 4_200_000],
+                          "flops_per_step": [3.44e6, 1.6e9], "memory_MiB": [0.4, 48.6],
+                          "runs": [60, 1200]})
+    assert widths_lines(frame) == [
+        "**width 64**: 8.97 k params, 3.44 M FLOP per step, 0.4 MiB, 60 runs",
+        "**width 1,024**: 4.2 M params, 1.6 G FLOP per step, 49 MiB, 1,200 runs",
+    ]
