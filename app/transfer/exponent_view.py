@@ -76,4 +76,5 @@ def render(section: LadderReport, axis: Axis) -> None:
         words = exponent_words(section, axis, param)
         if words:
             st.markdown(words)
-        st.dataframe(exponent_table(section, param), hide_index=True)
+        st.dataframe(exponent_table(section, param), hide_index=True,
+                     key=f"transfer_exponent_{param}")

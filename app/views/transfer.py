@@ -9,7 +9,7 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from app import state
-from app.transfer import forecast_view, regret_view, transfer_ladder
+from app.transfer import forecast_view, noise_view, regret_view, transfer_ladder
 from app.widgets import charts, components, search_view, tables, verdict_view
 from experiments.analysis import param_order
 from experiments.service import LOSS_CHOICES, RunState
@@ -178,6 +178,8 @@ if family != transfer_ladder.WIDTH:  # a ladder (depth, ...), shown along its ax
     sweep_id = sweep.id  # the closure below would lose the narrowing of `sweep`
     transfer_ladder.render_ladder(family, runs, report, loss_column, reanalyse=lambda width: service.transfer(
         sweep_id, **options, depth_width=width).report)
+    if family == "batch":  # the critical batch size, where the runs logged it
+        noise_view.render(service, int(sweep_id), runs)
     st.stop()
 runs, finished = transfer_ladder.runs_for_width(runs), transfer_ladder.runs_for_width(finished)
 event = transfer_chart(service, sweep.id, view, runs, loss_column)

@@ -125,7 +125,7 @@ def noise_scale_warning(batch_size: int, b_simple: float) -> str | None:
     """A warning when the proxy's batch is above the measured noise scale, else None."""
     if not math.isfinite(b_simple) or b_simple <= 0 or batch_size <= b_simple:
         return None
-    return (f"batch_size {batch_size} is above the gradient noise scale B_simple ~ "
+    return (f"batch size {batch_size} is above the gradient noise scale B_simple ~ "
             f"{b_simple:.3g}: past it larger batches stop paying off and the square-root "
             "(sqrt) batch rule stops holding; measure transfer below it or use a fitted "
             "power rule")

@@ -144,19 +144,28 @@ BATCH_SPEC: dict[str, Any] = {
 def test_transfer_over_batch_says_which_rule_fits(open_page, db_path) -> None:
     """The optimum rises as batch^0.5: the page reads the exponent and prices sqrt cheapest."""
     from experiments.spec.sweep import SweepSpec
-    from experiments.store import Store
+    from experiments.store import ChunkWriter, Store
     from experiments.sweep.submit import create_sweep
 
     store = Store(db_path)
-    sweep_id = int(create_sweep(store, SweepSpec.model_validate(BATCH_SPEC)))
+    sweep_id = int(create_sweep(store, SweepSpec.model_validate({**BATCH_SPEC,
+                                                                 "noise_scale": True})))
     rng = torch.Generator().manual_seed(0)
+    dirs = []
     for claim in store.claim(10_000, "test", sweep_id):
         p = claim.payload
         opt = -7.0 + 0.5 * math.log2(p["batch_size"] / 8)
         loss = 0.1 + 0.05 * (math.log2(p["lr"]) - opt) ** 2 + 0.001 * float(
             torch.randn((), generator=rng))
+        # The runs measured a critical batch of about 20 (the last log point counts).
+        writer = ChunkWriter(claim.directory, claim.run_id, claim.attempt)
+        writer.add(2, {"noise_scale": 500.0})
+        writer.add(4, {"noise_scale": 20.0})
+        writer.flush()
+        dirs.append(claim.directory)
         result = {"state": "done", "final_train_loss": loss, "final_val_loss": loss}
         assert store.finish(claim.run_id, claim.attempt, {**result, "steps_done": 4})
+    store.ingest(dirs)
     at = open_page("views/transfer.py", current_sweep_id=sweep_id)
     at.radio(key="transfer_family").set_value("batch").run()
     assert not at.exception
@@ -164,7 +173,14 @@ def test_transfer_over_batch_says_which_rule_fits(open_page, db_path) -> None:
     words = " ".join(m.value for m in at.markdown)
     assert "the optimal LR grows as batch size^+0.5" in words, words
     assert "the sweep ran under no rule" in words and "**sqrt** costs least at batch size 64" in words
-    table = at.dataframe[-1].value
+    table = next(d.value for d in at.dataframe if "rule" in d.value.columns)
     assert list(table["rule"]) == ["none", "sqrt", "linear", "fitted (measured)"]
     regret = dict(zip(table["rule"], table["regret"], strict=True))
     assert float(regret["sqrt"]) < 0.01 < float(regret["none"])
+    # The critical batch: 20 per run; batch 32 and 64 sit above it, 8 and 16 below.
+    assert any(h.value == "Critical batch size" for h in at.subheader)
+    warned = [w.value for w in at.warning if "gradient noise scale" in w.value]
+    assert [w.split(" is above")[0] for w in warned] == ["Batch size 32", "Batch size 64"]
+    noise = next(d.value for d in at.dataframe if "B_simple (median)" in d.value.columns)
+    assert list(noise["batch size"]) == [8, 16, 32, 64]
+    assert list(noise["B_simple (median)"]) == ["20"] * 4
