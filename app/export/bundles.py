@@ -67,6 +67,31 @@ def summary(bundle: HPBundle) -> dict[str, str]:
     }
 
 
+def ladder_verdict_words(bundle: HPBundle) -> list[str]:
+    """One sentence per ladder the bundle's evidence carries (depth, batch, horizon): its
+    verdict, and for batch and horizon the rule the LR was moved by; and, for a sweep of one
+    width, that its width verdict says nothing about this bundle's ladders."""
+    out: list[str] = []
+    if len(bundle.spec.get("widths") or []) == 1 and bundle.target_width == bundle.base_width:
+        out.append("The sweep trained one width: it measures transfer along its ladders, not "
+                   "across widths, so its width verdict does not bear on this bundle.")
+    ev = bundle.evidence
+    for axis, word in (("depth", "Depth"), ("batch", "Batch size"), ("horizon", "Horizon")):
+        section = getattr(ev, axis, None)
+        if not section:
+            continue
+        words = f"{word} verdict: **{VERDICT_WORDS.get(section.get('verdict'), '—')}**"
+        moved = (bundle.scaling or {}).get(axis) if axis != "depth" else None
+        if moved:
+            how = ("the exponent the ladder measured" if moved.get("chosen") == "fitted"
+                   else f"rule {moved['rule']}")
+            exp = moved.get("lr_exponent")
+            words += (f"; LR moved by {how}" + ("" if exp is None else f" (k^{exp:+.2f})")
+                      + f" at k = {moved['k']:g}")
+        out.append(words + ".")
+    return out
+
+
 def forecast_words(bundle: HPBundle) -> str:
     """The best-loss forecast the bundle records at its target, in one line (or why none)."""
     ev = bundle.evidence

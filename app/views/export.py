@@ -100,6 +100,8 @@ def preview_section(service: Service, bundle: HPBundle, stem: str) -> None:
         words.append(f"Transfer verdict of the sweep: **{sentences['Verdict']}**.")
     if words:
         st.markdown(" ".join(words))
+    for line in bundles.ladder_verdict_words(bundle):
+        st.markdown(line)
     st.caption(bundles.forecast_words(bundle))
     st.json(bundle.body(), expanded=1)
     d1, d2 = st.columns(2)

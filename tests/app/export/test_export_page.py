@@ -50,3 +50,7 @@ def test_a_batch_ladder_exports_at_a_target_batch_with_the_rule_picked(open_page
     body = json.loads(at.json[0].proto.body)
     assert body["target_batch_size"] == 32 and body["scaling"]["batch"]["chosen"] == "fitted"
     assert body["scaling"]["batch"]["lr_exponent"] > 0.9
+    said = " ".join(m.value for m in at.markdown)
+    assert "The sweep trained one width" in said
+    assert "Batch size verdict: **not confirmed**; LR moved by the exponent the ladder " \
+           "measured (k^+1." in said and "at k = 4." in said, said
