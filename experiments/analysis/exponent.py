@@ -53,8 +53,9 @@ class SweptRule(NamedTuple):
 
 
 def swept_rule(runs: pd.DataFrame, axis: str) -> SweptRule:
-    """The rule (label, LR exponent, optimizer family) the runs were swept under along `axis` ("batch" or
-    "horizon"), read from the runs frame's `scaling` and `optimizer` columns (NULL: `none`).
+    """The rule (label, LR exponent, optimizer family) the runs were swept under along `axis`
+    ("batch" or "horizon"), read from the runs frame's `scaling` and `optimizer` columns (NULL:
+    `none`).
 
     Raises:
         ValueError: the runs were swept under different rules.
