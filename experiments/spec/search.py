@@ -49,14 +49,33 @@ class SearchConfig(BaseModel):
         return self == SearchConfig()
 
 
-def search_problems(search: SearchConfig, n_widths: int, n_lrs: int) -> list[tuple[str, str]]:
-    """(field, message) for a search the spec's ladder or grid cannot carry out."""
+# The ladders an adaptive search can walk, in the order it picks one: (spec field, axis word).
+_WALKABLE = (("widths", "width"), ("depths", "depth"), ("batch_sizes", "batch size"),
+             ("horizons", "horizon"))
+
+
+def walked_ladder(spec: object) -> tuple[str, list[int]]:
+    """(axis word, rungs) the adaptive search walks narrow to wide: the widths, or for a sweep
+    of one width its first other ladder of two rungs or more (depth, batch size, horizon), so a
+    one-width batch or horizon ladder brackets its wider rungs too. The other ladders' rungs
+    split the search into groups (`experiments.sweep.adaptive.group_label`)."""
+    for field, word in _WALKABLE:
+        rungs = [int(v) for v in (getattr(spec, field, None) or [])]
+        if len(rungs) >= 2:
+            return word, rungs
+    return "width", [int(v) for v in getattr(spec, "widths", [])]
+
+
+def search_problems(search: SearchConfig, n_widths: int, n_lrs: int,
+                    word: str = "width") -> list[tuple[str, str]]:
+    """(field, message) for a search the spec's ladder or grid cannot carry out (`word`: the
+    walked ladder's axis, `walked_ladder`)."""
     if search.kind != "adaptive":
         return []
     out = []
     if search.full_widths > n_widths:
         out.append(("search.full_widths", f"search.full_widths {search.full_widths} is more than "
-                    f"the {n_widths} widths: use 1..{n_widths} (1 = only the narrowest width "
+                    f"the {n_widths} {word}s: use 1..{n_widths} (1 = only the narrowest {word} "
                     "gets the full grid)"))
     if n_lrs < 3:
         out.append(("search", f"search: adaptive needs an LR grid of >= 3 points, got {n_lrs}: "

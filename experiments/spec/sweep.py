@@ -73,7 +73,7 @@ from experiments.spec.run import (
 )
 from experiments.spec.scaling import ScalingConfig, scaling_problems
 from experiments.spec.schedule import schedule_problems
-from experiments.spec.search import SearchConfig, search_problems
+from experiments.spec.search import SearchConfig, search_problems, walked_ladder
 from experiments.tasks.config import TaskConfig
 from mucore.optimizers import MUON_ADJUSTMENTS as MUON_ADJUSTMENTS
 from mucore.optimizers import optimizer_names as optimizer_names
@@ -550,7 +550,8 @@ def _field_problems(spec: SweepSpec) -> list[tuple[str, str]]:
         out.append(("lr_grid", f"give exactly one of lr_grid and lrs, got {which}: e.g. "
                     "lr_grid: {log2_min: -14, log2_max: -4, step: 1}"))
     out += _refused_optimizer(spec)
-    out += search_problems(spec.search, len(spec.widths), len(spec.log2_lrs()))
+    word, walked = walked_ladder(spec)
+    out += search_problems(spec.search, len(walked), len(spec.log2_lrs()), word)
     out += ladder_problems(spec)
     out += _length_problems(spec)
     out += _rung_scaling_problems(spec)

@@ -36,6 +36,11 @@ depth ladder; groups never share evidence, so SP and µP are searched separately
    trained neighbour, it closes that side (no run is ever planned past it, not even towards
    x0: the regret there is then reported as unknown rather than bought with more runs).
 
+A sweep of one width walks its ladder instead (`experiments.spec.search.walked_ladder`: depth,
+batch size or horizon, whichever it has first): the same rules with the rungs in the widths'
+place, the drift fitted against log2(rung) as the ladder's analysis does. Its other ladders'
+rungs split the groups, so a batch x horizon preset walks the batches at each horizon.
+
 Everything is a pure function of the spec and the outcomes of the runs it asked for, so the
 same results give the same plan: a runner killed mid-sweep and resumed makes exactly the
 runs an uninterrupted one makes, with no state beyond the stored runs.
@@ -51,6 +56,7 @@ import numpy as np
 
 from experiments.analysis.curves import curve_optimum
 from experiments.spec.run import GLOBAL_KNOBS, HParamsConfig, RunConfig
+from experiments.spec.search import walked_ladder
 from experiments.spec.sweep import SweepSpec, run_key
 
 # States after which a run's outcome no longer changes (the store's terminal states).
@@ -103,27 +109,43 @@ class _Group:
     runs: dict[tuple[int, int, int], RunConfig] = field(default_factory=dict)
 
 
-def group_label(run: RunConfig) -> str:
+def rung_of(run: RunConfig, word: str) -> int:
+    """The run's value on the walked ladder (`walked_ladder`'s axis word)."""
+    if word == "depth":
+        return int(getattr(run.model, "depth", 0))
+    if word == "batch size":
+        return int(run.batch_size)
+    if word == "horizon":
+        return int(run.horizon or run.steps)
+    return int(run.width)
+
+
+def group_label(run: RunConfig, walked: str = "width") -> str:
     """The group a run belongs to, e.g. "sp", "mup d4" (depth ladder), "mup b32 s800" (batch
-    and horizon ladders), "mup output_mult=2": its parametrization, ladder rungs and global
-    knobs away from their defaults (as in run keys)."""
-    depth = [] if run.base_depth is None else [f"d{getattr(run.model, 'depth', '')}"]
-    depth += [] if run.base_batch_size is None else [f"b{run.batch_size}"]
-    depth += [] if run.horizon is None else [f"s{run.steps}"]
+    and horizon ladders), "mup output_mult=2": its parametrization, the rungs of the ladders
+    it does not walk (`walked`: the axis word the search walks) and global knobs away from
+    their defaults (as in run keys)."""
+    depth = [] if run.base_depth is None or walked == "depth" else [
+        f"d{getattr(run.model, 'depth', '')}"]
+    depth += [] if run.base_batch_size is None or walked == "batch size" else [
+        f"b{run.batch_size}"]
+    # The horizon rung, not the steps: a batch rung of one horizon trains fewer steps.
+    depth += [] if run.horizon is None or walked == "horizon" else [f"s{run.horizon}"]
     defaults = HParamsConfig().model_dump()
     knobs = [f"{k}={v:g}" for k, v in sorted(run.hparams.model_dump().items())
              if k in GLOBAL_KNOBS and v != defaults[k]]
     return " ".join([run.parametrization, *depth, *knobs])
 
 
-def _groups(spec: SweepSpec) -> list[_Group]:
-    """`spec.expand()` split into groups, runs keyed by (width, grid index, seed)."""
+def _groups(spec: SweepSpec, walked: str) -> list[_Group]:
+    """`spec.expand()` split into groups, runs keyed by (rung on the walked ladder, grid index,
+    seed)."""
     index = {round(x, 9): i for i, x in enumerate(spec.log2_lrs())}
     groups: dict[str, _Group] = {}
     for run in spec.expand():
-        label = group_label(run)
+        label = group_label(run, walked)
         g = groups.setdefault(label, _Group(label))
-        g.runs[(run.width, index[round(math.log2(run.lr), 9)], run.seed)] = run
+        g.runs[(rung_of(run, walked), index[round(math.log2(run.lr), 9)], run.seed)] = run
     return list(groups.values())
 
 
@@ -141,12 +163,15 @@ def predict_log2(done: list[tuple[int, float]], width: int) -> float:
     return done[-1][1] + slope * (math.log2(width) - x[-1])
 
 
-def initial_points(spec: SweepSpec, width_pos: int, done: list[tuple[int, float]]) -> list[int]:
-    """The grid indices a width starts with: the whole grid, or the bracket (rule 2)."""
+def initial_points(spec: SweepSpec, width_pos: int, done: list[tuple[int, float]],
+                   rungs: list[int] | None = None) -> list[int]:
+    """The grid indices a width (a rung of `rungs`, default the widths) starts with: the whole
+    grid, or the bracket (rule 2)."""
     grid = spec.log2_lrs()
+    rungs = spec.widths if rungs is None else rungs
     if width_pos < spec.search.full_widths or not done:
         return list(range(len(grid)))  # a full width, or no finite optimum to predict from
-    target = predict_log2(done, spec.widths[width_pos])
+    target = predict_log2(done, rungs[width_pos])
     centre = min(range(len(grid)), key=lambda i: (abs(grid[i] - target), i))
     half = spec.search.bracket // 2
     return list(range(max(0, centre - half), min(len(grid), centre + half + 1)))
@@ -198,13 +223,16 @@ def _means(g: _Group, width: int, points: list[int], seeds: list[int],
 
 
 def _settle_width(spec: SweepSpec, g: _Group, pos: int, done: list[tuple[int, float]],
-                  outcomes: Mapping[str, RunOutcome], plan: Plan) -> bool:
-    """Walk one width of one group: queue what it needs next, or record its optimum.
+                  outcomes: Mapping[str, RunOutcome], plan: Plan,
+                  walk: tuple[str, list[int]] = ("width", [])) -> bool:
+    """Walk one width (rung of the walked ladder) of one group: queue what it needs next, or
+    record its optimum.
 
     Returns True when the width is settled (its optimum, if any, appended to `done`).
     """
-    width, grid, seeds = spec.widths[pos], spec.log2_lrs(), spec.seeds
-    points = initial_points(spec, pos, done)
+    word, rungs = walk[0], walk[1] or spec.widths
+    width, grid, seeds = rungs[pos], spec.log2_lrs(), spec.seeds
+    points = initial_points(spec, pos, done, rungs)
     while True:
         runs = [g.runs[(width, i, s)] for i in points for s in seeds]
         missing = [r for r in runs if run_key(r) not in outcomes]
@@ -219,7 +247,7 @@ def _settle_width(spec: SweepSpec, g: _Group, pos: int, done: list[tuple[int, fl
             break
         points = sorted({*points, nxt})
     if warning:
-        plan.warnings.append(f"{g.label} width {width}: {warning}")
+        plan.warnings.append(f"{g.label} {word} {width}: {warning}")
     xs = np.array([grid[i] for i in points if not math.isnan(means[i])])
     ys = np.array([means[i] for i in points if not math.isnan(means[i])])
     opt = curve_optimum(xs, ys) if xs.size else None
@@ -244,12 +272,14 @@ def plan_runs(spec: SweepSpec, outcomes: Mapping[str, RunOutcome]) -> Plan:
         plan.add = [r for r in spec.expand() if run_key(r) not in outcomes]
         return plan
     per_width = min(spec.search.bracket, len(spec.log2_lrs())) * len(spec.seeds)
-    for g in _groups(spec):
+    walk = walked_ladder(spec)
+    rungs = walk[1]
+    for g in _groups(spec, walk[0]):
         done: list[tuple[int, float]] = []
-        for pos in range(len(spec.widths)):
-            if not _settle_width(spec, g, pos, done, outcomes, plan):
+        for pos in range(len(rungs)):
+            if not _settle_width(spec, g, pos, done, outcomes, plan, walk):
                 plan.complete = False
-                plan.later_min += per_width * (len(spec.widths) - pos - 1)
+                plan.later_min += per_width * (len(rungs) - pos - 1)
                 break
     order = {run_key(r): i for i, r in enumerate(spec.expand())}
     plan.add.sort(key=lambda r: order[run_key(r)])
@@ -266,16 +296,17 @@ def run_bounds(spec: SweepSpec) -> tuple[int, int]:
     if spec.search.kind != "adaptive":
         return total, total
     n_lrs = len(spec.log2_lrs())
-    per_width = total // (len(spec.widths) * n_lrs)  # seeds x groups
-    full = min(spec.search.full_widths, len(spec.widths))
-    fewest = per_width * (full * n_lrs
-                          + (len(spec.widths) - full) * min(spec.search.bracket, n_lrs))
+    n_rungs = len(walked_ladder(spec)[1])
+    per_width = total // (n_rungs * n_lrs)  # seeds x groups
+    full = min(spec.search.full_widths, n_rungs)
+    fewest = per_width * (full * n_lrs + (n_rungs - full) * min(spec.search.bracket, n_lrs))
     return fewest, total
 
 
 def adaptive_widths(spec: SweepSpec) -> list[int]:
-    """The widths whose LRs the adaptive search chose (every width past the full ones)."""
-    if spec.search.kind != "adaptive":
+    """The widths whose LRs the adaptive search chose (every width past the full ones); none
+    when it walks another ladder (every width is then searched in part)."""
+    if spec.search.kind != "adaptive" or walked_ladder(spec)[0] != "width":
         return []
     return spec.widths[spec.search.full_widths:]
 

@@ -224,3 +224,39 @@ def test_each_knob_setting_is_searched_separately() -> None:
     assert at_512 == ["w512-mup-lr2^-10", "w512-mup-lr2^-4", "w512-mup-lr2^-5",
                       "w512-mup-lr2^-6", "w512-mup-lr2^-8", "w512-mup-lr2^-9"]
     assert sorted(plan.optima.values()) == [-9.0] * 4 + [-5.0] * 4
+
+
+def test_a_one_width_batch_ladder_walks_its_batches_at_each_horizon() -> None:
+    """One width, batch 8..64 x horizons 8 and 16: the search walks the batches (its first
+    ladder) at each horizon, brackets the wider batches around the optimum the drift predicts
+    (+0.5 per batch doubling here), and finds every rung's optimum as the grid would."""
+    spec = SweepSpec.model_validate({
+        "name": "adaptive-batch", "widths": [64], "base_width": 64,
+        "batch_sizes": [8, 16, 32, 64], "base_batch_size": 8, "horizons": [8, 16],
+        "batch_size": 8, "steps": 8, "log_every": 1, "parametrizations": ["mup"],
+        "lr_grid": {"log2_min": -12, "log2_max": -2, "step": 1}, "seeds": [0, 1],
+        "search": {"kind": "adaptive", "full_widths": 1, "bracket": 3},
+    })
+
+    def outcome(run: RunConfig) -> RunOutcome:
+        opt = -9.0 + 0.5 * math.log2(run.batch_size / 8) - 0.5 * math.log2(run.horizon / 8)
+        return RunOutcome("done", 1.0 + (math.log2(run.lr) - opt) ** 2 / 8)
+
+    outcomes, plan, _ = replay(spec, outcome)
+    assert plan.complete and not plan.warnings
+    per_rung: dict[tuple[int, int], int] = {}
+    for run in spec.expand():
+        if run_key(run) in outcomes:
+            per_rung[(run.batch_size, run.horizon)] = per_rung.get(
+                (run.batch_size, run.horizon), 0) + 1
+    for horizon in (8, 16):
+        assert per_rung[(8, horizon)] == 11 * 2  # the base batch: the full grid
+        for batch in (16, 32, 64):
+            assert per_rung[(batch, horizon)] <= 4 * 2  # a bracket (+1 point at most)
+    # Labelled by the horizon rung, walked along batch: optimum per (group, batch).
+    want = {("mup s8", 8): -9.0, ("mup s8", 64): -7.5, ("mup s16", 8): -9.5,
+            ("mup s16", 64): -8.0}
+    for key, opt in want.items():
+        assert plan.optima[key] == pytest.approx(opt, abs=0.05)
+    assert run_bounds(spec) == (2 * 2 * (11 + 3 * 3), spec.n_runs())
+    assert adaptive_widths(spec) == []
