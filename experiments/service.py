@@ -80,9 +80,17 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.analysis.schema import TransferReport
     from experiments.bundle.build import HPBundle
     from experiments.bundle.verify_cost import VerifyEstimate
+    from experiments.doctor.critical_batch import (  # noqa: F401 - re-exported
+        noise_scale_warning,
+    )
     from experiments.spec.estimate import SweepEstimate
     from experiments.spec.reach import VerdictReach  # noqa: F401 - re-exported (lazy)
+    from experiments.spec.scaling import PowerRule  # noqa: F401 - re-exported
     from experiments.sweep.planning import SearchProgress
+
+    # The scaling rules' names, for the forms that pick one (no aliases: the lazy loader
+    # reads each name from its module).
+    from mucore.scaling import POWER, rule_names  # noqa: F401 - re-exported
 
 _LAZY_TYPES = type_checking_exports(__name__, globals())
 __getattr__ = lazy_exports(__name__, _LAZY_TYPES, globals())

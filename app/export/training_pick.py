@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from mucore.scaling import rule_names
+from experiments.service import rule_names
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import SweepSpec

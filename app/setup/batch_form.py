@@ -14,8 +14,7 @@ from typing import Any
 import streamlit as st
 
 from app.widgets import form
-from experiments.spec.scaling import PowerRule
-from mucore.scaling import POWER, rule_names
+from experiments.service import POWER, PowerRule, rule_names
 
 BATCH_HELP = ("Comma-separated batch sizes, increasing, e.g. 8, 16, 32, 64. Each rung sees the "
               "same examples as the base batch (it trains steps x base batch / batch steps), so "

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import streamlit as st
 
-from experiments.doctor.noise_scale import noise_scale_warning
+from experiments.service import noise_scale_warning
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from experiments.service import Service

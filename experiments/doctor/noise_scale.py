@@ -33,6 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
+# The warning is torch-free (the dashboard reads it); kept importable from here for callers.
+from experiments.doctor.critical_batch import noise_scale_warning  # noqa: F401
+
 
 @dataclass(frozen=True)
 class NoiseScale:
@@ -119,13 +122,3 @@ class NoiseScaleMeter:
             return NoiseScale(math.nan, math.nan)
         return NoiseScale(grad_sq=float(self._grad_sq) / self._count,
                           trace_sigma=float(self._trace) / self._count)
-
-
-def noise_scale_warning(batch_size: int, b_simple: float) -> str | None:
-    """A warning when the proxy's batch is above the measured noise scale, else None."""
-    if not math.isfinite(b_simple) or b_simple <= 0 or batch_size <= b_simple:
-        return None
-    return (f"batch size {batch_size} is above the gradient noise scale B_simple ~ "
-            f"{b_simple:.3g}: past it larger batches stop paying off and the square-root "
-            "(sqrt) batch rule stops holding; measure transfer below it or use a fitted "
-            "power rule")
