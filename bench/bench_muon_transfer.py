@@ -1,7 +1,7 @@
 """LR transfer with Muon on the digits MLP: µP's rule against the uncorrected "match_rms_adamw".
 
     python bench/bench_muon_transfer.py [--variants original,uncorrected] [--steps 200]
-        [--model mlp|gpt] [--workers N]
+        [--model mlp|gpt] [--widths 64,128,256] [--workers N]
 
 For each variant, `sweep run` on a µP spec (the digits MLP, or with `--model gpt` the byte-level
 GPT; widths 64, 128, 256, seeds 0 and 1, a log2 LR grid)
@@ -53,11 +53,12 @@ MODELS: dict[str, dict[str, Any]] = {
 }
 
 
-def spec_for(optimizer: dict[str, Any], steps: int, model: str = "mlp") -> dict[str, Any]:
+def spec_for(optimizer: dict[str, Any], steps: int, model: str = "mlp",
+             widths: tuple[int, ...] = (64, 128, 256)) -> dict[str, Any]:
     """The µP spec of one variant on the digits MLP or the byte GPT."""
     return {"name": f"muon-transfer-{optimizer.get('adjust_lr_fn', optimizer['name'])}",
             **MODELS[model],
-            "widths": [64, 128, 256], "base_width": 64, "parametrizations": ["mup"],
+            "widths": list(widths), "base_width": widths[0], "parametrizations": ["mup"],
             "optimizer": optimizer, "lr_grid": {"log2_min": -12, "log2_max": -2, "step": 1},
             "seeds": [0, 1], "steps": steps, "log_every": 20, "device": "cpu"}
 
@@ -69,10 +70,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def run_variant(name: str, steps: int, scratch: Path, workers: int | None,
-                model: str = "mlp") -> dict[str, Any]:
+                model: str = "mlp", widths: tuple[int, ...] = (64, 128, 256)) -> dict[str, Any]:
     """Sweep and analyse one variant; returns the analysis' µP section."""
     spec_path, db = scratch / f"{name}.yaml", scratch / f"{name}.duckdb"
-    spec_path.write_text(yaml.safe_dump(spec_for(VARIANTS[name], steps, model)))
+    spec_path.write_text(yaml.safe_dump(spec_for(VARIANTS[name], steps, model, widths)))
     extra = ["--workers", str(workers)] if workers else []
     t0 = time.perf_counter()
     proc = _cli("sweep", "run", str(spec_path), "--db", str(db), *extra)
@@ -98,11 +99,13 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--model", choices=tuple(MODELS), default="mlp",
                         help="the digits MLP or the byte-level GPT (seq 32, batch 16)")
+    parser.add_argument("--widths", default="64,128,256", help="the width ladder, base first")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-muon-"))
     rows = []
     for name in args.variants.split(","):
-        mup = run_variant(name, args.steps, scratch, args.workers, args.model)
+        widths = tuple(int(w) for w in args.widths.split(","))
+        mup = run_variant(name, args.steps, scratch, args.workers, args.model, widths)
         optima = ", ".join(f"w{w['width']}: {w['opt_log2_lr']:+.2f}"
                            if w.get("opt_log2_lr") is not None else f"w{w['width']}: n/a"
                            for w in mup["widths"])
